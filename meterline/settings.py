@@ -1,0 +1,177 @@
+"""One settings model for every Meterline process.
+
+Values come from, in order of precedence: constructor arguments, `METERLINE_*`
+environment variables, the YAML file named by `METERLINE_CONFIG` (default
+`./meterline.yaml` when it exists), then the defaults below. Components receive a
+`Settings` instance and never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+__all__ = ["PriceOverride", "ProviderConfig", "Settings", "get_settings"]
+
+
+class ProviderConfig(BaseModel):
+    """An OpenAI-compatible upstream and the models routed to it.
+
+    `models` are exact names or `prefix*` patterns; `api_key_env` names the environment
+    variable holding the upstream key, so the key itself never sits in a config file.
+    """
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+    models: list[str] = Field(default_factory=lambda: ["*"])
+    # Provider id for pricing (genai-prices); defaults to `name`.
+    price_provider: str | None = None
+
+    def serves(self, model: str) -> bool:
+        for pattern in self.models:
+            if pattern == "*" or pattern == model:
+                return True
+            if pattern.endswith("*") and model.startswith(pattern[:-1]):
+                return True
+        return False
+
+
+class PriceOverride(BaseModel):
+    """Per-model prices in USD per million tokens (self-hosted or negotiated)."""
+
+    name: str = "custom"
+    input_mtok: Decimal = Decimal(0)
+    output_mtok: Decimal = Decimal(0)
+    cache_read_mtok: Decimal | None = None
+    cache_write_mtok: Decimal | None = None
+
+
+def _default_config_file() -> Path | None:
+    path = Path(os.environ.get("METERLINE_CONFIG", "meterline.yaml"))
+    return path if path.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="METERLINE_", extra="ignore")
+
+    # Where embedded state lives (ClickHouse engine files, gateway spool).
+    data_dir: Path = Path(".meterline")
+
+    # Kafka. `None` means "start the embedded broker" (meterline up).
+    kafka_bootstrap: str | None = None
+    topic_prefix: str = "meterline."
+    topic_partitions: int = 3
+    kafka_session_timeout_ms: int = 6000
+
+    # ClickHouse. `None` means the embedded engine at `<data_dir>/clickhouse`.
+    clickhouse_url: str | None = None
+    clickhouse_database: str = "meterline"
+
+    # Listening addresses (ARCHITECTURE §5).
+    host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    ingest_port: int = 4318
+    processors_port: int = 6066
+    dashboard_port: int = 8501
+    broker_port: int = 9092
+    mock_provider_port: int = 9100
+
+    # Gateway.
+    admin_token: SecretStr | None = None
+    gateway_url: str | None = None  # how other processes reach the gateway
+    max_body_bytes: int = 4 * 1024 * 1024
+    upstream_timeout_s: float = 60.0
+    upstream_connect_timeout_s: float = 5.0
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    spool_dir: Path | None = None
+    emitter_delivery_timeout_ms: int = 5000
+
+    # Processors.
+    processors_app_id: str = "meterline-processors"
+    price_overrides: dict[str, PriceOverride] = Field(default_factory=dict)
+
+    # Ingest sink.
+    sink_group_id: str = "meterline-ingest"
+    sink_batch_rows: int = 20_000
+    sink_flush_interval_s: float = 0.5
+    sink_retry_max_backoff_s: float = 10.0
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_ends_with_dot(cls, value: str) -> str:
+        return value if not value or value.endswith(".") else value + "."
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _default_config_file()
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    # Derived values, computed so nobody re-derives them differently.
+    def topic(self, name: str) -> str:
+        """Full topic name for a base name such as `requests` (ARCHITECTURE §3)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def resolved_clickhouse_url(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def resolved_spool_dir(self) -> Path:
+        return self.spool_dir or self.data_dir / "spool"
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def resolved_gateway_url(self) -> str:
+        return self.gateway_url or f"http://{self.host}:{self.gateway_port}"
+
+    def provider_for(self, model: str) -> ProviderConfig | None:
+        return next((p for p in self.providers if p.serves(model)), None)
+
+    def child_env(self) -> dict[str, Any]:
+        """Environment that reproduces these settings in a child process."""
+        env: dict[str, Any] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if value is None:
+                continue
+            key = f"METERLINE_{name.upper()}"
+            if isinstance(value, (dict, list)):
+                import orjson
+
+                env[key] = orjson.dumps(value).decode()
+            else:
+                env[key] = str(value)
+        if self.admin_token is not None:
+            env["METERLINE_ADMIN_TOKEN"] = self.admin_token.get_secret_value()
+        return env
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,357 @@
+"""Version 1 of every Meterline event and control record (ARCHITECTURE §4).
+
+Producers validate strictly; consumers ignore unknown fields, so a newer producer never
+breaks an older consumer. A breaking change is a new module (`v2.py`), never an edit.
+Money is `Decimal` (serialized as a string); timestamps are UTC with millisecond precision.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+from schemas.ids import new_event_id
+
+__all__ = [
+    "EVENT_MODELS",
+    "Anomaly",
+    "BudgetRecord",
+    "BudgetState",
+    "CostEvent",
+    "DeadLetter",
+    "DriftReport",
+    "EnforcementDecision",
+    "Event",
+    "GuardrailEvent",
+    "GuardrailSummary",
+    "KeyRecord",
+    "PolicyRecord",
+    "RequestEvent",
+    "SpanEvent",
+    "ToolCall",
+    "format_ts",
+    "utc_now",
+]
+
+SCHEMA_VERSION = 1
+
+Money = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(value: datetime) -> str:
+    """ISO-8601 UTC with millisecond precision, the wire format of every timestamp."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(format_ts, return_type=str, when_used="json")]
+
+
+class _Model(BaseModel):
+    # Consumers ignore unknown fields; records are immutable once built.
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        # Treat every naive timestamp as UTC (the chdb client returns naive datetimes).
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Event(_Model):
+    """The envelope every event carries."""
+
+    event_type: str = "event"
+
+    event_id: str = Field(default_factory=new_event_id)
+    schema_version: int = SCHEMA_VERSION
+    ts: Timestamp = Field(default_factory=utc_now)
+    source: str = "meterline"
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.schema_version < 1:
+            raise ValueError("schema_version must be >= 1")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+# --- gateway -----------------------------------------------------------------------------
+
+
+class ToolCall(_Model):
+    name: str
+    arguments_hash: str
+
+
+class GuardrailSummary(_Model):
+    guardrail: str
+    stage: Literal["input", "output"]
+    action: Literal["monitor", "redact", "block"]
+    category: str
+
+
+class RequestEvent(Event):
+    event_type: Literal["request"] = "request"
+
+    request_id: str
+    ts_start: Timestamp
+    ts_end: Timestamp
+    latency_ms: float
+    ttft_ms: float | None = None
+    key_id: str | None = None
+    org: str = ""
+    team: str = ""
+    project: str = ""
+    user: str = ""
+    session_id: str | None = None
+    trace_id: str | None = None
+    app: str | None = None
+    client_ip: str | None = None
+    user_agent: str | None = None
+    provider: str | None = None
+    model_requested: str | None = None
+    model_used: str | None = None
+    endpoint: str
+    stream: bool = False
+    status_code: int
+    error_type: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    max_tokens_requested: int | None = None
+    prompt_hash: str | None = None
+    prompt_chars: int = 0
+    response_chars: int = 0
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    finish_reason: str | None = None
+    enforcement: dict[str, str] = Field(default_factory=dict)
+    guardrails: list[GuardrailSummary] = Field(default_factory=list)
+
+
+class SpanEvent(Event):
+    event_type: Literal["span"] = "span"
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    name: str
+    kind: str = "UNKNOWN"  # OpenInference span kind: LLM, CHAIN, TOOL, RETRIEVER, AGENT, ...
+    start_ts: Timestamp
+    end_ts: Timestamp
+    duration_ms: float
+    status: Literal["unset", "ok", "error"] = "unset"
+    service_name: str | None = None
+    key_id: str | None = None
+    org: str = ""
+    team: str = ""
+    project: str = ""
+    user: str | None = None
+    session_id: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    operation: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    tool_name: str | None = None
+    tool_arguments_hash: str | None = None
+    finish_reasons: list[str] = Field(default_factory=list)
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class GuardrailEvent(Event):
+    event_type: Literal["guardrail"] = "guardrail"
+
+    request_id: str
+    key_id: str | None = None
+    org: str = ""
+    team: str = ""
+    project: str = ""
+    guardrail: str
+    stage: Literal["input", "output"]
+    action: Literal["monitor", "redact", "block"]
+    category: str
+    confidence: float = 1.0
+    excerpt: str = ""  # redacted, never the raw secret
+
+
+# --- processors ------------------------------------------------------------------------
+
+
+class CostEvent(Event):
+    event_type: Literal["cost"] = "cost"
+
+    request_id: str
+    source_type: Literal["request", "span"] = "request"
+    request_ts: Timestamp
+    key_id: str | None = None
+    org: str = ""
+    team: str = ""
+    project: str = ""
+    user: str = ""
+    session_id: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    input_cost: Money = Decimal(0)
+    output_cost: Money = Decimal(0)
+    cache_read_cost: Money = Decimal(0)
+    cache_write_cost: Money = Decimal(0)
+    total_cost: Money = Decimal(0)
+    currency: Literal["USD"] = "USD"
+    price_source: str
+    priced: bool
+
+
+class BudgetState(Event):
+    event_type: Literal["budget_state"] = "budget_state"
+
+    budget_id: str
+    subject: str
+    period: Literal["day", "week", "month"]
+    period_start: Timestamp
+    period_end: Timestamp
+    spent_usd: Money
+    limit_usd: Money
+    percent_used: float
+    burn_rate_usd_per_hour: Money = Decimal(0)
+    projected_exhaustion: Timestamp | None = None
+    status: Literal["ok", "soft", "hard"] = "ok"
+
+
+class Anomaly(Event):
+    event_type: Literal["anomaly"] = "anomaly"
+
+    anomaly_id: str = Field(default_factory=new_event_id)
+    kind: str  # llmjacking, agent_loop, ...
+    subject: str
+    score: float
+    severity: Literal["low", "medium", "high", "critical"]
+    signals: list[str] = Field(default_factory=list)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    recommended_action: Literal["none", "alert", "throttle", "block"] = "alert"
+
+
+class DriftReport(Event):
+    event_type: Literal["drift"] = "drift"
+
+    scope: str  # e.g. app:<app>/model:<model>
+    metric: str
+    statistic: Literal["psi", "ks"]
+    value: float
+    threshold: float
+    drifted: bool
+    window_start: Timestamp
+    window_end: Timestamp
+    reference_start: Timestamp | None = None
+    reference_end: Timestamp | None = None
+
+
+class EnforcementDecision(Event):
+    event_type: Literal["enforcement"] = "enforcement"
+
+    subject: str
+    action: Literal["block", "throttle", "allow"]
+    reason: str
+    source: Literal["budget", "llmjacking", "agent_loop", "guardrail", "manual"]
+    rpm: int | None = None
+    expires_at: Timestamp | None = None
+    decided_at: Timestamp = Field(default_factory=utc_now)
+    anomaly_id: str | None = None
+
+
+# --- control plane (compacted `meterline.control`) -------------------------------------
+
+
+class KeyRecord(Event):
+    event_type: Literal["key"] = "key"
+
+    key_id: str
+    key_hash: str  # sha256 hex of the secret; the secret itself is never stored
+    org: str
+    team: str = ""
+    project: str = ""
+    user: str = ""
+    models: list[str] | None = None  # allow-list; None means every model
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_ids: list[str] = Field(default_factory=list)
+    store_prompts: bool = False
+    revoked: bool = False
+    created_at: Timestamp = Field(default_factory=utc_now)
+    created_by: str = "admin"
+
+
+class BudgetRecord(Event):
+    event_type: Literal["budget"] = "budget"
+
+    budget_id: str
+    subject: str
+    period: Literal["day", "week", "month"]
+    limit_usd: Money
+    soft_pct: float = 80.0
+    action_on_hard: Literal["block", "throttle", "alert"] = "block"
+    throttle_rpm: int | None = None
+    timezone: str = "UTC"
+    deleted: bool = False
+    created_by: str = "admin"
+
+
+class PolicyRecord(Event):
+    event_type: Literal["policy"] = "policy"
+
+    policy_id: str
+    subject: str  # usually org:<org>
+    kind: str  # llmjacking, agent_loop, guardrail:<name>, ...
+    mode: str  # monitor | enforce | off | redact | block
+    params: dict[str, Any] = Field(default_factory=dict)
+    deleted: bool = False
+    created_by: str = "admin"
+
+
+class DeadLetter(Event):
+    event_type: Literal["dead_letter"] = "dead_letter"
+
+    original_topic: str
+    original_partition: int | None = None
+    original_offset: int | None = None
+    original_key: str | None = None
+    error: str
+    stage: str  # which component rejected it
+    payload: str  # original bytes, decoded with errors="replace"
+
+
+EVENT_MODELS: dict[str, type[Event]] = {
+    model.model_fields["event_type"].default: model
+    for model in (
+        RequestEvent,
+        SpanEvent,
+        GuardrailEvent,
+        CostEvent,
+        BudgetState,
+        Anomaly,
+        DriftReport,
+        EnforcementDecision,
+        KeyRecord,
+        BudgetRecord,
+        PolicyRecord,
+        DeadLetter,
+    )
+}

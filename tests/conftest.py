@@ -1,0 +1,65 @@
+"""Shared fixtures: free ports, a real tansu broker, settings with unique topic prefixes,
+and the one in-process ClickHouse engine this test process may open (ARCHITECTURE §6)."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meterline.embedded.broker import EmbeddedBroker
+from meterline.kafka import create_topics
+from meterline.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """One real broker for the session; tests isolate themselves by topic prefix."""
+    instance = EmbeddedBroker(free_port())
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path):
+    """Settings for one test: its own data dir, and (given a broker) its own topics."""
+
+    def factory(broker: EmbeddedBroker | None = None, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "data_dir": tmp_path / "data",
+            "topic_prefix": unique("t") + ".",
+            "topic_partitions": 2,
+            "clickhouse_database": unique("db_"),
+            "admin_token": "test-admin-token",
+            "processors_app_id": unique("procs-"),
+            "sink_group_id": unique("sink-"),
+        }
+        if broker is not None:
+            values["kafka_bootstrap"] = broker.bootstrap
+        values.update(overrides)
+        settings = Settings(**values)  # type: ignore[arg-type]
+        if broker is not None:
+            create_topics(settings)
+        return settings
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The single embedded ClickHouse engine of this test process; tests use own databases."""
+    return f"chdb://{tmp_path_factory.mktemp('clickhouse').resolve()}"
