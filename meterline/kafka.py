@@ -76,8 +76,9 @@ def create_topics(settings: Settings, names: Iterable[str] = TOPICS) -> list[str
             continue
         config = {"cleanup.policy": "compact"} if name in COMPACTED_TOPICS else {}
         wanted.append(
-            NewTopic(full, num_partitions=settings.topic_partitions, replication_factor=1,
-                     config=config)
+            NewTopic(
+                full, num_partitions=settings.topic_partitions, replication_factor=1, config=config
+            )
         )
     if not wanted:
         return []

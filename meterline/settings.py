@@ -22,7 +22,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-__all__ = ["PriceOverride", "ProviderConfig", "Settings", "get_settings"]
+__all__ = ["CONFIG_FILE_ENV", "PriceOverride", "ProviderConfig", "Settings", "get_settings"]
 
 
 class ProviderConfig(BaseModel):
@@ -58,8 +58,12 @@ class PriceOverride(BaseModel):
     cache_write_mtok: Decimal | None = None
 
 
+# The one variable read outside the model: it says where the YAML file is.
+CONFIG_FILE_ENV = "METERLINE_CONFIG"
+
+
 def _default_config_file() -> Path | None:
-    path = Path(os.environ.get("METERLINE_CONFIG", "meterline.yaml"))
+    path = Path(os.environ.get(CONFIG_FILE_ENV, "meterline.yaml"))
     return path if path.is_file() else None
 
 
@@ -91,6 +95,7 @@ class Settings(BaseSettings):
     # Gateway.
     admin_token: SecretStr | None = None
     gateway_url: str | None = None  # how other processes reach the gateway
+    read_api_url: str | None = None  # how dashboards reach ingest's read API
     max_body_bytes: int = 4 * 1024 * 1024
     upstream_timeout_s: float = 60.0
     upstream_connect_timeout_s: float = 5.0
@@ -150,6 +155,10 @@ class Settings(BaseSettings):
     @property
     def resolved_gateway_url(self) -> str:
         return self.gateway_url or f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def resolved_read_api_url(self) -> str:
+        return self.read_api_url or f"http://{self.host}:{self.ingest_port}"
 
     def provider_for(self, model: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.serves(model)), None)

@@ -17,6 +17,7 @@ from schemas.ids import new_event_id
 
 __all__ = [
     "EVENT_MODELS",
+    "SCHEMA_VERSION",
     "Anomaly",
     "BudgetRecord",
     "BudgetState",
@@ -38,11 +39,15 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-Money = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")]
+Money = Annotated[
+    Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")
+]
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    """Now, in UTC, truncated to the millisecond precision of the wire format."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def format_ts(value: datetime) -> str:

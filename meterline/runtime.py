@@ -1,0 +1,260 @@
+"""The embedded stack behind `meterline up`: broker, ingest, processors, gateway (+ demo).
+
+Each service runs as its own child process (`meterline <verb>`), configured through the
+environment from one `Settings`, so what runs here is exactly what runs in production.
+Start order follows the data flow's dependencies; stop order is the reverse, so intake
+stops first and every buffer is flushed downstream before its consumer goes away.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from meterline.embedded.broker import EmbeddedBroker
+from meterline.kafka import create_topics, wait_for_broker
+from meterline.settings import ProviderConfig, Settings
+
+__all__ = ["ServiceProcess", "Stack", "ensure_admin_token", "run_up"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ServiceProcess:
+    """One child service and how to tell it is healthy."""
+
+    name: str
+    argv: list[str]
+    health_url: str | None
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.exit_code is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with code {self.exit_code} while starting.\n"
+                    f"Last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            if self.health_url is None:
+                return
+            try:
+                if httpx.get(self.health_url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"{self.name} was not healthy at {self.health_url} within {timeout_s:.0f}s.\n"
+            f"Last lines of {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def ensure_admin_token(settings: Settings) -> Settings:
+    """Use the configured admin token, or one generated once and kept in the data dir."""
+    if settings.admin_token is not None:
+        return settings
+    path = settings.data_dir / "admin_token"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return settings.model_copy(update={"admin_token": path.read_text().strip()})
+
+
+def _meterline(*args: str) -> list[str]:
+    return [sys.executable, "-m", "meterline.cli", *args]
+
+
+class Stack:
+    """Start, watch and stop the embedded services."""
+
+    def __init__(self, settings: Settings, *, demo: bool = False, progress: Progress = print):
+        settings = ensure_admin_token(settings)
+        if demo and not settings.providers:
+            mock_url = f"http://{settings.host}:{settings.mock_provider_port}/v1"
+            settings = settings.model_copy(
+                update={"providers": [ProviderConfig(name="mock", base_url=mock_url)]}
+            )
+        self.settings = settings
+        self.demo = demo
+        self.progress = progress
+        self.broker: EmbeddedBroker | None = None
+        self.services: list[ServiceProcess] = []
+
+    @property
+    def urls(self) -> dict[str, str]:
+        s = self.settings
+        urls = {
+            "gateway (OpenAI-compatible)": f"http://{s.host}:{s.gateway_port}/v1",
+            "read API": f"http://{s.host}:{s.ingest_port}/api/showback?group_by=org",
+            "processors": f"http://{s.host}:{s.processors_port}/healthz",
+            "Kafka": s.bootstrap,
+            "ClickHouse": s.resolved_clickhouse_url,
+        }
+        if self.demo:
+            urls["mock provider"] = f"http://{s.host}:{s.mock_provider_port}/v1"
+        return urls
+
+    def _service(self, name: str, argv: list[str], health_port: int | None) -> ServiceProcess:
+        host = self.settings.host
+        health = f"http://{host}:{health_port}/healthz" if health_port else None
+        return ServiceProcess(name, argv, health, self.settings.data_dir / "logs" / f"{name}.log")
+
+    def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        steps = 5 + (2 if self.demo else 0)
+        step = 0
+
+        def announce(text: str) -> float:
+            nonlocal step
+            step += 1
+            self.progress(f"[{step}/{steps}] {text} ...")
+            return time.monotonic()
+
+        def done(started: float) -> None:
+            self.progress(f"      ok ({time.monotonic() - started:.1f}s)")
+
+        started = announce(f"Kafka broker at {s.bootstrap}")
+        if s.kafka_bootstrap is None:
+            self.broker = EmbeddedBroker(s.broker_port, host=s.host)
+            self.broker.start()
+            self.settings = s = s.model_copy(update={"kafka_bootstrap": self.broker.bootstrap})
+        wait_for_broker(s)
+        created = create_topics(s)
+        self.progress(f"      topics created: {len(created)} (prefix {s.topic_prefix!r})")
+        done(started)
+
+        env = {**os.environ, **{k: str(v) for k, v in s.child_env().items()}}
+        plan: list[tuple[str, ServiceProcess, float]] = []
+        if self.demo:
+            plan.append(
+                (
+                    "mock provider",
+                    self._service(
+                        "mock-provider", _meterline("mock-provider"), s.mock_provider_port
+                    ),
+                    30,
+                )
+            )
+        plan += [
+            (
+                "ingest (ClickHouse sink + read API)",
+                self._service("ingest", _meterline("ingest"), s.ingest_port),
+                90,
+            ),
+            (
+                "processors (Faust)",
+                self._service("processors", _meterline("processors"), s.processors_port),
+                90,
+            ),
+            ("gateway", self._service("gateway", _meterline("gateway"), s.gateway_port), 60),
+        ]
+        if self.demo:
+            plan.append(
+                (
+                    "demo traffic (simulate normal)",
+                    self._service(
+                        "simulator",
+                        _meterline("simulate", "normal", "--duration", "0", "--rate", "3"),
+                        None,
+                    ),
+                    5,
+                )
+            )
+        for label, service, timeout_s in plan:
+            started = announce(label)
+            service.start(env)
+            self.services.append(service)
+            service.wait_healthy(timeout_s)
+            done(started)
+
+    def dead_service(self) -> ServiceProcess | None:
+        return next((svc for svc in self.services if svc.exit_code is not None), None)
+
+    def stop(self) -> None:
+        # Reverse start order: intake stops first, sinks flush last.
+        for service in reversed(self.services):
+            self.progress(f"stopping {service.name} ...")
+            service.stop()
+        self.services.clear()
+        if self.broker is not None:
+            self.progress("stopping Kafka broker ...")
+            self.broker.stop()
+            self.broker = None
+
+
+def run_up(settings: Settings, *, demo: bool) -> int:
+    """`meterline up`: start everything, print the URLs, run until Ctrl-C."""
+    stack = Stack(settings, demo=demo)
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        stack.start()
+        print("\nMeterline is running:")
+        for name, url in stack.urls.items():
+            print(f"  {name:<30} {url}")
+        token = stack.settings.admin_token
+        assert token is not None
+        print(f"\n  admin token: {token.get_secret_value()}")
+        print(f"  logs:        {stack.settings.data_dir / 'logs'}")
+        print("\nPress Ctrl-C to stop.")
+        while (dead := stack.dead_service()) is None:
+            time.sleep(0.5)
+        print(
+            f"\n{dead.name} stopped unexpectedly (exit code {dead.exit_code}). "
+            f"Last lines of {dead.log_path}:\n{dead.log_tail()}",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping ...")
+        return 0
+    except RuntimeError as exc:
+        print(f"\nmeterline up failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()

@@ -1,0 +1,3 @@
+"""Meterline's single source of truth: event models, topic names, ClickHouse DDL."""
+
+__all__: list[str] = []
