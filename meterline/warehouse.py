@@ -1,0 +1,206 @@
+"""ClickHouse access shared by every process: connect, migrate, rebuild aggregates.
+
+Migrations are the ordered `schemas/clickhouse/migrations/NNNN_<name>.sql` files. Each
+holds `;`-terminated statements written with the `{{database}}` placeholder, which is
+replaced by the configured database name (validated as an identifier: it comes from our
+settings, but it is spliced into DDL, where parameters cannot go).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from meterline.settings import Settings
+from schemas.clickhouse import MIGRATIONS_DIR
+
+__all__ = [
+    "DATABASE_PLACEHOLDER",
+    "Migration",
+    "SharedClient",
+    "WarehouseError",
+    "connect",
+    "load_migrations",
+    "migrate",
+    "rebuild_aggregates",
+    "validate_identifier",
+]
+
+log = logging.getLogger(__name__)
+
+DATABASE_PLACEHOLDER = "{{database}}"
+MIGRATIONS_TABLE = "schema_migrations"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_STATEMENT_END = re.compile(r";\s*(?:\n|$)")
+
+
+class WarehouseError(RuntimeError):
+    """ClickHouse cannot be used as configured; the message says what to do."""
+
+
+def validate_identifier(name: str) -> str:
+    if not _IDENTIFIER.fullmatch(name):
+        raise WarehouseError(
+            f"invalid ClickHouse database name {name!r}: use letters, digits and '_' "
+            "(METERLINE_CLICKHOUSE_DATABASE)"
+        )
+    return name
+
+
+def connect(settings: Settings) -> Client:
+    """A clickhouse-connect client for `settings.resolved_clickhouse_url`.
+
+    `chdb:///abs/path` opens the in-process engine (one per OS process, and the data
+    directory is locked by whichever process opened it first); `http(s)://...` a server.
+    """
+    url = settings.resolved_clickhouse_url
+    if url.startswith("chdb://"):
+        path = Path(url.removeprefix("chdb://"))
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            return clickhouse_connect.get_client(dsn=f"chdb://{path}")
+        except Exception as exc:
+            raise WarehouseError(
+                f"cannot open the embedded ClickHouse engine at {path}: {exc}. "
+                "Another process probably holds it (only one process may open it): "
+                "stop `meterline up` / `meterline ingest` first, or point "
+                "METERLINE_CLICKHOUSE_URL at a ClickHouse server."
+            ) from exc
+    if url.startswith(("http://", "https://")):
+        try:
+            return clickhouse_connect.get_client(dsn=url)
+        except Exception as exc:
+            raise WarehouseError(
+                f"cannot reach ClickHouse at {url}: {exc}. Start it, or unset "
+                "METERLINE_CLICKHOUSE_URL to use the embedded engine."
+            ) from exc
+    raise WarehouseError(
+        f"unsupported METERLINE_CLICKHOUSE_URL {url!r}: use chdb:///abs/path or http(s)://..."
+    )
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str  # file name without `.sql`, e.g. 0001_raw_events
+    sql: str
+
+    def statements(self, database: str) -> list[str]:
+        text = "\n".join(
+            line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
+        ).replace(DATABASE_PLACEHOLDER, validate_identifier(database))
+        return [part.strip() for part in _STATEMENT_END.split(text) if part.strip()]
+
+
+def load_migrations() -> list[Migration]:
+    files = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    return [Migration(path.stem, path.read_text()) for path in files]
+
+
+def migrate(client: Client, database: str) -> list[str]:
+    """Apply the migrations not applied yet, in order; return their names.
+
+    Statements are `IF NOT EXISTS`, so a migration interrupted half-way is safe to re-run.
+    """
+    db = validate_identifier(database)
+    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} "
+        "(name String, applied_at DateTime64(3, 'UTC')) "
+        "ENGINE = ReplacingMergeTree ORDER BY name"
+    )
+    done = {row[0] for row in client.query(f"SELECT name FROM {db}.{MIGRATIONS_TABLE}").result_rows}
+    applied: list[str] = []
+    for migration in load_migrations():
+        if migration.name in done:
+            continue
+        for statement in migration.statements(db):
+            client.command(statement)
+        client.insert(
+            f"{db}.{MIGRATIONS_TABLE}",
+            [[migration.name, datetime.now(UTC)]],
+            column_names=["name", "applied_at"],
+        )
+        log.info("applied ClickHouse migration %s to %s", migration.name, db)
+        applied.append(migration.name)
+    return applied
+
+
+# Same shape as the spend_daily_mv select (0004_spend_daily.sql), but over costs FINAL.
+_SPEND_DAILY_REFILL = """
+INSERT INTO {db}.spend_daily
+SELECT
+    toDate(request_ts) AS day, org, team, project, key_id, provider, model, priced,
+    sum(total_cost) AS cost_usd,
+    sum(input_cost) AS input_cost_usd,
+    sum(output_cost) AS output_cost_usd,
+    sum(cache_read_cost) AS cache_read_cost_usd,
+    sum(cache_write_cost) AS cache_write_cost_usd,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(cache_read_tokens) AS cache_read_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    count() AS requests,
+    countIf(NOT priced) AS unpriced_requests
+FROM {db}.costs FINAL
+GROUP BY day, org, team, project, key_id, provider, model, priced
+"""
+
+
+def rebuild_aggregates(client: Client, database: str) -> int:
+    """Refill spend_daily from costs FINAL; return the number of spend_daily rows.
+
+    Run it with the sink stopped (in embedded mode it must be, as the engine is locked).
+    """
+    db = validate_identifier(database)
+    client.command(f"TRUNCATE TABLE IF EXISTS {db}.spend_daily")
+    client.command(_SPEND_DAILY_REFILL.format(db=db))
+    client.command(f"OPTIMIZE TABLE {db}.spend_daily FINAL")
+    return int(client.query(f"SELECT count() FROM {db}.spend_daily").result_rows[0][0])
+
+
+class SharedClient:
+    """One client used by several threads (sink and read API), one call at a time.
+
+    chdb's client is not known to be thread-safe, and in embedded mode there is exactly
+    one engine per process, so every call goes through one lock.
+    """
+
+    def __init__(self, client: Client, database: str) -> None:
+        self.client = client
+        self.database = validate_identifier(database)
+        self.lock = threading.Lock()
+
+    def query_rows(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> Sequence[Sequence[Any]]:
+        with self.lock:
+            return self.client.query(sql, parameters=parameters).result_rows
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        with self.lock:
+            return self.client.command(sql, parameters=parameters)
+
+    def insert_arrow(self, table: str, arrow_table: Any) -> None:
+        with self.lock:
+            self.client.insert_arrow(table, arrow_table, database=self.database)
+
+    def ping(self) -> bool:
+        try:
+            with self.lock:
+                self.client.query("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        with self.lock:
+            self.client.close()
