@@ -108,15 +108,23 @@ def _meterline(*args: str) -> list[str]:
 class Stack:
     """Start, watch and stop the embedded services."""
 
-    def __init__(self, settings: Settings, *, demo: bool = False, progress: Progress = print):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        mock_provider: bool = False,
+        traffic: bool = False,
+        progress: Progress = print,
+    ):
         settings = ensure_admin_token(settings)
-        if demo and not settings.providers:
+        if mock_provider and not settings.providers:
             mock_url = f"http://{settings.host}:{settings.mock_provider_port}/v1"
             settings = settings.model_copy(
                 update={"providers": [ProviderConfig(name="mock", base_url=mock_url)]}
             )
         self.settings = settings
-        self.demo = demo
+        self.mock_provider = mock_provider
+        self.traffic = traffic
         self.progress = progress
         self.broker: EmbeddedBroker | None = None
         self.services: list[ServiceProcess] = []
@@ -131,7 +139,7 @@ class Stack:
             "Kafka": s.bootstrap,
             "ClickHouse": s.resolved_clickhouse_url,
         }
-        if self.demo:
+        if self.mock_provider:
             urls["mock provider"] = f"http://{s.host}:{s.mock_provider_port}/v1"
         return urls
 
@@ -143,7 +151,7 @@ class Stack:
     def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        steps = 5 + (2 if self.demo else 0)
+        steps = 4 + int(self.mock_provider) + int(self.traffic)
         step = 0
 
         def announce(text: str) -> float:
@@ -167,7 +175,7 @@ class Stack:
 
         env = {**os.environ, **{k: str(v) for k, v in s.child_env().items()}}
         plan: list[tuple[str, ServiceProcess, float]] = []
-        if self.demo:
+        if self.mock_provider:
             plan.append(
                 (
                     "mock provider",
@@ -190,7 +198,7 @@ class Stack:
             ),
             ("gateway", self._service("gateway", _meterline("gateway"), s.gateway_port), 60),
         ]
-        if self.demo:
+        if self.traffic:
             plan.append(
                 (
                     "demo traffic (simulate normal)",
@@ -226,7 +234,7 @@ class Stack:
 
 def run_up(settings: Settings, *, demo: bool) -> int:
     """`meterline up`: start everything, print the URLs, run until Ctrl-C."""
-    stack = Stack(settings, demo=demo)
+    stack = Stack(settings, mock_provider=demo, traffic=demo)
 
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
