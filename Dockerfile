@@ -8,6 +8,7 @@ COPY schemas schemas
 COPY gateway gateway
 COPY ingest ingest
 COPY processors processors
+COPY dashboards dashboards
 RUN pip install . && useradd --create-home meterline
 USER meterline
 ENTRYPOINT ["meterline"]

@@ -44,6 +44,30 @@ def _cmd_processors(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+
+    import dashboards
+
+    app = Path(dashboards.__file__).parent / "app.py"
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        settings.host,
+        "--server.port",
+        str(settings.dashboard_port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    return subprocess.call(command)
+
+
 def _cmd_mock_provider(args: argparse.Namespace, settings: Settings) -> int:
     from meterline.mock_provider import serve
 
@@ -111,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         ("gateway", _cmd_gateway, "run the OpenAI-compatible proxy (port 8080)"),
         ("ingest", _cmd_ingest, "run the Kafka -> ClickHouse sink and read API (port 4318)"),
         ("processors", _cmd_processors, "run the Faust stream processors (web port 6066)"),
+        ("dashboard", _cmd_dashboard, "run the Streamlit dashboards (port 8501)"),
     ):
         verbs.add_parser(name, help=text).set_defaults(handler=handler)
 
