@@ -11,7 +11,8 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
+	@echo "Installing Meterline and its dependencies into $(VENV) (first run: about a minute) ..."
+	$(BIN)/pip install --quiet --progress-bar on -e ".[dev]"
 	touch $(STAMP)
 
 up: $(STAMP)
