@@ -1,0 +1,69 @@
+"""The single Faust app of the processors worker, built from Settings.
+
+Tuned for the embedded tansu broker as well as Apache Kafka (ARCHITECTURE §7): no
+transactions (at-least-once, sinks deduplicate on event_id), session timeout from
+settings (tansu's first group join waits about half of it), no leader topic, and our
+topics are never declared by Faust: `meterline.kafka.create_topics` owns them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from meterline.settings import Settings
+from processors.cost.agent import register_cost_agent
+from processors.dlq import DeadLetterPublisher
+from processors.metrics import PROMETHEUS_CONTENT_TYPE, ProcessorMetrics
+from schemas.topics import DLQ
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> faust.App:
+    metrics = metrics or ProcessorMetrics()
+    datadir = settings.data_dir / "processors"
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust only creates the last level
+    app = faust.App(
+        settings.processors_app_id,
+        broker=[f"kafka://{host.strip()}" for host in settings.bootstrap.split(",")],
+        store="memory://",
+        processing_guarantee="at_least_once",
+        broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.kafka_session_timeout_ms / 1000 / 3,
+        topic_partitions=settings.topic_partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        datadir=str(datadir),
+        web_enabled=True,
+        web_host=settings.host,
+        web_port=settings.processors_port,
+        autodiscover=False,
+    )
+    dead_letters = DeadLetterPublisher(
+        app.topic(settings.topic(DLQ), key_serializer="raw", value_serializer="raw"), metrics
+    )
+    register_cost_agent(app, settings, metrics, dead_letters)
+    _register_views(app, metrics)
+    return app
+
+
+def _register_views(app: faust.App, metrics: ProcessorMetrics) -> None:
+    @app.page("/healthz")
+    async def healthz(self: View, request: Request) -> Response:
+        return self.json(_health(app))
+
+    @app.page("/metrics")
+    async def prometheus(self: View, request: Request) -> Response:
+        return self.text(metrics.render(), content_type=PROMETHEUS_CONTENT_TYPE)
+
+
+def _health(app: faust.App) -> dict[str, Any]:
+    # Up as soon as the web server answers; `assigned` shows whether the group joined.
+    return {
+        "status": "ok",
+        "app_id": app.conf.id,
+        "assigned_partitions": len(app.assignor.assigned_actives()),
+    }

@@ -1,0 +1,275 @@
+"""Pricing: one RequestEvent in, exactly one CostEvent out. Pure: no Kafka, no Faust.
+
+Token convention (the same as genai-prices and OpenAI's usage block):
+`input_tokens` is the WHOLE prompt, cached tokens included; `cache_read_tokens` and
+`cache_write_tokens` are the parts of it read from / written to the provider's cache.
+So uncached input = input_tokens - cache_read_tokens - cache_write_tokens, and each part
+is charged exactly once at its own rate. The gateway records OpenAI's `prompt_tokens`
+as input_tokens and `prompt_tokens_details.cached_tokens` as cache_read_tokens; for
+Anthropic, whose `input_tokens` excludes cache tokens, it must add them. A request whose
+cache tokens exceed its input tokens breaks the convention and is rejected (dead letter)
+rather than priced wrongly.
+
+Money is Decimal end to end. `total_cost` is genai-prices' `total_price` to the last
+digit; the four parts always sum to it (input_cost also carries any non-token fee).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from importlib.metadata import version
+
+import genai_prices
+from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
+from genai_prices.types import ModelPrice, PriceCalculation, TieredPrices, Usage
+from pydantic import ValidationError
+
+from meterline.settings import PriceOverride
+from schemas.events.v1 import CostEvent, RequestEvent
+
+__all__ = [
+    "GENAI_PRICES_SOURCE",
+    "STAGE",
+    "CostSplit",
+    "Pricer",
+    "PricingError",
+    "RejectedEvent",
+    "cost_for_payload",
+    "parse_request",
+    "price_request",
+]
+
+GENAI_PRICES_SOURCE = f"genai-prices@{version('genai-prices')}"
+STAGE = "processors.cost"
+_ZERO = Decimal(0)
+# Error messages land in the dead-letter topic; keep them readable, not exhaustive.
+_MAX_LISTED_ERRORS = 5
+
+
+class RejectedEvent(ValueError):
+    """The input cannot become a CostEvent; `reason` says why (goes to the dead letter)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PricingError(RejectedEvent):
+    """The event parsed but its usage cannot be priced (e.g. cache tokens > input tokens)."""
+
+
+@dataclass(frozen=True)
+class CostSplit:
+    input_cost: Decimal
+    output_cost: Decimal
+    cache_read_cost: Decimal
+    cache_write_cost: Decimal
+    total_cost: Decimal
+
+    @classmethod
+    def zero(cls) -> CostSplit:
+        return cls(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO)
+
+
+class Pricer:
+    """Prices requests from genai-prices' bundled data, with per-model overrides first."""
+
+    def __init__(self, overrides: Mapping[str, PriceOverride] | None = None) -> None:
+        self._overrides = dict(overrides or {})
+        self._override_prices = {
+            model: _override_model_price(override) for model, override in self._overrides.items()
+        }
+
+    def price(self, event: RequestEvent) -> CostEvent:
+        model = event.model_used or event.model_requested
+        usage = _usage_of(event)
+        split, source, priced = CostSplit.zero(), GENAI_PRICES_SOURCE, False
+        if model and model in self._overrides:
+            split = _override_split(self._override_prices[model], usage)
+            source, priced = f"override:{self._overrides[model].name}", True
+        elif model:
+            calculation = _genai_calculation(model, event.provider, usage, event.ts_start)
+            if calculation is not None:
+                split = _split_of(
+                    calculation.model_price,
+                    usage,
+                    total_price=calculation.total_price,
+                    output_price=calculation.output_price,
+                )
+                priced = True
+        return _cost_event(event, model, split, source, priced)
+
+
+def price_request(
+    event: RequestEvent, overrides: Mapping[str, PriceOverride] | None = None
+) -> CostEvent:
+    """One-off convenience; long-lived callers keep a `Pricer`."""
+    return Pricer(overrides).price(event)
+
+
+def parse_request(payload: bytes) -> RequestEvent:
+    """Validate raw bytes from the requests topic; unknown fields are ignored."""
+    try:
+        return RequestEvent.model_validate_json(payload)
+    except ValidationError as exc:
+        raise RejectedEvent(f"invalid RequestEvent: {_describe(exc)}") from exc
+
+
+def cost_for_payload(payload: bytes | None, pricer: Pricer) -> CostEvent:
+    """Raw message value -> CostEvent, or RejectedEvent with a reason for the dead letter."""
+    if payload is None:
+        raise RejectedEvent("invalid RequestEvent: empty message (null value)")
+    return pricer.price(parse_request(payload))
+
+
+# --- genai-prices ---------------------------------------------------------------------
+
+
+def _usage_of(event: RequestEvent) -> Usage:
+    try:
+        return Usage(
+            input_tokens=event.input_tokens,
+            output_tokens=event.output_tokens,
+            cache_read_tokens=event.cache_read_tokens,
+            cache_write_tokens=event.cache_write_tokens,
+        )
+    except ValueError as exc:  # negative counts
+        raise PricingError(f"invalid token counts: {exc}") from exc
+
+
+def _genai_calculation(
+    model: str, provider: str | None, usage: Usage, at: datetime
+) -> PriceCalculation | None:
+    """genai-prices' calculation, or None when it does not know the model."""
+    # A provider genai-prices knows narrows the match; a local name ("mock", "vllm")
+    # would only make the lookup fail, so then match on the model alone.
+    attempts: list[str | None] = [None]
+    if provider and find_provider_by_id(get_snapshot().providers, provider) is not None:
+        attempts.insert(0, provider)
+    for provider_id in attempts:
+        try:
+            return genai_prices.calc_price(
+                usage, model_ref=model, provider_id=provider_id, genai_request_timestamp=at
+            )
+        except LookupError:
+            continue
+        except ValueError as exc:  # usage that contradicts itself, e.g. cache > input
+            raise PricingError(f"cannot price {model!r}: {exc}") from exc
+    return None
+
+
+def _split_of(
+    model_price: ModelPrice, usage: Usage, total_price: Decimal, output_price: Decimal
+) -> CostSplit:
+    """Split a price into input / output / cache read / cache write, summing to the total.
+
+    The cache parts are priced by genai-prices' own arithmetic with every other price set
+    to zero, so the token decomposition and the tier choice stay exactly the same.
+    """
+    try:
+        cache_read = (
+            _price_of_keys(model_price, usage, "read") if usage.cache_read_tokens else _ZERO
+        )
+        cache_write = (
+            _price_of_keys(model_price, usage, "write") if usage.cache_write_tokens else _ZERO
+        )
+    except ValueError as exc:
+        raise PricingError(f"cannot price usage {usage!r}: {exc}") from exc
+    # Whatever is neither output nor cache (uncached input, per-request fees) is input.
+    input_cost = total_price - output_price - cache_read - cache_write
+    return CostSplit(input_cost, output_price, cache_read, cache_write, total_price)
+
+
+def _price_of_keys(model_price: ModelPrice, usage: Usage, cache_kind: str) -> Decimal:
+    """Total of the cache price keys of one kind (`read`/`write`), others zeroed."""
+    prices = _price_items(model_price)
+    if not any(_is_cache_key(key, cache_kind) for key in prices):
+        return _ZERO
+    only = {
+        key: (value if _is_cache_key(key, cache_kind) else _ZERO) for key, value in prices.items()
+    }
+    return ModelPrice(**only).calc_price(usage)["total_price"]
+
+
+def _price_items(model_price: ModelPrice) -> dict[str, Decimal | TieredPrices]:
+    return {
+        key: value
+        for key, value in vars(model_price).items()
+        if not key.startswith("_") and value is not None
+    }
+
+
+def _is_cache_key(price_key: str, cache_kind: str) -> bool:
+    # genai-prices names every cache unit `cache_[<modality>_]<read|write>[_<ttl>]_mtok`.
+    return price_key.startswith("cache_") and f"_{cache_kind}" in price_key
+
+
+def _override_split(model_price: ModelPrice, usage: Usage) -> CostSplit:
+    try:
+        result = model_price.calc_price(usage)
+    except ValueError as exc:
+        raise PricingError(f"cannot price usage {usage!r}: {exc}") from exc
+    return _split_of(
+        model_price, usage, total_price=result["total_price"], output_price=result["output_price"]
+    )
+
+
+def _override_model_price(override: PriceOverride) -> ModelPrice:
+    # Unset cache prices mean cache tokens are charged as plain input, as in genai-prices.
+    return ModelPrice(
+        input_mtok=override.input_mtok,
+        output_mtok=override.output_mtok,
+        cache_read_mtok=override.cache_read_mtok,
+        cache_write_mtok=override.cache_write_mtok,
+    )
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+def _cost_event(
+    event: RequestEvent, model: str | None, split: CostSplit, source: str, priced: bool
+) -> CostEvent:
+    # Deterministic: the same request always yields the same CostEvent (same event_id,
+    # same ts), so a replay after a crash is deduplicated by the sink.
+    return CostEvent(
+        event_id=event.event_id,
+        ts=event.ts_end,
+        source=STAGE,
+        request_id=event.request_id,
+        source_type="request",
+        request_ts=event.ts_start,
+        key_id=event.key_id,
+        org=event.org,
+        team=event.team,
+        project=event.project,
+        user=event.user,
+        session_id=event.session_id,
+        provider=event.provider,
+        model=model,
+        input_tokens=event.input_tokens,
+        output_tokens=event.output_tokens,
+        cache_read_tokens=event.cache_read_tokens,
+        cache_write_tokens=event.cache_write_tokens,
+        input_cost=split.input_cost,
+        output_cost=split.output_cost,
+        cache_read_cost=split.cache_read_cost,
+        cache_write_cost=split.cache_write_cost,
+        total_cost=split.total_cost,
+        price_source=source,
+        priced=priced,
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:_MAX_LISTED_ERRORS]:
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    extra = exc.error_count() - _MAX_LISTED_ERRORS
+    if extra > 0:
+        parts.append(f"and {extra} more")
+    return "; ".join(parts)

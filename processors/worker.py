@@ -1,0 +1,32 @@
+"""Run the processors worker: `processors.worker.serve(settings)` (used by the CLI)."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from meterline.kafka import create_topics, wait_for_broker
+from meterline.settings import Settings
+from processors.app import create_app
+
+__all__ = ["serve"]
+
+
+def serve(settings: Settings, loglevel: str = "WARNING") -> None:
+    """Block running the Faust worker; return after a clean stop (SIGTERM or SIGINT).
+
+    Makes sure our topics exist first (explicit creation, never broker auto-creation),
+    so the worker also starts against a fresh broker.
+    """
+    wait_for_broker(settings)
+    create_topics(settings)
+    app = create_app(settings)
+    # Faust installs the SIGTERM/SIGINT handlers and stops agents, commits, then exits.
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    logging.getLogger(__name__).info("processors worker stopped")
