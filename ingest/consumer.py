@@ -1,0 +1,279 @@
+"""The Kafka -> sink loop: consume every event topic, batch, write, then commit.
+
+At-least-once, with no loss: auto-commit is off and offsets are committed only after the
+sink wrote every row buffered up to them. When the write fails (ClickHouse down, a table
+detached), the same rows stay buffered and are retried with exponential backoff; nothing
+is committed meanwhile, so even a crash during the outage loses nothing. The sink is
+idempotent on event_id, so what is re-read after a crash is not counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+from ingest.checkpoint import FlushPolicy, OffsetTracker
+from ingest.errors import SinkError
+from ingest.routing import Rejected, Router
+from ingest.sinks.base import Sink
+from ingest.status import SinkStatus
+from ingest.tables import row_for
+from meterline.kafka import consumer_config, producer_config
+from meterline.settings import Settings
+from schemas.events.v1 import DeadLetter
+
+__all__ = ["SinkConsumer"]
+
+log = logging.getLogger(__name__)
+
+_CONSUME_BATCH = 10_000
+_INITIAL_BACKOFF_S = 0.1
+_SHUTDOWN_FLUSH_S = 10.0
+
+Committer = Callable[[dict[tuple[str, int], int]], None]
+Publisher = Callable[[DeadLetter], None]
+
+
+class SinkConsumer:
+    """Owns the Kafka consumer of group `settings.sink_group_id` and drives one sink.
+
+    `handle` and `checkpoint` are usable without Kafka (unit tests pass `commit` and
+    `publish`); `run` wires them to a real consumer and producer.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sink: Sink,
+        *,
+        status: SinkStatus | None = None,
+        commit: Committer | None = None,
+        publish: Publisher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.status = status or SinkStatus()
+        self.router = Router(settings.topic_prefix)
+        self.policy = FlushPolicy(settings.sink_batch_rows, settings.sink_flush_interval_s)
+        self.offsets = OffsetTracker()
+        self.max_backoff_s = settings.sink_retry_max_backoff_s
+        self._commit = commit
+        self._publish = publish
+        self._clock = clock
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._consumed = 0
+        self._uncommitted = 0
+        self._dead_letters = 0
+        self._rows_written = 0
+
+    # --- message handling (no I/O) -------------------------------------------------------
+
+    def handle(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None = None,
+    ) -> None:
+        result = self.router.route(topic, partition, offset, key, value, timestamp_ms)
+        if isinstance(result, Rejected):
+            self._dead_letter(result)
+        else:
+            self.sink.add(result.table, result.row)
+        self.offsets.record(topic, partition, offset)
+        self.policy.note_pending(self._clock())
+        self._consumed += 1
+        self._uncommitted += 1
+
+    def _dead_letter(self, rejected: Rejected) -> None:
+        dead_letter = rejected.dead_letter
+        log.warning(
+            "dead-lettering %s[%s]@%s: %s",
+            dead_letter.original_topic,
+            dead_letter.original_partition,
+            dead_letter.original_offset,
+            dead_letter.error,
+        )
+        table, row = row_for(dead_letter)
+        self.sink.add(table, row)
+        self._dead_letters += 1
+        if rejected.publish and self._publish is not None:
+            self._publish(dead_letter)
+
+    def checkpoint_due(self) -> bool:
+        return self.policy.due(self.sink.largest_batch, self.sink.pending_rows, self._clock())
+
+    # --- flush + commit ------------------------------------------------------------------
+
+    def checkpoint(
+        self, stop: threading.Event | None = None, deadline: float | None = None
+    ) -> bool:
+        """Write every buffered row (retrying), then commit. False if it gave up.
+
+        Gives up only when `stop` is set or `deadline` (monotonic) passes; then nothing is
+        committed and the rows will be re-read from Kafka after a restart.
+        """
+        if self.sink.pending_rows == 0 and not self.offsets:
+            return True
+        backoff = _INITIAL_BACKOFF_S
+        failures = 0
+        while True:
+            try:
+                written = self.sink.flush()
+                break
+            except SinkError as exc:
+                failures += 1
+                self.status.update(
+                    consecutive_failures=failures,
+                    last_error=str(exc),
+                    pending_rows=self.sink.pending_rows,
+                )
+                log.warning(
+                    "ClickHouse write failed (attempt %d): %s. Keeping %d rows, committing "
+                    "nothing; retrying in %.1fs.",
+                    failures,
+                    exc,
+                    self.sink.pending_rows,
+                    backoff,
+                )
+                if deadline is not None and time.monotonic() + backoff > deadline:
+                    log.error("giving up the flush at shutdown; the rows will be re-read")
+                    return False
+                if stop is not None:
+                    if stop.wait(backoff):
+                        return False
+                else:
+                    time.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+        if failures:
+            log.info("ClickHouse writes succeed again after %d failed attempts", failures)
+        self._rows_written += written
+        now = time.time()
+        self.policy.flushed()
+        self.status.update(
+            flushes=self.status.flushes + 1,
+            last_flush_at=now,
+            consecutive_failures=0,
+            rows_written=self._rows_written,
+            pending_rows=self.sink.pending_rows,
+        )
+        self._commit_offsets()
+        return True
+
+    def _commit_offsets(self) -> None:
+        pending = self.offsets.pending()
+        if not pending:
+            return
+        if self._producer is not None:
+            # Dead letters reach their topic before the offsets that produced them commit.
+            self._producer.flush(5)
+        try:
+            if self._commit is not None:
+                self._commit(pending)
+            elif self._consumer is not None:
+                self._consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in pending.items()],
+                    asynchronous=False,
+                )
+        except KafkaException as exc:
+            # Rows are stored; re-reading them after a failed commit is harmless (idempotent).
+            log.warning("offset commit failed, will retry with the next one: %s", exc)
+            return
+        self.offsets.clear()
+        self._uncommitted = 0
+        self.status.update(
+            commits=self.status.commits + 1, last_commit_at=time.time(), uncommitted_messages=0
+        )
+
+    # --- Kafka loop ----------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set; then flush and commit what is buffered."""
+        settings = self.settings
+        consumer = Consumer(
+            consumer_config(
+                settings,
+                settings.sink_group_id,
+                # An outage holds the loop in the retry; stay in the group meanwhile.
+                **{"max.poll.interval.ms": 900_000},
+            )
+        )
+        self._consumer = consumer
+        self._producer = Producer(producer_config(settings))
+        if self._publish is None:
+            self._publish = self._publish_to_dlq
+        consumer.subscribe(
+            self.router.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self.status.update(running=True)
+        log.info(
+            "sink consuming %d topics as group %s", len(self.router.topics), settings.sink_group_id
+        )
+        try:
+            while not stop.is_set():
+                messages = consumer.consume(
+                    num_messages=_CONSUME_BATCH, timeout=min(0.2, settings.sink_flush_interval_s)
+                )
+                for message in messages:
+                    self._handle_message(message)
+                if self.checkpoint_due():
+                    self.checkpoint(stop)
+                self.status.update(
+                    messages_consumed=self._consumed,
+                    pending_rows=self.sink.pending_rows,
+                    uncommitted_messages=self._uncommitted,
+                    dead_letters=self._dead_letters,
+                )
+        finally:
+            self.checkpoint(deadline=time.monotonic() + _SHUTDOWN_FLUSH_S)
+            consumer.close()
+            self._producer.flush(5)
+            self.status.update(running=False)
+            log.info("sink stopped")
+
+    def _handle_message(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise KafkaException(error)
+            log.warning("consumer error: %s", error)
+            return
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None
+        _, timestamp_ms = message.timestamp()
+        self.handle(topic, partition, offset, message.key(), message.value(), timestamp_ms)
+
+    def _publish_to_dlq(self, dead_letter: DeadLetter) -> None:
+        assert self._producer is not None
+        key = dead_letter.original_key.encode() if dead_letter.original_key else None
+        try:
+            self._producer.produce(self.router.dlq_topic, value=dead_letter.to_json(), key=key)
+            self._producer.poll(0)
+        except (BufferError, KafkaException) as exc:
+            # The dead_letters table still gets the row; the topic copy is best effort.
+            log.warning("could not publish a dead letter to %s: %s", self.router.dlq_topic, exc)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.status.update(assigned_partitions=self.status.assigned_partitions + len(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Hand over cleanly: write and commit now, or at least not commit for others.
+        self.checkpoint(deadline=time.monotonic() + 2 * self.max_backoff_s)
+        self.offsets.forget([(tp.topic, tp.partition) for tp in partitions])
+        self.status.update(
+            assigned_partitions=max(0, self.status.assigned_partitions - len(partitions))
+        )
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.offsets.forget([(tp.topic, tp.partition) for tp in partitions])

@@ -1,0 +1,192 @@
+"""From a Kafka message to a table row, or to a dead letter saying why not.
+
+Pure logic (no Kafka client, no database): the consumer hands in the message's parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from pydantic import ValidationError
+
+from ingest.tables import Row as Row
+from ingest.tables import (
+    RowMappingError,
+    control_tombstone_row,
+    enforcement_lift_row,
+    row_for,
+    utc_from_ms,
+)
+from schemas import topics
+from schemas.events.v1 import (
+    Anomaly,
+    BudgetRecord,
+    BudgetState,
+    CostEvent,
+    DeadLetter,
+    DriftReport,
+    EnforcementDecision,
+    Event,
+    GuardrailEvent,
+    KeyRecord,
+    PolicyRecord,
+    RequestEvent,
+    SpanEvent,
+)
+from schemas.ids import deterministic_id
+
+__all__ = ["STAGE", "Rejected", "Routed", "Router"]
+
+STAGE = "ingest.sink"
+_MAX_PAYLOAD_CHARS = 65_536
+_MAX_ERROR_CHARS = 2_000
+
+# The event models each topic may carry (ARCHITECTURE §3).
+TOPIC_MODELS: dict[str, tuple[type[Event], ...]] = {
+    topics.REQUESTS: (RequestEvent,),
+    topics.SPANS: (SpanEvent,),
+    topics.GUARDRAILS: (GuardrailEvent,),
+    topics.COSTS: (CostEvent,),
+    topics.BUDGETS: (BudgetState,),
+    topics.ANOMALIES: (Anomaly,),
+    topics.DRIFT: (DriftReport,),
+    topics.ENFORCEMENT: (EnforcementDecision,),
+    topics.CONTROL: (KeyRecord, BudgetRecord, PolicyRecord),
+    topics.DLQ: (DeadLetter,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    table: str
+    row: Row
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    dead_letter: DeadLetter
+    # Publish to the dlq topic too? Not for what came from the dlq topic itself.
+    publish: bool
+
+
+class Router:
+    """Knows the topic names of one deployment (their prefix) and decodes messages."""
+
+    def __init__(self, topic_prefix: str) -> None:
+        self.prefix = topic_prefix
+        self._models = {f"{topic_prefix}{base}": models for base, models in TOPIC_MODELS.items()}
+        self._by_type = {
+            full: {model.model_fields["event_type"].default: model for model in models}
+            for full, models in self._models.items()
+        }
+        self.dlq_topic = f"{topic_prefix}{topics.DLQ}"
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._models)
+
+    def route(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None,
+    ) -> Routed | Rejected:
+        models = self._models.get(topic)
+        if models is None:
+            return self._reject(
+                topic, partition, offset, key, value, timestamp_ms, f"unexpected topic {topic!r}"
+            )
+        if value is None:
+            return self._tombstone(topic, partition, offset, key, value, timestamp_ms)
+        try:
+            event = self._decode(topic, models, value)
+            table, row = row_for(event)
+        except (ValidationError, ValueError, RowMappingError) as exc:
+            return self._reject(topic, partition, offset, key, value, timestamp_ms, _describe(exc))
+        return Routed(table, row)
+
+    def _decode(self, topic: str, models: tuple[type[Event], ...], value: bytes) -> Event:
+        if len(models) == 1:
+            # Fast path: pydantic parses the JSON itself (no intermediate dict).
+            return models[0].model_validate_json(value)
+        data = orjson.loads(value)
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        event_type = data.get("event_type")
+        model = self._by_type[topic].get(event_type) if isinstance(event_type, str) else None
+        if model is None:
+            allowed = sorted(self._by_type[topic])
+            raise ValueError(f"event_type {event_type!r} is not one of {allowed} on {topic}")
+        return model.model_validate(data)
+
+    def _tombstone(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None,
+    ) -> Routed | Rejected:
+        """Null values lift a block (enforcement) or delete a record (control)."""
+        key_text = key.decode(errors="replace") if key else ""
+        event_id = deterministic_id("tombstone", topic, str(partition), str(offset))
+        ts = utc_from_ms(timestamp_ms)
+        if topic == f"{self.prefix}{topics.ENFORCEMENT}" and key_text:
+            return Routed("enforcement_decisions", enforcement_lift_row(event_id, ts, key_text))
+        if topic == f"{self.prefix}{topics.CONTROL}" and ":" in key_text:
+            return Routed("control_records", control_tombstone_row(event_id, ts, key_text))
+        return self._reject(
+            topic,
+            partition,
+            offset,
+            key,
+            value,
+            timestamp_ms,
+            "empty message (null value) on a topic without tombstones",
+        )
+
+    def _reject(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None,
+        error: str,
+    ) -> Rejected:
+        payload = value.decode(errors="replace") if value is not None else ""
+        dead_letter = DeadLetter(
+            # Same message, same id and time: a replayed bad message is stored once.
+            event_id=deterministic_id(STAGE, topic, str(partition), str(offset)),
+            ts=_ts(timestamp_ms),
+            source="ingest",
+            original_topic=topic,
+            original_partition=partition,
+            original_offset=offset,
+            original_key=key.decode(errors="replace") if key is not None else None,
+            error=error[:_MAX_ERROR_CHARS],
+            stage=STAGE,
+            payload=payload[:_MAX_PAYLOAD_CHARS],
+        )
+        return Rejected(dead_letter, publish=topic != self.dlq_topic)
+
+
+def _ts(timestamp_ms: int | None) -> datetime:
+    return utc_from_ms(timestamp_ms)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors(include_url=False)[:10]
+        ]
+        return f"validation failed ({exc.error_count()} errors): " + "; ".join(parts)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,154 @@
+"""ClickHouseSink: columnar (Arrow) inserts that are idempotent on event_id.
+
+Why the lookup before insert: the raw tables are ReplacingMergeTree, so duplicates
+converge on merge, but the spend_daily materialized view sees every inserted block and
+would count a replayed cost twice. So each batch is deduplicated in memory, then the
+event_ids already stored (within the batch's time range, helped by the bloom_filter index
+on event_id) are dropped before inserting. Single writer per partition (consumer group)
+makes the check-then-insert safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from ingest.errors import RetryableSinkError
+from ingest.sinks.base import BatchingSink
+from ingest.tables import DEAD_LETTERS, TABLES, Row, TableSpec
+from meterline.warehouse import SharedClient
+from schemas.ids import deterministic_id
+
+__all__ = ["ClickHouseSink"]
+
+log = logging.getLogger(__name__)
+
+# Keeps each lookup's parameter well under a server's URL/query size limits.
+_LOOKUP_CHUNK = 5_000
+_ONE_MS = timedelta(milliseconds=1)
+
+
+class ClickHouseSink(BatchingSink):
+    def __init__(self, client: SharedClient, *, dedupe: bool = True) -> None:
+        super().__init__()
+        self.client = client
+        self.dedupe = dedupe
+        self.rows_written: Counter[str] = Counter()
+        self.duplicates_dropped: Counter[str] = Counter()
+        self.rows_rejected: Counter[str] = Counter()
+
+    def setup(self) -> None:
+        db = self.client.database
+        present = {
+            row[0]
+            for row in self.client.query_rows(
+                "SELECT name FROM system.tables WHERE database = {db:String}", {"db": db}
+            )
+        }
+        missing = sorted(set(TABLES) - present)
+        if missing:
+            raise RetryableSinkError(f"tables missing in {db}: {missing}; run the migrations")
+
+    def write(self, table: str, rows: list[Row]) -> None:
+        spec = TABLES[table]
+        fresh = _unique_by_event_id(rows)
+        if self.dedupe:
+            stored = self._stored_event_ids(spec, fresh)
+            if stored:
+                fresh = [row for row in fresh if row[0] not in stored]
+        self.duplicates_dropped[table] += len(rows) - len(fresh)
+        if not fresh:
+            return
+        arrow_table, rejected = _to_arrow(spec, fresh)
+        if rejected:
+            self._store_rejected(spec, rejected)
+        if arrow_table.num_rows:
+            self.client.insert_arrow(table, arrow_table)
+            self.rows_written[table] += arrow_table.num_rows
+
+    def _stored_event_ids(self, spec: TableSpec, rows: list[Row]) -> set[str]:
+        time_index = spec.index_of(spec.time_column)
+        times = [row[time_index] for row in rows if isinstance(row[time_index], datetime)]
+        if not times:
+            return set()
+        # Stored at millisecond precision: widen by one ms on each side.
+        low, high = min(times) - _ONE_MS, max(times) + _ONE_MS
+        sql = (
+            f"SELECT event_id FROM {self.client.database}.{spec.name} "
+            f"WHERE {spec.time_column} BETWEEN {{low:DateTime64(3, 'UTC')}} "
+            "AND {high:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)}"
+        )
+        stored: set[str] = set()
+        ids = [row[0] for row in rows]
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            result = self.client.query_rows(sql, {"low": low, "high": high, "ids": chunk})
+            stored.update(row[0] for row in result)
+        return stored
+
+    def _store_rejected(self, spec: TableSpec, rejected: list[tuple[Row, str]]) -> None:
+        """Rows Arrow cannot encode would fail forever: keep them as dead letters instead."""
+        self.rows_rejected[spec.name] += len(rejected)
+        dead: list[Row] = []
+        for row, error in rejected:
+            log.error("dropping a %s row that cannot be stored: %s", spec.name, error)
+            if spec is DEAD_LETTERS:
+                continue  # never loop on a dead letter that cannot be stored
+            ts = row[1] if isinstance(row[1], datetime) else datetime.now(UTC)
+            dead.append(
+                (
+                    deterministic_id("ingest.sink.encode", spec.name, str(row[0])),
+                    ts,
+                    "ingest",
+                    spec.name,
+                    None,
+                    None,
+                    "",
+                    error,
+                    "ingest.sink",
+                    repr(row)[:65_536],
+                )
+            )
+        if dead:
+            arrow_table, _ = _to_arrow(DEAD_LETTERS, _unique_by_event_id(dead))
+            self.client.insert_arrow(DEAD_LETTERS.name, arrow_table)
+
+
+def _unique_by_event_id(rows: list[Row]) -> list[Row]:
+    seen: set[str] = set()
+    unique: list[Row] = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            unique.append(row)
+    return unique
+
+
+def _to_arrow(spec: TableSpec, rows: list[Row]) -> tuple[pa.Table, list[tuple[Row, str]]]:
+    """Transpose rows into Arrow columns; on failure, find the rows that cannot encode."""
+    try:
+        return _columns_to_table(spec, rows), []
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        pass
+    good: list[Row] = []
+    rejected: list[tuple[Row, str]] = []
+    for row in rows:
+        try:
+            _columns_to_table(spec, [row])
+            good.append(row)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+            rejected.append((row, f"cannot encode for {spec.name}: {exc}"))
+    return _columns_to_table(spec, good), rejected
+
+
+def _columns_to_table(spec: TableSpec, rows: list[Row]) -> pa.Table:
+    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * len(spec.columns)
+    arrays = [
+        pa.array(values, type=arrow_type)
+        for values, (_, arrow_type) in zip(columns, spec.columns, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=spec.schema)
