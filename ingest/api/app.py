@@ -1,0 +1,89 @@
+"""`create_app`: the read API over one shared ClickHouse client (thin routes)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+
+from ingest.api.errors import install_error_handlers
+from ingest.api.models import HealthResponse, RequestsResponse, ShowbackResponse
+from ingest.api.recent_requests import MAX_LIMIT, recent_requests
+from ingest.api.showback import parse_showback, run_showback
+from ingest.status import SinkStatus
+from meterline.warehouse import SharedClient
+
+__all__ = ["create_app"]
+
+
+def create_app(client: SharedClient, status: SinkStatus | None = None) -> FastAPI:
+    """The ingest HTTP app. The OTLP receiver (/v1/traces) will be mounted here too."""
+    app = FastAPI(title="Meterline ingest", version="1")
+    app.state.client = client
+    app.state.sink_status = status
+    install_error_handlers(app)
+
+    def shared(request: Request) -> SharedClient:
+        return request.app.state.client
+
+    # Sync handlers: FastAPI runs them in its thread pool, so a ClickHouse call (under the
+    # client lock) never blocks the event loop.
+    @app.get("/healthz", response_model=HealthResponse)
+    def healthz(request: Request) -> JSONResponse:
+        reachable = shared(request).ping()
+        sink = status.snapshot() if status is not None else None
+        if sink is not None and sink.get("last_flush_at"):
+            sink["last_flush_age_s"] = round(time.time() - sink["last_flush_at"], 3)
+        healthy = reachable and (sink is None or sink.get("consecutive_failures", 0) == 0)
+        body = HealthResponse(
+            status="ok" if healthy else "degraded",
+            clickhouse_reachable=reachable,
+            database=client.database,
+            sink=sink,
+        )
+        return JSONResponse(
+            status_code=200 if healthy else 503, content=body.model_dump(mode="json")
+        )
+
+    @app.get("/api/showback", response_model=ShowbackResponse, response_model_by_alias=True)
+    def showback(
+        request: Request,
+        group_by: Annotated[list[str] | None, Query()] = None,
+        from_: Annotated[str | None, Query(alias="from")] = None,
+        to: Annotated[str | None, Query()] = None,
+        org: str | None = None,
+        team: str | None = None,
+        project: str | None = None,
+        key: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> ShowbackResponse:
+        query = parse_showback(
+            group_by,
+            from_,
+            to,
+            {
+                "org": org,
+                "team": team,
+                "project": project,
+                "key": key,
+                "model": model,
+                "provider": provider,
+            },
+        )
+        return run_showback(shared(request), query)
+
+    @app.get("/api/requests", response_model=RequestsResponse)
+    def requests_(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+        key: str | None = None,
+        org: str | None = None,
+        since: datetime | None = None,
+    ) -> RequestsResponse:
+        return recent_requests(shared(request), limit=limit, key=key, org=org, since=since)
+
+    return app

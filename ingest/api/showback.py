@@ -1,0 +1,217 @@
+"""Showback: spend grouped by attribution. Parameter parsing and SQL, no HTTP here.
+
+Day-aligned ranges read the spend_daily aggregate; a bound inside a day reads costs FINAL
+(exact request time). Only whitelisted column names reach the SQL text; every value is a
+query parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ingest.api.errors import InvalidParameter
+from ingest.api.models import ShowbackResponse, ShowbackRow, ShowbackTotals
+from meterline.warehouse import SharedClient
+
+__all__ = [
+    "GROUPS",
+    "ShowbackQuery",
+    "build_showback_sql",
+    "parse_bound",
+    "parse_group_by",
+    "parse_showback",
+    "run_showback",
+]
+
+# API name -> (spend_daily expression, costs expression)
+GROUPS: dict[str, tuple[str, str]] = {
+    "org": ("org", "org"),
+    "team": ("team", "team"),
+    "project": ("project", "project"),
+    "key": ("key_id", "key_id"),
+    "model": ("model", "model"),
+    "provider": ("provider", "provider"),
+    "day": ("day", "toDate(request_ts)"),
+}
+FILTERS: dict[str, str] = {
+    "org": "org",
+    "team": "team",
+    "project": "project",
+    "key": "key_id",
+    "model": "model",
+    "provider": "provider",
+}
+
+
+@dataclass(frozen=True)
+class ShowbackQuery:
+    group_by: list[str]
+    start: datetime | None  # inclusive
+    end: datetime | None  # exclusive
+    filters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def day_aligned(self) -> bool:
+        return all(bound is None or _is_midnight(bound) for bound in (self.start, self.end))
+
+
+def _is_midnight(value: datetime) -> bool:
+    return value.timetz().replace(tzinfo=None) == time(0)
+
+
+def parse_group_by(values: Iterable[str] | None) -> list[str]:
+    """`org,team` or repeated `group_by=` values; ordered, without duplicates."""
+    groups: list[str] = []
+    for value in values or ():
+        for part in value.split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            if name not in GROUPS:
+                raise InvalidParameter(
+                    "group_by",
+                    f"invalid group_by value {part.strip()!r}; use one or more of "
+                    + ", ".join(GROUPS),
+                )
+            if name not in groups:
+                groups.append(name)
+    return groups
+
+
+def parse_bound(param: str, text: str | None, *, is_end: bool) -> datetime | None:
+    """An ISO date or datetime as an aware UTC instant (naive means UTC).
+
+    A plain date as `to` includes that whole day, so the instant is the next midnight.
+    """
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime.combine(day, time(0), tzinfo=UTC)
+            return start + timedelta(days=1) if is_end else start
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(
+            param, f"invalid {param!r} value {text!r}; use an ISO date or datetime"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_showback(
+    group_by: Sequence[str] | None,
+    start: str | None,
+    end: str | None,
+    filters: dict[str, str | None],
+) -> ShowbackQuery:
+    start_at = parse_bound("from", start, is_end=False)
+    end_at = parse_bound("to", end, is_end=True)
+    if start_at is not None and end_at is not None and start_at >= end_at:
+        raise InvalidParameter("to", "'to' must be after 'from'")
+    clean = {name: value for name, value in filters.items() if value is not None}
+    unknown = set(clean) - set(FILTERS)
+    if unknown:
+        raise InvalidParameter(sorted(unknown)[0], "unknown filter")
+    return ShowbackQuery(parse_group_by(group_by), start_at, end_at, clean)
+
+
+def build_showback_sql(query: ShowbackQuery, database: str) -> tuple[str, dict[str, Any], str]:
+    """SQL, parameters and source table for one showback query."""
+    daily = query.day_aligned
+    column = 0 if daily else 1
+    selects = [f"{GROUPS[name][column]} AS g_{name}" for name in query.group_by]
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if daily:
+        source = "spend_daily"
+        measures = [
+            "sum(cost_usd)",
+            "sum(input_tokens)",
+            "sum(output_tokens)",
+            "sum(requests)",
+            "sum(unpriced_requests)",
+        ]
+        table = f"{database}.spend_daily"
+        if query.start is not None:
+            where.append("day >= {start:Date}")
+            params["start"] = query.start.date()
+        if query.end is not None:
+            where.append("day < {end:Date}")
+            params["end"] = query.end.date()
+    else:
+        source = "costs"
+        measures = [
+            "sum(total_cost)",
+            "sum(input_tokens)",
+            "sum(output_tokens)",
+            "count()",
+            "countIf(NOT priced)",
+        ]
+        table = f"{database}.costs FINAL"
+        if query.start is not None:
+            where.append("request_ts >= {start:DateTime64(3, 'UTC')}")
+            params["start"] = query.start
+        if query.end is not None:
+            where.append("request_ts < {end:DateTime64(3, 'UTC')}")
+            params["end"] = query.end
+    for name, value in query.filters.items():
+        where.append(f"{FILTERS[name]} = {{f_{name}:String}}")
+        params[f"f_{name}"] = value
+    sql = f"SELECT {', '.join([*selects, *measures])} FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if selects:
+        aliases = ", ".join(f"g_{name}" for name in query.group_by)
+        sql += f" GROUP BY {aliases} ORDER BY {aliases}"
+    return sql, params, source
+
+
+def run_showback(client: SharedClient, query: ShowbackQuery) -> ShowbackResponse:
+    sql, params, source = build_showback_sql(query, client.database)
+    result = client.query_rows(sql, params)
+    width = len(query.group_by)
+    rows: list[ShowbackRow] = []
+    total_cost = Decimal(0)
+    totals = [0, 0, 0, 0]
+    for record in result:
+        groups = dict(zip(query.group_by, record[:width], strict=True))
+        cost, input_tokens, output_tokens, requests, unpriced = record[width:]
+        if not query.group_by and not requests:
+            continue  # an ungrouped aggregate over nothing still returns one row
+        cost = Decimal(cost or 0)
+        counts = [int(input_tokens or 0), int(output_tokens or 0), int(requests), int(unpriced)]
+        total_cost += cost
+        totals = [a + b for a, b in zip(totals, counts, strict=True)]
+        rows.append(
+            ShowbackRow(
+                cost_usd=_money(cost),
+                input_tokens=counts[0],
+                output_tokens=counts[1],
+                requests=counts[2],
+                unpriced_requests=counts[3],
+                **groups,
+            )
+        )
+    return ShowbackResponse(
+        group_by=query.group_by,
+        from_=query.start,
+        to=query.end,
+        source=source,  # type: ignore[arg-type]
+        rows=rows,
+        totals=ShowbackTotals(
+            cost_usd=_money(total_cost),
+            input_tokens=totals[0],
+            output_tokens=totals[1],
+            requests=totals[2],
+            unpriced_requests=totals[3],
+        ),
+    )
+
+
+def _money(value: Decimal) -> str:
+    return format(value, "f")

@@ -1,0 +1,87 @@
+"""`serve(settings)`: the ingest process (sink + read API), blocking until SIGTERM/SIGINT.
+
+In embedded mode this is the one process that owns the ClickHouse engine (ARCHITECTURE §6),
+so the sink thread and the API share a single client behind a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import uvicorn
+
+from ingest.api import create_app
+from ingest.consumer import SinkConsumer
+from ingest.sinks.clickhouse import ClickHouseSink
+from ingest.status import SinkStatus
+from meterline.kafka import create_topics, wait_for_broker
+from meterline.settings import Settings
+from meterline.warehouse import SharedClient, connect, migrate
+
+__all__ = ["IngestService", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class IngestService:
+    """Connect + migrate, then run the sink on a background thread; `stop()` flushes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.status = SinkStatus()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        client = connect(settings)
+        applied = migrate(client, settings.clickhouse_database)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        self.client = SharedClient(client, settings.clickhouse_database)
+        self.sink = ClickHouseSink(self.client)
+        self.sink.setup()
+        self.consumer = SinkConsumer(settings, self.sink, status=self.status)
+
+    def start(self) -> None:
+        wait_for_broker(self.settings)
+        create_topics(self.settings)  # idempotent; never rely on auto-creation
+        self._thread = threading.Thread(target=self._run, name="ingest-sink", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.consumer.run(self._stop)
+        except Exception:
+            log.exception("the sink loop stopped on an unexpected error")
+            self.status.update(running=False, last_error="sink loop crashed; see the log")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.error("the sink did not stop within %.0fs", timeout_s)
+
+    def close(self) -> None:
+        self.stop()
+        self.client.close()
+
+
+def serve(settings: Settings) -> None:
+    """Run the ingest process until SIGTERM/SIGINT (uvicorn handles both)."""
+    service = IngestService(settings)
+    service.start()
+    app = create_app(service.client, service.status)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.ingest_port,
+        access_log=False,
+        log_level="info",
+    )
+    server = uvicorn.Server(config)
+    log.info("ingest read API on http://%s:%d", settings.host, settings.ingest_port)
+    try:
+        server.run()  # returns after SIGTERM/SIGINT, once requests are drained
+    finally:
+        # Stop intake, final flush + commit, then release the engine.
+        service.close()
