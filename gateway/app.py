@@ -1,0 +1,159 @@
+"""`create_app(settings)`: the gateway as one FastAPI app.
+
+Hot routes are raw ASGI handlers dispatched before FastAPI's middleware and router
+(ARCHITECTURE §8); FastAPI serves admin, health and metrics. Every error, including an
+unknown path or method and any unexpected exception, is answered in OpenAI's shape.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.admin import admin_router
+from gateway.asgi import JSON_HEADERS, ASGIHandler, Receive, Scope, Send, send_response
+from gateway.errors import (
+    GatewayError,
+    InternalGatewayError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+)
+from gateway.proxy import ProxyRoutes
+from gateway.runtime import GatewayRuntime
+from meterline.settings import Settings
+
+__all__ = ["GatewayApp", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def _error_response(exc: GatewayError) -> Response:
+    return Response(
+        exc.render(), status_code=exc.status, media_type="application/json", headers=exc.headers
+    )
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with a raw-ASGI fast lane for the proxied endpoints."""
+
+    hot_routes: dict[str, ASGIHandler]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self.hot_routes.get(scope["path"])
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+            await self._guarded(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)  # type: ignore[arg-type]
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, tracking_send)  # type: ignore[arg-type]
+        except Exception as exc:  # already answered by the handler below, or answer now
+            if not started:
+                log.error("unexpected %s on %s", type(exc).__name__, scope.get("path"))
+                error = InternalGatewayError("the gateway could not handle this request")
+                await send_response(send, error.status, error.render(), JSON_HEADERS)
+
+
+def create_app(settings: Settings, *, freeze_gc: bool = False) -> GatewayApp:
+    runtime = GatewayRuntime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        if freeze_gc:  # start-up objects live forever: keep them out of GC passes
+            gc.collect()
+            gc.freeze()
+        try:
+            yield
+        finally:
+            await runtime.aclose()
+
+    app = GatewayApp(
+        title="Meterline gateway",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.runtime = runtime
+    proxy = ProxyRoutes(runtime)
+    app.hot_routes = {
+        "/v1/chat/completions": proxy.chat,
+        "/v1/embeddings": proxy.embeddings,
+        "/v1/models": proxy.models,
+    }
+    app.include_router(admin_router(runtime))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        emitter = runtime.emitter
+        return {
+            "status": "ok",
+            "emitter": emitter.state,
+            "spool_size": emitter.spool_size,
+            "queue_depth": emitter.queue_depth,
+            "keys_loaded": len(runtime.keys),
+        }
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_: Request, exc: GatewayError) -> Response:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+        param = ".".join(loc) or None
+        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg", "invalid"))
+        return _error_response(InvalidRequest(message, param=param))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            return _error_response(MethodNotAllowed("method not allowed on this path"))
+        if exc.status_code == 404:
+            return _error_response(NotFound("no such path"))
+        return JSONResponse(
+            {
+                "error": {
+                    "message": str(exc.detail),
+                    "type": "invalid_request_error",
+                    "code": None,
+                    "param": None,
+                }
+            },
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.error("unexpected %s", type(exc).__name__)
+        return _error_response(InternalGatewayError("the gateway could not handle this request"))
+
+    return app

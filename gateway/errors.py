@@ -1,0 +1,165 @@
+"""Gateway errors, each rendered as an OpenAI-shaped error body.
+
+Only the gateway renders these; everything a client can trigger maps to one of them, so
+nothing a client sends produces a 500.
+
+    GatewayError                        (any status; `render()` -> OpenAI JSON)
+    ├── InvalidRequest        400       bad JSON, missing or wrong-typed field (`param`)
+    │   └── BodyTooLarge      413       body over `max_body_bytes`
+    ├── AuthenticationFailed  401       missing or unknown virtual key / admin token
+    ├── ModelNotAllowed       403       model outside the key's allow-list
+    ├── NotFound              404       unknown path
+    │   └── ModelNotFound     404       no provider serves the model (`model_not_found`)
+    ├── MethodNotAllowed      405
+    ├── ControlPlaneUnavailable 503     admin change could not be published
+    ├── InternalGatewayError  502       unexpected exception (logged without secrets)
+    └── UpstreamError         502       provider failure, mapped at the transport boundary
+        ├── UpstreamUnavailable 502     connection refused/reset, upstream 5xx, bad payload
+        ├── UpstreamTimeout     504     no answer within `upstream_timeout_s`
+        └── UpstreamStatusError 4xx     upstream 4xx/429 passed through (body, Retry-After)
+"""
+
+from __future__ import annotations
+
+import orjson
+
+__all__ = [
+    "AuthenticationFailed",
+    "BodyTooLarge",
+    "ControlPlaneUnavailable",
+    "GatewayError",
+    "InternalGatewayError",
+    "InvalidRequest",
+    "MethodNotAllowed",
+    "ModelNotAllowed",
+    "ModelNotFound",
+    "NotFound",
+    "UpstreamError",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "error_body",
+]
+
+
+def error_body(
+    message: str, type_: str, code: str | None = None, param: str | None = None
+) -> bytes:
+    return orjson.dumps(
+        {"error": {"message": message, "type": type_, "code": code, "param": param}}
+    )
+
+
+class GatewayError(Exception):
+    status: int = 400
+    type: str = "invalid_request_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+    @property
+    def error_type(self) -> str:
+        """Short name recorded in RequestEvent.error_type."""
+        return self.code or self.type
+
+    def render(self) -> bytes:
+        return error_body(self.message, self.type, self.code, self.param)
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    code = "invalid_request"
+
+
+class BodyTooLarge(InvalidRequest):
+    status = 413
+    code = "body_too_large"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class ModelNotAllowed(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class ControlPlaneUnavailable(GatewayError):
+    status = 503
+    type = "service_unavailable"
+    code = "control_plane_unavailable"
+
+
+class InternalGatewayError(GatewayError):
+    status = 502
+    type = "api_error"
+    code = "gateway_error"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    type = "api_error"
+    code = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamStatusError(UpstreamError):
+    """An upstream 4xx: the client sees the upstream's status and (OpenAI-shaped) body."""
+
+    def __init__(
+        self, status: int, body: bytes, *, retry_after: str | None = None, message: str = ""
+    ) -> None:
+        headers = {"retry-after": retry_after} if retry_after else {}
+        super().__init__(message or f"upstream returned {status}", headers=headers)
+        self.status = status
+        self.body = body
+        self.code = "rate_limited" if status == 429 else f"upstream_{status}"
+
+    def render(self) -> bytes:
+        try:
+            parsed = orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            return self.body
+        kind = "rate_limit_error" if self.status == 429 else "invalid_request_error"
+        return error_body(self.message, kind, self.code)

@@ -1,0 +1,90 @@
+"""Prometheus text metrics with plain counters (a dict increment per request).
+
+`prometheus_client` would cost more on the hot path than these few lines.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Callable
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS_S = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests: defaultdict[tuple[str, int], int] = defaultdict(int)
+        self.tokens: defaultdict[str, int] = defaultdict(int)
+        self._bucket_counts = [0] * (len(_LATENCY_BUCKETS_S) + 1)
+        self._latency_sum = 0.0
+        self._latency_count = 0
+        self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+
+    def observe(
+        self, endpoint: str, status: int, latency_s: float, tokens_in: int, tokens_out: int
+    ) -> None:
+        self.requests[(endpoint, status)] += 1
+        self._bucket_counts[bisect_left(_LATENCY_BUCKETS_S, latency_s)] += 1
+        self._latency_sum += latency_s
+        self._latency_count += 1
+        if tokens_in:
+            self.tokens["input"] += tokens_in
+        if tokens_out:
+            self.tokens["output"] += tokens_out
+
+    def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """Register a value read at scrape time (queue depth, spool size, keys)."""
+        self._gauges[name] = (help_text, read)
+
+    def render(self) -> str:
+        lines = [
+            "# HELP meterline_gateway_requests_total Proxied requests by endpoint and status.",
+            "# TYPE meterline_gateway_requests_total counter",
+        ]
+        for (endpoint, status), count in sorted(self.requests.items()):
+            lines.append(
+                f'meterline_gateway_requests_total{{endpoint="{endpoint}",status="{status}"}}'
+                f" {count}"
+            )
+        lines += [
+            "# HELP meterline_gateway_request_seconds Request latency through the gateway.",
+            "# TYPE meterline_gateway_request_seconds histogram",
+        ]
+        cumulative = 0
+        for bound, count in zip(_LATENCY_BUCKETS_S, self._bucket_counts, strict=False):
+            cumulative += count
+            lines.append(f'meterline_gateway_request_seconds_bucket{{le="{bound}"}} {cumulative}')
+        lines.append(f'meterline_gateway_request_seconds_bucket{{le="+Inf"}} {self._latency_count}')
+        lines.append(f"meterline_gateway_request_seconds_sum {self._latency_sum:.6f}")
+        lines.append(f"meterline_gateway_request_seconds_count {self._latency_count}")
+        lines += [
+            "# HELP meterline_gateway_tokens_total Tokens reported by upstreams.",
+            "# TYPE meterline_gateway_tokens_total counter",
+        ]
+        for direction in ("input", "output"):
+            lines.append(
+                f'meterline_gateway_tokens_total{{direction="{direction}"}} '
+                f"{self.tokens[direction]}"
+            )
+        for name, (help_text, read) in sorted(self._gauges.items()):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read()}"]
+        return "\n".join(lines) + "\n"

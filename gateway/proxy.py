@@ -1,0 +1,320 @@
+"""The hot routes: /v1/chat/completions, /v1/embeddings, /v1/models as raw ASGI handlers.
+
+Per request (ARCHITECTURE §8): parse headers once -> authenticate (hash lookup) -> read
+and validate the body by hand -> route by model -> forward over the shared session ->
+read usage -> respond -> enqueue one RequestEvent. Every outcome, including each error,
+produces exactly one event; nothing a client sends escapes as a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import orjson
+
+from gateway.asgi import JSON_HEADERS, SSE_HEADERS, Receive, Scope, Send, read_body, send_response
+from gateway.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    InternalGatewayError,
+    MethodNotAllowed,
+    ModelNotAllowed,
+    ModelNotFound,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from gateway.keys import KeyInfo
+from gateway.parsing import ParsedRequest, parse_chat, parse_embeddings, prompt_stats
+from gateway.providers import Provider
+from gateway.record import RequestRecord
+from gateway.runtime import GatewayRuntime
+from gateway.usage import StreamAccumulator, summarize_response
+
+__all__ = ["ProxyRoutes"]
+
+log = logging.getLogger(__name__)
+
+_MAX_HEADER_CHARS = 256  # client-chosen strings copied into events are bounded
+_DONE = b"[DONE]"
+
+
+class _ClientGone(Exception):
+    """The client went away mid-stream; nothing more can be sent."""
+
+
+def _text(value: bytes) -> str:
+    return value[:_MAX_HEADER_CHARS].decode("utf-8", errors="replace")
+
+
+def _trace_id(traceparent: bytes) -> str | None:
+    # W3C: version-traceid-parentid-flags
+    parts = traceparent.split(b"-")
+    if len(parts) >= 4 and len(parts[1]) == 32:
+        return parts[1].decode("ascii", errors="replace")
+    return None
+
+
+class ProxyRoutes:
+    def __init__(self, runtime: GatewayRuntime) -> None:
+        self._rt = runtime
+        self._limit = runtime.settings.max_body_bytes
+
+    # --- entry points ---------------------------------------------------------------
+
+    async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._proxy(
+            scope,
+            receive,
+            send,
+            "/v1/chat/completions",
+            "/chat/completions",
+            parse_chat,
+            "messages",
+        )
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._proxy(
+            scope, receive, send, "/v1/embeddings", "/embeddings", parse_embeddings, "input"
+        )
+
+    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            if scope["method"] not in ("GET", "HEAD"):
+                raise MethodNotAllowed(f"{scope['method']} is not allowed on /v1/models")
+            record = RequestRecord(endpoint="/v1/models")
+            key = self._authenticate(self._read_headers(scope, record)[0])
+            data = [
+                {"id": model, "object": "model", "created": 0, "owned_by": owner}
+                for model, owner in await self._model_list()
+                if key.allows(model)
+            ]
+            body = orjson.dumps({"object": "list", "data": data})
+            await send_response(send, 200, body, JSON_HEADERS)
+        except GatewayError as exc:
+            await send_response(send, exc.status, exc.render(), JSON_HEADERS)
+
+    # --- the shared path ------------------------------------------------------------
+
+    def _read_headers(self, scope: Scope, record: RequestRecord) -> tuple[bytes | None, int | None]:
+        """Fill the record from headers; return (authorization, content-length)."""
+        authorization = None
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else None
+            elif name == b"x-session-id":
+                record.session_id = _text(value)
+            elif name == b"traceparent":
+                record.trace_id = _trace_id(value)
+            elif name == b"x-meterline-app":
+                record.app = _text(value)
+            elif name == b"user-agent":
+                record.user_agent = _text(value)
+        client = scope.get("client")
+        if client:
+            record.client_ip = client[0]
+        return authorization, length
+
+    def _authenticate(self, authorization: bytes | None) -> KeyInfo:
+        if not authorization or authorization[:7].lower() != b"bearer ":
+            raise AuthenticationFailed(
+                "missing API key: send 'Authorization: Bearer <virtual key>'"
+            )
+        key = self._rt.keys.lookup(authorization[7:].strip().decode("latin-1"))
+        if key is None:
+            raise AuthenticationFailed("invalid API key")
+        return key
+
+    async def _proxy(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        endpoint: str,
+        upstream_path: str,
+        parse: Callable[[bytes], ParsedRequest],
+        prompt_field: str,
+    ) -> None:
+        record = RequestRecord(endpoint=endpoint)
+        started = False
+        try:
+            authorization, length = self._read_headers(scope, record)
+            if scope["method"] != "POST":
+                raise MethodNotAllowed(f"{scope['method']} is not allowed on {endpoint}")
+            record.key = self._authenticate(authorization)
+            raw = await read_body(receive, self._limit, length)
+            parsed = parse(raw)
+            record.model_requested = parsed.model
+            record.stream = parsed.stream
+            record.max_tokens_requested = parsed.max_tokens
+            record.prompt_hash, record.prompt_chars = prompt_stats(parsed.body, prompt_field)
+            provider = self._rt.provider_for(parsed.model)
+            if provider is None:
+                raise ModelNotFound(
+                    f"the model '{parsed.model}' does not exist or no provider serves it",
+                    param="model",
+                )
+            record.provider = provider.price_provider
+            if not record.key.allows(parsed.model):
+                raise ModelNotAllowed(
+                    f"this key may not use the model '{parsed.model}'", param="model"
+                )
+            if parsed.stream:
+                started = await self._stream(send, record, provider, upstream_path, raw, parsed)
+            else:
+                data = await provider.send(upstream_path, raw)
+                try:
+                    record.summary = summarize_response(orjson.loads(data))
+                except orjson.JSONDecodeError:
+                    raise UpstreamUnavailable("upstream sent a response that is not JSON") from None
+                started = True
+                await send_response(send, 200, data, self._headers(record, JSON_HEADERS))
+        except _ClientGone:
+            record.error_type = "client_disconnected"
+        except GatewayError as exc:
+            await self._fail(send, record, exc, started)
+        except Exception as exc:  # the catch-all: never a 500, never a secret in the log
+            log.error("unexpected %s on %s", type(exc).__name__, endpoint, exc_info=exc)
+            await self._fail(
+                send,
+                record,
+                InternalGatewayError("the gateway could not handle this request"),
+                started,
+            )
+        finally:
+            self._finish(record)
+
+    def _headers(
+        self, record: RequestRecord, base: list[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        return [*base, (b"x-request-id", record.request_id.encode())]
+
+    async def _fail(
+        self, send: Send, record: RequestRecord, exc: GatewayError, started: bool
+    ) -> None:
+        record.status_code = exc.status
+        record.error_type = exc.error_type
+        if started:
+            return  # a stream already began; _stream reported the error in-band
+        headers = self._headers(record, JSON_HEADERS)
+        headers += [(name.encode(), value.encode()) for name, value in exc.headers.items()]
+        try:
+            await send_response(send, exc.status, exc.render(), headers)
+        except Exception:  # the client left; the event still records what happened
+            record.error_type = record.error_type or "client_disconnected"
+
+    def _finish(self, record: RequestRecord) -> None:
+        event = record.to_event()
+        key = record.key.key_id.encode() if record.key else b""
+        self._rt.emitter.emit(self._rt.requests_topic, key, orjson.dumps(event))
+        self._rt.metrics.observe(
+            record.endpoint,
+            record.status_code,
+            event["latency_ms"] / 1000,
+            event["input_tokens"],
+            event["output_tokens"],
+        )
+
+    async def _stream(
+        self,
+        send: Send,
+        record: RequestRecord,
+        provider: Provider,
+        upstream_path: str,
+        raw: bytes,
+        parsed: ParsedRequest,
+    ) -> bool:
+        """Pass SSE events through as they arrive; returns True once the response began."""
+        body = raw
+        if not parsed.client_wants_usage:  # ask for usage; strip it from the client's view
+            request = dict(parsed.body)
+            options = dict(request.get("stream_options") or {})
+            options["include_usage"] = True
+            request["stream_options"] = options
+            body = orjson.dumps(request)
+        accumulator = StreamAccumulator()
+        events = provider.stream(upstream_path, body)
+        try:
+            first = await anext(events, None)  # upstream refusals raise here, before 200
+            await self._send(
+                send,
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": self._headers(record, SSE_HEADERS),
+                },
+            )
+            try:
+                if first is not None:
+                    await self._forward_event(send, record, accumulator, parsed, first)
+                async for event in events:
+                    await self._forward_event(send, record, accumulator, parsed, event)
+            except UpstreamError as exc:  # mid-stream: the status is sent, report in-band
+                record.status_code = exc.status
+                record.error_type = exc.error_type
+                await self._send(
+                    send,
+                    {
+                        "type": "http.response.body",
+                        "body": b"data: " + exc.render() + b"\n\n",
+                        "more_body": True,
+                    },
+                )
+            await self._send(send, {"type": "http.response.body", "body": b""})
+        finally:
+            await events.aclose()
+            record.summary = accumulator.finish()
+        return True
+
+    async def _forward_event(
+        self,
+        send: Send,
+        record: RequestRecord,
+        accumulator: StreamAccumulator,
+        parsed: ParsedRequest,
+        event: bytes,
+    ) -> None:
+        for line in event.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == _DONE:
+                break
+            try:
+                chunk = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                break  # not ours to judge: pass it through untouched
+            usage_only = accumulator.feed(chunk)
+            if usage_only and not parsed.client_wants_usage:
+                return  # the client did not ask for it: strip it
+            if record.ttft_ms is None and (
+                accumulator.summary.response_chars or accumulator.has_tool_calls
+            ):
+                record.mark_first_token()
+        await self._send(send, {"type": "http.response.body", "body": event, "more_body": True})
+
+    @staticmethod
+    async def _send(send: Send, message: dict[str, object]) -> None:
+        try:
+            await send(message)
+        except Exception as exc:  # uvicorn raises once the client closed the connection
+            raise _ClientGone from exc
+
+    async def _model_list(self) -> list[tuple[str, str]]:
+        """(model id, provider) for every model some provider serves."""
+        seen: dict[str, str] = {}
+        for config in self._rt.settings.providers:
+            exact = [m for m in config.models if "*" not in m]
+            names = exact
+            if len(exact) < len(config.models):  # patterns: ask the upstream what it has
+                provider = next(p for n, p in self._rt.providers if n == config.name)
+                try:
+                    names = exact + [m for m in await provider.list_models() if config.serves(m)]
+                except UpstreamError:
+                    log.warning("provider %s: could not list models", config.name)
+            for name in names:
+                seen.setdefault(name, config.name)
+        return list(seen.items())

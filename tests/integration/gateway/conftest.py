@@ -1,0 +1,157 @@
+"""Real servers for gateway tests: uvicorn on free ports, the mock provider, helpers that
+create keys over the admin API and read events back from the broker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from gateway.app import create_app
+from meterline.kafka import consumer_config
+from meterline.mock_provider import create_app as create_mock_app
+from meterline.settings import ProviderConfig, Settings
+from schemas.topics import REQUESTS
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+
+
+class ServerThread:
+    """One uvicorn server in a background thread; port 0 lets the OS pick a free one."""
+
+    def __init__(self, app: Any, port: int = 0) -> None:
+        self.port = port
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=30)
+
+
+@dataclass
+class RunningGateway:
+    settings: Settings
+    server: ServerThread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def create_key(self, **body: Any) -> dict[str, Any]:
+        body.setdefault("org", "acme")
+        response = httpx.post(f"{self.url}/admin/keys", json=body, headers=ADMIN, timeout=15)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="session")
+def mock_url() -> Iterator[str]:
+    with ServerThread(create_mock_app()) as server:
+        yield server.url
+
+
+@pytest.fixture
+def start_gateway(make_settings, broker, mock_url) -> Iterator[Callable[..., RunningGateway]]:
+    """Start a gateway against the mock; `broker_override=` picks another (or no) broker."""
+    stack = ExitStack()
+
+    def start(settings: Settings | None = None, **overrides: Any) -> RunningGateway:
+        if settings is None:
+            overrides.setdefault(
+                "providers",
+                [
+                    ProviderConfig(
+                        name="mock",
+                        base_url=f"{mock_url}/v1",
+                        api_key_env="METERLINE_TEST_UPSTREAM_KEY",
+                        models=["*"],
+                        price_provider="openai",
+                    )
+                ],
+            )
+            overrides.setdefault("upstream_timeout_s", 1.0)
+            settings = make_settings(broker, **overrides)
+        server = stack.enter_context(ServerThread(create_app(settings)))
+        return RunningGateway(settings, server)
+
+    yield start
+    stack.close()
+
+
+def read_events(
+    settings: Settings,
+    want: Callable[[list[dict[str, Any]]], bool],
+    timeout_s: float = 20.0,
+    topic: str = REQUESTS,
+) -> list[dict[str, Any]]:
+    """All events on the topic (partition by partition, in order) once `want` holds."""
+    consumer = Consumer(consumer_config(settings, None))
+    full = settings.topic(topic)
+    metadata = consumer.list_topics(full, timeout=10)
+    consumer.assign(
+        [TopicPartition(full, p, OFFSET_BEGINNING) for p in metadata.topics[full].partitions]
+    )
+    by_partition: dict[int, list[dict[str, Any]]] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                event = orjson.loads(message.value())
+                event["_key"] = (message.key() or b"").decode()
+                by_partition.setdefault(message.partition(), []).append(event)
+            events = [e for part in sorted(by_partition) for e in by_partition[part]]
+            if want(events):
+                return events
+    finally:
+        consumer.close()
+    raise AssertionError(f"wanted events did not arrive within {timeout_s}s; got {events!r}")
+
+
+@pytest.fixture
+def events_for() -> Callable[..., list[dict[str, Any]]]:
+    """events_for(settings, request_ids) -> the RequestEvents with those ids, in id order."""
+
+    def find(
+        settings: Settings, request_ids: list[str], timeout_s: float = 20.0
+    ) -> list[dict[str, Any]]:
+        wanted = set(request_ids)
+        events = read_events(
+            settings, lambda evs: wanted <= {e["request_id"] for e in evs}, timeout_s
+        )
+        by_id = {e["request_id"]: e for e in events}
+        return [by_id[r] for r in request_ids]
+
+    return find
