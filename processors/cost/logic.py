@@ -24,7 +24,7 @@ from importlib.metadata import version
 
 import genai_prices
 from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
-from genai_prices.types import ModelPrice, PriceCalculation, TieredPrices, Usage
+from genai_prices.types import ModelPrice, PriceCalculation, TieredPrices, Usage, calc_unit_price
 from pydantic import ValidationError
 
 from meterline.settings import PriceOverride
@@ -45,6 +45,7 @@ __all__ = [
 GENAI_PRICES_SOURCE = f"genai-prices@{version('genai-prices')}"
 STAGE = "processors.cost"
 _ZERO = Decimal(0)
+_PER_MTOK = 1_000_000  # genai-prices' `per` for every token unit
 # Error messages land in the dead-letter topic; keep them readable, not exhaustive.
 _MAX_LISTED_ERRORS = 5
 
@@ -88,14 +89,14 @@ class Pricer:
         usage = _usage_of(event)
         split, source, priced = CostSplit.zero(), GENAI_PRICES_SOURCE, False
         if model and model in self._overrides:
-            split = _override_split(self._override_prices[model], usage)
+            split = _override_split(self._override_prices[model], usage, event)
             source, priced = f"override:{self._overrides[model].name}", True
         elif model:
             calculation = _genai_calculation(model, event.provider, usage, event.ts_start)
             if calculation is not None:
                 split = _split_of(
                     calculation.model_price,
-                    usage,
+                    event,
                     total_price=calculation.total_price,
                     output_price=calculation.output_price,
                 )
@@ -162,58 +163,37 @@ def _genai_calculation(
 
 
 def _split_of(
-    model_price: ModelPrice, usage: Usage, total_price: Decimal, output_price: Decimal
+    model_price: ModelPrice, tokens: RequestEvent, total_price: Decimal, output_price: Decimal
 ) -> CostSplit:
     """Split a price into input / output / cache read / cache write, summing to the total.
 
-    The cache parts are priced by genai-prices' own arithmetic with every other price set
-    to zero, so the token decomposition and the tier choice stay exactly the same.
+    We report only the four base usage keys, so in genai-prices' decomposition the cache
+    read (write) leaf is exactly `cache_read_tokens` (`cache_write_tokens`) when that unit
+    has a price, charged by its own `calc_unit_price` with the tier chosen by the total
+    input tokens. A test checks this against genai-prices for every bundled model.
     """
-    try:
-        cache_read = (
-            _price_of_keys(model_price, usage, "read") if usage.cache_read_tokens else _ZERO
-        )
-        cache_write = (
-            _price_of_keys(model_price, usage, "write") if usage.cache_write_tokens else _ZERO
-        )
-    except ValueError as exc:
-        raise PricingError(f"cannot price usage {usage!r}: {exc}") from exc
+    read_price, write_price = model_price.cache_read_mtok, model_price.cache_write_mtok
+    cache_read = _cache_cost(read_price, tokens.cache_read_tokens, tokens.input_tokens)
+    cache_write = _cache_cost(write_price, tokens.cache_write_tokens, tokens.input_tokens)
     # Whatever is neither output nor cache (uncached input, per-request fees) is input.
     input_cost = total_price - output_price - cache_read - cache_write
     return CostSplit(input_cost, output_price, cache_read, cache_write, total_price)
 
 
-def _price_of_keys(model_price: ModelPrice, usage: Usage, cache_kind: str) -> Decimal:
-    """Total of the cache price keys of one kind (`read`/`write`), others zeroed."""
-    prices = _price_items(model_price)
-    if not any(_is_cache_key(key, cache_kind) for key in prices):
+def _cache_cost(price: Decimal | TieredPrices | None, tokens: int, input_tokens: int) -> Decimal:
+    # No price for the cache unit: genai-prices charges those tokens as plain input.
+    if price is None or not tokens:
         return _ZERO
-    only = {
-        key: (value if _is_cache_key(key, cache_kind) else _ZERO) for key, value in prices.items()
-    }
-    return ModelPrice(**only).calc_price(usage)["total_price"]
+    return calc_unit_price(price, tokens, input_tokens, _PER_MTOK)
 
 
-def _price_items(model_price: ModelPrice) -> dict[str, Decimal | TieredPrices]:
-    return {
-        key: value
-        for key, value in vars(model_price).items()
-        if not key.startswith("_") and value is not None
-    }
-
-
-def _is_cache_key(price_key: str, cache_kind: str) -> bool:
-    # genai-prices names every cache unit `cache_[<modality>_]<read|write>[_<ttl>]_mtok`.
-    return price_key.startswith("cache_") and f"_{cache_kind}" in price_key
-
-
-def _override_split(model_price: ModelPrice, usage: Usage) -> CostSplit:
+def _override_split(model_price: ModelPrice, usage: Usage, tokens: RequestEvent) -> CostSplit:
     try:
         result = model_price.calc_price(usage)
     except ValueError as exc:
         raise PricingError(f"cannot price usage {usage!r}: {exc}") from exc
     return _split_of(
-        model_price, usage, total_price=result["total_price"], output_price=result["output_price"]
+        model_price, tokens, total_price=result["total_price"], output_price=result["output_price"]
     )
 
 

@@ -12,6 +12,8 @@ import genai_prices
 import orjson
 import pytest
 from genai_prices import Usage
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import ModelPrice
 
 from meterline.settings import PriceOverride
 from processors.cost.logic import (
@@ -372,3 +374,44 @@ def test_logic_never_imports_faust() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
 
     assert result.returncode == 0, result.stderr.decode()
+
+
+def _reference_cache_cost(model_price: Any, usage: Usage, kind: str) -> Decimal:
+    """genai-prices' own arithmetic for the cache units of one kind, every other price 0."""
+    prices = {k: v for k, v in vars(model_price).items() if not k.startswith("_") and v is not None}
+    cache_keys = {k for k in prices if k.startswith("cache_") and f"_{kind}" in k}
+    if not cache_keys:
+        return Decimal(0)
+    only = {k: (v if k in cache_keys else Decimal(0)) for k, v in prices.items()}
+    return ModelPrice(**only).calc_price(usage)["total_price"]
+
+
+def test_cache_split_matches_genai_prices_for_every_bundled_model() -> None:
+    tokens = {
+        "input_tokens": 300_000,
+        "output_tokens": 1000,
+        "cache_read_tokens": 70_000,
+        "cache_write_tokens": 30_000,
+    }
+    usage = Usage(**tokens)
+    checked = 0
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            event = request(provider=provider.id, model_used=model.id, **tokens)
+            try:
+                expected = genai_prices.calc_price(
+                    usage, model_ref=model.id, provider_id=provider.id, genai_request_timestamp=TS
+                )
+            except (LookupError, ValueError):
+                continue  # not priced per token, or matched elsewhere: not our concern here
+            if expected.model is not model:
+                continue
+            cost = price_request(event)
+            prices = expected.model_price
+            assert cost.total_cost == expected.total_price, model.id
+            assert cost.output_cost == expected.output_price, model.id
+            assert cost.cache_read_cost == _reference_cache_cost(prices, usage, "read"), model.id
+            assert cost.cache_write_cost == _reference_cache_cost(prices, usage, "write"), model.id
+            assert parts_sum(cost) == cost.total_cost
+            checked += 1
+    assert checked > 300
