@@ -110,7 +110,7 @@ def start_gateway(make_settings, broker, mock_url) -> Iterator[Callable[..., Run
     stack.close()
 
 
-def read_events(
+def _read_events(
     settings: Settings,
     want: Callable[[list[dict[str, Any]]], bool],
     timeout_s: float = 20.0,
@@ -141,6 +141,12 @@ def read_events(
 
 
 @pytest.fixture
+def read_events() -> Callable[..., list[dict[str, Any]]]:
+    """read_events(settings, want, timeout_s) -> every event on the topic once `want` holds."""
+    return _read_events
+
+
+@pytest.fixture
 def events_for() -> Callable[..., list[dict[str, Any]]]:
     """events_for(settings, request_ids) -> the RequestEvents with those ids, in id order."""
 
@@ -148,7 +154,7 @@ def events_for() -> Callable[..., list[dict[str, Any]]]:
         settings: Settings, request_ids: list[str], timeout_s: float = 20.0
     ) -> list[dict[str, Any]]:
         wanted = set(request_ids)
-        events = read_events(
+        events = _read_events(
             settings, lambda evs: wanted <= {e["request_id"] for e in evs}, timeout_s
         )
         by_id = {e["request_id"]: e for e in events}
