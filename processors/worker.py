@@ -24,6 +24,9 @@ def serve(settings: Settings, loglevel: str = "WARNING") -> None:
     app = create_app(settings)
     # Faust installs the SIGTERM/SIGINT handlers and stops agents, commits, then exits.
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # The terminal spinner sets the root logger to DEBUG (every aiokafka debug call then
+    # builds a record: ~7% CPU) and writes escape codes into service logs.
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
