@@ -146,12 +146,17 @@ class MockProvider:
             except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
                 await _respond(send, 400, _error(str(exc), "invalid_request_error"))
                 return
-            await self._answer(path, body, headers, send)
+            await self._answer(path, body, headers, receive, send)
         else:
             await _respond(send, 404, _error(f"no route {method} {path}", "invalid_request_error"))
 
     async def _answer(
-        self, path: str, body: dict[str, Any], headers: dict[bytes, bytes], send: Send
+        self,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[bytes, bytes],
+        receive: Receive,
+        send: Send,
     ) -> None:
         model = body["model"]
         failure = headers.get(b"x-mock-fail", b"").decode()
@@ -175,8 +180,9 @@ class MockProvider:
         if failure == "500":
             await _respond(send, 500, _error("mock server error", "server_error"))
             return
-        if failure == "timeout":
-            await asyncio.sleep(3600)
+        if failure == "timeout":  # hang until the client gives up
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(receive(), 3600)
             return
         if path == "/v1/embeddings":
             await self._embeddings(body, model, send)
@@ -194,7 +200,9 @@ class MockProvider:
         send: Send,
         failure: str,
     ) -> None:
-        messages = body.get("messages") or []
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise TypeError("messages must be a list")
         digest = hashlib.sha256(orjson.dumps(messages)).digest()
         max_tokens = _int_or_none(body.get("max_tokens"))
         if max_tokens is None:

@@ -37,6 +37,7 @@ class ServerThread:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
