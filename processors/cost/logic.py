@@ -48,6 +48,7 @@ _ZERO = Decimal(0)
 _PER_MTOK = 1_000_000  # genai-prices' `per` for every token unit
 # Error messages land in the dead-letter topic; keep them readable, not exhaustive.
 _MAX_LISTED_ERRORS = 5
+_MAX_CACHED_PROVIDERS = 1000
 
 
 class RejectedEvent(ValueError):
@@ -83,6 +84,7 @@ class Pricer:
         self._override_prices = {
             model: _override_model_price(override) for model, override in self._overrides.items()
         }
+        self._genai_provider: dict[str, bool] = {}  # provider name -> known to genai-prices
 
     def price(self, event: RequestEvent) -> CostEvent:
         model = event.model_used or event.model_requested
@@ -92,7 +94,8 @@ class Pricer:
             split = _override_split(self._override_prices[model], usage, event)
             source, priced = f"override:{self._overrides[model].name}", True
         elif model:
-            calculation = _genai_calculation(model, event.provider, usage, event.ts_start)
+            provider = event.provider if self._is_genai_provider(event.provider) else None
+            calculation = _genai_calculation(model, provider, usage, event.ts_start)
             if calculation is not None:
                 split = _split_of(
                     calculation.model_price,
@@ -102,6 +105,17 @@ class Pricer:
                 )
                 priced = True
         return _cost_event(event, model, split, source, priced)
+
+    def _is_genai_provider(self, provider: str | None) -> bool:
+        # Looked up once per name: the scan over genai-prices' providers costs ~20 us.
+        if not provider:
+            return False
+        known = self._genai_provider.get(provider)
+        if known is None:
+            known = find_provider_by_id(get_snapshot().providers, provider) is not None
+            if len(self._genai_provider) < _MAX_CACHED_PROVIDERS:
+                self._genai_provider[provider] = known
+        return known
 
 
 def price_request(
@@ -144,12 +158,14 @@ def _usage_of(event: RequestEvent) -> Usage:
 def _genai_calculation(
     model: str, provider: str | None, usage: Usage, at: datetime
 ) -> PriceCalculation | None:
-    """genai-prices' calculation, or None when it does not know the model."""
-    # A provider genai-prices knows narrows the match; a local name ("mock", "vllm")
-    # would only make the lookup fail, so then match on the model alone.
-    attempts: list[str | None] = [None]
-    if provider and find_provider_by_id(get_snapshot().providers, provider) is not None:
-        attempts.insert(0, provider)
+    """genai-prices' calculation, or None when it does not know the model.
+
+    `provider` is a genai-prices provider id or None. A local provider name ("mock",
+    "vllm") would only make the lookup fail, so the caller passes None and we match on
+    the model alone; the model-only match is also the fallback when the provider does
+    not list the model.
+    """
+    attempts = [provider, None] if provider else [None]
     for provider_id in attempts:
         try:
             return genai_prices.calc_price(
