@@ -265,6 +265,10 @@ class SinkConsumer:
             log.warning("could not publish a dead letter to %s: %s", self.router.dlq_topic, exc)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            self.sink.on_partitions_assigned()
+        except Exception as exc:  # the next write retries anyway
+            log.warning("sink could not refresh after assignment: %s", exc)
         self.status.update(assigned_partitions=self.status.assigned_partitions + len(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -37,6 +37,9 @@ class Sink(ABC):
     def largest_batch(self) -> int:
         """Rows buffered for the fullest table (the size trigger of the flush policy)."""
 
+    def on_partitions_assigned(self) -> None:  # noqa: B027 - optional hook
+        """Partitions changed hands: state derived from other writers may be stale."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; buffered rows are not flushed here."""
 
