@@ -123,7 +123,6 @@ def main() -> int:
             topics = kinds[args.kind]
             producer = Producer(producer_config(settings, **{"linger.ms": 20}))
             started = time.perf_counter()
-            produced = 0
             expected_cost = Decimal(0)
             for i in range(args.events):
                 topic = topics[i % len(topics)]
@@ -139,8 +138,7 @@ def main() -> int:
                         break
                     except BufferError:
                         producer.poll(0.05)
-                produced += 1
-                if produced % 10_000 == 0:
+                if i % 10_000 == 0:
                     producer.poll(0)
             producer.flush(60)
             produce_s = time.perf_counter() - started
@@ -186,10 +184,14 @@ def main() -> int:
     print(f"sink topic->ClickHouse: {rate:,.0f} rows/s ({sink_s:.2f} s)")
     print(f"rows in ClickHouse:     {stored:,}")
     print(f"spend_daily total:      {total_cost} (expected {expected_cost})")
-    print(f"target:                 >= {TARGET_ROWS_PER_S:,} rows/s: "
-          f"{'met' if rate >= TARGET_ROWS_PER_S else 'NOT met'}")
-    print("command: .venv/bin/python bench/pipeline_throughput.py "
-          f"--events {args.events} --kind {args.kind}")
+    print(
+        f"target:                 >= {TARGET_ROWS_PER_S:,} rows/s: "
+        f"{'met' if rate >= TARGET_ROWS_PER_S else 'NOT met'}"
+    )
+    print(
+        "command: .venv/bin/python bench/pipeline_throughput.py "
+        f"--events {args.events} --kind {args.kind}"
+    )
     return 0 if Decimal(total_cost) == expected_cost and stored == args.events else 2
 
 
