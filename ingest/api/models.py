@@ -70,6 +70,7 @@ class RequestRow(BaseModel):
     output_tokens: int
     cost_usd: str | None  # null until the cost processor priced it
     priced: bool | None
+    price_source: str | None = None  # genai-prices@<version> or override:<name>
 
 
 class RequestsResponse(BaseModel):

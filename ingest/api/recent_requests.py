@@ -64,14 +64,15 @@ def recent_requests(
     records = [
         dict(zip(_REQUEST_COLUMNS, row, strict=True)) for row in client.query_rows(sql, params)
     ]
-    costs: dict[str, tuple[Decimal, bool]] = {}
+    costs: dict[str, tuple[Decimal, bool, str]] = {}
     if records:
         cost_rows = client.query_rows(
-            f"SELECT request_id, sum(total_cost), min(priced) FROM {db}.costs FINAL "
+            f"SELECT request_id, sum(total_cost), min(priced), any(price_source) "
+            f"FROM {db}.costs FINAL "
             "WHERE request_id IN {ids:Array(String)} GROUP BY request_id",
             {"ids": [record["request_id"] for record in records]},
         )
-        costs = {row[0]: (Decimal(row[1]), bool(row[2])) for row in cost_rows}
+        costs = {row[0]: (Decimal(row[1]), bool(row[2]), str(row[3])) for row in cost_rows}
     rows = []
     for record in records:
         cost = costs.get(record["request_id"])
@@ -81,6 +82,7 @@ def recent_requests(
                 **{**record, "ts": ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts},
                 cost_usd=format(cost[0], "f") if cost else None,
                 priced=cost[1] if cost else None,
+                price_source=cost[2] if cost else None,
             )
         )
     return RequestsResponse(count=len(rows), requests=rows)

@@ -90,7 +90,7 @@ def _find_request(stack: Stack, request_id: str) -> dict[str, Any] | None:
     body = _read_api(stack, "/api/requests", limit=100)
     rows = body["requests"] if isinstance(body, dict) else body
     for row in rows:
-        if row["request_id"] == request_id and row.get("total_cost") is not None:
+        if row["request_id"] == request_id and row.get("cost_usd") is not None:
             return dict(row)
     return None
 
@@ -127,7 +127,7 @@ def test_requests_are_costed_exactly_end_to_end(stack: Stack, api_key: str) -> N
             Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"]),
             model_ref="gpt-4o-mini",
         ).total_price
-        assert Decimal(row["total_cost"]) == expected
+        assert Decimal(row["cost_usd"]) == expected
 
     showback = _read_api(stack, "/api/showback", group_by="org,model")
     acme = [r for r in showback["rows"] if r["org"] == "acme" and r["model"] == "gpt-4o-mini"]
