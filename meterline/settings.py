@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # Processors.
     processors_app_id: str = "meterline-processors"
     price_overrides: dict[str, PriceOverride] = Field(default_factory=dict)
+    budget_tick_interval_s: float = 5.0  # how often budgets check for period rollover
+    budget_control_ready_timeout_s: float = 10.0  # longest wait for all BudgetRecords at start
 
     # Ingest sink.
     sink_group_id: str = "meterline-ingest"

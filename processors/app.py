@@ -14,6 +14,7 @@ import faust
 from faust.web import Request, Response, View
 
 from meterline.settings import Settings
+from processors.budgets.agent import register_budget_agent
 from processors.cost.agent import register_cost_agent
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import PROMETHEUS_CONTENT_TYPE, ProcessorMetrics
@@ -46,6 +47,7 @@ def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> f
         app.topic(settings.topic(DLQ), key_serializer="raw", value_serializer="raw"), metrics
     )
     register_cost_agent(app, settings, metrics, dead_letters)
+    register_budget_agent(app, settings, metrics, dead_letters)
     _register_views(app, metrics)
     return app
 

@@ -1,0 +1,105 @@
+"""The budgets agent: costs + BudgetRecords -> BudgetStates and enforcement decisions.
+
+Thin by design: all accounting lives in `logic.BudgetBook`, held in process memory (not a
+Faust table: tansu's changelog recovery is unreliable, ARCHITECTURE §7; spend is to be
+reconciled from ClickHouse on start through `BudgetBook.reconcile`).
+
+Limitation: an org or team budget sums costs of many keys, and costs are partitioned by
+key_id, so the book is only complete when one worker consumes every partition of the
+costs topic, as in the embedded setup. Several workers would each see a share of the
+spend; that needs a repartition by budget (or a shared store) first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import faust
+from faust.types import EventT, Message
+
+from meterline.settings import Settings
+from processors.budgets.control import ControlReader
+from processors.budgets.logic import (
+    STAGE,
+    BudgetBook,
+    BudgetUpdate,
+    RejectedMessage,
+    parse_control,
+    parse_cost,
+)
+from processors.dlq import DeadLetterPublisher
+from processors.metrics import ProcessorMetrics
+from schemas.events.v1 import BudgetRecord, utc_now
+from schemas.topics import BUDGETS, COSTS, ENFORCEMENT
+
+__all__ = ["AGENT_NAME", "register_budget_agent"]
+
+log = logging.getLogger(__name__)
+
+AGENT_NAME = "budgets"
+
+
+def register_budget_agent(
+    app: faust.App,
+    settings: Settings,
+    metrics: ProcessorMetrics,
+    dead_letters: DeadLetterPublisher,
+    now: Callable[[], datetime] = utc_now,
+) -> BudgetBook:
+    costs = app.topic(settings.topic(COSTS), key_serializer="raw", value_serializer="raw")
+    outputs = {
+        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
+        for name in (BUDGETS, ENFORCEMENT)
+    }
+    book = BudgetBook(now)
+
+    async def publish(updates: list[BudgetUpdate]) -> None:
+        for update in updates:
+            # value None is a tombstone: it lifts the subject's decision (ARCHITECTURE §3)
+            await outputs[update.topic].send(key=update.key.encode(), value=update.payload())
+
+    async def guarded(message: Message, apply: Callable[[Message], list[BudgetUpdate]]) -> None:
+        try:
+            updates = apply(message)
+        except RejectedMessage as exc:
+            await dead_letters.publish(message, exc.reason, STAGE)
+            return
+        except Exception as exc:  # a bug must not stop the stream; keep the evidence
+            log.exception("budgets failed on %s@%s", message.partition, message.offset)
+            await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
+            return
+        await publish(updates)
+
+    def apply_cost(message: Message) -> list[BudgetUpdate]:
+        return book.record(parse_cost(message.value))
+
+    def apply_control(message: Message) -> list[BudgetUpdate]:
+        change = parse_control(message.key, message.value)
+        if isinstance(change, BudgetRecord):
+            return book.apply(change)
+        return book.remove(change) if change is not None else []
+
+    async def on_control(message: Message) -> None:
+        await guarded(message, apply_control)
+
+    control = ControlReader(settings, on_control)
+
+    async def budget_agent(stream: faust.StreamT[bytes]) -> None:
+        await control.ready.wait()  # count nothing against a half-loaded book
+        event: EventT
+        async for event in stream.events():
+            await guarded(event.message, apply_cost)
+            metrics.event_processed(AGENT_NAME)
+
+    async def budget_control() -> None:
+        await control.run()
+
+    async def budget_rollover() -> None:
+        await publish(book.tick())
+
+    app.agent(costs, name=AGENT_NAME)(budget_agent)
+    app.task(budget_control)
+    app.timer(settings.budget_tick_interval_s, name="budget_rollover")(budget_rollover)
+    return book

@@ -1,0 +1,447 @@
+"""Budgets: spend per budget and calendar period, states, enforcement. Pure: no Kafka, no Faust.
+
+A cost counts against every budget whose subject covers it (key, user, team, project,
+org) and is assigned to a period by its `request_ts` in the budget's time zone, the same
+timestamp the ClickHouse showback aggregates use, so `reconcile` can seed from there.
+
+Spend is idempotent: each (budget, period) remembers the event_ids it counted, because
+CostEvents are delivered at least once. That costs memory proportional to the priced
+requests in the period; `reconcile` compacts it to a watermark (`as_of`).
+
+Enforcement is per subject, not per budget: a subject is blocked (or throttled) while
+any of its budgets with a block/throttle action is exhausted, until the latest of their
+period ends; a decision is published only when that outcome changes, so crossing a hard
+limit yields one decision per period, and lifting it yields one tombstone. Budgets whose
+`action_on_hard` is `alert` only report `status="hard"` in their BudgetState.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, EnforcementDecision, utc_now
+from schemas.topics import BUDGETS, ENFORCEMENT
+
+__all__ = [
+    "STAGE",
+    "BudgetBook",
+    "BudgetUpdate",
+    "Period",
+    "RejectedMessage",
+    "parse_control",
+    "parse_cost",
+    "period_bounds",
+    "subjects_for",
+]
+
+STAGE = "processors.budgets"
+Period = Literal["day", "week", "month"]
+_ZERO = Decimal(0)
+_US_PER_HOUR = Decimal(3_600_000_000)
+_MAX_LISTED_ERRORS = 5
+
+
+class RejectedMessage(ValueError):
+    """Input that cannot be used; `reason` goes to the dead letter."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- periods --------------------------------------------------------------------------
+
+
+def period_bounds(ts: datetime, period: Period, timezone: str) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of the calendar day / week (from Monday) / month holding `ts`."""
+    zone = _zone(timezone)
+    day = _utc(ts).astimezone(zone).date()
+    if period == "day":
+        start, end = day, day + timedelta(days=1)
+    elif period == "week":
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    else:
+        start = day.replace(day=1)
+        end = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return _midnight(start, zone), _midnight(end, zone)
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    # Where DST skips or repeats midnight, the date begins at the later instant: the
+    # transition itself (skipped), or the second midnight (so the repeated hour stays in
+    # the day it is labelled with).
+    first = datetime.combine(day, time(), tzinfo=zone)
+    return max(first.astimezone(UTC), first.replace(fold=1).astimezone(UTC))
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise RejectedMessage(f"unknown time zone {name!r}") from exc
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --- parsing --------------------------------------------------------------------------
+
+
+def subjects_for(cost: CostEvent) -> list[str]:
+    """The subjects a cost counts against (ARCHITECTURE §3); team/project need the org."""
+    subjects = []
+    if cost.key_id:
+        subjects.append(f"key:{cost.key_id}")
+    if cost.user:
+        subjects.append(f"user:{cost.user}")
+    if cost.org and cost.team:
+        subjects.append(f"team:{cost.org}/{cost.team}")
+    if cost.org and cost.project:
+        subjects.append(f"project:{cost.org}/{cost.project}")
+    if cost.org:
+        subjects.append(f"org:{cost.org}")
+    return subjects
+
+
+def parse_cost(payload: bytes | None) -> CostEvent:
+    if payload is None:
+        raise RejectedMessage("invalid CostEvent: empty message (null value)")
+    try:
+        return CostEvent.model_validate_json(payload)
+    except ValidationError as exc:
+        raise RejectedMessage(f"invalid CostEvent: {_describe(exc)}") from exc
+
+
+def parse_control(key: bytes | None, value: bytes | None) -> BudgetRecord | str | None:
+    """A control record -> a BudgetRecord, a budget_id to drop (tombstone of
+    `budget:<id>`), or None for anything that is not about budgets (keys, policies)."""
+    if value is None:
+        subject = (key or b"").decode(errors="replace")
+        return subject[len("budget:") :] if subject.startswith("budget:") else None
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise RejectedMessage(f"control record is not JSON: {exc}") from exc
+    if not isinstance(record, dict) or record.get("event_type") != "budget":
+        return None
+    try:
+        budget = BudgetRecord.model_validate(record)
+    except ValidationError as exc:
+        raise RejectedMessage(f"invalid BudgetRecord: {_describe(exc)}") from exc
+    _zone(budget.timezone)
+    return budget
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:_MAX_LISTED_ERRORS]:
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    return "; ".join(parts)
+
+
+# --- the book -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetUpdate:
+    """One record to publish: `topic` is a base name (schemas.topics); value None lifts."""
+
+    topic: str
+    key: str
+    value: BudgetState | EnforcementDecision | None
+
+    def payload(self) -> bytes | None:
+        return None if self.value is None else self.value.to_json()
+
+
+@dataclass
+class _Spend:
+    """Spend of one budget in one period, counted once per event_id."""
+
+    start: datetime
+    end: datetime
+    spent: Decimal = _ZERO
+    counted: dict[str, tuple[datetime, Decimal]] = field(default_factory=dict)
+    seeded_until: datetime | None = None  # costs up to here are in the reconciled figure
+    exhausted_at: datetime | None = None
+
+    def add(self, event_id: str, at: datetime, amount: Decimal) -> bool:
+        if event_id in self.counted or (self.seeded_until is not None and at <= self.seeded_until):
+            return False
+        self.counted[event_id] = (at, amount)
+        self.spent += amount
+        return True
+
+    def seed(self, authoritative: Decimal, as_of: datetime) -> None:
+        later = {eid: item for eid, item in self.counted.items() if item[0] > as_of}
+        self.counted = later
+        self.spent = authoritative + sum((amount for _, amount in later.values()), _ZERO)
+        self.seeded_until = as_of
+
+
+class BudgetBook:
+    """Budgets by subject and their spend; every change returns the records to publish.
+
+    `now` is injectable so period rollover is testable; call `tick()` periodically to roll
+    periods over (fresh states, expired blocks lifted) when no cost arrives.
+    """
+
+    def __init__(self, now: Callable[[], datetime] = utc_now) -> None:
+        self._now = now
+        self._budgets: dict[str, BudgetRecord] = {}
+        self._by_subject: dict[str, set[str]] = {}
+        self._current: dict[str, _Spend] = {}  # budget_id -> spend of its current period
+        self._spend: dict[tuple[str, datetime], _Spend] = {}  # (budget_id, period start)
+        self._published: dict[str, EnforcementDecision] = {}  # subject -> our live decision
+        # Earliest period end of any budget: until then `_roll` has nothing to do.
+        self._next_roll: datetime | None = None
+
+    # queries
+
+    def budget(self, budget_id: str) -> BudgetRecord | None:
+        return self._budgets.get(budget_id)
+
+    def spent(self, budget_id: str) -> Decimal:
+        current = self._current.get(budget_id)
+        return current.spent if current is not None else _ZERO
+
+    def decision(self, subject: str) -> EnforcementDecision | None:
+        return self._published.get(subject)
+
+    # changes
+
+    def apply(self, record: BudgetRecord) -> list[BudgetUpdate]:
+        """Create, change or (deleted=True) remove a budget."""
+        if record.deleted:
+            return self.remove(record.budget_id)
+        _zone(record.timezone)
+        old = self._budgets.get(record.budget_id)
+        touched = {record.subject}
+        if old is not None:
+            touched.add(old.subject)
+            self._by_subject.get(old.subject, set()).discard(record.budget_id)
+            if (old.subject, old.period, old.timezone) != (
+                record.subject,
+                record.period,
+                record.timezone,
+            ):
+                self._forget_spend(record.budget_id)  # counted under another definition
+        self._budgets[record.budget_id] = record
+        self._by_subject.setdefault(record.subject, set()).add(record.budget_id)
+        if record.budget_id not in self._current:
+            self._next_roll = None  # gives the new budget its current period
+        now = self._now()
+        updates = self._roll(now)
+        updates.append(self._state(record.budget_id, now))
+        updates.extend(self._decide(touched, now))
+        return updates
+
+    def remove(self, budget_id: str) -> list[BudgetUpdate]:
+        record = self._budgets.pop(budget_id, None)
+        if record is None:
+            return []
+        self._by_subject.get(record.subject, set()).discard(budget_id)
+        self._forget_spend(budget_id)
+        return self._decide({record.subject}, self._now())
+
+    def record(self, cost: CostEvent) -> list[BudgetUpdate]:
+        """Count a cost (once per event_id) against every budget covering it."""
+        if not cost.total_cost:
+            return []
+        now = self._now()
+        updates = self._roll(now)
+        at = _utc(cost.request_ts)
+        touched: set[str] = set()
+        for subject in subjects_for(cost):
+            for budget_id in sorted(self._by_subject.get(subject, ())):
+                spend = self._spend_for(budget_id, at)
+                if spend is None or not spend.add(cost.event_id, at, cost.total_cost):
+                    continue
+                if spend is self._current[budget_id]:
+                    updates.append(self._state(budget_id, now))
+                    touched.add(subject)
+        updates.extend(self._decide(touched, now))
+        return updates
+
+    def tick(self) -> list[BudgetUpdate]:
+        """Roll over every budget whose period ended; lift what expired with it."""
+        return self._roll(self._now())
+
+    def reconcile(
+        self,
+        spend_by_budget_period: Mapping[tuple[str, datetime], Decimal],
+        as_of: datetime | None = None,
+    ) -> list[BudgetUpdate]:
+        """Replace spend with an authoritative figure covering every cost whose request_ts
+        is <= `as_of` (default: now); costs counted here after `as_of` are kept on top,
+        and later deliveries of covered costs are ignored, so nothing counts twice."""
+        now = self._now()
+        as_of = _utc(as_of or now)
+        updates = self._roll(now)
+        touched: set[str] = set()
+        for (budget_id, period_start), amount in sorted(spend_by_budget_period.items()):
+            if budget_id not in self._budgets:
+                continue
+            spend = self._spend_for(budget_id, _utc(period_start), allow_past=True)
+            if spend is None:
+                continue
+            spend.seed(amount, as_of)
+            if spend is self._current[budget_id]:
+                updates.append(self._state(budget_id, now))
+                touched.add(self._budgets[budget_id].subject)
+        updates.extend(self._decide(touched, now))
+        return updates
+
+    # internals
+
+    def _spend_for(self, budget_id: str, at: datetime, allow_past: bool = False) -> _Spend | None:
+        current = self._current[budget_id]
+        if current.start <= at < current.end:
+            return current
+        budget = self._budgets[budget_id]
+        start, end = period_bounds(at, budget.period, budget.timezone)
+        if start < current.start and not allow_past:
+            return None  # a late cost of a period already closed
+        return self._spend.setdefault((budget_id, start), _Spend(start, end))
+
+    def _roll(self, now: datetime) -> list[BudgetUpdate]:
+        if self._next_roll is not None and now < self._next_roll:
+            return []
+        updates: list[BudgetUpdate] = []
+        rolled: set[str] = set()
+        for budget_id, budget in self._budgets.items():
+            current = self._current.get(budget_id)
+            if current is not None and now < current.end:
+                continue
+            start, end = period_bounds(now, budget.period, budget.timezone)
+            self._current[budget_id] = self._spend.setdefault(
+                (budget_id, start), _Spend(start, end)
+            )
+            if current is not None:  # a new budget gets its state from apply()
+                updates.append(self._state(budget_id, now))
+                rolled.add(budget.subject)
+        if rolled:
+            self._spend = {
+                key: spend for key, spend in self._spend.items() if spend.end > now
+            }  # closed periods are final; ClickHouse keeps the history
+        self._next_roll = min((spend.end for spend in self._current.values()), default=None)
+        return updates + self._decide(rolled, now)
+
+    def _forget_spend(self, budget_id: str) -> None:
+        self._next_roll = None
+        self._current.pop(budget_id, None)
+        self._spend = {key: s for key, s in self._spend.items() if key[0] != budget_id}
+
+    def _state(self, budget_id: str, now: datetime) -> BudgetUpdate:
+        budget = self._budgets[budget_id]
+        spend = self._current[budget_id]
+        status = _status(spend.spent, budget)
+        if status == "hard":
+            spend.exhausted_at = spend.exhausted_at or now
+        else:
+            spend.exhausted_at = None
+        burn = _burn_rate(spend.spent, spend.start, now)
+        state = BudgetState(
+            ts=now,
+            source=STAGE,
+            budget_id=budget_id,
+            subject=budget.subject,
+            period=budget.period,
+            period_start=spend.start,
+            period_end=spend.end,
+            spent_usd=spend.spent,
+            limit_usd=budget.limit_usd,
+            percent_used=_percent(spend.spent, budget.limit_usd),
+            burn_rate_usd_per_hour=burn,
+            projected_exhaustion=spend.exhausted_at
+            or _projection(spend.spent, budget.limit_usd, burn, now, spend.end),
+            status=status,
+        )
+        return BudgetUpdate(BUDGETS, budget_id, state)
+
+    def _decide(self, subjects: Iterable[str], now: datetime) -> list[BudgetUpdate]:
+        updates = []
+        for subject in sorted(subjects):
+            wanted = self._wanted(subject, now)
+            live = self._published.get(subject)
+            if wanted is None and live is not None:
+                del self._published[subject]
+                updates.append(BudgetUpdate(ENFORCEMENT, subject, None))
+            elif wanted is not None and (
+                live is None or _outcome(live) != _outcome(wanted) or live.reason != wanted.reason
+            ):
+                self._published[subject] = wanted
+                updates.append(BudgetUpdate(ENFORCEMENT, subject, wanted))
+        return updates
+
+    def _wanted(self, subject: str, now: datetime) -> EnforcementDecision | None:
+        exhausted = [
+            self._budgets[budget_id]
+            for budget_id in sorted(self._by_subject.get(subject, ()))
+            if budget_id in self._current
+            and self._budgets[budget_id].action_on_hard != "alert"
+            and _status(self._current[budget_id].spent, self._budgets[budget_id]) == "hard"
+        ]
+        if not exhausted:
+            return None
+        # Block wins over throttle (a throttle without an rpm fails closed, as a block).
+        blocking = [b for b in exhausted if b.action_on_hard == "block" or b.throttle_rpm is None]
+        chosen = blocking or exhausted
+        rpm = None if blocking else min(b.throttle_rpm or 0 for b in chosen)
+        names = ", ".join(f"{b.budget_id} ({b.period}, {b.limit_usd:f} USD)" for b in chosen)
+        return EnforcementDecision(
+            ts=now,
+            source="budget",
+            subject=subject,
+            action="block" if blocking else "throttle",
+            rpm=rpm,
+            reason=f"budget exhausted: {names}",
+            expires_at=max(self._current[b.budget_id].end for b in chosen),
+            decided_at=now,
+        )
+
+
+def _outcome(decision: EnforcementDecision) -> tuple[str, int | None, datetime | None]:
+    return decision.action, decision.rpm, decision.expires_at
+
+
+def _status(spent: Decimal, budget: BudgetRecord) -> Literal["ok", "soft", "hard"]:
+    if spent >= budget.limit_usd:
+        return "hard"  # nothing left (a zero budget is exhausted from the start)
+    if _percent(spent, budget.limit_usd) >= budget.soft_pct:
+        return "soft"
+    return "ok"
+
+
+def _percent(spent: Decimal, limit: Decimal) -> float:
+    return float(spent * 100 / limit) if limit > 0 else 100.0
+
+
+def _burn_rate(spent: Decimal, start: datetime, now: datetime) -> Decimal:
+    """Average USD per hour since the period began."""
+    elapsed_us = (now - start) // timedelta(microseconds=1)
+    return spent * _US_PER_HOUR / elapsed_us if elapsed_us > 0 else _ZERO
+
+
+def _projection(
+    spent: Decimal, limit: Decimal, burn: Decimal, now: datetime, end: datetime
+) -> datetime | None:
+    """When the rest of the limit is gone at the current burn rate; None if not this period."""
+    if burn <= 0:
+        return None
+    remaining_us = (limit - spent) * _US_PER_HOUR / burn
+    if remaining_us >= (end - now) // timedelta(microseconds=1):
+        return None  # the period resets first (also keeps huge values out of timedelta)
+    at = now + timedelta(microseconds=int(remaining_us))
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)  # wire precision

@@ -1,0 +1,171 @@
+"""Budgets in the real worker (`python -m processors`) against the real tansu broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from meterline.kafka import consumer_config, producer_config
+from meterline.settings import Settings
+from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, DeadLetter, EnforcementDecision
+from schemas.topics import BUDGETS, CONTROL, COSTS, DLQ, ENFORCEMENT
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+Record = tuple[bytes | None, bytes | None]
+
+
+@contextmanager
+def worker_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, **settings.child_env()}
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "processors"],
+            env=env,
+            cwd=log_path.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+
+
+class TopicReader:
+    """Reads topics from the beginning without a consumer group, tombstones included."""
+
+    def __init__(self, settings: Settings, names: list[str]) -> None:
+        self._consumer = Consumer(consumer_config(settings, group_id=None))
+        self._consumer.assign(
+            [
+                TopicPartition(settings.topic(name), partition, OFFSET_BEGINNING)
+                for name in names
+                for partition in range(settings.topic_partitions)
+            ]
+        )
+        self.records: dict[str, list[Record]] = defaultdict(list)
+
+    def read_until(self, done: Callable[[], bool], timeout_s: float, log: Path) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline:
+                counts = {topic: len(values) for topic, values in self.records.items()}
+                pytest.fail(f"timed out with {counts}; worker log:\n{log.read_text()[-3000:]}")
+            message = self._consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                self.records[message.topic()].append((message.key(), message.value()))
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def produce(settings: Settings, topic: str, items: list[Record]) -> None:
+    producer = Producer(producer_config(settings))
+    for key, value in items:
+        producer.produce(settings.topic(topic), key=key, value=value)
+    assert producer.flush(10) == 0
+
+
+def cost(index: int, total: str) -> CostEvent:
+    now = datetime.now(UTC)
+    return CostEvent(
+        event_id=f"cost-{index}",
+        request_id=f"req-{index}",
+        request_ts=now,
+        ts=now,
+        key_id="k1",
+        org="acme",
+        team="search",
+        total_cost=Decimal(total),
+        price_source="override:test",
+        priced=True,
+    )
+
+
+def budget(budget_id: str, subject: str, limit: str) -> Record:
+    record = BudgetRecord(budget_id=budget_id, subject=subject, period="day", limit_usd=limit)
+    return f"budget:{budget_id}".encode(), record.to_json()
+
+
+def test_budget_states_and_a_block_then_a_lift(
+    broker: Any, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(broker, processors_port=free_port(), budget_tick_interval_s=1.0)
+    log_path = tmp_path / "worker.log"
+    produce(
+        settings,
+        CONTROL,
+        [
+            budget("b-key", "key:k1", "0.001"),
+            budget("b-org", "org:acme", "100"),
+            (b"policy:p1", b'{"event_type": "policy", "policy_id": "p1"}'),  # not ours
+            (b"key:k9", None),  # tombstone of a key: not ours
+        ],
+    )
+    costs = [cost(index, "0.0004") for index in range(4)]
+    items: list[Record] = [(b"k1", c.to_json()) for c in costs]
+    items.insert(2, (b"k1", costs[0].to_json()))  # redelivered: must not count twice
+    items.insert(3, (b"k1", b"{not a cost"))
+    produce(settings, COSTS, items)
+    reader = TopicReader(settings, [BUDGETS, ENFORCEMENT, DLQ])
+    enforcement = reader.records[settings.topic(ENFORCEMENT)]
+
+    with worker_process(settings, log_path) as worker:
+        reader.read_until(lambda: len(enforcement) >= 1, timeout_s=60, log=log_path)
+        produce(settings, CONTROL, [budget("b-key", "key:k1", "1")])  # raised above spend
+        reader.read_until(lambda: len(enforcement) >= 2, timeout_s=30, log=log_path)
+        reader.read_until(
+            lambda: len(reader.records[settings.topic(DLQ)]) >= 1, timeout_s=10, log=log_path
+        )
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0
+    reader.close()
+
+    (block_key, block_value), (lift_key, lift_value) = enforcement
+    decision = EnforcementDecision.model_validate_json(block_value or b"")
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    assert block_key == lift_key == b"key:k1"
+    assert (decision.action, decision.source, decision.rpm) == ("block", "budget", None)
+    assert decision.expires_at == datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
+    assert "b-key" in decision.reason
+    assert lift_value is None  # tombstone
+
+    states = [
+        (key, BudgetState.model_validate_json(value or b""))
+        for key, value in reader.records[settings.topic(BUDGETS)]
+    ]
+    assert all(key == state.budget_id.encode() for key, state in states)
+    key_states = [state for _, state in states if state.budget_id == "b-key"]
+    assert [(s.spent_usd, s.limit_usd, s.status) for s in key_states] == [
+        (Decimal("0"), Decimal("0.001"), "ok"),
+        (Decimal("0.0004"), Decimal("0.001"), "ok"),
+        (Decimal("0.0008"), Decimal("0.001"), "soft"),
+        (Decimal("0.0012"), Decimal("0.001"), "hard"),
+        (Decimal("0.0016"), Decimal("0.001"), "hard"),
+        (Decimal("0.0016"), Decimal("1"), "ok"),
+    ]
+    assert key_states[2].percent_used == 80.0
+    org_spent = [state.spent_usd for _, state in states if state.budget_id == "b-org"]
+    assert org_spent == [Decimal(0), *(Decimal("0.0004") * n for n in range(1, 5))]
+
+    (_, letter_value), *_ = reader.records[settings.topic(DLQ)]
+    letter = DeadLetter.model_validate_json(letter_value or b"")
+    assert letter.stage == "processors.budgets" and "invalid CostEvent" in letter.error
+    assert letter.original_topic == settings.topic(COSTS)
