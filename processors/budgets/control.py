@@ -23,6 +23,7 @@ __all__ = ["ControlReader"]
 log = logging.getLogger(__name__)
 
 _POLL_MS = 500
+_RETRY_S = 1.0
 
 
 class ControlReader:
@@ -35,6 +36,19 @@ class ControlReader:
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
+        """Read forever; after a failure, read again from the beginning (harmless: while
+        loading, only the latest record per key is applied)."""
+        while True:
+            try:
+                await self._read_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("budgets: control reader failed; reading again from the start")
+                self.ready.set()  # a broken reader must not hold the costs back forever
+                await asyncio.sleep(_RETRY_S)
+
+    async def _read_all(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap,
             group_id=None,
@@ -49,19 +63,37 @@ class ControlReader:
             ends = await consumer.end_offsets(partitions)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self._settings.budget_control_ready_timeout_s
+            # While loading, keep only the latest record per key (compacted-topic
+            # semantics), so superseded versions never flap a decision.
+            pending: dict[object, Message] | None = {}
             while True:
                 batches = await consumer.getmany(timeout_ms=_POLL_MS)
                 for records in batches.values():
                     for record in records:
-                        await self._on_record(_message(record))
-                if not self.ready.is_set():
-                    await self._check_ready(consumer, ends, idle=not batches)
-                    if not self.ready.is_set() and loop.time() > deadline:
-                        # tansu's end offsets can be off after batches (ARCHITECTURE §7)
-                        log.warning("budgets: control topic not caught up; going on anyway")
-                        self.ready.set()
+                        message = _message(record)
+                        if pending is None:
+                            await self._on_record(message)
+                            continue
+                        key = (
+                            record.key
+                            if record.key is not None
+                            else (record.partition, record.offset)
+                        )
+                        pending.pop(key, None)  # re-inserted: ordered by its latest version
+                        pending[key] = message
+                if pending is None:
+                    continue
+                caught_up = await self._caught_up(consumer, ends, idle=not batches)
+                if not caught_up and loop.time() < deadline:
+                    continue
+                if not caught_up:  # tansu's end offsets can be off (ARCHITECTURE §7)
+                    log.warning("budgets: control topic not caught up in time; going on")
+                for message in pending.values():
+                    await self._on_record(message)
+                pending = None
+                log.info("budgets: control topic loaded")
+                self.ready.set()
         finally:
-            self.ready.set()  # never leave the cost agent waiting on a dead reader
             await consumer.stop()
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
@@ -72,17 +104,16 @@ class ControlReader:
                 return [TopicPartition(self._topic, p) for p in sorted(found)]
             await asyncio.sleep(0.5)  # topic not created yet (broker starting)
 
-    async def _check_ready(
+    async def _caught_up(
         self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], idle: bool
-    ) -> None:
-        # Caught up: a fetch came back empty and every position reached the end at start.
+    ) -> bool:
+        # A fetch came back empty and every position reached the end seen at start.
         if not idle:
-            return
+            return False
         for partition, end in ends.items():
             if await consumer.position(partition) < end:
-                return
-        log.info("budgets: control topic loaded")
-        self.ready.set()
+                return False
+        return True
 
 
 def _message(record: ConsumerRecord) -> Message:

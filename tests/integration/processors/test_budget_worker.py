@@ -113,6 +113,7 @@ def test_budget_states_and_a_block_then_a_lift(
         settings,
         CONTROL,
         [
+            budget("b-key", "key:k1", "0"),  # superseded below: must never block
             budget("b-key", "key:k1", "0.001"),
             budget("b-org", "org:acme", "100"),
             (b"policy:p1", b'{"event_type": "policy", "policy_id": "p1"}'),  # not ours
