@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 from schemas.ids import new_event_id
 
@@ -57,20 +57,21 @@ def format_ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-Timestamp = Annotated[datetime, PlainSerializer(format_ts, return_type=str, when_used="json")]
+def _as_utc(value: datetime) -> datetime:
+    # Treat every naive timestamp as UTC (the chdb client returns naive datetimes).
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(format_ts, return_type=str, when_used="json"),
+]
 
 
 class _Model(BaseModel):
     # Consumers ignore unknown fields; records are immutable once built.
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _utc(cls, value: Any) -> Any:
-        # Treat every naive timestamp as UTC (the chdb client returns naive datetimes).
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
 
 
 class Event(_Model):
