@@ -1,27 +1,36 @@
 """Admin API (ARCHITECTURE §9), off the hot path: FastAPI models for convenience.
 
-Key changes are published to the control topic and acknowledged by the broker before
-the answer; the change is applied locally at once and reaches every other gateway
-instance through its control reader.
+Keys and budgets are published to the control topic, enforcement decisions (source
+`manual`) to the enforcement topic keyed by subject; each is acknowledged by the broker
+before the answer (503 if it is down, and nothing changes), applied locally at once, and
+reaches every other gateway instance through its view reader.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
-from typing import Annotated, Any
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.errors import AuthenticationFailed, ControlPlaneUnavailable, NotFound
+from gateway.enforcement import DEFAULT_THROTTLE_RPM, Decision
+from gateway.errors import AuthenticationFailed, ControlPlaneUnavailable, InvalidRequest, NotFound
 from gateway.keys import new_key
 from gateway.runtime import GatewayRuntime
-from schemas.events import KeyRecord
+from gateway.subjects import SubjectError, validate_subject
+from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord
 from schemas.ids import hash_key
 
-__all__ = ["KeyCreate", "admin_router"]
+__all__ = ["BudgetCreate", "EnforcementCreate", "KeyCreate", "admin_router", "budget_id_for"]
 
 
 class KeyCreate(BaseModel):
@@ -38,6 +47,42 @@ class KeyCreate(BaseModel):
     store_prompts: bool = False
 
 
+class BudgetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str
+    period: Literal["day", "week", "month"]
+    limit_usd: Decimal = Field(gt=0, max_digits=20, decimal_places=6)
+    soft_pct: float = Field(default=80.0, gt=0, le=100)
+    action_on_hard: Literal["block", "throttle", "alert"] = "block"
+    throttle_rpm: int | None = Field(default=None, ge=0)
+    timezone: str = "UTC"
+    budget_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class EnforcementCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str
+    action: Literal["block", "throttle", "allow"] = "block"
+    reason: str = Field(default="", max_length=1000)
+    expires_at: datetime | None = None
+    for_seconds: float | None = Field(default=None, gt=0)
+    rpm: int | None = Field(default=None, ge=0)
+
+
+def budget_id_for(subject: str, period: str) -> str:
+    """One budget per subject and period unless an id is given, so `set` is idempotent."""
+    return "bud_" + hashlib.sha256(f"{subject}\x1f{period}".encode()).hexdigest()[:16]
+
+
+def _subject(value: str) -> str:
+    try:
+        return validate_subject(value)
+    except SubjectError as exc:
+        raise InvalidRequest(str(exc), param="subject") from None
+
+
 def admin_router(runtime: GatewayRuntime) -> APIRouter:
     token = runtime.settings.admin_token
 
@@ -52,15 +97,17 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
 
     router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
-    async def publish(record: KeyRecord) -> None:
+    async def send(key: str, value: bytes | None, topic: str | None, what: str) -> None:
         try:
-            await asyncio.to_thread(
-                runtime.publisher.publish, f"key:{record.key_id}", record.to_json()
-            )
+            await asyncio.to_thread(runtime.publisher.publish, key, value, topic)
         except ConnectionError:
             raise ControlPlaneUnavailable(
-                "the control plane (Kafka) is unavailable; the key change was not made, retry later"
+                f"the control plane (Kafka) is unavailable; the {what} change was not made, "
+                "retry later"
             ) from None
+
+    async def publish(record: KeyRecord) -> None:
+        await send(f"key:{record.key_id}", record.to_json(), None, "key")
         runtime.keys.apply(record.model_dump(mode="json"))
 
     @router.post("/keys", status_code=201)
@@ -96,5 +143,93 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         )
         await publish(record)
         return {"key_id": key_id, "revoked": True}
+
+    # --- budgets (control topic, `budget:<id>`) -------------------------------------
+
+    @router.post("/budgets", status_code=201)
+    async def set_budget(body: BudgetCreate) -> JSONResponse:
+        subject = _subject(body.subject)
+        try:
+            ZoneInfo(body.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidRequest(
+                f"unknown time zone '{body.timezone}' (use an IANA name such as 'Europe/Paris')",
+                param="timezone",
+            ) from None
+        if body.action_on_hard == "throttle" and body.throttle_rpm is None:
+            raise InvalidRequest(
+                "action_on_hard 'throttle' needs throttle_rpm", param="throttle_rpm"
+            )
+        record = BudgetRecord(
+            budget_id=body.budget_id or budget_id_for(subject, body.period),
+            subject=subject,
+            period=body.period,
+            limit_usd=body.limit_usd,
+            soft_pct=body.soft_pct,
+            action_on_hard=body.action_on_hard,
+            throttle_rpm=body.throttle_rpm,
+            timezone=body.timezone,
+        )
+        await send(f"budget:{record.budget_id}", record.to_json(), None, "budget")
+        payload = orjson.loads(record.to_json())
+        runtime.budgets.apply_record(payload)
+        return JSONResponse(payload, status_code=201)
+
+    @router.get("/budgets")
+    async def list_budgets() -> dict[str, Any]:
+        return {"object": "list", "data": runtime.budgets.listing()}
+
+    # --- enforcement (enforcement topic, keyed by subject) --------------------------
+
+    @router.post("/enforcement", status_code=201)
+    async def enforce(body: EnforcementCreate) -> JSONResponse:
+        subject = _subject(body.subject)
+        if body.expires_at is not None and body.for_seconds is not None:
+            raise InvalidRequest("give expires_at or for_seconds, not both", param="for_seconds")
+        expires_at = body.expires_at
+        if body.for_seconds is not None:
+            expires_at = datetime.now(UTC) + timedelta(seconds=body.for_seconds)
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                expires_at = expires_at.replace(tzinfo=UTC)
+            if expires_at.timestamp() <= time.time():
+                raise InvalidRequest("expires_at is in the past", param="expires_at")
+        rpm = body.rpm
+        if body.action == "throttle" and rpm is None:
+            rpm = DEFAULT_THROTTLE_RPM
+        decision = EnforcementDecision(
+            subject=subject,
+            action=body.action,
+            reason=body.reason or f"manual {body.action}",
+            source="manual",
+            rpm=rpm,
+            expires_at=expires_at,
+        )
+        value = decision.to_json()
+        await send(subject, value, runtime.enforcement_topic, "enforcement")
+        payload = orjson.loads(value)
+        applied = Decision.from_record(payload)
+        if applied is not None:
+            runtime.enforcement.put(applied)
+        return JSONResponse(payload, status_code=201)
+
+    @router.delete("/enforcement/{subject:path}")
+    async def lift(subject: str) -> dict[str, Any]:
+        subject = _subject(subject)
+        current = runtime.enforcement.get(subject, time.time())
+        await send(subject, None, runtime.enforcement_topic, "enforcement")
+        runtime.enforcement.lift(subject)
+        return {
+            "subject": subject,
+            "lifted": True,
+            "was": current.record if current is not None else None,
+        }
+
+    @router.get("/enforcement")
+    async def list_enforcement() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [d.record for d in runtime.enforcement.active(time.time()) if d.record],
+        }
 
     return router

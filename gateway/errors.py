@@ -8,10 +8,15 @@ nothing a client sends produces a 500.
     │   └── BodyTooLarge      413       body over `max_body_bytes`
     ├── AuthenticationFailed  401       missing or unknown virtual key / admin token
     ├── ModelNotAllowed       403       model outside the key's allow-list
+    ├── Blocked               403       an enforcement decision blocks a subject (`blocked`)
+    │   └── BudgetExceeded    403       a hard budget limit with action block
+    ├── RateLimited           429       a per-key RPM/TPM bucket is empty (Retry-After)
+    │   └── Throttled         429       a throttle decision's RPM is used up
     ├── NotFound              404       unknown path
     │   └── ModelNotFound     404       no provider serves the model (`model_not_found`)
     ├── MethodNotAllowed      405
     ├── ControlPlaneUnavailable 503     admin change could not be published
+    ├── EnforcementUnavailable  503     enforcement view stale and fail mode `closed`
     ├── InternalGatewayError  502       unexpected exception (logged without secrets)
     └── UpstreamError         502       provider failure, mapped at the transport boundary
         ├── UpstreamUnavailable 502     connection refused/reset, upstream 5xx, bad payload
@@ -25,8 +30,11 @@ import orjson
 
 __all__ = [
     "AuthenticationFailed",
+    "Blocked",
     "BodyTooLarge",
+    "BudgetExceeded",
     "ControlPlaneUnavailable",
+    "EnforcementUnavailable",
     "GatewayError",
     "InternalGatewayError",
     "InvalidRequest",
@@ -34,6 +42,8 @@ __all__ = [
     "ModelNotAllowed",
     "ModelNotFound",
     "NotFound",
+    "RateLimited",
+    "Throttled",
     "UpstreamError",
     "UpstreamStatusError",
     "UpstreamTimeout",
@@ -101,6 +111,44 @@ class ModelNotAllowed(GatewayError):
     code = "model_not_allowed"
 
 
+class Blocked(GatewayError):
+    """403 naming what is blocked, why and by whom (`subject`, `reason`, `source`)."""
+
+    status = 403
+    type = "permission_error"
+    code = "blocked"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject: str,
+        source: str,
+        reason: str = "",
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.fields = {"subject": subject, "source": source, "reason": reason, **(extra or {})}
+
+    def render(self) -> bytes:
+        error = {"message": self.message, "type": self.type, "code": self.code, "param": None}
+        return orjson.dumps({"error": {**error, **self.fields}})
+
+
+class BudgetExceeded(Blocked):
+    code = "budget_exceeded"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class Throttled(RateLimited):
+    code = "throttled"
+
+
 class NotFound(GatewayError):
     status = 404
     code = "not_found"
@@ -119,6 +167,12 @@ class ControlPlaneUnavailable(GatewayError):
     status = 503
     type = "service_unavailable"
     code = "control_plane_unavailable"
+
+
+class EnforcementUnavailable(GatewayError):
+    status = 503
+    type = "service_unavailable"
+    code = "enforcement_unavailable"
 
 
 class InternalGatewayError(GatewayError):

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.subjects import key_subjects
 from schemas.ids import hash_key
 
 __all__ = ["KEY_PREFIX", "KeyInfo", "KeyStore", "new_key"]
@@ -35,6 +36,8 @@ class KeyInfo:
     rpm: int | None = None
     tpm: int | None = None
     budget_ids: tuple[str, ...] = ()
+    # key:, user:, team:, project:, org: subjects, derived once (enforcement lookups)
+    subjects: tuple[str, ...] = ()
 
     def allows(self, model: str) -> bool:
         if self.models is None:
@@ -91,13 +94,16 @@ class KeyStore:
             self.remove(key_id)
             return True
         models = record.get("models")
+        org, team = str(record.get("org") or ""), str(record.get("team") or "")
+        project, user = str(record.get("project") or ""), str(record.get("user") or "")
         info = KeyInfo(
             key_id=key_id,
             key_hash=key_hash,
-            org=str(record.get("org") or ""),
-            team=str(record.get("team") or ""),
-            project=str(record.get("project") or ""),
-            user=str(record.get("user") or ""),
+            org=org,
+            team=team,
+            project=project,
+            user=user,
+            subjects=key_subjects(key_id, org, team, project, user),
             models=tuple(str(m) for m in models) if isinstance(models, list) else None,
             rpm=record.get("rpm") if isinstance(record.get("rpm"), int) else None,
             tpm=record.get("tpm") if isinstance(record.get("tpm"), int) else None,

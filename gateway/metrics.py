@@ -38,6 +38,8 @@ class Metrics:
         self._latency_sum = 0.0
         self._latency_count = 0
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self._counters: dict[str, str] = {}  # name -> help
+        self.counts: defaultdict[tuple[str, str], int] = defaultdict(int)
 
     def observe(
         self, endpoint: str, status: int, latency_s: float, tokens_in: int, tokens_out: int
@@ -54,6 +56,13 @@ class Metrics:
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Register a value read at scrape time (queue depth, spool size, keys)."""
         self._gauges[name] = (help_text, read)
+
+    def counter(self, name: str, help_text: str) -> None:
+        """Register a counter incremented with `inc(name, label)` (label: `reason="..."`)."""
+        self._counters[name] = help_text
+
+    def inc(self, name: str, labels: str = "") -> None:
+        self.counts[(name, labels)] += 1
 
     def render(self) -> str:
         lines = [
@@ -85,6 +94,13 @@ class Metrics:
                 f'meterline_gateway_tokens_total{{direction="{direction}"}} '
                 f"{self.tokens[direction]}"
             )
+        for name, help_text in sorted(self._counters.items()):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+            series = [
+                (labels, n) for (counter, labels), n in self.counts.items() if counter == name
+            ]
+            for labels, count in sorted(series) or [("", 0)]:
+                lines.append(f"{name}{{{labels}}} {count}" if labels else f"{name} {count}")
         for name, (help_text, read) in sorted(self._gauges.items()):
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read()}"]
         return "\n".join(lines) + "\n"

@@ -1,14 +1,17 @@
 """The hot routes: /v1/chat/completions, /v1/embeddings, /v1/models as raw ASGI handlers.
 
 Per request (ARCHITECTURE §8): parse headers once -> authenticate (hash lookup) -> read
-and validate the body by hand -> route by model -> forward over the shared session ->
-read usage -> respond -> enqueue one RequestEvent. Every outcome, including each error,
+the body -> enforcement (decisions, throttles, budgets, view staleness) -> validate the
+body by hand -> route by model -> per-key RPM/TPM buckets -> forward over the shared
+session -> read usage (correct the token estimate, count the spend) -> respond -> enqueue
+one RequestEvent. Every outcome, including each error,
 produces exactly one event; nothing a client sends escapes as a 500.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import orjson
@@ -21,12 +24,14 @@ from gateway.errors import (
     MethodNotAllowed,
     ModelNotAllowed,
     ModelNotFound,
+    RateLimited,
     UpstreamError,
     UpstreamUnavailable,
 )
 from gateway.keys import KeyInfo
 from gateway.parsing import ParsedRequest, parse_chat, parse_embeddings, prompt_stats
 from gateway.providers import Provider
+from gateway.ratelimit import estimate_tokens
 from gateway.record import RequestRecord
 from gateway.runtime import GatewayRuntime
 from gateway.usage import StreamAccumulator, summarize_response
@@ -140,12 +145,15 @@ class ProxyRoutes:
     ) -> None:
         record = RequestRecord(endpoint=endpoint)
         started = False
+        budget_ids: tuple[str, ...] = ()
+        tokens_taken = 0
         try:
             authorization, length = self._read_headers(scope, record)
             if scope["method"] != "POST":
                 raise MethodNotAllowed(f"{scope['method']} is not allowed on {endpoint}")
             record.key = self._authenticate(authorization)
             raw = await read_body(receive, self._limit, length)
+            budget_ids = self._rt.enforcer.admit(record)  # a blocked key is told so first
             parsed = parse(raw)
             record.model_requested = parsed.model
             record.stream = parsed.stream
@@ -162,6 +170,8 @@ class ProxyRoutes:
                 raise ModelNotAllowed(
                     f"this key may not use the model '{parsed.model}'", param="model"
                 )
+            if record.key.rpm is not None or record.key.tpm is not None:
+                tokens_taken = self._rate_limit(record, parsed)
             if parsed.stream:
                 started = await self._stream(send, record, provider, upstream_path, raw, parsed)
             else:
@@ -185,12 +195,49 @@ class ProxyRoutes:
                 started,
             )
         finally:
+            if tokens_taken or budget_ids:
+                self._account(record, tokens_taken, budget_ids)
             self._finish(record)
+
+    def _rate_limit(self, record: RequestRecord, parsed: ParsedRequest) -> int:
+        """Take from the key's RPM/TPM buckets (429 when empty); returns the tokens taken."""
+        key = record.key
+        assert key is not None
+        estimate = estimate_tokens(record.prompt_chars, parsed.max_tokens)
+        check = self._rt.limiter.check(key.key_id, key.rpm, key.tpm, estimate, time.monotonic())
+        if check.exceeded:
+            record.enforcement = {
+                "action": "rate_limit",
+                "subject": f"key:{key.key_id}",
+                "source": f"key_{'rpm' if check.exceeded == 'requests' else 'tpm'}",
+            }
+            limit = check.limit_requests if check.exceeded == "requests" else check.limit_tokens
+            raise RateLimited(
+                f"rate limit reached for this key: {limit} {check.exceeded} per minute; "
+                f"retry after {check.retry_after}s",
+                headers={name.decode(): value.decode() for name, value in check.headers()},
+            )
+        record.response_headers = tuple(check.headers())
+        return check.tokens_taken
+
+    def _account(
+        self, record: RequestRecord, tokens_taken: int, budget_ids: tuple[str, ...]
+    ) -> None:
+        """After the call: real usage replaces the token estimate; spend counts locally."""
+        summary = record.summary
+        used_in = summary.input_tokens if summary else 0
+        used_out = summary.output_tokens if summary else 0
+        if tokens_taken and record.key is not None:
+            self._rt.limiter.correct(record.key.key_id, tokens_taken, used_in + used_out)
+        if budget_ids and (used_in or used_out):
+            model = (summary.model_used if summary else None) or record.model_requested or ""
+            cost = self._rt.prices.cost(record.provider, model, used_in, used_out)
+            self._rt.budgets.add_spend(budget_ids, cost)
 
     def _headers(
         self, record: RequestRecord, base: list[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]]:
-        return [*base, (b"x-request-id", record.request_id.encode())]
+        return [*base, (b"x-request-id", record.request_id.encode()), *record.response_headers]
 
     async def _fail(
         self, send: Send, record: RequestRecord, exc: GatewayError, started: bool

@@ -47,6 +47,9 @@ class RequestRecord:
     prompt_hash: str | None = None
     prompt_chars: int = 0
     summary: ResponseSummary | None = None
+    enforcement: dict[str, str] | None = None  # what enforcement applied (RequestEvent field)
+    # extra response headers (x-ratelimit-*), sent on success and on errors alike
+    response_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def mark_first_token(self) -> None:
         if self.ttft_ms is None:
@@ -95,6 +98,6 @@ class RequestRecord:
             "response_chars": summary.response_chars,
             "tool_calls": summary.tool_calls,
             "finish_reason": summary.finish_reason,
-            "enforcement": {},
+            "enforcement": self.enforcement or {},
             "guardrails": [],
         }

@@ -1,4 +1,4 @@
-"""Everything one gateway process holds: keys, providers, emitter, control plane, metrics.
+"""Everything one gateway process holds: keys, views, limits, providers, emitter, metrics.
 
 Built from settings by `create_app`; `start()` runs inside the server's event loop (the
 upstream session must be created there) and `aclose()` stops intake, then flushes.
@@ -11,14 +11,20 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from gateway.control import ControlPublisher, ControlReader
+from gateway.budgets import BudgetGuard
+from gateway.control import ControlPublisher, apply_control_record
 from gateway.emit import KafkaEmitter
+from gateway.enforcement import EnforcementView
+from gateway.enforcer import Enforcer
 from gateway.keys import KeyStore
 from gateway.metrics import Metrics
+from gateway.pricing import PriceEstimator
 from gateway.providers import OpenAICompatibleProvider, Provider
 from gateway.providers.openai import create_session
+from gateway.ratelimit import KeyLimiter
+from gateway.reader import ViewReader
 from meterline.settings import Settings
-from schemas.topics import REQUESTS
+from schemas.topics import BUDGETS, CONTROL, ENFORCEMENT, REQUESTS
 
 if TYPE_CHECKING:
     import aiohttp
@@ -35,7 +41,29 @@ class GatewayRuntime:
         self.keys = KeyStore()
         self.metrics = Metrics()
         self.emitter = KafkaEmitter(settings)
-        self.control_reader = ControlReader(settings, self.keys)
+        self.enforcement = EnforcementView()
+        self.budgets = BudgetGuard()
+        self.limiter = KeyLimiter()
+        self.prices = PriceEstimator(settings.price_overrides)
+        self.enforcement_topic = settings.topic(ENFORCEMENT)
+        self.reader = ViewReader(
+            settings,
+            {
+                settings.topic(CONTROL): lambda k, v: apply_control_record(
+                    self.keys, k, v, self.budgets
+                ),
+                self.enforcement_topic: self.enforcement.apply,
+                settings.topic(BUDGETS): self.budgets.apply_state,
+            },
+        )
+        self.enforcer = Enforcer(
+            self.enforcement,
+            self.budgets,
+            view_age_s=lambda: self.reader.age_s,
+            stale_after_s=settings.enforcement_stale_after_s,
+            fail_mode=settings.enforcement_fail_mode,
+            metrics=self.metrics,
+        )
         self.publisher = ControlPublisher(settings)
         self.providers: list[tuple[str, Provider]] = []
         self._session: aiohttp.ClientSession | None = None
@@ -52,6 +80,16 @@ class GatewayRuntime:
         )
         self.metrics.gauge(
             "meterline_gateway_keys_loaded", "Virtual keys known.", lambda: len(self.keys)
+        )
+        self.metrics.gauge(
+            "meterline_gateway_enforcement_view_age_seconds",
+            "Seconds since the enforcement, budget and key views were last known current.",
+            lambda: round(self.reader.age_s, 3),
+        )
+        self.metrics.gauge(
+            "meterline_gateway_enforcement_decisions",
+            "Enforcement decisions held (including expired ones not yet replaced).",
+            lambda: len(self.enforcement),
         )
 
     async def start(self) -> None:
@@ -74,7 +112,7 @@ class GatewayRuntime:
             )
             self.providers.append((config.name, provider))
         self.emitter.start()
-        self.control_reader.start()
+        self.reader.start()
 
     def provider_for(self, model: str) -> Provider | None:
         """The provider serving `model` (first match in settings order), memoized."""
@@ -89,7 +127,7 @@ class GatewayRuntime:
         return provider
 
     async def aclose(self) -> None:
-        self.control_reader.close()
+        self.reader.close()
         for _, provider in self.providers:
             await provider.aclose()
         if self._session is not None:

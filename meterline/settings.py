@@ -12,7 +12,7 @@ import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     providers: list[ProviderConfig] = Field(default_factory=list)
     spool_dir: Path | None = None
     emitter_delivery_timeout_ms: int = 5000
+    # Enforcement view staleness: older than this (reader lagging, broker unreachable) the
+    # gateway serves anyway ("open") or answers 503 ("closed").
+    enforcement_stale_after_s: float = 30.0
+    enforcement_fail_mode: Literal["open", "closed"] = "open"
 
     # Processors.
     processors_app_id: str = "meterline-processors"

@@ -1,0 +1,145 @@
+"""The enforcement view: the latest EnforcementDecision per subject, checked per request.
+
+Filled from the compacted `meterline.enforcement` topic (Kafka key = subject; a tombstone
+lifts) by `gateway.reader.ViewReader`, and by the admin API at once. A decision whose
+`expires_at` has passed is ignored at lookup time, so expiry needs no timer. `allow`
+decisions are kept (they are listed) but change nothing: they do not override a block.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+__all__ = ["Decision", "EnforcementView", "parse_ts"]
+
+log = logging.getLogger(__name__)
+
+_ACTIONS = frozenset({"block", "throttle", "allow"})
+DEFAULT_THROTTLE_RPM = 60  # a throttle decision without `rpm`
+
+
+def parse_ts(value: Any) -> float | None:
+    """An ISO-8601 timestamp (the events' wire format) as epoch seconds; None if absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    parsed = datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp without a time zone")
+    return parsed.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    subject: str
+    action: str  # block | throttle | allow
+    reason: str
+    source: str
+    rpm: int | None = None
+    expires_at: float | None = None  # epoch seconds
+    decided_at: float | None = None
+    record: dict[str, Any] | None = None  # as received, for the admin listing
+
+    def active(self, now: float) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+    @property
+    def throttle_rpm(self) -> int:
+        return self.rpm if self.rpm is not None and self.rpm >= 0 else DEFAULT_THROTTLE_RPM
+
+    def summary(self) -> dict[str, str]:
+        """What RequestEvent.enforcement records when this decision is applied."""
+        out = {"action": self.action, "subject": self.subject, "source": self.source}
+        if self.reason:
+            out["reason"] = self.reason[:200]
+        if self.action == "throttle":
+            out["rpm"] = str(self.throttle_rpm)
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], subject: str | None = None) -> Decision | None:
+        action = record.get("action")
+        subject = record.get("subject") or subject
+        if action not in _ACTIONS or not isinstance(subject, str) or not subject:
+            return None
+        rpm = record.get("rpm")
+        return cls(
+            subject=subject,
+            action=str(action),
+            reason=str(record.get("reason") or ""),
+            source=str(record.get("source") or "unknown"),
+            rpm=rpm if isinstance(rpm, int) and not isinstance(rpm, bool) else None,
+            expires_at=parse_ts(record.get("expires_at")),
+            decided_at=parse_ts(record.get("decided_at")),
+            record=record,
+        )
+
+
+class EnforcementView:
+    """subject -> Decision. Written by the reader thread and admin routes, read by the loop."""
+
+    def __init__(self) -> None:
+        self._by_subject: dict[str, Decision] = {}
+        self._lock = threading.Lock()  # writers only; a dict get needs no lock
+
+    def __len__(self) -> int:
+        return len(self._by_subject)
+
+    def apply(self, key: bytes | None, value: bytes | None) -> bool:
+        """Apply one record of the enforcement topic; False if it was ignored."""
+        subject = (key or b"").decode(errors="replace")
+        if value is None:
+            return self.lift(subject)
+        try:
+            record = orjson.loads(value)
+            decision = Decision.from_record(record, subject) if isinstance(record, dict) else None
+        except (orjson.JSONDecodeError, ValueError, TypeError):
+            decision = None
+        if decision is None:
+            log.warning("enforcement: skipping a record that is not a decision")
+            return False
+        self.put(decision)
+        return True
+
+    def put(self, decision: Decision) -> None:
+        with self._lock:
+            self._by_subject[decision.subject] = decision
+
+    def lift(self, subject: str) -> bool:
+        with self._lock:
+            return self._by_subject.pop(subject, None) is not None
+
+    def get(self, subject: str, now: float) -> Decision | None:
+        decision = self._by_subject.get(subject)
+        return decision if decision is not None and decision.active(now) else None
+
+    def check(
+        self, subjects: tuple[str, ...], now: float
+    ) -> tuple[Decision | None, list[Decision]]:
+        """(the first active block, the active throttles) among `subjects`."""
+        if not self._by_subject:  # the common case: nothing is enforced anywhere
+            return None, []
+        throttles: list[Decision] = []
+        table = self._by_subject
+        for subject in subjects:
+            decision = table.get(subject)
+            if decision is None or not decision.active(now):
+                continue
+            if decision.action == "block":
+                return decision, []
+            if decision.action == "throttle":
+                throttles.append(decision)
+        return None, throttles
+
+    def active(self, now: float) -> list[Decision]:
+        return sorted(
+            (d for d in list(self._by_subject.values()) if d.active(now)),
+            key=lambda d: d.subject,
+        )
