@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics, wait_for_broker
@@ -98,7 +99,7 @@ def ensure_admin_token(settings: Settings) -> Settings:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(24))
         path.chmod(0o600)
-    return settings.model_copy(update={"admin_token": path.read_text().strip()})
+    return settings.model_copy(update={"admin_token": SecretStr(path.read_text().strip())})
 
 
 def _meterline(*args: str) -> list[str]:
