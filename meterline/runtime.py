@@ -237,10 +237,12 @@ def run_up(settings: Settings, *, demo: bool) -> int:
     """`meterline up`: start everything, print the URLs, run until Ctrl-C."""
     stack = Stack(settings, mock_provider=demo, traffic=demo)
 
-    def on_sigterm(signum: int, frame: object) -> None:
+    def on_stop_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    # Installed explicitly: a shell that backgrounds `meterline up` ignores SIGINT for it.
+    signal.signal(signal.SIGTERM, on_stop_signal)
+    signal.signal(signal.SIGINT, on_stop_signal)
     try:
         stack.start()
         print("\nMeterline is running:")
