@@ -114,6 +114,10 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> GatewayApp:
             "spool_size": emitter.spool_size,
             "queue_depth": emitter.queue_depth,
             "keys_loaded": len(runtime.keys),
+            "budgets_loaded": len(runtime.budgets),
+            "enforcement_decisions": len(runtime.enforcement),
+            "enforcement_view_age_s": round(runtime.reader.age_s, 3),
+            "enforcement_fail_mode": runtime.settings.enforcement_fail_mode,
         }
 
     @app.get("/metrics")
