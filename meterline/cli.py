@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from meterline.settings import Settings
 
@@ -117,6 +118,201 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return run_simulation(settings, config)
 
 
+# --- admin verbs: thin clients of the gateway admin API (ARCHITECTURE §9) -----------------
+
+
+class _AdminError(Exception):
+    """Something the user must fix; the message says what."""
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration_s(text: str) -> float:
+    """'90', '90s', '15m', '2h', '1d' -> seconds."""
+    unit = text[-1:].lower()
+    number = text[:-1] if unit in _DURATION_UNITS else text
+    try:
+        seconds = float(number) * _DURATION_UNITS.get(unit, 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a duration like 30s, 15m, 2h or 1d"
+        ) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("the duration must be positive")
+    return seconds
+
+
+def _admin(settings: Settings, method: str, path: str, body: object = None) -> Any:
+    import httpx
+
+    url = settings.resolved_gateway_url.rstrip("/")
+    if settings.admin_token is None:
+        raise _AdminError(
+            "no admin token: set METERLINE_ADMIN_TOKEN to the token the gateway was started with"
+        )
+    headers = {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+    try:
+        response = httpx.request(method, url + path, json=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        raise _AdminError(
+            f"cannot reach the gateway at {url} ({type(exc).__name__}). Start it with "
+            "`meterline gateway` or `meterline up`, or point METERLINE_GATEWAY_URL at it."
+        ) from None
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {}
+    if response.is_success:
+        return payload
+    error = payload.get("error") if isinstance(payload, dict) else None
+    message = error.get("message") if isinstance(error, dict) else response.text[:200]
+    if response.status_code == 401:
+        raise _AdminError(
+            f"the gateway at {url} refused the admin token ({message}): make "
+            "METERLINE_ADMIN_TOKEN match the gateway's"
+        )
+    if response.status_code == 503:
+        raise _AdminError(f"the gateway could not make the change: {message}")
+    raise _AdminError(f"the gateway answered {response.status_code}: {message}")
+
+
+def _admin_verb(run: Callable[[argparse.Namespace, Settings], None]) -> Callable[..., int]:
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        try:
+            run(args, settings)
+        except _AdminError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
+    return handler
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> None:
+    body: dict[str, Any] = {"org": args.org, "team": args.team, "project": args.project}
+    body["user"] = args.user
+    if args.models:
+        body["models"] = [m for item in args.models for m in item.split(",") if m]
+    for field in ("rpm", "tpm"):
+        if getattr(args, field) is not None:
+            body[field] = getattr(args, field)
+    if args.budget:
+        body["budget_ids"] = args.budget
+    created = _admin(settings, "POST", "/admin/keys", body)
+    print(f"key_id: {created['key_id']}")
+    print(f"key:    {created['key']}")
+    print("The key is shown once; store it now.", file=sys.stderr)
+
+
+def _keys_list(args: argparse.Namespace, settings: Settings) -> None:
+    keys = _admin(settings, "GET", "/admin/keys")["data"]
+    for key in keys:
+        limits = f"rpm={key['rpm'] or '-'} tpm={key['tpm'] or '-'}"
+        where = "/".join(part for part in (key["org"], key["team"], key["project"]) if part)
+        models = ",".join(key["models"]) if key["models"] is not None else "*"
+        print(f"{key['key_id']}  {where}  user={key['user'] or '-'}  models={models}  {limits}")
+    print(f"{len(keys)} key(s)", file=sys.stderr)
+
+
+def _keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    _admin(settings, "DELETE", f"/admin/keys/{args.key_id}")
+    print(f"revoked {args.key_id}")
+
+
+def _budgets_set(args: argparse.Namespace, settings: Settings) -> None:
+    body: dict[str, Any] = {
+        "subject": args.subject,
+        "period": args.period,
+        "limit_usd": args.limit_usd,
+        "soft_pct": args.soft_pct,
+        "action_on_hard": args.action,
+        "timezone": args.timezone,
+    }
+    if args.throttle_rpm is not None:
+        body["throttle_rpm"] = args.throttle_rpm
+    budget = _admin(settings, "POST", "/admin/budgets", body)
+    print(
+        f"budget {budget['budget_id']}: {budget['subject']} ${budget['limit_usd']} per "
+        f"{budget['period']} ({budget['timezone']}), soft at {budget['soft_pct']}%, "
+        f"hard -> {budget['action_on_hard']}"
+    )
+
+
+def _budgets_list(args: argparse.Namespace, settings: Settings) -> None:
+    budgets = _admin(settings, "GET", "/admin/budgets")["data"]
+    for budget in budgets:
+        state = budget.get("state") or {}
+        spent = f"spent ${state['spent_usd']} ({state['status']})" if state else "no spend yet"
+        print(
+            f"{budget['budget_id']}  {budget['subject']}  ${budget['limit_usd']}/"
+            f"{budget['period']}  hard->{budget['action_on_hard']}  {spent}"
+        )
+    print(f"{len(budgets)} budget(s)", file=sys.stderr)
+
+
+def _block(args: argparse.Namespace, settings: Settings) -> None:
+    body: dict[str, Any] = {"subject": args.subject, "action": "block", "reason": args.reason}
+    if args.duration is not None:
+        body["for_seconds"] = args.duration
+    decision = _admin(settings, "POST", "/admin/enforcement", body)
+    until = f" until {decision['expires_at']}" if decision.get("expires_at") else ""
+    print(f"blocked {decision['subject']}{until}: {decision['reason']}")
+
+
+def _unblock(args: argparse.Namespace, settings: Settings) -> None:
+    from urllib.parse import quote
+
+    lifted = _admin(settings, "DELETE", f"/admin/enforcement/{quote(args.subject, safe='')}")
+    was = lifted.get("was")
+    print(f"unblocked {args.subject}" + ("" if was else " (no active decision was known)"))
+
+
+def _add_admin_verbs(verbs: Any) -> None:
+    keys = verbs.add_parser("keys", help="virtual keys (gateway admin API)").add_subparsers(
+        dest="keys_verb", required=True, metavar="ACTION"
+    )
+    create = keys.add_parser("create", help="create a virtual key (the secret is shown once)")
+    create.add_argument("--org", required=True)
+    create.add_argument("--team", default="")
+    create.add_argument("--project", default="")
+    create.add_argument("--user", default="")
+    create.add_argument("--models", action="append", help="allowed models, e.g. 'gpt-4o*'")
+    create.add_argument("--rpm", type=int, default=None, help="requests per minute")
+    create.add_argument("--tpm", type=int, default=None, help="tokens per minute")
+    create.add_argument("--budget", action="append", help="budget id the key counts against")
+    create.set_defaults(handler=_admin_verb(_keys_create))
+    keys.add_parser("list", help="list virtual keys").set_defaults(handler=_admin_verb(_keys_list))
+    revoke = keys.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_admin_verb(_keys_revoke))
+
+    budgets = verbs.add_parser("budgets", help="spend budgets").add_subparsers(
+        dest="budgets_verb", required=True, metavar="ACTION"
+    )
+    bset = budgets.add_parser("set", help="create or change the budget of a subject and period")
+    bset.add_argument("subject", help="e.g. team:acme/ml, org:acme, key:key_...")
+    bset.add_argument("--period", choices=["day", "week", "month"], default="month")
+    bset.add_argument("--limit-usd", required=True)
+    bset.add_argument("--soft-pct", type=float, default=80.0)
+    bset.add_argument("--action", choices=["block", "throttle", "alert"], default="block")
+    bset.add_argument("--throttle-rpm", type=int, default=None)
+    bset.add_argument("--timezone", default="UTC")
+    bset.set_defaults(handler=_admin_verb(_budgets_set))
+    budgets.add_parser("list", help="list budgets and their latest state").set_defaults(
+        handler=_admin_verb(_budgets_list)
+    )
+
+    block = verbs.add_parser("block", help="block a subject on every gateway")
+    block.add_argument("subject", help="e.g. key:key_..., session:..., team:acme/ml")
+    block.add_argument("--reason", required=True)
+    block.add_argument("--for", dest="duration", type=_duration_s, default=None, help="e.g. 2h")
+    block.set_defaults(handler=_admin_verb(_block))
+    unblock = verbs.add_parser("unblock", help="lift a subject's block or throttle")
+    unblock.add_argument("subject")
+    unblock.set_defaults(handler=_admin_verb(_unblock))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meterline",
@@ -168,6 +364,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=7)
     simulate.add_argument("--gateway-url", default=None)
     simulate.set_defaults(handler=_cmd_simulate)
+    _add_admin_verbs(verbs)
     return parser
 
 

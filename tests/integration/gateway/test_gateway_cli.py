@@ -1,0 +1,77 @@
+"""The admin CLI verbs, in-process (`meterline.cli.main`), against a running gateway."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from meterline.cli import main
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cli(start_gateway, monkeypatch, capsys):
+    gateway = start_gateway()
+    monkeypatch.setenv("METERLINE_GATEWAY_URL", gateway.url)
+    monkeypatch.setenv("METERLINE_ADMIN_TOKEN", "test-admin-token")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    run.gateway = gateway  # type: ignore[attr-defined]
+    return run
+
+
+def _chat(url: str, secret: str) -> int:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": f"Bearer {secret}"}
+    return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers).status_code
+
+
+def test_keys_budgets_block_and_unblock_through_the_cli(cli) -> None:
+    url = cli.gateway.url
+    code, out, err = cli("keys", "create", "--org", "acme", "--team", "ml", "--rpm", "100")
+    assert code == 0 and "shown once" in err
+    key_id = out.split("key_id:")[1].split()[0]
+    secret = out.split("key:")[-1].strip()
+    assert secret.startswith("ml-") and _chat(url, secret) == 200
+
+    code, out, _ = cli("keys", "list")
+    assert code == 0 and key_id in out and "acme/ml" in out and "rpm=100" in out
+
+    code, out, _ = cli("budgets", "set", "team:acme/ml", "--period", "day", "--limit-usd", "10")
+    assert code == 0 and "team:acme/ml $10 per day" in out
+    code, out, _ = cli("budgets", "list")
+    assert code == 0 and "team:acme/ml" in out and "hard->block" in out
+
+    code, out, _ = cli("block", "team:acme/ml", "--reason", "investigating", "--for", "2h")
+    assert code == 0 and "blocked team:acme/ml until" in out
+    assert _chat(url, secret) == 403
+    code, out, _ = cli("unblock", "team:acme/ml")
+    assert code == 0 and out.strip() == "unblocked team:acme/ml"
+    assert _chat(url, secret) == 200
+
+    code, out, _ = cli("keys", "revoke", key_id)
+    assert code == 0 and _chat(url, secret) == 401
+
+
+def test_cli_errors_tell_the_user_what_to_do(cli, monkeypatch) -> None:
+    code, _, err = cli("block", "acme", "--reason", "x")
+    assert code == 1 and "must start with one of" in err
+
+    monkeypatch.setenv("METERLINE_ADMIN_TOKEN", "wrong")
+    code, _, err = cli("keys", "list")
+    assert code == 1 and "refused the admin token" in err and "METERLINE_ADMIN_TOKEN" in err
+
+    monkeypatch.delenv("METERLINE_ADMIN_TOKEN")
+    code, _, err = cli("keys", "list")
+    assert code == 1 and "set METERLINE_ADMIN_TOKEN" in err
+
+    monkeypatch.setenv("METERLINE_ADMIN_TOKEN", "test-admin-token")
+    monkeypatch.setenv("METERLINE_GATEWAY_URL", f"http://127.0.0.1:{free_port()}")
+    code, _, err = cli("unblock", "org:acme")
+    assert code == 1 and "cannot reach the gateway" in err and "meterline gateway" in err
