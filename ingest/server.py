@@ -13,6 +13,7 @@ import uvicorn
 
 from ingest.api import create_app
 from ingest.consumer import SinkConsumer
+from ingest.restore import restore_control_plane
 from ingest.sinks.clickhouse import ClickHouseSink
 from ingest.status import SinkStatus
 from meterline.kafka import create_topics, wait_for_broker
@@ -44,6 +45,8 @@ class IngestService:
     def start(self) -> None:
         wait_for_broker(self.settings)
         create_topics(self.settings)  # idempotent; never rely on auto-creation
+        # Before the sink starts: an embedded-broker restart left the control topics empty.
+        restore_control_plane(self.settings, self.client)
         self._thread = threading.Thread(target=self._run, name="ingest-sink", daemon=True)
         self._thread.start()
 
