@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
-from ingest.api.errors import install_error_handlers
+from ingest.api.errors import InvalidParameter, install_error_handlers
 from ingest.api.models import HealthResponse, RequestsResponse, ShowbackResponse
 from ingest.api.recent_requests import MAX_LIMIT, recent_requests
-from ingest.api.showback import parse_showback, run_showback
+from ingest.api.showback import parse_bound, parse_showback, run_showback
+from ingest.api.spend import SpendResponse, spend_for_subject
 from ingest.status import SinkStatus
 from meterline.warehouse import SharedClient
 
@@ -85,5 +86,18 @@ def create_app(client: SharedClient, status: SinkStatus | None = None) -> FastAP
         since: datetime | None = None,
     ) -> RequestsResponse:
         return recent_requests(shared(request), limit=limit, key=key, org=org, since=since)
+
+    @app.get("/api/spend", response_model=SpendResponse)
+    def spend(
+        request: Request,
+        subject: str,
+        from_: Annotated[str, Query(alias="from")],
+        to: str,
+    ) -> SpendResponse:
+        start = parse_bound("from", from_, is_end=False)
+        end = parse_bound("to", to, is_end=True)
+        if start is None or end is None:
+            raise InvalidParameter("from" if start is None else "to", "a time bound is required")
+        return spend_for_subject(shared(request), subject, start, end)
 
     return app

@@ -159,3 +159,35 @@ def test_showback_and_requests_over_http(harness, service) -> None:
                 assert Decimal(row["cost_usd"]) == cost_of[row["request_id"]]
             else:
                 assert row["cost_usd"] is None
+
+        # Spend of one subject over a period: what budgets reconcile from on start.
+        day_start = TODAY.replace(hour=0, minute=0)
+        spend = http.get(
+            "/api/spend",
+            params={
+                "subject": "key:key-1",
+                "from": day_start.isoformat(),
+                "to": (day_start + timedelta(days=1)).isoformat(),
+            },
+        ).json()
+        assert Decimal(spend["cost_usd"]) == sum(
+            (c.total_cost for c in costs if c.key_id == "key-1" and c.request_ts >= day_start),
+            Decimal(0),
+        )
+        assert spend["as_of"] is not None
+        team = http.get(
+            "/api/spend",
+            params={"subject": "team:org-2/t", "from": "2000-01-01", "to": "2100-01-01"},
+        ).json()
+        assert Decimal(team["cost_usd"]) == sum(
+            (c.total_cost for c in costs if c.org == "org-2"), Decimal(0)
+        )
+        for subject in ("team:org-2", "colour:blue", "key:"):
+            bad = http.get(
+                "/api/spend", params={"subject": subject, "from": "2000-01-01", "to": "2100-01-01"}
+            )
+            assert bad.status_code == 400 and bad.json()["error"]["param"] == "subject"
+        bad = http.get(
+            "/api/spend", params={"subject": "org:x", "from": "2001-01-01", "to": "2000-01-01"}
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "to"

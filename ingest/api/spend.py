@@ -1,0 +1,80 @@
+"""Spend of one subject over a time range, as the warehouse knows it.
+
+The budgets processor calls this on start to reconcile its in-memory book with ClickHouse,
+the source of truth (ARCHITECTURE §7: never trust changelog recovery for money).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from ingest.api.errors import InvalidParameter
+from meterline.warehouse import SharedClient
+
+__all__ = ["SpendResponse", "spend_for_subject", "subject_filter"]
+
+
+class SpendResponse(BaseModel):
+    subject: str
+    start: datetime
+    end: datetime  # exclusive
+    cost_usd: str  # exact decimal
+    requests: int
+    # Every cost with request_ts <= as_of is included (None: no cost stored yet).
+    as_of: datetime | None
+
+
+def subject_filter(subject: str) -> tuple[str, dict[str, Any]]:
+    """SQL condition on the costs table for a typed subject (ARCHITECTURE §3)."""
+    kind, _, value = subject.partition(":")
+    if not value:
+        raise InvalidParameter("subject", f"subject {subject!r} is not of the form kind:value")
+    if kind == "key":
+        return "key_id = {a:String}", {"a": value}
+    if kind == "user":
+        return "user = {a:String}", {"a": value}
+    if kind == "org":
+        return "org = {a:String}", {"a": value}
+    if kind in ("team", "project"):
+        org, _, name = value.partition("/")
+        if not org or not name:
+            raise InvalidParameter("subject", f"{kind} subjects are {kind}:<org>/<{kind}>")
+        return f"org = {{a:String}} AND {kind} = {{b:String}}", {"a": org, "b": name}
+    raise InvalidParameter(
+        "subject", f"unknown subject kind {kind!r}; use key, user, team, project or org"
+    )
+
+
+def spend_for_subject(
+    client: SharedClient, subject: str, start: datetime, end: datetime
+) -> SpendResponse:
+    if end <= start:
+        raise InvalidParameter("to", "'to' must be after 'from'")
+    condition, params = subject_filter(subject)
+    db = client.database
+    watermark = client.query_rows(f"SELECT max(request_ts), count() FROM {db}.costs", {})[0]
+    as_of = watermark[0].replace(tzinfo=UTC) if watermark[1] else None
+    if as_of is None:
+        return SpendResponse(
+            subject=subject, start=start, end=end, cost_usd="0", requests=0, as_of=None
+        )
+    params.update({"start": start, "end": end, "as_of": as_of})
+    total, requests = client.query_rows(
+        f"SELECT sum(total_cost), count() FROM {db}.costs FINAL WHERE {condition} "
+        "AND request_ts >= {start:DateTime64(3, 'UTC')} "
+        "AND request_ts < {end:DateTime64(3, 'UTC')} "
+        "AND request_ts <= {as_of:DateTime64(3, 'UTC')}",
+        params,
+    )[0]
+    return SpendResponse(
+        subject=subject,
+        start=start,
+        end=end,
+        cost_usd=format(Decimal(total), "f"),
+        requests=int(requests),
+        as_of=as_of,
+    )
