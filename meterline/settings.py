@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     processors_app_id: str = "meterline-processors"
     price_overrides: dict[str, PriceOverride] = Field(default_factory=dict)
     budget_tick_interval_s: float = 5.0  # how often budgets check for period rollover
+    budget_reconcile_timeout_s: float = 15.0  # how long to wait for the read API at start
     budget_control_ready_timeout_s: float = 10.0  # longest wait for all BudgetRecords at start
 
     # Ingest sink.

@@ -2,7 +2,7 @@
 
 Thin by design: all accounting lives in `logic.BudgetBook`, held in process memory (not a
 Faust table: tansu's changelog recovery is unreliable, ARCHITECTURE §7; spend is to be
-reconciled from ClickHouse on start through `BudgetBook.reconcile`).
+reconciled from ClickHouse on start through the read API, see `reconcile.py`).
 
 Limitation: an org or team budget sums costs of many keys, and costs are partitioned by
 key_id, so the book is only complete when one worker consumes every partition of the
@@ -29,6 +29,7 @@ from processors.budgets.logic import (
     parse_control,
     parse_cost,
 )
+from processors.budgets.reconcile import reconcile_from_warehouse
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
 from schemas.events.v1 import BudgetRecord, utc_now
@@ -88,6 +89,12 @@ def register_budget_agent(
 
     async def budget_agent(stream: faust.StreamT[bytes]) -> None:
         await control.ready.wait()  # count nothing against a half-loaded book
+        # Then seed the book from the warehouse: a restart must forget no spend.
+        await publish(
+            await reconcile_from_warehouse(
+                book, settings.resolved_read_api_url, settings.budget_reconcile_timeout_s
+            )
+        )
         event: EventT
         async for event in stream.events():
             await guarded(event.message, apply_cost)

@@ -219,6 +219,14 @@ class BudgetBook:
     def decision(self, subject: str) -> EnforcementDecision | None:
         return self._published.get(subject)
 
+    def current_periods(self) -> list[tuple[str, str, datetime, datetime]]:
+        """(budget_id, subject, period start, period end) of every budget, to reconcile."""
+        self._roll(self._now())
+        return [
+            (budget_id, self._budgets[budget_id].subject, spend.start, spend.end)
+            for budget_id, spend in sorted(self._current.items())
+        ]
+
     # changes
 
     def apply(self, record: BudgetRecord) -> list[BudgetUpdate]:
