@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 
 from ingest.checkpoint import FlushPolicy, OffsetTracker
 from ingest.errors import SinkError
-from ingest.routing import Rejected, Router
+from ingest.routing import Decoded, Record, Rejected, Routed, Router
 from ingest.sinks.base import Sink
 from ingest.status import SinkStatus
 from ingest.tables import row_for
@@ -83,15 +83,22 @@ class SinkConsumer:
         value: bytes | None,
         timestamp_ms: int | None = None,
     ) -> None:
-        result = self.router.route(topic, partition, offset, key, value, timestamp_ms)
-        if isinstance(result, Rejected):
-            self._dead_letter(result)
-        else:
-            self.sink.add(result.table, result.row)
-        self.offsets.record(topic, partition, offset)
+        self.handle_many([Record(topic, partition, offset, key, value, timestamp_ms)])
+
+    def handle_many(self, records: list[Record]) -> None:
+        """Route a batch of messages: decoding many at once is what makes the sink fast."""
+        for result in self.router.route_many(records):
+            if isinstance(result, Decoded):
+                self.sink.add_columns(result.table, result.columns)
+            elif isinstance(result, Routed):
+                self.sink.add(result.table, result.row)
+            else:
+                self._dead_letter(result)
+        for record in records:
+            self.offsets.record(record.topic, record.partition, record.offset)
         self.policy.note_pending(self._clock())
-        self._consumed += 1
-        self._uncommitted += 1
+        self._consumed += len(records)
+        self._uncommitted += len(records)
 
     def _dead_letter(self, rejected: Rejected) -> None:
         dead_letter = rejected.dead_letter
@@ -225,8 +232,7 @@ class SinkConsumer:
                 messages = consumer.consume(
                     num_messages=_CONSUME_BATCH, timeout=min(0.2, settings.sink_flush_interval_s)
                 )
-                for message in messages:
-                    self._handle_message(message)
+                self.handle_many([r for r in map(self._record, messages) if r is not None])
                 if self.checkpoint_due():
                     self.checkpoint(stop)
                 self.status.update(
@@ -242,17 +248,19 @@ class SinkConsumer:
             self.status.update(running=False)
             log.info("sink stopped")
 
-    def _handle_message(self, message: Message) -> None:
+    @staticmethod
+    def _record(message: Message) -> Record | None:
         error = message.error()
         if error is not None:
             if error.fatal():
                 raise KafkaException(error)
             log.warning("consumer error: %s", error)
-            return
+            return None
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         assert topic is not None and partition is not None and offset is not None
-        _, timestamp_ms = message.timestamp()
-        self.handle(topic, partition, offset, message.key(), message.value(), timestamp_ms)
+        return Record(
+            topic, partition, offset, message.key(), message.value(), message.timestamp()[1]
+        )
 
     def _publish_to_dlq(self, dead_letter: DeadLetter) -> None:
         assert self._producer is not None

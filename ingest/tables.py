@@ -35,6 +35,7 @@ from schemas.events.v1 import (
 )
 
 __all__ = [
+    "REQUEST_FLATTENED",
     "TABLES",
     "TABLE_FOR_EVENT_TYPE",
     "Row",
@@ -152,6 +153,17 @@ REQUESTS = TableSpec(
     ),
     time_column="ts",
 )
+
+
+# Columns that flatten a list of sub-models, and that list (for the fast path, ingest.columns).
+REQUEST_FLATTENED = {
+    "tool_call_names": "tool_calls",
+    "tool_call_argument_hashes": "tool_calls",
+    "guardrail_names": "guardrails",
+    "guardrail_stages": "guardrails",
+    "guardrail_actions": "guardrails",
+    "guardrail_categories": "guardrails",
+}
 
 
 def _request_row(e: RequestEvent) -> Row:

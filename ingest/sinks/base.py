@@ -9,11 +9,23 @@ without a pause/seek dance, and the write is idempotent).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 from ingest.errors import RetryableSinkError, SinkError
 from ingest.tables import Row
 
-__all__ = ["BatchingSink", "Sink"]
+__all__ = ["Batch", "BatchingSink", "Sink"]
+
+
+@dataclass
+class Batch:
+    """One table's buffered rows: row tuples (slow path) and Arrow chunks (fast path)."""
+
+    rows: list[Row] = field(default_factory=list)
+    chunks: list[pa.Table] = field(default_factory=list)
+    size: int = 0
 
 
 class Sink(ABC):
@@ -23,6 +35,10 @@ class Sink(ABC):
     @abstractmethod
     def add(self, table: str, row: Row) -> None:
         """Buffer one row for `table`; never does I/O."""
+
+    @abstractmethod
+    def add_columns(self, table: str, columns: pa.Table) -> None:
+        """Buffer rows already in Arrow columns with `table`'s schema; never does I/O."""
 
     @abstractmethod
     def flush(self) -> int:
@@ -48,15 +64,26 @@ class BatchingSink(Sink):
     """One buffer per table; `flush` calls `write` per table and clears what was written."""
 
     def __init__(self) -> None:
-        self._buffers: dict[str, list[Row]] = {}
+        self._buffers: dict[str, Batch] = {}
         self._pending = 0
 
+    def _batch(self, table: str) -> Batch:
+        batch = self._buffers.get(table)
+        if batch is None:
+            batch = self._buffers[table] = Batch()
+        return batch
+
     def add(self, table: str, row: Row) -> None:
-        buffer = self._buffers.get(table)
-        if buffer is None:
-            buffer = self._buffers[table] = []
-        buffer.append(row)
+        batch = self._batch(table)
+        batch.rows.append(row)
+        batch.size += 1
         self._pending += 1
+
+    def add_columns(self, table: str, columns: pa.Table) -> None:
+        batch = self._batch(table)
+        batch.chunks.append(columns)
+        batch.size += columns.num_rows
+        self._pending += columns.num_rows
 
     @property
     def pending_rows(self) -> int:
@@ -64,26 +91,26 @@ class BatchingSink(Sink):
 
     @property
     def largest_batch(self) -> int:
-        return max((len(rows) for rows in self._buffers.values()), default=0)
+        return max((batch.size for batch in self._buffers.values()), default=0)
 
     def flush(self) -> int:
         written = 0
         for table in list(self._buffers):
-            rows = self._buffers[table]
-            if not rows:
+            batch = self._buffers[table]
+            if not batch.size:
                 continue
             try:
-                self.write(table, rows)
+                self.write(table, batch)
             except SinkError:
                 raise
             except Exception as exc:  # the database client's own errors
-                raise RetryableSinkError(f"writing {len(rows)} rows to {table}: {exc}") from exc
+                raise RetryableSinkError(f"writing {batch.size} rows to {table}: {exc}") from exc
             # Only what was written leaves the buffer: a later table's failure keeps its rows.
             del self._buffers[table]
-            self._pending -= len(rows)
-            written += len(rows)
+            self._pending -= batch.size
+            written += batch.size
         return written
 
     @abstractmethod
-    def write(self, table: str, rows: list[Row]) -> None:
+    def write(self, table: str, batch: Batch) -> None:
         """Write one table's batch, all or nothing as far as the caller can tell."""

@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.errors import RetryableSinkError
-from ingest.sinks.base import BatchingSink
+from ingest.sinks.base import Batch, BatchingSink
 from ingest.tables import DEAD_LETTERS, TABLES, Row, TableSpec
 from meterline.warehouse import SharedClient
 from schemas.ids import deterministic_id
@@ -72,41 +73,43 @@ class ClickHouseSink(BatchingSink):
     def on_partitions_assigned(self) -> None:
         self.refresh_watermarks()
 
-    def write(self, table: str, rows: list[Row]) -> None:
+    def write(self, table: str, batch: Batch) -> None:
         spec = TABLES[table]
-        fresh = _unique_by_event_id(rows)
-        if self.dedupe:
-            time_index = spec.index_of(spec.time_column)
+        columns, rejected = _to_arrow(spec, batch.rows)
+        if rejected:
+            self._store_rejected(spec, rejected)
+        if batch.chunks:
+            columns = pa.concat_tables([*batch.chunks, columns])
+        fresh = _unique_event_ids(columns)
+        if self.dedupe and fresh.num_rows:
+            times = fresh.column(spec.time_column)
             watermark = self._watermarks.get(table)
             maybe_stored = (
                 fresh
                 if watermark is None
-                else [row for row in fresh if not row[time_index] > watermark]
+                else fresh.filter(pc.less_equal(times, pa.scalar(watermark, type=times.type)))
             )
-            stored = self._stored_event_ids(spec, maybe_stored) if maybe_stored else set()
+            stored = self._stored_event_ids(spec, maybe_stored) if maybe_stored.num_rows else []
             if stored:
-                fresh = [row for row in fresh if row[0] not in stored]
+                fresh = fresh.filter(
+                    pc.invert(pc.is_in(fresh.column("event_id"), pa.array(stored)))
+                )
             # Raised before inserting: if the insert half-succeeds, the retry still checks.
-            newest = max(row[time_index] for row in fresh) if fresh else None
+            newest = (
+                _aware(pc.max(fresh.column(spec.time_column)).as_py()) if fresh.num_rows else None
+            )
             if newest is not None and (watermark is None or newest > watermark):
                 self._watermarks[table] = newest
-        self.duplicates_dropped[table] += len(rows) - len(fresh)
-        if not fresh:
-            return
-        arrow_table, rejected = _to_arrow(spec, fresh)
-        if rejected:
-            self._store_rejected(spec, rejected)
-        if arrow_table.num_rows:
-            self.client.insert_arrow(table, arrow_table)
-            self.rows_written[table] += arrow_table.num_rows
+        self.duplicates_dropped[table] += batch.size - len(rejected) - fresh.num_rows
+        if fresh.num_rows:
+            self.client.insert_arrow(table, fresh)
+            self.rows_written[table] += fresh.num_rows
 
-    def _stored_event_ids(self, spec: TableSpec, rows: list[Row]) -> set[str]:
-        time_index = spec.index_of(spec.time_column)
-        times = [row[time_index] for row in rows if isinstance(row[time_index], datetime)]
-        if not times:
-            return set()
+    def _stored_event_ids(self, spec: TableSpec, candidates: pa.Table) -> list[str]:
+        times = candidates.column(spec.time_column)
         # Stored at millisecond precision: widen by one ms on each side.
-        low, high = min(times) - _ONE_MS, max(times) + _ONE_MS
+        low = _aware(pc.min(times).as_py()) - _ONE_MS
+        high = _aware(pc.max(times).as_py()) + _ONE_MS
         where = (
             f"SELECT event_id FROM {self.client.database}.{spec.name} "
             f"WHERE {spec.time_column} BETWEEN {{low:DateTime64(3, 'UTC')}} "
@@ -116,8 +119,8 @@ class ClickHouseSink(BatchingSink):
         # thousands of items (client-side escaping); ids holding a newline use the array.
         joined_sql = where + "(SELECT arrayJoin(splitByChar('\\n', {ids:String})))"
         array_sql = where + "{ids:Array(String)}"
-        stored: set[str] = set()
-        ids = [row[0] for row in rows]
+        stored: list[str] = []
+        ids = candidates.column("event_id").to_pylist()
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             chunk = ids[start : start + _LOOKUP_CHUNK]
             if any("\n" in event_id for event_id in chunk):
@@ -125,7 +128,7 @@ class ClickHouseSink(BatchingSink):
             else:
                 sql, value = joined_sql, "\n".join(chunk)
             result = self.client.query_rows(sql, {"low": low, "high": high, "ids": value})
-            stored.update(row[0] for row in result)
+            stored.extend(row[0] for row in result)
         return stored
 
     def _store_rejected(self, spec: TableSpec, rejected: list[tuple[Row, str]]) -> None:
@@ -159,6 +162,20 @@ class ClickHouseSink(BatchingSink):
 def _aware(value: datetime) -> datetime:
     # chdb returns DateTime64(3, 'UTC') as a naive datetime: it is UTC.
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _unique_event_ids(columns: pa.Table) -> pa.Table:
+    """The first row of each event_id (a batch may hold a message twice after a replay)."""
+    ids = columns.column("event_id")
+    if pc.count_distinct(ids).as_py() == columns.num_rows:
+        return columns
+    first = (
+        pa.table({"event_id": ids, "i": pa.array(range(columns.num_rows), pa.int64())})
+        .group_by("event_id", use_threads=False)
+        .aggregate([("i", "min")])
+        .column("i_min")
+    )
+    return columns.take(pc.take(first, pc.array_sort_indices(first)))
 
 
 def _unique_by_event_id(rows: list[Row]) -> list[Row]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ingest.errors import RetryableSinkError
-from ingest.sinks.base import BatchingSink
+from ingest.sinks.base import Batch, BatchingSink
 from ingest.tables import TABLES, Row
 
 __all__ = ["MemorySink"]
@@ -18,11 +18,14 @@ class MemorySink(BatchingSink):
         self.write_calls: list[tuple[str, int]] = []
         self.fail_next_writes = 0  # simulate an outage of that many write attempts
 
-    def write(self, table: str, rows: list[Row]) -> None:
+    def write(self, table: str, batch: Batch) -> None:
         if self.fail_next_writes > 0:
             self.fail_next_writes -= 1
             raise RetryableSinkError(f"simulated outage writing {table}")
-        self.write_calls.append((table, len(rows)))
+        self.write_calls.append((table, batch.size))
+        rows = list(batch.rows)
+        for chunk in batch.chunks:
+            rows.extend(zip(*(column.to_pylist() for column in chunk.columns), strict=True))
         self.written.setdefault(table, []).extend(rows)
 
     def rows(self, table: str) -> list[dict[str, Any]]:
