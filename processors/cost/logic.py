@@ -36,8 +36,11 @@ __all__ = [
     "CostSplit",
     "Pricer",
     "PricingError",
+    "Quote",
     "RejectedEvent",
+    "TokenUsage",
     "cost_for_payload",
+    "describe_validation_error",
     "parse_request",
     "price_request",
 ]
@@ -76,8 +79,28 @@ class CostSplit:
         return cls(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO)
 
 
+@dataclass(frozen=True)
+class TokenUsage:
+    """What is priced, whatever it came from (a gateway request or an ingested span)."""
+
+    model: str | None
+    provider: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    at: datetime  # prices are time-aware
+
+
+@dataclass(frozen=True)
+class Quote:
+    split: CostSplit
+    price_source: str
+    priced: bool
+
+
 class Pricer:
-    """Prices requests from genai-prices' bundled data, with per-model overrides first."""
+    """Prices token usage from genai-prices' bundled data, with per-model overrides first."""
 
     def __init__(self, overrides: Mapping[str, PriceOverride] | None = None) -> None:
         self._overrides = dict(overrides or {})
@@ -88,23 +111,38 @@ class Pricer:
 
     def price(self, event: RequestEvent) -> CostEvent:
         model = event.model_used or event.model_requested
-        usage = _usage_of(event)
-        split, source, priced = CostSplit.zero(), GENAI_PRICES_SOURCE, False
+        quote = self.quote(
+            TokenUsage(
+                model=model,
+                provider=event.provider,
+                input_tokens=event.input_tokens,
+                output_tokens=event.output_tokens,
+                cache_read_tokens=event.cache_read_tokens,
+                cache_write_tokens=event.cache_write_tokens,
+                at=event.ts_start,
+            )
+        )
+        return _cost_event(event, model, quote.split, quote.price_source, quote.priced)
+
+    def quote(self, tokens: TokenUsage) -> Quote:
+        """The exact price of `tokens`; unknown models give `priced=False`, never a silent 0."""
+        model = tokens.model
+        usage = _usage_of(tokens)
         if model and model in self._overrides:
-            split = _override_split(self._override_prices[model], usage, event)
-            source, priced = f"override:{self._overrides[model].name}", True
-        elif model:
-            provider = event.provider if self._is_genai_provider(event.provider) else None
-            calculation = _genai_calculation(model, provider, usage, event.ts_start)
+            split = _override_split(self._override_prices[model], usage, tokens)
+            return Quote(split, f"override:{self._overrides[model].name}", True)
+        if model:
+            provider = tokens.provider if self._is_genai_provider(tokens.provider) else None
+            calculation = _genai_calculation(model, provider, usage, tokens.at)
             if calculation is not None:
                 split = _split_of(
                     calculation.model_price,
-                    event,
+                    tokens,
                     total_price=calculation.total_price,
                     output_price=calculation.output_price,
                 )
-                priced = True
-        return _cost_event(event, model, split, source, priced)
+                return Quote(split, GENAI_PRICES_SOURCE, True)
+        return Quote(CostSplit.zero(), GENAI_PRICES_SOURCE, False)
 
     def _is_genai_provider(self, provider: str | None) -> bool:
         # Looked up once per name: the scan over genai-prices' providers costs ~20 us.
@@ -130,7 +168,7 @@ def parse_request(payload: bytes) -> RequestEvent:
     try:
         return RequestEvent.model_validate_json(payload)
     except ValidationError as exc:
-        raise RejectedEvent(f"invalid RequestEvent: {_describe(exc)}") from exc
+        raise RejectedEvent(f"invalid RequestEvent: {describe_validation_error(exc)}") from exc
 
 
 def cost_for_payload(payload: bytes | None, pricer: Pricer) -> CostEvent:
@@ -143,13 +181,13 @@ def cost_for_payload(payload: bytes | None, pricer: Pricer) -> CostEvent:
 # --- genai-prices ---------------------------------------------------------------------
 
 
-def _usage_of(event: RequestEvent) -> Usage:
+def _usage_of(tokens: TokenUsage) -> Usage:
     try:
         return Usage(
-            input_tokens=event.input_tokens,
-            output_tokens=event.output_tokens,
-            cache_read_tokens=event.cache_read_tokens,
-            cache_write_tokens=event.cache_write_tokens,
+            input_tokens=tokens.input_tokens,
+            output_tokens=tokens.output_tokens,
+            cache_read_tokens=tokens.cache_read_tokens,
+            cache_write_tokens=tokens.cache_write_tokens,
         )
     except ValueError as exc:  # negative counts
         raise PricingError(f"invalid token counts: {exc}") from exc
@@ -179,7 +217,7 @@ def _genai_calculation(
 
 
 def _split_of(
-    model_price: ModelPrice, tokens: RequestEvent, total_price: Decimal, output_price: Decimal
+    model_price: ModelPrice, tokens: TokenUsage, total_price: Decimal, output_price: Decimal
 ) -> CostSplit:
     """Split a price into input / output / cache read / cache write, summing to the total.
 
@@ -203,7 +241,7 @@ def _cache_cost(price: Decimal | TieredPrices | None, tokens: int, input_tokens:
     return calc_unit_price(price, tokens, input_tokens, _PER_MTOK)
 
 
-def _override_split(model_price: ModelPrice, usage: Usage, tokens: RequestEvent) -> CostSplit:
+def _override_split(model_price: ModelPrice, usage: Usage, tokens: TokenUsage) -> CostSplit:
     try:
         result = model_price.calc_price(usage)
     except ValueError as exc:
@@ -260,7 +298,8 @@ def _cost_event(
     )
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError) -> str:
+    """A short readable summary of a ValidationError, for dead letters."""
     parts = []
     for error in exc.errors(include_url=False)[:_MAX_LISTED_ERRORS]:
         where = ".".join(str(part) for part in error["loc"])
