@@ -1,7 +1,7 @@
 """Admin API (ARCHITECTURE §9), off the hot path: FastAPI models for convenience.
 
 Keys and budgets are published to the control topic, enforcement decisions (source
-`manual`) to the enforcement topic keyed by subject; each is acknowledged by the broker
+`manual`) to the enforcement topic keyed `manual|<subject>`; each is acknowledged by the broker
 before the answer (503 if it is down, and nothing changes), applied locally at once, and
 reaches every other gateway instance through its view reader.
 """
@@ -29,6 +29,7 @@ from gateway.runtime import GatewayRuntime
 from gateway.subjects import SubjectError, validate_subject
 from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord
 from schemas.ids import hash_key
+from schemas.topics import enforcement_key
 
 __all__ = ["BudgetCreate", "EnforcementCreate", "KeyCreate", "admin_router", "budget_id_for"]
 
@@ -179,7 +180,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
     async def list_budgets() -> dict[str, Any]:
         return {"object": "list", "data": runtime.budgets.listing()}
 
-    # --- enforcement (enforcement topic, keyed by subject) --------------------------
+    # --- enforcement (enforcement topic, keyed `<source>|<subject>`) -------------------
 
     @router.post("/enforcement", status_code=201)
     async def enforce(body: EnforcementCreate) -> JSONResponse:
@@ -206,7 +207,8 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             expires_at=expires_at,
         )
         value = decision.to_json()
-        await send(subject, value, runtime.enforcement_topic, "enforcement")
+        key = enforcement_key("manual", subject)
+        await send(key, value, runtime.enforcement_topic, "enforcement")
         payload = orjson.loads(value)
         applied = Decision.from_record(payload)
         if applied is not None:
@@ -214,15 +216,21 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         return JSONResponse(payload, status_code=201)
 
     @router.delete("/enforcement/{subject:path}")
-    async def lift(subject: str) -> dict[str, Any]:
+    async def lift(subject: str, source: str | None = None) -> dict[str, Any]:
+        """Lift every source's decision on `subject` (a human may lift an automatic block
+        early), or only `?source=...`'s."""
         subject = _subject(subject)
-        current = runtime.enforcement.get(subject, time.time())
-        await send(subject, None, runtime.enforcement_topic, "enforcement")
-        runtime.enforcement.lift(subject)
+        current = runtime.enforcement.sources(subject, time.time())
+        sources = {source} if source else {d.source for d in current} | {"manual"}
+        for name in sorted(sources):
+            key = enforcement_key(name, subject)
+            await send(key, None, runtime.enforcement_topic, "enforcement")
+            runtime.enforcement.lift(subject, name)
         return {
             "subject": subject,
             "lifted": True,
-            "was": current.record if current is not None else None,
+            "sources": sorted(sources),
+            "was": [d.record for d in current if d.record and d.source in sources],
         }
 
     @router.get("/enforcement")

@@ -1,9 +1,11 @@
-"""The enforcement view: the latest EnforcementDecision per subject, checked per request.
+"""The enforcement view: the latest EnforcementDecision per subject and source.
 
-Filled from the compacted `meterline.enforcement` topic (Kafka key = subject; a tombstone
-lifts) by `gateway.reader.ViewReader`, and by the admin API at once. A decision whose
-`expires_at` has passed is ignored at lookup time, so expiry needs no timer. `allow`
-decisions are kept (they are listed) but change nothing: they do not override a block.
+Filled from the compacted `meterline.enforcement` topic (Kafka key = `<source>|<subject>`,
+see `schemas.topics.enforcement_key`; a tombstone lifts that source's decision) by
+`gateway.reader.ViewReader`, and by the admin API at once. Sources are independent: a
+subject is blocked while any source blocks it. A decision whose `expires_at` has passed
+is ignored at lookup time, so expiry needs no timer. `allow` decisions are kept (they are
+listed) but change nothing: they do not override a block.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+
+from schemas.topics import parse_enforcement_key
 
 __all__ = ["Decision", "EnforcementView", "parse_ts"]
 
@@ -83,20 +87,22 @@ class Decision:
 
 
 class EnforcementView:
-    """subject -> Decision. Written by the reader thread and admin routes, read by the loop."""
+    """subject -> source -> Decision. Written by the reader thread and admin routes, read
+    by the event loop. Writers replace a subject's inner dict (copy-on-write), so a reader
+    never sees one half-changed."""
 
     def __init__(self) -> None:
-        self._by_subject: dict[str, Decision] = {}
+        self._by_subject: dict[str, dict[str, Decision]] = {}
         self._lock = threading.Lock()  # writers only; a dict get needs no lock
 
     def __len__(self) -> int:
-        return len(self._by_subject)
+        return sum(len(sources) for sources in list(self._by_subject.values()))
 
     def apply(self, key: bytes | None, value: bytes | None) -> bool:
         """Apply one record of the enforcement topic; False if it was ignored."""
-        subject = (key or b"").decode(errors="replace")
+        source, subject = parse_enforcement_key((key or b"").decode(errors="replace"))
         if value is None:
-            return self.lift(subject)
+            return self.lift(subject, source)
         try:
             record = orjson.loads(value)
             decision = Decision.from_record(record, subject) if isinstance(record, dict) else None
@@ -110,15 +116,36 @@ class EnforcementView:
 
     def put(self, decision: Decision) -> None:
         with self._lock:
-            self._by_subject[decision.subject] = decision
+            sources = dict(self._by_subject.get(decision.subject, {}))
+            sources[decision.source] = decision
+            self._by_subject[decision.subject] = sources
 
-    def lift(self, subject: str) -> bool:
+    def lift(self, subject: str, source: str | None = None) -> bool:
+        """Lift one source's decision on `subject`, or every source's when None."""
         with self._lock:
-            return self._by_subject.pop(subject, None) is not None
+            sources = self._by_subject.get(subject)
+            if not sources:
+                return False
+            if source is None:
+                del self._by_subject[subject]
+                return True
+            if source not in sources:
+                return False
+            remaining = {name: d for name, d in sources.items() if name != source}
+            if remaining:
+                self._by_subject[subject] = remaining
+            else:
+                del self._by_subject[subject]
+            return True
+
+    def sources(self, subject: str, now: float) -> list[Decision]:
+        """Every active decision on `subject`, one per source."""
+        return [d for d in self._by_subject.get(subject, {}).values() if d.active(now)]
 
     def get(self, subject: str, now: float) -> Decision | None:
-        decision = self._by_subject.get(subject)
-        return decision if decision is not None and decision.active(now) else None
+        """The decision that counts for `subject`: a block first, then a throttle."""
+        decisions = self.sources(subject, now)
+        return min(decisions, key=_precedence) if decisions else None
 
     def check(
         self, subjects: tuple[str, ...], now: float
@@ -129,17 +156,30 @@ class EnforcementView:
         throttles: list[Decision] = []
         table = self._by_subject
         for subject in subjects:
-            decision = table.get(subject)
-            if decision is None or not decision.active(now):
+            sources = table.get(subject)
+            if not sources:
                 continue
-            if decision.action == "block":
-                return decision, []
-            if decision.action == "throttle":
-                throttles.append(decision)
+            for decision in sources.values():
+                if not decision.active(now):
+                    continue
+                if decision.action == "block":
+                    return decision, []
+                if decision.action == "throttle":
+                    throttles.append(decision)
         return None, throttles
 
     def active(self, now: float) -> list[Decision]:
         return sorted(
-            (d for d in list(self._by_subject.values()) if d.active(now)),
-            key=lambda d: d.subject,
+            (
+                d
+                for sources in list(self._by_subject.values())
+                for d in sources.values()
+                if d.active(now)
+            ),
+            key=lambda d: (d.subject, d.source),
         )
+
+
+def _precedence(decision: Decision) -> tuple[int, int]:
+    order = {"block": 0, "throttle": 1}.get(decision.action, 2)
+    return order, decision.throttle_rpm if decision.action == "throttle" else 0

@@ -203,7 +203,11 @@ class Router:
     ) -> Routed | Rejected:
         """Null values lift a block (enforcement) or delete a record (control)."""
         key_text = key.decode(errors="replace") if key else ""
-        event_id = deterministic_id("tombstone", topic, str(partition), str(offset))
+        # The broker's timestamp is part of the id: an embedded-broker restart starts the
+        # offsets again from 0, and a later tombstone must not look like an earlier one.
+        event_id = deterministic_id(
+            "tombstone", topic, str(partition), str(offset), str(timestamp_ms)
+        )
         ts = utc_from_ms(timestamp_ms)
         if topic == f"{self.prefix}{topics.ENFORCEMENT}" and key_text:
             return Routed("enforcement_decisions", enforcement_lift_row(event_id, ts, key_text))

@@ -33,6 +33,7 @@ from schemas.events.v1 import (
     RequestEvent,
     SpanEvent,
 )
+from schemas.topics import parse_enforcement_key
 
 __all__ = [
     "REQUEST_FLATTENED",
@@ -523,9 +524,11 @@ def _enforcement_row(e: EnforcementDecision) -> Row:
     )
 
 
-def enforcement_lift_row(event_id: str, ts: datetime, subject: str) -> Row:
-    """A tombstone on the compacted enforcement topic: the block on `subject` is lifted."""
-    return (event_id, ts, 1, subject, "lift", "tombstone", "manual", None, None, ts, "")
+def enforcement_lift_row(event_id: str, ts: datetime, key: str) -> Row:
+    """A tombstone on the compacted enforcement topic (key `<source>|<subject>`): that
+    source's decision on the subject is lifted; a key without a source lifts them all."""
+    source, subject = parse_enforcement_key(key)
+    return (event_id, ts, 1, subject, "lift", "tombstone", source or "*", None, None, ts, "")
 
 
 CONTROL_RECORDS = TableSpec(

@@ -47,6 +47,8 @@ def make_settings(tmp_path: Path):
             "admin_token": "test-admin-token",
             "processors_app_id": unique("procs-"),
             "sink_group_id": unique("sink-"),
+            # Component tests run no ingest: budgets must not wait for its read API.
+            "budget_reconcile_timeout_s": 0.0,
         }
         if broker is not None:
             values["kafka_bootstrap"] = broker.bootstrap

@@ -28,7 +28,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, EnforcementDecision, utc_now
-from schemas.topics import BUDGETS, ENFORCEMENT
+from schemas.topics import BUDGETS, ENFORCEMENT, enforcement_key
 
 __all__ = [
     "STAGE",
@@ -385,12 +385,13 @@ class BudgetBook:
             live = self._published.get(subject)
             if wanted is None and live is not None:
                 del self._published[subject]
-                updates.append(BudgetUpdate(ENFORCEMENT, subject, None))
+                updates.append(BudgetUpdate(ENFORCEMENT, enforcement_key("budget", subject), None))
             elif wanted is not None and (
                 live is None or _outcome(live) != _outcome(wanted) or live.reason != wanted.reason
             ):
                 self._published[subject] = wanted
-                updates.append(BudgetUpdate(ENFORCEMENT, subject, wanted))
+                key = enforcement_key("budget", subject)
+                updates.append(BudgetUpdate(ENFORCEMENT, key, wanted))
         return updates
 
     def _wanted(self, subject: str, now: datetime) -> EnforcementDecision | None:

@@ -79,7 +79,7 @@ def test_a_manual_block_reaches_every_gateway_within_a_second_and_lifts(
     assert event["enforcement"]["action"] == "block"
 
     lifted = httpx.delete(f"{second.url}/admin/enforcement/team:acme/ml", headers=ADMIN)
-    assert lifted.status_code == 200 and lifted.json()["was"]["reason"] == "stolen key suspected"
+    assert lifted.status_code == 200 and lifted.json()["was"][0]["reason"] == "stolen key suspected"
     for gateway in (first, second):
         _until(gateway.url, key["key"], 200)
     assert httpx.get(f"{first.url}/admin/enforcement", headers=ADMIN).json()["data"] == []

@@ -61,14 +61,18 @@ def test_latest_records_and_active_decisions_come_back(harness) -> None:
     harness.produce("control", [key_v1, key_v2], key=b"key:k1")
     harness.produce("control", [revoked], key=b"key:k2")
     harness.produce("control", [budget], key=b"budget:b1")
-    harness.produce("enforcement", [active], key=b"key:k1")
-    harness.produce("enforcement", [expired], key=b"key:k3")
-    harness.produce("enforcement", [lifted, None], key=b"org:globex")  # None: tombstone
+    budget_block = EnforcementDecision(
+        subject="key:k1", action="block", reason="over budget", source="budget"
+    )
+    harness.produce("enforcement", [active], key=b"manual|key:k1")
+    harness.produce("enforcement", [budget_block, None], key=b"budget|key:k1")  # lifted
+    harness.produce("enforcement", [expired], key=b"manual|key:k3")
+    harness.produce("enforcement", [lifted, None], key=b"manual|org:globex")  # None: tombstone
     with harness.running_sink():
         harness.wait_until(
             lambda: (
                 harness.scalar("SELECT count() FROM {db}.control_records") == 4
-                and harness.scalar("SELECT count() FROM {db}.enforcement_decisions") == 4
+                and harness.scalar("SELECT count() FROM {db}.enforcement_decisions") == 6
             )
         )
 
@@ -85,7 +89,7 @@ def test_latest_records_and_active_decisions_come_back(harness) -> None:
     assert orjson.loads(control["key:k1"])["rpm"] == 60  # the latest version
     assert orjson.loads(control["key:k1"])["event_id"] == key_v2.event_id  # sink dedupes it
     enforcement = _read_all(restarted, "enforcement", 1)
-    assert [key for key, _ in enforcement] == ["key:k1"]
+    assert [key for key, _ in enforcement] == ["manual|key:k1"]
     restored = EnforcementDecision.model_validate_json(enforcement[0][1])
     assert restored.event_id == active.event_id and restored.reason == "stolen"
 

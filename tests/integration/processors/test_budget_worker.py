@@ -142,7 +142,7 @@ def test_budget_states_and_a_block_then_a_lift(
     (block_key, block_value), (lift_key, lift_value) = enforcement
     decision = EnforcementDecision.model_validate_json(block_value or b"")
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)
-    assert block_key == lift_key == b"key:k1"
+    assert block_key == lift_key == b"budget|key:k1"
     assert (decision.action, decision.source, decision.rpm) == ("block", "budget", None)
     assert decision.expires_at == datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
     assert "b-key" in decision.reason

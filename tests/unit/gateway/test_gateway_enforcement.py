@@ -33,14 +33,23 @@ def _at(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def test_latest_decision_per_subject_wins_and_a_tombstone_lifts() -> None:
+def test_sources_are_independent_and_a_tombstone_lifts_only_its_own() -> None:
     view = EnforcementView()
-    assert view.apply(b"key:k1", _decision("key:k1", "throttle", rpm=5))
-    assert view.apply(b"key:k1", _decision("key:k1", "block", source="llmjacking"))
+    assert view.apply(b"manual|key:k1", _decision("key:k1", "block", reason="first"))
+    assert view.apply(b"manual|key:k1", _decision("key:k1", "throttle", rpm=5))  # latest wins
+    assert view.apply(b"llmjacking|key:k1", _decision("key:k1", "block", source="llmjacking"))
     block, throttles = view.check(("key:k1", "org:acme"), NOW)
     assert block is not None and (block.action, block.source) == ("block", "llmjacking")
     assert throttles == []
 
+    # Lifting the llmjacking block leaves the manual throttle in force.
+    assert view.apply(b"llmjacking|key:k1", None) is True
+    block, throttles = view.check(("key:k1",), NOW)
+    assert block is None and [(t.source, t.rpm) for t in throttles] == [("manual", 5)]
+    assert view.apply(b"budget|key:k1", None) is False  # the budget never decided here
+
+    # A tombstone without a source (an older producer) lifts every source.
+    view.apply(b"budget|key:k1", _decision("key:k1", "block", source="budget"))
     assert view.apply(b"key:k1", None) is True
     assert view.check(("key:k1",), NOW) == (None, [])
     assert view.apply(b"key:k1", None) is False  # nothing left to lift
@@ -48,7 +57,7 @@ def test_latest_decision_per_subject_wins_and_a_tombstone_lifts() -> None:
 
 def test_expired_decisions_are_ignored_at_lookup_and_garbage_is_skipped() -> None:
     view = EnforcementView()
-    view.apply(b"org:acme", _decision("org:acme", expires_at=_at(NOW + 10)))
+    view.apply(b"manual|org:acme", _decision("org:acme", expires_at=_at(NOW + 10)))
     assert view.check(("org:acme",), NOW)[0] is not None
     assert view.check(("org:acme",), NOW + 10)[0] is None
     assert view.active(NOW + 10) == []
@@ -59,11 +68,11 @@ def test_expired_decisions_are_ignored_at_lookup_and_garbage_is_skipped() -> Non
 
 def test_block_beats_throttle_and_allow_changes_nothing() -> None:
     view = EnforcementView()
-    view.apply(b"team:acme/ml", _decision("team:acme/ml", "throttle", rpm=3))
-    view.apply(b"user:ana", _decision("user:ana", "allow"))
+    view.apply(b"manual|team:acme/ml", _decision("team:acme/ml", "throttle", rpm=3))
+    view.apply(b"manual|user:ana", _decision("user:ana", "allow"))
     block, throttles = view.check(("key:k", "user:ana", "team:acme/ml"), NOW)
     assert block is None and [t.subject for t in throttles] == ["team:acme/ml"]
-    view.apply(b"session:s", _decision("session:s"))
+    view.apply(b"manual|session:s", _decision("session:s"))
     block, _ = view.check(("key:k", "user:ana", "team:acme/ml", "session:s"), NOW)
     assert block is not None and block.subject == "session:s"
 

@@ -18,6 +18,7 @@ from processors.budgets.logic import (
     subjects_for,
 )
 from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, EnforcementDecision, KeyRecord
+from schemas.topics import parse_enforcement_key
 
 T0 = datetime(2024, 5, 15, 6, 0, tzinfo=UTC)  # a Wednesday, 06:00 UTC
 DAY_START = datetime(2024, 5, 15, tzinfo=UTC)
@@ -66,8 +67,15 @@ def states(updates: list[BudgetUpdate]) -> dict[str, BudgetState]:
 
 
 def decisions(updates: list[BudgetUpdate]) -> list[tuple[str, EnforcementDecision | None]]:
-    found = [(u.key, u.value) for u in updates if u.topic == "enforcement"]
-    assert all(value is None or isinstance(value, EnforcementDecision) for _, value in found)
+    """(subject, decision or None for a lift) of the enforcement updates."""
+    found = []
+    for update in updates:
+        if update.topic != "enforcement":
+            continue
+        source, subject = parse_enforcement_key(update.key)
+        assert source == "budget"  # the budget's own slot: never lifts another source's
+        assert update.value is None or isinstance(update.value, EnforcementDecision)
+        found.append((subject, update.value))
     return found  # type: ignore[return-value]
 
 
