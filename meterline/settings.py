@@ -113,6 +113,19 @@ class Settings(BaseSettings):
     budget_tick_interval_s: float = 5.0  # how often budgets check for period rollover
     budget_reconcile_timeout_s: float = 15.0  # how long to wait for the read API at start
     budget_control_ready_timeout_s: float = 10.0  # longest wait for all BudgetRecords at start
+    # Drift (processors/drift): a window per scope closes after `drift_window_events` events,
+    # or once `drift_window_s` of event time has passed (0: no time limit) with at least
+    # `drift_min_events`; it is compared with the first window ("fixed") or the previous one.
+    drift_window_events: int = 500
+    drift_window_s: float = 3600.0
+    drift_min_events: int = 100
+    drift_reference: Literal["fixed", "trailing"] = "trailing"
+    drift_psi_threshold: float = 0.25
+    drift_psi_bins: int = 10
+    drift_ks_pvalue: float = 0.01
+    # Mean n-gram bucket mass moves far less than a per-event histogram (see drift/logic.py).
+    drift_signature_psi_threshold: float = 0.1
+    drift_max_scopes: int = 1000  # scopes come from client traffic: bound the memory
 
     # Ingest sink.
     sink_group_id: str = "meterline-ingest"

@@ -14,9 +14,11 @@ import faust
 from faust.web import Request, Response, View
 
 from meterline.settings import Settings
+from processors.alerts.agent import register_alert_agents
 from processors.budgets.agent import register_budget_agent
 from processors.cost.agent import register_cost_agent
 from processors.dlq import DeadLetterPublisher
+from processors.drift.agent import register_drift_agent
 from processors.metrics import PROMETHEUS_CONTENT_TYPE, ProcessorMetrics
 from schemas.topics import DLQ
 
@@ -48,6 +50,8 @@ def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> f
     )
     register_cost_agent(app, settings, metrics, dead_letters)
     register_budget_agent(app, settings, metrics, dead_letters)
+    register_alert_agents(app, settings, metrics, dead_letters)
+    register_drift_agent(app, settings, metrics, dead_letters)
     _register_views(app, metrics)
     return app
 

@@ -1,0 +1,88 @@
+"""The drift agent: requests topic -> DriftReports (drift topic) and drift Anomalies.
+
+Thin by design: windows and statistics live in `logic.DriftDetector`. Its own agent (and
+consumer group member) beside the cost agent, reading raw bytes; what cannot be parsed
+is skipped here (the cost agent dead-letters it with the reason: one dead letter per bad
+message); a malformed prompt signature, which only drift reads, becomes a drift dead
+letter. The loop always goes on.
+
+State is process memory, not a Faust table, and a restart starts every scope over with
+a new baseline window. That is acceptable: drift is a statistical signal, not money; a
+lost half-window delays one comparison, and the first windows after a restart still
+compare against each other. A changelog would cost a write per request for that, and
+tansu's changelog recovery is unreliable anyway (ARCHITECTURE §7).
+
+Like budgets, a scope's windows are complete only when one worker consumes every
+partition (requests are keyed by key_id, a scope spans keys), as in the embedded setup.
+Several workers would each judge a sample of the scope's traffic, which still works for
+drift, with smaller windows.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from faust.types import EventT, Message
+
+from meterline.settings import Settings
+from processors.dlq import DeadLetterPublisher
+from processors.drift.logic import (
+    STAGE,
+    DriftConfig,
+    DriftDetector,
+    InvalidSignature,
+    request_from_payload,
+)
+from processors.metrics import ProcessorMetrics
+from schemas.events.v1 import Anomaly, DriftReport
+from schemas.topics import ANOMALIES, DRIFT, REQUESTS
+
+__all__ = ["AGENT_NAME", "register_drift_agent"]
+
+log = logging.getLogger(__name__)
+
+AGENT_NAME = "drift"
+
+
+def register_drift_agent(
+    app: faust.App,
+    settings: Settings,
+    metrics: ProcessorMetrics,
+    dead_letters: DeadLetterPublisher,
+) -> DriftDetector:
+    requests = app.topic(settings.topic(REQUESTS), key_serializer="raw", value_serializer="raw")
+    outputs = {
+        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
+        for name in (DRIFT, ANOMALIES)
+    }
+    detector = DriftDetector(DriftConfig.from_settings(settings))
+
+    async def publish(results: list[DriftReport | Anomaly]) -> None:
+        for result in results:
+            if isinstance(result, DriftReport):
+                await outputs[DRIFT].send(key=result.scope.encode(), value=result.to_json())
+            else:
+                await outputs[ANOMALIES].send(key=result.subject.encode(), value=result.to_json())
+
+    async def handle(message: Message) -> None:
+        try:
+            event = request_from_payload(message.value)
+            results = detector.observe(event) if event is not None else []
+        except InvalidSignature as exc:
+            await dead_letters.publish(message, exc.reason, STAGE)
+            return
+        except Exception as exc:  # a bug must not stop the stream; keep the evidence
+            log.exception("drift agent failed on %s@%s", message.partition, message.offset)
+            await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
+            return
+        await publish(results)
+
+    async def drift_agent(stream: faust.StreamT[bytes]) -> None:
+        event: EventT
+        async for event in stream.events():
+            await handle(event.message)
+            metrics.event_processed(AGENT_NAME)
+
+    app.agent(requests, name=AGENT_NAME)(drift_agent)
+    return detector

@@ -1,0 +1,326 @@
+"""DriftDetector: windows per scope, references, verdicts and one alert per drifted window.
+
+`traffic()` is the synthetic generator shared with the integration test: a seed, and
+optionally a shift in prompt length, content (code instead of prose), errors or refusals.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from meterline.settings import Settings
+from processors.drift.logic import (
+    CONTINUOUS_METRICS,
+    RATE_METRICS,
+    SIGNATURE_METRIC,
+    DriftConfig,
+    DriftDetector,
+    InvalidSignature,
+    request_from_payload,
+    scope_of,
+)
+from processors.drift.signature import prompt_signature
+from schemas.events.v1 import Anomaly, DriftReport, RequestEvent
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+WORDS = (
+    "please",
+    "explain",
+    "how",
+    "my",
+    "order",
+    "refund",
+    "shipping",
+    "account",
+    "works",
+    "and",
+    "what",
+    "the",
+    "price",
+    "of",
+    "delivery",
+    "is",
+    "for",
+    "a",
+    "customer",
+    "who",
+    "asks",
+    "about",
+    "the",
+    "invoice",
+    "today",
+)
+CODE_CHARS = "{}()[];=+-*/<>_0123456789abcdefxyz \n"
+
+
+@dataclass(frozen=True)
+class Shift:
+    prompt_scale: float = 1.0
+    code: bool = False  # prompts become code: the content signature moves
+    error_p: float = 0.02
+    refusal_p: float = 0.02
+
+
+NO_SHIFT = Shift()
+
+
+def traffic(
+    seed: int,
+    count: int,
+    *,
+    app: str | None = "shop",
+    model: str = "gpt-4o-mini",
+    shift: Shift = NO_SHIFT,
+    start: datetime = T0,
+    step: timedelta = timedelta(seconds=1),
+) -> list[RequestEvent]:
+    rng = random.Random(seed)
+    events = []
+    for index in range(count):
+        chars = max(3, int(rng.lognormvariate(6.0, 0.4) * shift.prompt_scale))
+        if shift.code:
+            text = "".join(rng.choice(CODE_CHARS) for _ in range(chars))
+        else:
+            text = " ".join(rng.choice(WORDS) for _ in range(chars // 6 + 1))[:chars]
+        response_chars = int(rng.lognormvariate(7.0, 0.5))
+        output_tokens = response_chars // 4
+        error = rng.random() < shift.error_p
+        refused = rng.random() < shift.refusal_p
+        at = start + step * index
+        events.append(
+            RequestEvent(
+                request_id=f"req-{seed}-{index}",
+                ts_start=at,
+                ts_end=at,
+                latency_ms=200 + 8 * output_tokens + rng.gauss(0, 30),
+                key_id=f"key-{index % 4}",
+                org="acme",
+                app=app,
+                provider="openai",
+                model_used=model,
+                endpoint="/v1/chat/completions",
+                status_code=500 if error else 200,
+                input_tokens=chars // 4,
+                output_tokens=output_tokens,
+                prompt_chars=chars,
+                response_chars=response_chars,
+                prompt_signature=prompt_signature(text),
+                finish_reason="content_filter" if refused else "stop",
+            )
+        )
+    return events
+
+
+def config(**overrides: object) -> DriftConfig:
+    values: dict[str, object] = {"window_events": 200, "min_events": 100, "window_s": 0}
+    values.update(overrides)
+    return DriftConfig(**values)  # type: ignore[arg-type]
+
+
+def run(detector: DriftDetector, events: list[RequestEvent]) -> list[DriftReport | Anomaly]:
+    return [result for event in events for result in detector.observe(event)]
+
+
+def split(results: list[DriftReport | Anomaly]) -> tuple[list[DriftReport], list[Anomaly]]:
+    reports = [r for r in results if isinstance(r, DriftReport)]
+    return reports, [r for r in results if isinstance(r, Anomaly)]
+
+
+def drifted_metrics(reports: list[DriftReport]) -> set[str]:
+    return {report.metric for report in reports if report.drifted}
+
+
+# One report per metric and statistic: PSI for all, KS for continuous metrics too.
+REPORTS_PER_WINDOW = 2 * len(CONTINUOUS_METRICS) + len(RATE_METRICS) + 1
+
+
+def test_first_window_is_the_baseline_and_stable_traffic_never_alerts() -> None:
+    detector = DriftDetector(config())
+    windows = [traffic(seed, 200, start=T0 + timedelta(hours=seed)) for seed in range(1, 7)]
+
+    per_window = [run(detector, window) for window in windows]
+
+    assert per_window[0] == []  # nothing to compare the baseline with
+    for results in per_window[1:]:
+        reports, anomalies = split(results)
+        assert len(reports) == REPORTS_PER_WINDOW and anomalies == []
+        assert drifted_metrics(reports) == set()
+
+
+def test_psi_noise_on_small_windows_needs_the_tests_to_confirm() -> None:
+    detector = DriftDetector(config(window_events=30, min_events=30))
+    windows = [traffic(seed, 30, start=T0 + timedelta(hours=seed)) for seed in range(1, 9)]
+
+    reports, anomalies = split([r for window in windows for r in run(detector, window)])
+
+    # 30 vs 30 requests of one distribution: PSI crosses 0.25 by chance alone...
+    noisy = [r for r in reports if r.statistic == "psi" and r.value >= 0.25]
+    assert noisy
+    # ...but the KS / Fisher tests do not confirm it: no verdict, no alert.
+    assert not any(r.drifted for r in reports) and anomalies == []
+
+
+def test_shifted_prompts_alert_once_within_one_window() -> None:
+    detector = DriftDetector(config())
+    run(detector, traffic(1, 200))
+    shifted = traffic(2, 200, shift=Shift(prompt_scale=3.0, code=True), start=T0 + timedelta(1))
+
+    per_event = [detector.observe(event) for event in shifted]
+
+    assert all(results == [] for results in per_event[:-1])  # only the closing event reports
+    reports, anomalies = split(per_event[-1])
+    assert len(reports) == REPORTS_PER_WINDOW
+    assert {r.scope for r in reports} == {"app:shop/model:gpt-4o-mini"}
+    assert drifted_metrics(reports) == {"prompt_chars", "input_tokens", SIGNATURE_METRIC}
+    psi_of = {r.metric: r for r in reports if r.statistic == "psi"}
+    assert psi_of["prompt_chars"].value > 0.25 and psi_of["prompt_chars"].threshold == 0.25
+    assert psi_of[SIGNATURE_METRIC].value > 0.1 and psi_of[SIGNATURE_METRIC].threshold == 0.1
+    assert psi_of["latency_ms"].value < 0.25 and not psi_of["latency_ms"].drifted
+    ks_of = {r.metric: r for r in reports if r.statistic == "ks"}
+    assert ks_of["prompt_chars"].value < 0.01 and ks_of["prompt_chars"].drifted
+    assert set(ks_of) == set(CONTINUOUS_METRICS)
+
+    [anomaly] = anomalies
+    assert anomaly.kind == "drift" and anomaly.subject == "scope:app:shop/model:gpt-4o-mini"
+    assert anomaly.signals == ["input_tokens", "prompt_chars", SIGNATURE_METRIC]
+    assert anomaly.score == round(max(psi_of[m].value for m in anomaly.signals), 4)
+    assert anomaly.severity == "high"  # x3 longer prompts: PSI well above 1
+    assert anomaly.recommended_action == "alert"
+    evidence = anomaly.evidence
+    assert evidence["window_events"] == evidence["reference_events"] == 200
+    assert evidence["window_signatures"] == 200
+    assert set(evidence["psi"]) == set(psi_of) and set(evidence["ks"]) == set(ks_of)
+    assert evidence["ks"]["prompt_chars"]["pvalue"] < 0.01
+    assert evidence["window"] == ["2026-03-03T09:00:00.000Z", "2026-03-03T09:03:19.000Z"]
+    assert evidence["reference_window"][0] == "2026-03-02T09:00:00.000Z"
+    orjson.loads(anomaly.to_json())  # the evidence serializes
+
+
+def test_trailing_reference_alerts_once_fixed_reference_keeps_alerting() -> None:
+    shifted = Shift(prompt_scale=3.0)
+    windows = [
+        traffic(1, 200),
+        traffic(2, 200, shift=shifted, start=T0 + timedelta(1)),
+        traffic(3, 200, shift=shifted, start=T0 + timedelta(2)),
+    ]
+    trailing = DriftDetector(config(reference="trailing"))
+    fixed = DriftDetector(config(reference="fixed"))
+
+    trailing_alerts = [split(run(trailing, window))[1] for window in windows]
+    fixed_results = [split(run(fixed, window)) for window in windows]
+
+    assert [len(alerts) for alerts in trailing_alerts] == [0, 1, 0]  # the new normal
+    assert [len(alerts) for _, alerts in fixed_results] == [0, 1, 1]
+    third_reports = fixed_results[2][0]
+    assert {r.reference_start for r in third_reports} == {windows[0][0].ts_end}
+    assert {r.window_start for r in third_reports} == {windows[2][0].ts_end}
+
+
+@pytest.mark.parametrize(
+    ("shift", "metric"),
+    [(Shift(error_p=0.3), "error_rate"), (Shift(refusal_p=0.25), "refusal_rate")],
+)
+def test_rates_drift_on_their_own(shift: Shift, metric: str) -> None:
+    detector = DriftDetector(config())
+    run(detector, traffic(1, 200))
+
+    reports, anomalies = split(run(detector, traffic(2, 200, shift=shift, start=T0 + timedelta(1))))
+
+    assert drifted_metrics(reports) == {metric}
+    assert [anomaly.signals for anomaly in anomalies] == [[metric]]
+    [rate] = [r for r in reports if r.metric == metric]
+    assert rate.statistic == "psi" and rate.value >= 0.25
+
+
+def test_refusal_reasons() -> None:
+    detector = DriftDetector(config())
+    run(detector, traffic(1, 200, shift=Shift(refusal_p=0.0)))
+    refusals = [
+        event.model_copy(update={"finish_reason": "refusal" if i % 3 else "content_filter"})
+        for i, event in enumerate(traffic(2, 200, start=T0 + timedelta(1)))
+    ]
+
+    _, anomalies = split(run(detector, refusals))
+
+    assert [anomaly.signals for anomaly in anomalies] == [["refusal_rate"]]
+
+
+def test_time_windows_wait_for_min_events() -> None:
+    detector = DriftDetector(config(window_events=1000, window_s=60, min_events=50))
+    busy = traffic(1, 300, step=timedelta(seconds=1))
+    quiet = traffic(2, 300, step=timedelta(seconds=10), start=T0 + timedelta(1))
+
+    busy_closes = [i for i, event in enumerate(busy) if detector.observe(event)]
+    detector = DriftDetector(config(window_events=1000, window_s=60, min_events=50))
+    quiet_closes = [i for i, event in enumerate(quiet) if detector.observe(event)]
+
+    # 1 event/s: a window every 60 events (the first is the baseline, reported nothing).
+    assert busy_closes == [120, 180, 240]
+    # 1 event/10 s: 60 s pass after 6 events, but a window waits for 50 events.
+    assert quiet_closes == [100, 150, 200, 250]
+
+
+def test_signatures_are_compared_only_with_enough_of_them() -> None:
+    detector = DriftDetector(config())
+    unsigned = [
+        event.model_copy(update={"prompt_signature": None}) if i % 2 else event
+        for i, event in enumerate(traffic(1, 400))
+    ]
+
+    reports, _ = split(run(detector, unsigned))  # 100 signed per window: just enough
+    assert SIGNATURE_METRIC in {r.metric for r in reports}
+    detector = DriftDetector(config(min_events=101))
+    reports, _ = split(run(detector, unsigned))
+    assert reports and SIGNATURE_METRIC not in {r.metric for r in reports}
+
+
+def test_scopes_are_separate_and_bounded() -> None:
+    detector = DriftDetector(config(max_scopes=2))
+    baseline = traffic(1, 200, app=None) + traffic(2, 200, app="bot")
+    later = traffic(3, 200, app=None, start=T0 + timedelta(1))
+    later += traffic(4, 200, app="bot", shift=Shift(prompt_scale=3), start=T0 + timedelta(1))
+    ignored = traffic(5, 50, app="third")
+
+    reports, anomalies = split(run(detector, baseline + ignored + later))
+
+    assert {r.scope for r in reports} == {"app:-/model:gpt-4o-mini", "app:bot/model:gpt-4o-mini"}
+    assert {r.scope for r in reports if r.drifted} == {"app:bot/model:gpt-4o-mini"}
+    assert [a.subject for a in anomalies] == ["scope:app:bot/model:gpt-4o-mini"]
+    assert detector.ignored_events == 50
+
+
+def test_scope_prefers_the_model_used() -> None:
+    [event] = traffic(1, 1, app="shop")
+    assert scope_of(event) == "app:shop/model:gpt-4o-mini"
+    requested = event.model_copy(update={"model_used": None, "model_requested": "gpt-4o"})
+    assert scope_of(requested) == "app:shop/model:gpt-4o"
+    nothing = requested.model_copy(update={"model_requested": None, "app": None})
+    assert scope_of(nothing) == "app:-/model:-"
+
+
+def test_payloads() -> None:
+    [event] = traffic(1, 1)
+    assert request_from_payload(event.to_json()) == event
+    # Not a RequestEvent at all: the cost agent dead-letters those, drift skips them.
+    assert request_from_payload(b"\xff not json") is None
+    assert request_from_payload(b'{"request_id": "x"}') is None
+    assert request_from_payload(None) is None
+    bad = orjson.loads(event.to_json()) | {"prompt_signature": "abc"}
+    with pytest.raises(InvalidSignature, match="prompt_signature: expected 32 hex digits"):
+        request_from_payload(orjson.dumps(bad))
+
+
+def test_config_from_settings_and_validation() -> None:
+    settings = Settings(drift_window_events=300, drift_min_events=30, drift_reference="fixed")
+    loaded = DriftConfig.from_settings(settings)
+    assert (loaded.window_events, loaded.min_events, loaded.reference) == (300, 30, "fixed")
+    assert loaded.psi_threshold == 0.25 and loaded.ks_pvalue == 0.01
+    with pytest.raises(ValueError, match="min_events"):
+        DriftConfig(window_events=10, min_events=20)
+    with pytest.raises(ValueError, match="reference"):
+        DriftConfig(reference="sliding")  # type: ignore[arg-type]
