@@ -4,14 +4,18 @@ It keeps the BudgetRecords (control topic) and the latest BudgetState per budget
 (`meterline.budgets`), plus this gateway's own estimated spend since that snapshot
 (`gateway.pricing`). A budget applies to a request when its subject is one of the
 request's subjects or its id is in the key's `budget_ids`. A budget is exhausted when its
-latest state says `hard`, or when the snapshot's spend plus our own spend since reaches
-the limit. What happens then follows `action_on_hard`: `block` refuses (403), `throttle`
-limits the budget to `throttle_rpm`, `alert` lets traffic through.
+latest state says `hard`, or when the snapshot's spend plus our own spend not yet in it
+reaches the limit. What happens then follows `action_on_hard`: `block` refuses (403),
+`throttle` limits the budget to `throttle_rpm`, `alert` lets traffic through.
+
+"Not yet in it": a snapshot counts every cost up to its `counted_through` (the request
+time of the latest cost counted), and the pipeline lags by a second or so. Each budget
+keeps a ledger of this gateway's own spend by request start time; a snapshot drops the
+entries it covers and the rest stay counted. So a stream of lagging snapshots never
+hides our recent spend, and overspend is bounded by the requests already in flight.
 
 Choices, kept cheap on purpose: money here is a float estimate (the processors hold the
-exact Decimal books); our own spend resets with each new snapshot, which may not yet
-include our last few requests, so overspend stays bounded by about one snapshot interval
-of this gateway's traffic; a snapshot whose period has ended is ignored; a budget with no
+exact Decimal books); a snapshot whose period has ended is ignored; a budget with no
 snapshot yet is not enforced locally (the processors' decisions still are).
 """
 
@@ -19,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -48,8 +53,30 @@ class _Snapshot:
     limit_usd: float
     status: str
     period_end: float | None
+    counted_through: float | None  # epoch seconds
     record: dict[str, Any]
-    local_usd: float = 0.0  # this gateway's estimate since the snapshot
+
+
+@dataclass(slots=True)
+class _Ledger:
+    """This gateway's own spend on one budget that no snapshot covers yet."""
+
+    entries: deque[tuple[float, float]] = field(default_factory=deque)  # (request start, usd)
+    total: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, at: float, usd: float) -> None:
+        with self.lock:
+            self.entries.append((at, usd))
+            self.total += usd
+
+    def drop_through(self, watermark: float) -> None:
+        """Forget what a snapshot covers (entries are in about request-start order)."""
+        with self.lock:
+            while self.entries and self.entries[0][0] <= watermark:
+                self.total -= self.entries.popleft()[1]
+            if not self.entries:
+                self.total = 0.0  # no float drift left behind
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +113,7 @@ class BudgetGuard:
     def __init__(self) -> None:
         self._budgets: dict[str, _Budget] = {}
         self._states: dict[str, _Snapshot] = {}
+        self._ledgers: dict[str, _Ledger] = {}
         self._by_subject: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()  # writers only
 
@@ -124,6 +152,7 @@ class BudgetGuard:
         with self._lock:
             old = self._budgets.pop(budget_id, None)
             self._states.pop(budget_id, None)
+            self._ledgers.pop(budget_id, None)
             if old is None:
                 return False
             self._unindex(old.subject, budget_id)
@@ -149,6 +178,7 @@ class BudgetGuard:
                 limit_usd=_money(record.get("limit_usd")),
                 status=str(record.get("status") or "ok"),
                 period_end=parse_ts(record.get("period_end")),
+                counted_through=parse_ts(record.get("counted_through")),
                 record=record,
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -156,7 +186,13 @@ class BudgetGuard:
             return False
         if not isinstance(budget_id, str):
             return False
-        self._states[budget_id] = snapshot  # a new snapshot restarts our own estimate
+        previous = self._states.get(budget_id)
+        if previous is not None and previous.period_end != snapshot.period_end:
+            self._ledgers.pop(budget_id, None)  # a new period: our old spend is not in it
+        self._states[budget_id] = snapshot
+        ledger = self._ledgers.get(budget_id)
+        if ledger is not None and snapshot.counted_through is not None:
+            ledger.drop_through(snapshot.counted_through)
         return True
 
     # --- the hot path ---------------------------------------------------------------
@@ -184,7 +220,8 @@ class BudgetGuard:
                 continue
             if state.period_end is not None and state.period_end <= now:
                 continue  # a finished period says nothing about this one
-            spent = state.spent_usd + state.local_usd
+            ledger = self._ledgers.get(budget_id)
+            spent = state.spent_usd + (ledger.total if ledger is not None else 0.0)
             limit = budget.limit_usd or state.limit_usd
             if state.status != "hard" and not (limit > 0 and spent >= limit):
                 continue
@@ -201,15 +238,23 @@ class BudgetGuard:
             throttled = throttled or hit
         return throttled
 
-    def add_spend(self, budget_ids: tuple[str, ...], usd: float) -> None:
+    def add_spend(self, budget_ids: tuple[str, ...], usd: float, started_at: float) -> None:
+        """Count our own spend on a request that started at `started_at` (epoch s)."""
         if usd <= 0:
             return
         for budget_id in budget_ids:
-            state = self._states.get(budget_id)
-            if state is not None:
-                state.local_usd += usd
+            if budget_id not in self._budgets:
+                continue
+            ledger = self._ledgers.get(budget_id)
+            if ledger is None:
+                ledger = self._ledgers.setdefault(budget_id, _Ledger())
+            ledger.add(started_at, usd)
 
     # --- admin listing --------------------------------------------------------------
+
+    def _local_usd(self, budget_id: str) -> float:
+        ledger = self._ledgers.get(budget_id)
+        return ledger.total if ledger is not None else 0.0
 
     def listing(self) -> list[dict[str, Any]]:
         out = []
@@ -222,7 +267,7 @@ class BudgetGuard:
                     "percent_used": state.record.get("percent_used"),
                     "status": state.status,
                     "period_end": state.record.get("period_end"),
-                    "local_estimate_usd": round(state.local_usd, 6),
+                    "local_estimate_usd": round(self._local_usd(budget_id), 6),
                 }
             out.append(item)
         return out

@@ -45,12 +45,16 @@ class PriceEstimator:
         override = self._overrides.get(model)
         if override is not None:
             return float(override.input_mtok) / _MTOK, float(override.output_mtok) / _MTOK
-        try:
-            from genai_prices import Usage, calc_price
+        from genai_prices import Usage, calc_price
 
-            price = calc_price(
-                Usage(input_tokens=_MTOK, output_tokens=_MTOK), model, provider_id=provider
-            )
+        # Our provider names are routing names ("mock", "local-vllm"); when genai-prices
+        # does not know one, match on the model alone, as the cost processor does.
+        for provider_id in dict.fromkeys((provider, None)):
+            try:
+                price = calc_price(
+                    Usage(input_tokens=_MTOK, output_tokens=_MTOK), model, provider_id=provider_id
+                )
+            except Exception:  # unknown model or provider: try the next, never an error
+                continue
             return float(price.input_price) / _MTOK, float(price.output_price) / _MTOK
-        except Exception:  # unknown model or provider: no estimate, never an error
-            return 0.0, 0.0
+        return 0.0, 0.0

@@ -232,7 +232,7 @@ class ProxyRoutes:
         if budget_ids and (used_in or used_out):
             model = (summary.model_used if summary else None) or record.model_requested or ""
             cost = self._rt.prices.cost(record.provider, model, used_in, used_out)
-            self._rt.budgets.add_spend(budget_ids, cost)
+            self._rt.budgets.add_spend(budget_ids, cost, record.started_wall)
 
     def _headers(
         self, record: RequestRecord, base: list[tuple[bytes, bytes]]

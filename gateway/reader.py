@@ -96,7 +96,13 @@ class ViewReader:
             self._fresh_at = time.monotonic()
 
     def _run(self) -> None:
-        consumer = Consumer(consumer_config(self._settings, None, **{"enable.partition.eof": True}))
+        # Short fetch waits: a block must reach every gateway well within a second, and
+        # the embedded broker answers an idle fetch only when the wait runs out.
+        consumer = Consumer(
+            consumer_config(
+                self._settings, None, **{"enable.partition.eof": True, "fetch.wait.max.ms": 50}
+            )
+        )
         required = next(iter(self._handlers))
         try:
             while not self._stop.is_set() and required not in self._assigned:

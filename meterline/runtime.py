@@ -25,7 +25,7 @@ from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics, wait_for_broker
 from meterline.settings import ProviderConfig, Settings
 
-__all__ = ["ServiceProcess", "Stack", "ensure_admin_token", "run_up"]
+__all__ = ["ServiceProcess", "Stack", "ensure_admin_token", "meterline_command", "run_up"]
 
 Progress = Callable[[str], None]
 
@@ -102,7 +102,7 @@ def ensure_admin_token(settings: Settings) -> Settings:
     return settings.model_copy(update={"admin_token": SecretStr(path.read_text().strip())})
 
 
-def _meterline(*args: str) -> list[str]:
+def meterline_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "meterline.cli", *args]
 
 
@@ -124,6 +124,8 @@ class Stack:
                 update={"providers": [ProviderConfig(name="mock", base_url=mock_url)]}
             )
         self.settings = settings
+        # Decided once: after start() the settings name the embedded broker's address.
+        self.embedded_broker = settings.kafka_bootstrap is None
         self.mock_provider = mock_provider
         self.traffic = traffic
         self.progress = progress
@@ -165,7 +167,7 @@ class Stack:
             self.progress(f"      ok ({time.monotonic() - started:.1f}s)")
 
         started = announce(f"Kafka broker at {s.bootstrap}")
-        if s.kafka_bootstrap is None:
+        if self.embedded_broker:
             self.broker = EmbeddedBroker(s.broker_port, host=s.host)
             self.broker.start()
             self.settings = s = s.model_copy(update={"kafka_bootstrap": self.broker.bootstrap})
@@ -181,7 +183,7 @@ class Stack:
                 (
                     "mock provider",
                     self._service(
-                        "mock-provider", _meterline("mock-provider"), s.mock_provider_port
+                        "mock-provider", meterline_command("mock-provider"), s.mock_provider_port
                     ),
                     30,
                 )
@@ -189,15 +191,15 @@ class Stack:
         plan += [
             (
                 "ingest (ClickHouse sink + read API)",
-                self._service("ingest", _meterline("ingest"), s.ingest_port),
+                self._service("ingest", meterline_command("ingest"), s.ingest_port),
                 90,
             ),
             (
                 "processors (Faust)",
-                self._service("processors", _meterline("processors"), s.processors_port),
+                self._service("processors", meterline_command("processors"), s.processors_port),
                 90,
             ),
-            ("gateway", self._service("gateway", _meterline("gateway"), s.gateway_port), 60),
+            ("gateway", self._service("gateway", meterline_command("gateway"), s.gateway_port), 60),
         ]
         if self.traffic:
             plan.append(
@@ -205,7 +207,7 @@ class Stack:
                     "demo traffic (simulate normal)",
                     self._service(
                         "simulator",
-                        _meterline("simulate", "normal", "--duration", "0", "--rate", "3"),
+                        meterline_command("simulate", "normal", "--duration", "0", "--rate", "3"),
                         None,
                     ),
                     5,

@@ -175,12 +175,14 @@ class _Spend:
     counted: dict[str, tuple[datetime, Decimal]] = field(default_factory=dict)
     seeded_until: datetime | None = None  # costs up to here are in the reconciled figure
     exhausted_at: datetime | None = None
+    latest_at: datetime | None = None  # request_ts of the latest cost counted
 
     def add(self, event_id: str, at: datetime, amount: Decimal) -> bool:
         if event_id in self.counted or (self.seeded_until is not None and at <= self.seeded_until):
             return False
         self.counted[event_id] = (at, amount)
         self.spent += amount
+        self.latest_at = max(at, self.latest_at) if self.latest_at else at
         return True
 
     def seed(self, authoritative: Decimal, as_of: datetime) -> None:
@@ -188,6 +190,7 @@ class _Spend:
         self.counted = later
         self.spent = authoritative + sum((amount for _, amount in later.values()), _ZERO)
         self.seeded_until = as_of
+        self.latest_at = max(as_of, self.latest_at) if self.latest_at else as_of
 
 
 class BudgetBook:
@@ -375,6 +378,7 @@ class BudgetBook:
             projected_exhaustion=spend.exhausted_at
             or _projection(spend.spent, budget.limit_usd, burn, now, spend.end),
             status=status,
+            counted_through=spend.latest_at,
         )
         return BudgetUpdate(BUDGETS, budget_id, state)
 

@@ -244,6 +244,8 @@ class BudgetState(Event):
     burn_rate_usd_per_hour: Money = Decimal(0)
     projected_exhaustion: Timestamp | None = None
     status: Literal["ok", "soft", "hard"] = "ok"
+    # request_ts of the latest cost counted: gateways add their own spend after it.
+    counted_through: Timestamp | None = None
 
 
 class Anomaly(Event):

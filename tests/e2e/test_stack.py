@@ -8,11 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -20,45 +19,15 @@ from genai_prices import Usage, calc_price
 from openai import OpenAI
 
 from meterline.runtime import Stack
-from meterline.settings import Settings
-from tests.conftest import free_port, unique
+from tests.e2e.stack_helpers import eventually, stack_settings
 
 pytestmark = pytest.mark.e2e
-
-T = TypeVar("T")
-
-
-def _stack_settings(data_dir: Path) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        topic_prefix=unique("e2e") + ".",
-        topic_partitions=2,
-        gateway_port=free_port(),
-        ingest_port=free_port(),
-        processors_port=free_port(),
-        broker_port=free_port(),
-        mock_provider_port=free_port(),
-        dashboard_port=free_port(),
-        admin_token="e2e-admin-token",
-        processors_app_id=unique("e2e-procs-"),
-        sink_group_id=unique("e2e-sink-"),
-    )
-
-
-def eventually(check: Callable[[], T | None], timeout_s: float = 30.0, what: str = "") -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     instance = Stack(
-        _stack_settings(tmp_path_factory.mktemp("stack")), mock_provider=True, progress=print
+        stack_settings(tmp_path_factory.mktemp("stack")), mock_provider=True, progress=print
     )
     try:
         instance.start()
@@ -146,7 +115,7 @@ def test_unknown_model_is_flagged_not_free(stack: Stack, api_key: str) -> None:
 
 def test_meterline_up_demo_fills_showback_and_stops_cleanly(tmp_path: Path) -> None:
     """`meterline up --demo` exactly as `make up` runs it, then Ctrl-C."""
-    settings = _stack_settings(tmp_path / "data")
+    settings = stack_settings(tmp_path / "data")
     env = {**os.environ, **{k: str(v) for k, v in settings.child_env().items()}}
     process = subprocess.Popen(
         [sys.executable, "-m", "meterline.cli", "up", "--demo"],

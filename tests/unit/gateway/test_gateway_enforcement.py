@@ -180,7 +180,14 @@ def _budget(budget_id: str, subject: str, action: str = "block", **extra: object
     )
 
 
-def _state(budget_id: str, subject: str, spent: str, status: str = "ok", end: float = NOW + 3600):
+def _state(
+    budget_id: str,
+    subject: str,
+    spent: str,
+    status: str = "ok",
+    end: float = NOW + 3600,
+    counted_through: float | None = None,
+):
     return BudgetState(
         budget_id=budget_id,
         subject=subject,
@@ -191,6 +198,7 @@ def _state(budget_id: str, subject: str, spent: str, status: str = "ok", end: fl
         limit_usd="10",  # type: ignore[arg-type]
         percent_used=float(spent) * 10,
         status=status,  # type: ignore[arg-type]
+        counted_through=_at(counted_through) if counted_through is not None else None,
     ).to_json()
 
 
@@ -219,17 +227,28 @@ def test_budget_hard_state_blocks_by_subject_and_by_key_budget_ids() -> None:
     assert enforcer.admit(_request()) == ("b_team",)
 
 
-def test_local_spend_since_the_snapshot_reaches_the_limit() -> None:
+def test_local_spend_counts_until_a_snapshot_covers_it() -> None:
     clock = Clock()
     enforcer, _ = _enforcer(clock)
     guard = enforcer.budgets
     guard.apply_record(_budget("b", "org:acme"))
-    guard.apply_state(b"b", _state("b", "org:acme", "9.5"))
+    guard.apply_state(b"b", _state("b", "org:acme", "9.0", counted_through=NOW - 10))
     ids = enforcer.admit(_request())
-    guard.add_spend(ids, 0.6)
+    guard.add_spend(ids, 0.6, started_at=NOW - 5)
+    enforcer.admit(_request())  # 9.6 of 10
+    guard.add_spend(ids, 0.6, started_at=NOW - 4)
+    with pytest.raises(BudgetExceeded):
+        enforcer.admit(_request())  # 10.2 of 10
+    # A lagging snapshot (it has counted only the first request) does not hide the second.
+    guard.apply_state(b"b", _state("b", "org:acme", "9.6", counted_through=NOW - 5))
     with pytest.raises(BudgetExceeded):
         enforcer.admit(_request())
-    guard.apply_state(b"b", _state("b", "org:acme", "9.0"))  # a new snapshot resets ours
+    # A snapshot that covers both (and says the spend was lower) lifts the local refusal.
+    guard.apply_state(b"b", _state("b", "org:acme", "9.5", counted_through=NOW - 4))
+    enforcer.admit(_request())
+    # A new period starts from a clean ledger.
+    guard.add_spend(ids, 5.0, started_at=NOW - 3)
+    guard.apply_state(b"b", _state("b", "org:acme", "0", end=NOW + 90000))
     enforcer.admit(_request())
 
 
