@@ -10,9 +10,11 @@ import logging
 import threading
 
 import uvicorn
+from fastapi import FastAPI
 
 from ingest.api import create_app
 from ingest.consumer import SinkConsumer
+from ingest.otlp import KafkaSpanPublisher, install_otlp_receiver
 from ingest.restore import restore_control_plane
 from ingest.sinks.clickhouse import ClickHouseSink
 from ingest.status import SinkStatus
@@ -20,7 +22,7 @@ from meterline.kafka import create_topics, wait_for_broker
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient, connect, migrate
 
-__all__ = ["IngestService", "serve"]
+__all__ = ["IngestService", "build_app", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,14 @@ class IngestService:
         self.sink = ClickHouseSink(self.client)
         self.sink.setup()
         self.consumer = SinkConsumer(settings, self.sink, status=self.status)
+        self.spans = KafkaSpanPublisher(settings)  # the OTLP receiver's producer
 
     def start(self) -> None:
         wait_for_broker(self.settings)
         create_topics(self.settings)  # idempotent; never rely on auto-creation
         # Before the sink starts: an embedded-broker restart left the control topics empty.
         restore_control_plane(self.settings, self.client)
+        self.spans.start()
         self._thread = threading.Thread(target=self._run, name="ingest-sink", daemon=True)
         self._thread.start()
 
@@ -65,15 +69,23 @@ class IngestService:
                 log.error("the sink did not stop within %.0fs", timeout_s)
 
     def close(self) -> None:
+        self.spans.close()  # uvicorn has drained the OTLP requests: deliver what is left
         self.stop()
         self.client.close()
+
+
+def build_app(service: IngestService) -> FastAPI:
+    """The read API plus the OTLP receiver, over the service's client and producer."""
+    app = create_app(service.client, service.status)
+    install_otlp_receiver(app, service.spans, service.settings.otlp_max_body_bytes)
+    return app
 
 
 def serve(settings: Settings) -> None:
     """Run the ingest process until SIGTERM/SIGINT (uvicorn handles both)."""
     service = IngestService(settings)
     service.start()
-    app = create_app(service.client, service.status)
+    app = build_app(service)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -82,7 +94,9 @@ def serve(settings: Settings) -> None:
         log_level="info",
     )
     server = uvicorn.Server(config)
-    log.info("ingest read API on http://%s:%d", settings.host, settings.ingest_port)
+    log.info(
+        "ingest (read API, OTLP /v1/traces) on http://%s:%d", settings.host, settings.ingest_port
+    )
     try:
         server.run()  # returns after SIGTERM/SIGINT, once requests are drained
     finally:

@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     drift_signature_psi_threshold: float = 0.1
     drift_max_scopes: int = 1000  # scopes come from client traffic: bound the memory
 
+    # OTLP/HTTP receiver (ingest, POST /v1/traces).
+    otlp_max_body_bytes: int = 8 * 1024 * 1024  # also enforced after gzip (zip bombs)
+    otlp_publish_timeout_s: float = 10.0  # longest wait for Kafka to acknowledge spans
+
     # Ingest sink.
     sink_group_id: str = "meterline-ingest"
     sink_batch_rows: int = 20_000

@@ -20,6 +20,7 @@ from processors.cost.agent import register_cost_agent
 from processors.dlq import DeadLetterPublisher
 from processors.drift.agent import register_drift_agent
 from processors.metrics import PROMETHEUS_CONTENT_TYPE, ProcessorMetrics
+from processors.spans.agent import register_span_cost_agent
 from schemas.topics import DLQ
 
 __all__ = ["create_app"]
@@ -50,6 +51,7 @@ def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> f
     )
     register_cost_agent(app, settings, metrics, dead_letters)
     register_budget_agent(app, settings, metrics, dead_letters)
+    register_span_cost_agent(app, settings, metrics, dead_letters)
     register_alert_agents(app, settings, metrics, dead_letters)
     register_drift_agent(app, settings, metrics, dead_letters)
     _register_views(app, metrics)

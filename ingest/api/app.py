@@ -14,6 +14,7 @@ from ingest.api.models import HealthResponse, RequestsResponse, ShowbackResponse
 from ingest.api.recent_requests import MAX_LIMIT, recent_requests
 from ingest.api.showback import parse_bound, parse_showback, run_showback
 from ingest.api.spend import SpendResponse, spend_for_subject
+from ingest.api.traces import TraceResponse, trace_spans
 from ingest.status import SinkStatus
 from meterline.warehouse import SharedClient
 
@@ -21,7 +22,7 @@ __all__ = ["create_app"]
 
 
 def create_app(client: SharedClient, status: SinkStatus | None = None) -> FastAPI:
-    """The ingest HTTP app. The OTLP receiver (/v1/traces) will be mounted here too."""
+    """The ingest HTTP app (read API); `ingest.server` also mounts the OTLP receiver on it."""
     app = FastAPI(title="Meterline ingest", version="1")
     app.state.client = client
     app.state.sink_status = status
@@ -99,5 +100,9 @@ def create_app(client: SharedClient, status: SinkStatus | None = None) -> FastAP
         if start is None or end is None:
             raise InvalidParameter("from" if start is None else "to", "a time bound is required")
         return spend_for_subject(shared(request), subject, start, end)
+
+    @app.get("/api/traces/{trace_id}", response_model=TraceResponse)
+    def trace(request: Request, trace_id: str) -> TraceResponse:
+        return trace_spans(shared(request), trace_id)
 
     return app

@@ -1,0 +1,46 @@
+"""Errors of the OTLP receiver; each carries the HTTP status the OTLP spec asks for.
+
+IngestError
++-- OtlpError                   the request as a whole is refused (status, message)
+    +-- MalformedPayloadError   400: the body cannot be decoded at all
+    +-- PayloadTooLargeError    413: over `otlp_max_body_bytes`, before or after gzip
+    +-- UnsupportedMediaError   415: content type or content encoding we do not speak
+    +-- PublishUnavailableError 503: Kafka did not take the spans; the exporter retries
+"""
+
+from __future__ import annotations
+
+from ingest.errors import IngestError
+
+__all__ = [
+    "MalformedPayloadError",
+    "OtlpError",
+    "PayloadTooLargeError",
+    "PublishUnavailableError",
+    "UnsupportedMediaError",
+]
+
+
+class OtlpError(IngestError):
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedPayloadError(OtlpError):
+    status_code = 400
+
+
+class PayloadTooLargeError(OtlpError):
+    status_code = 413
+
+
+class UnsupportedMediaError(OtlpError):
+    status_code = 415
+
+
+class PublishUnavailableError(OtlpError):
+    # 503 is retryable for OTLP exporters; deterministic event ids make the retry harmless.
+    status_code = 503

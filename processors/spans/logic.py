@@ -1,0 +1,117 @@
+"""Span -> CostEvent, with the cost agent's Pricer. Pure: no Kafka, no Faust.
+
+Which spans are costed (everything else passes without a CostEvent):
+- kind LLM or EMBEDDING (after normalization: OpenInference `openinference.span.kind`, or
+  GenAI `gen_ai.operation.name` chat / text_completion / generate_content / embeddings).
+  Parent spans (CHAIN, AGENT) often repeat their children's token totals; costing them
+  would count the same tokens twice.
+- with at least one token counted (input, output or cache).
+- NOT emitted by the gateway: service.name `meterline-gateway` or attribute
+  `meterline.source=gateway`. The gateway's RequestEvent for that call is already costed
+  by the cost agent; costing its span too would bill the request twice.
+
+The CostEvent has `source_type="span"`, `request_id="<trace_id>:<span_id>"` and an
+event id derived from (trace_id, span_id), so a replayed span yields the same CostEvent,
+never one that could collide with a request's cost.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from processors.cost.logic import (
+    Pricer,
+    RejectedEvent,
+    TokenUsage,
+    describe_validation_error,
+)
+from schemas.events.v1 import CostEvent, SpanEvent
+from schemas.ids import deterministic_id
+
+__all__ = [
+    "COSTED_KINDS",
+    "GATEWAY_SERVICE_NAME",
+    "STAGE",
+    "cost_for_span",
+    "cost_for_span_payload",
+    "is_gateway_span",
+    "parse_span",
+    "span_cost_event_id",
+]
+
+STAGE = "processors.spans"
+GATEWAY_SERVICE_NAME = "meterline-gateway"
+COSTED_KINDS = frozenset({"LLM", "EMBEDDING"})
+
+
+def parse_span(payload: bytes) -> SpanEvent:
+    try:
+        return SpanEvent.model_validate_json(payload)
+    except ValidationError as exc:
+        raise RejectedEvent(f"invalid SpanEvent: {describe_validation_error(exc)}") from exc
+
+
+def is_gateway_span(span: SpanEvent) -> bool:
+    return (
+        span.service_name == GATEWAY_SERVICE_NAME
+        or span.attributes.get("meterline.source") == "gateway"
+    )
+
+
+def span_cost_event_id(span: SpanEvent) -> str:
+    return deterministic_id("cost", "span", span.trace_id, span.span_id)
+
+
+def cost_for_span(span: SpanEvent, pricer: Pricer) -> CostEvent | None:
+    """The span's CostEvent, or None when this span is not to be costed (see the rules)."""
+    tokens = (
+        span.input_tokens + span.output_tokens + span.cache_read_tokens + span.cache_write_tokens
+    )
+    if span.kind.upper() not in COSTED_KINDS or tokens == 0 or is_gateway_span(span):
+        return None
+    quote = pricer.quote(
+        TokenUsage(
+            model=span.model,
+            provider=span.provider,
+            input_tokens=span.input_tokens,
+            output_tokens=span.output_tokens,
+            cache_read_tokens=span.cache_read_tokens,
+            cache_write_tokens=span.cache_write_tokens,
+            at=span.start_ts,
+        )
+    )
+    split = quote.split
+    return CostEvent(
+        event_id=span_cost_event_id(span),
+        ts=span.end_ts,
+        source=STAGE,
+        request_id=f"{span.trace_id}:{span.span_id}",
+        source_type="span",
+        request_ts=span.start_ts,
+        key_id=span.key_id,
+        org=span.org,
+        team=span.team,
+        project=span.project,
+        user=span.user or "",
+        session_id=span.session_id,
+        provider=span.provider,
+        model=span.model,
+        input_tokens=span.input_tokens,
+        output_tokens=span.output_tokens,
+        cache_read_tokens=span.cache_read_tokens,
+        cache_write_tokens=span.cache_write_tokens,
+        input_cost=split.input_cost,
+        output_cost=split.output_cost,
+        cache_read_cost=split.cache_read_cost,
+        cache_write_cost=split.cache_write_cost,
+        total_cost=split.total_cost,
+        price_source=quote.price_source,
+        priced=quote.priced,
+    )
+
+
+def cost_for_span_payload(payload: bytes | None, pricer: Pricer) -> CostEvent | None:
+    """Raw message value -> CostEvent or None, or RejectedEvent for the dead letter."""
+    if payload is None:
+        raise RejectedEvent("invalid SpanEvent: empty message (null value)")
+    return cost_for_span(parse_span(payload), pricer)
