@@ -147,11 +147,13 @@ def _admin(settings: Settings, method: str, path: str, body: object = None) -> A
     import httpx
 
     url = settings.resolved_gateway_url.rstrip("/")
-    if settings.admin_token is None:
+    token = settings.resolved_admin_token
+    if token is None:
         raise _AdminError(
-            "no admin token: set METERLINE_ADMIN_TOKEN to the token the gateway was started with"
+            "no admin token: set METERLINE_ADMIN_TOKEN to the token the gateway was started "
+            f"with (`meterline up` keeps its generated one in {settings.admin_token_file})"
         )
-    headers = {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
     try:
         response = httpx.request(method, url + path, json=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:

@@ -94,7 +94,7 @@ def ensure_admin_token(settings: Settings) -> Settings:
     """Use the configured admin token, or one generated once and kept in the data dir."""
     if settings.admin_token is not None:
         return settings
-    path = settings.data_dir / "admin_token"
+    path = settings.admin_token_file
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(24))

@@ -113,6 +113,17 @@ class Settings(BaseSettings):
     budget_tick_interval_s: float = 5.0  # how often budgets check for period rollover
     budget_reconcile_timeout_s: float = 15.0  # how long to wait for the read API at start
     budget_control_ready_timeout_s: float = 10.0  # longest wait for all BudgetRecords at start
+    # Alerts (Slack-compatible webhooks). `alert_webhooks` get every alert; `security_webhooks`
+    # get anomalies and llmjacking/agent_loop enforcement. No webhook: alerts are off.
+    alert_webhooks: list[str] = Field(default_factory=list)
+    security_webhooks: list[str] = Field(default_factory=list)
+    alert_dedup_window_s: float = 600.0  # one alert per subject and kind per window
+    alert_max_retries: int = 4  # per webhook and alert, on 5xx, 429, timeouts, network errors
+    alert_timeout_s: float = 5.0  # per webhook request
+    alert_queue_size: int = 1000  # per webhook; when full the oldest alert is dropped
+    alert_max_age_s: float = 3600.0  # older events only update state: a replay must not page
+    alert_on_lift: bool = True  # also notify when a block or throttle is lifted
+    dashboard_url: str | None = None  # how alert readers reach the dashboards
     # Drift (processors/drift): a window per scope closes after `drift_window_events` events,
     # or once `drift_window_s` of event time has passed (0: no time limit) with at least
     # `drift_min_events`; it is compared with the first window ("fixed") or the previous one.
@@ -181,8 +192,27 @@ class Settings(BaseSettings):
         return self.gateway_url or f"http://{self.host}:{self.gateway_port}"
 
     @property
+    def admin_token_file(self) -> Path:
+        """Where `meterline up` keeps the admin token it generated."""
+        return self.data_dir / "admin_token"
+
+    @property
+    def resolved_admin_token(self) -> SecretStr | None:
+        """The configured admin token, else the one `meterline up` generated (if any)."""
+        if self.admin_token is not None:
+            return self.admin_token
+        try:
+            return SecretStr(self.admin_token_file.read_text().strip())
+        except OSError:
+            return None
+
+    @property
     def resolved_read_api_url(self) -> str:
         return self.read_api_url or f"http://{self.host}:{self.ingest_port}"
+
+    @property
+    def resolved_dashboard_url(self) -> str:
+        return self.dashboard_url or f"http://{self.host}:{self.dashboard_port}"
 
     def provider_for(self, model: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.serves(model)), None)
