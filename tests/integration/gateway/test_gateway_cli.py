@@ -12,8 +12,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def cli(start_gateway, monkeypatch, capsys):
+def cli(start_gateway, monkeypatch, capsys, tmp_path):
     gateway = start_gateway()
+    monkeypatch.setenv("METERLINE_DATA_DIR", str(tmp_path))  # no token file of `meterline up`
     monkeypatch.setenv("METERLINE_GATEWAY_URL", gateway.url)
     monkeypatch.setenv("METERLINE_ADMIN_TOKEN", "test-admin-token")
 
@@ -59,7 +60,7 @@ def test_keys_budgets_block_and_unblock_through_the_cli(cli) -> None:
     assert code == 0 and _chat(url, secret) == 401
 
 
-def test_cli_errors_tell_the_user_what_to_do(cli, monkeypatch) -> None:
+def test_cli_errors_tell_the_user_what_to_do(cli, monkeypatch, tmp_path) -> None:
     code, _, err = cli("block", "acme", "--reason", "x")
     assert code == 1 and "must start with one of" in err
 
@@ -70,6 +71,11 @@ def test_cli_errors_tell_the_user_what_to_do(cli, monkeypatch) -> None:
     monkeypatch.delenv("METERLINE_ADMIN_TOKEN")
     code, _, err = cli("keys", "list")
     assert code == 1 and "set METERLINE_ADMIN_TOKEN" in err
+
+    # Without the variable, the token `meterline up` generated is used.
+    (tmp_path / "admin_token").write_text("test-admin-token\n")
+    code, _, err = cli("keys", "list")
+    assert code == 0 and err == ""
 
     monkeypatch.setenv("METERLINE_ADMIN_TOKEN", "test-admin-token")
     monkeypatch.setenv("METERLINE_GATEWAY_URL", f"http://127.0.0.1:{free_port()}")
