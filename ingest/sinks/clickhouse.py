@@ -7,10 +7,13 @@ event_ids already stored (within the batch's time range, helped by the bloom_fil
 on event_id) are dropped before inserting. Single writer per partition (consumer group)
 makes the check-then-insert safe.
 
-The lookup is skipped for rows newer than the table's watermark: the highest time-column
-value ever stored (read from the table on setup and on every partition assignment, raised
-before each insert). A row newer than every stored row cannot be stored already, so a live
-stream pays almost nothing, while a replay (old rows) is always checked.
+The lookup is needed only for rows at or below the table's floor: its newest time-column
+value when this sink last read it (lazily, before the first write, after each partition
+assignment and after any failed insert). A row above the floor was stored, if at all, by
+this sink since then (one writer per partition), so it is checked against the event_ids
+this sink inserted since: a set in memory, bounded by re-reading the floor. A live stream
+from many partitions, whose batches interleave in time, thus pays no lookup; a replay
+(old rows) is always checked, and so is everything after a failed or partial insert.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 # Keeps each lookup's parameter well under a server's URL/query size limits.
 _LOOKUP_CHUNK = 20_000
 _ONE_MS = timedelta(milliseconds=1)
+# Bounds the memory of inserted event_ids per table (~100 bytes each).
+_MAX_REMEMBERED_IDS = 500_000
 
 
 class ClickHouseSink(BatchingSink):
@@ -46,7 +51,10 @@ class ClickHouseSink(BatchingSink):
         self.rows_written: Counter[str] = Counter()
         self.duplicates_dropped: Counter[str] = Counter()
         self.rows_rejected: Counter[str] = Counter()
-        self._watermarks: dict[str, datetime] = {}
+        # Per table: the floor (None: the table was empty), and the event_ids inserted above it.
+        self._floors: dict[str, datetime | None] = {}
+        self._inserted: dict[str, set[str]] = {}
+        self._stale: set[str] = set(TABLES)  # floors to re-read before the next write
 
     def setup(self) -> None:
         db = self.client.database
@@ -59,19 +67,18 @@ class ClickHouseSink(BatchingSink):
         missing = sorted(set(TABLES) - present)
         if missing:
             raise RetryableSinkError(f"tables missing in {db}: {missing}; run the migrations")
-        self.refresh_watermarks()
-
-    def refresh_watermarks(self) -> None:
-        """Re-read each table's newest time (after a rebalance others may have written)."""
-        db = self.client.database
-        for spec in TABLES.values():
-            newest = self.client.query_rows(f"SELECT max({spec.time_column}) FROM {db}.{spec.name}")
-            value = newest[0][0] if newest else None
-            if isinstance(value, datetime):
-                self._watermarks[spec.name] = _aware(value)
 
     def on_partitions_assigned(self) -> None:
-        self.refresh_watermarks()
+        # Rows of the new partitions may have been written by their previous owner.
+        self._stale = set(TABLES)
+
+    def _refresh_floor(self, spec: TableSpec) -> None:
+        newest = self.client.query_rows(
+            f"SELECT max({spec.time_column}), count() FROM {self.client.database}.{spec.name}"
+        )[0]
+        self._floors[spec.name] = _aware(newest[0]) if newest[1] else None
+        self._inserted[spec.name] = set()
+        self._stale.discard(spec.name)
 
     def write(self, table: str, batch: Batch) -> None:
         spec = TABLES[table]
@@ -81,31 +88,45 @@ class ClickHouseSink(BatchingSink):
         if batch.chunks:
             columns = pa.concat_tables([*batch.chunks, columns])
         fresh = _unique_event_ids(columns)
+        ids: list[str] = []
         if self.dedupe and fresh.num_rows:
-            times = fresh.column(spec.time_column)
-            watermark = self._watermarks.get(table)
-            maybe_stored = (
-                fresh
-                if watermark is None
-                else fresh.filter(pc.less_equal(times, pa.scalar(watermark, type=times.type)))
-            )
-            stored = self._stored_event_ids(spec, maybe_stored) if maybe_stored.num_rows else []
-            if stored:
-                fresh = fresh.filter(
-                    pc.invert(pc.is_in(fresh.column("event_id"), pa.array(stored)))
-                )
-            # Raised before inserting: if the insert half-succeeds, the retry still checks.
-            newest = (
-                _aware(pc.max(fresh.column(spec.time_column)).as_py()) if fresh.num_rows else None
-            )
-            if newest is not None and (watermark is None or newest > watermark):
-                self._watermarks[table] = newest
+            if table in self._stale:
+                self._refresh_floor(spec)
+            fresh, ids = self._drop_stored(spec, fresh)
         self.duplicates_dropped[table] += batch.size - len(rejected) - fresh.num_rows
-        if fresh.num_rows:
-            self.client.insert_arrow(table, fresh)
-            self.rows_written[table] += fresh.num_rows
+        if not fresh.num_rows:
+            return
+        # Until the insert returns, which of these rows are stored is unknown.
+        self._stale.add(table)
+        self.client.insert_arrow(table, fresh)
+        self.rows_written[table] += fresh.num_rows
+        if self.dedupe:
+            inserted = self._inserted[table]
+            inserted.update(ids)
+            self._stale.discard(table)
+            if len(inserted) > _MAX_REMEMBERED_IDS:
+                self._stale.add(table)  # the re-read floor covers them all
+
+    def _drop_stored(self, spec: TableSpec, fresh: pa.Table) -> tuple[pa.Table, list[str]]:
+        """`fresh` without the rows already stored, and the event_ids left."""
+        ids = fresh.column("event_id").to_pylist()
+        floor = self._floors[spec.name]
+        times = fresh.column(spec.time_column)
+        below = (
+            pc.less_equal(times, pa.scalar(floor, type=times.type))
+            if floor is not None
+            else pa.array([False] * fresh.num_rows)
+        )
+        stored = set(self._stored_event_ids(spec, fresh.filter(below)))
+        stored.update(self._inserted[spec.name].intersection(ids))
+        if not stored:
+            return fresh, ids
+        keep = [event_id not in stored for event_id in ids]
+        return fresh.filter(pa.array(keep)), [i for i, k in zip(ids, keep, strict=True) if k]
 
     def _stored_event_ids(self, spec: TableSpec, candidates: pa.Table) -> list[str]:
+        if not candidates.num_rows:
+            return []
         times = candidates.column(spec.time_column)
         # Stored at millisecond precision: widen by one ms on each side.
         low = _aware(pc.min(times).as_py()) - _ONE_MS
@@ -156,6 +177,7 @@ class ClickHouseSink(BatchingSink):
             )
         if dead:
             arrow_table, _ = _to_arrow(DEAD_LETTERS, _unique_by_event_id(dead))
+            self._stale.add(DEAD_LETTERS.name)  # stored outside `write`'s bookkeeping
             self.client.insert_arrow(DEAD_LETTERS.name, arrow_table)
 
 
