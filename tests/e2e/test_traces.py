@@ -1,0 +1,150 @@
+"""An app instrumented with OpenTelemetry + OpenInference calls the (mock) provider
+directly, not through the gateway, and exports its spans over real OTLP/HTTP to the
+stack's ingest: its LLM span is stored with its tokens and costed exactly, and the read
+API shows the trace with its cost. No prompt text is stored."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from genai_prices import Usage, calc_price
+
+from meterline.runtime import Stack
+from meterline.settings import Settings
+from tests.conftest import free_port, unique
+
+pytestmark = pytest.mark.e2e
+
+PROMPT = "Where is my order #4711? It was due yesterday."
+
+APP = textwrap.dedent(
+    """
+    import json
+    import sys
+
+    from openai import OpenAI
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    traces_url, provider_url, prompt = sys.argv[1:4]
+    resource = Resource.create(
+        {"service.name": "support-bot", "meterline.org": "acme", "meterline.team": "support"}
+    )
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
+    OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
+
+    client = OpenAI(base_url=provider_url, api_key="unused-by-the-mock")
+    with tracer_provider.get_tracer("support-bot").start_as_current_span("answer-ticket") as root:
+        completion = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+        )
+        trace_id = format(root.get_span_context().trace_id, "032x")
+    tracer_provider.shutdown()
+    print(json.dumps({"trace_id": trace_id, "usage": completion.usage.model_dump()}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("traces"),
+        topic_prefix=unique("e2e") + ".",
+        topic_partitions=2,
+        gateway_port=free_port(),
+        ingest_port=free_port(),
+        processors_port=free_port(),
+        broker_port=free_port(),
+        mock_provider_port=free_port(),
+        dashboard_port=free_port(),
+        admin_token="e2e-admin-token",
+        processors_app_id=unique("e2e-procs-"),
+        sink_group_id=unique("e2e-sink-"),
+    )
+    instance = Stack(settings, mock_provider=True, progress=print)
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+
+
+def run_instrumented_app(stack: Stack, tmp_path: Path) -> dict[str, Any]:
+    s = stack.settings
+    script = tmp_path / "support_bot.py"
+    script.write_text(APP)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            f"http://{s.host}:{s.ingest_port}/v1/traces",
+            f"http://{s.host}:{s.mock_provider_port}/v1",
+            PROMPT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dict(orjson.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_an_instrumented_apps_llm_span_is_stored_and_costed(stack: Stack, tmp_path: Path) -> None:
+    s = stack.settings
+    app = run_instrumented_app(stack, tmp_path)
+    url = f"http://{s.host}:{s.ingest_port}/api/traces/{app['trace_id']}"
+
+    def costed_trace() -> dict[str, Any] | None:
+        response = httpx.get(url, timeout=10)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        llm = [span for span in body["spans"] if span["kind"] == "LLM"]
+        return body if body["span_count"] == 2 and llm and llm[0]["cost_usd"] else None
+
+    deadline = time.monotonic() + 60
+    trace = costed_trace()
+    while trace is None:
+        assert time.monotonic() < deadline, f"trace not costed: {httpx.get(url).text}"
+        time.sleep(0.25)
+        trace = costed_trace()
+
+    (llm,) = [span for span in trace["spans"] if span["kind"] == "LLM"]
+    (root,) = [span for span in trace["spans"] if span["name"] == "answer-ticket"]
+    usage = app["usage"]
+    assert llm["parent_span_id"] == root["span_id"]
+    assert llm["service_name"] == "support-bot" and llm["provider"] == "openai"
+    assert llm["model"] == "gpt-4o-mini"
+    assert (llm["org"], llm["team"]) == ("acme", "support")
+    assert (llm["input_tokens"], llm["output_tokens"]) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
+    expected = calc_price(
+        Usage(
+            input_tokens=llm["input_tokens"],
+            output_tokens=llm["output_tokens"],
+            cache_read_tokens=llm["cache_read_tokens"],
+        ),
+        model_ref="gpt-4o-mini",
+    ).total_price
+    assert Decimal(llm["cost_usd"]) == expected > 0
+    assert llm["priced"] is True and llm["price_source"].startswith("genai-prices@")
+    assert root["cost_usd"] is None  # a plain parent span is not costed
+    assert Decimal(trace["cost_usd"]) == expected
+    # Prompt text is not stored, only its size.
+    assert "#4711" not in orjson.dumps(trace).decode()
+    assert int(llm["attributes"]["llm.input_messages.chars"]) >= len(PROMPT)
