@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 from typing import Any
 
 import orjson
@@ -27,7 +28,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import (
 from ingest.otlp.body import decompress, encoding_of
 from ingest.otlp.decode_json import decode_json
 from ingest.otlp.decode_proto import decode_protobuf
-from ingest.otlp.errors import MalformedPayloadError, PayloadTooLargeError, UnsupportedMediaError
+from ingest.otlp.errors import (
+    MalformedPayloadError,
+    OtlpError,
+    PayloadTooLargeError,
+    UnsupportedMediaError,
+)
 from ingest.otlp.receiver import receive_spans
 from ingest.otlp.response import error_reply, export_reply
 from ingest.otlp.spans import RejectedSpan
@@ -390,3 +396,28 @@ def test_error_reply_is_a_status_message() -> None:
     reply = error_reply(400, "garbage", "protobuf")
     assert reply.status_code == 400 and Status.FromString(reply.body).message == "garbage"
     assert orjson.loads(error_reply(415, "nope").body) == {"code": 3, "message": "nope"}
+
+
+def test_no_mutated_payload_escapes_as_anything_but_an_otlp_answer() -> None:
+    # Byte flips of valid exports: every outcome is spans, rejected spans or an OtlpError.
+    rng = random.Random(7)
+    valid = {
+        "protobuf": proto_request(proto_span(model="gpt-4o", n=3, arr=["a", {"k": 1}])),
+        "json": json_request(json_span()),
+    }
+    outcomes: set[str] = set()
+    for encoding, body in (
+        ("protobuf", valid["protobuf"].SerializeToString()),
+        ("json", valid["json"]),
+    ):
+        for _ in range(400):
+            mutated = bytearray(body)
+            for _ in range(rng.randint(1, 4)):
+                mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+            try:
+                received = receive_spans(bytes(mutated), encoding, None, 1_000_000)  # type: ignore[arg-type]
+                outcomes.add("rejected" if received.rejected else "accepted")
+            except OtlpError as exc:
+                assert exc.status_code == 400 and exc.message
+                outcomes.add("refused")
+    assert outcomes == {"accepted", "rejected", "refused"}
