@@ -17,6 +17,7 @@ from collections.abc import Callable
 import orjson
 
 from gateway.asgi import JSON_HEADERS, SSE_HEADERS, Receive, Scope, Send, read_body, send_response
+from gateway.client_address import client_address, parse_networks
 from gateway.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -64,6 +65,7 @@ class ProxyRoutes:
     def __init__(self, runtime: GatewayRuntime) -> None:
         self._rt = runtime
         self._limit = runtime.settings.max_body_bytes
+        self._trusted = parse_networks(runtime.settings.trusted_proxies)
 
     # --- entry points ---------------------------------------------------------------
 
@@ -105,6 +107,7 @@ class ProxyRoutes:
         """Fill the record from headers; return (authorization, content-length)."""
         authorization = None
         length = None
+        forwarded: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
@@ -118,9 +121,11 @@ class ProxyRoutes:
                 record.app = _text(value)
             elif name == b"user-agent":
                 record.user_agent = _text(value)
+            elif name == b"x-forwarded-for":  # repeated headers form one list (RFC 9110)
+                forwarded = value if forwarded is None else forwarded + b"," + value
         client = scope.get("client")
         if client:
-            record.client_ip = client[0]
+            record.client_ip = client_address(client[0], forwarded, self._trusted)
         return authorization, length
 
     def _authenticate(self, authorization: bytes | None) -> KeyInfo:

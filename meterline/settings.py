@@ -8,6 +8,7 @@ environment variables, the YAML file named by `METERLINE_CONFIG` (default
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from decimal import Decimal
 from functools import lru_cache
@@ -106,6 +107,9 @@ class Settings(BaseSettings):
     # gateway serves anyway ("open") or answers 503 ("closed").
     enforcement_stale_after_s: float = 30.0
     enforcement_fail_mode: Literal["open", "closed"] = "open"
+    # CIDRs of proxies whose X-Forwarded-For names the client (gateway/client_address.py).
+    # Empty trusts nobody: the recorded client is the socket peer.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     # Processors.
     processors_app_id: str = "meterline-processors"
@@ -147,6 +151,14 @@ class Settings(BaseSettings):
     sink_batch_rows: int = 20_000
     sink_flush_interval_s: float = 0.5
     sink_retry_max_backoff_s: float = 10.0
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(cidr.strip(), strict=False)) for cidr in value]
+        except ValueError as exc:
+            raise ValueError(f"trusted_proxies: {exc}") from None
 
     @field_validator("topic_prefix")
     @classmethod
