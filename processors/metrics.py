@@ -27,6 +27,8 @@ class ProcessorMetrics:
         self.cost_usd_total = Decimal(0)
         self.unpriced_by_model: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()  # by stage
+        # (outcome: sent|failed|suppressed|dropped, category: budget|enforcement|anomaly)
+        self.alerts: Counter[tuple[str, str]] = Counter()
         self._max_model_labels = max_model_labels
 
     def event_processed(self, agent: str) -> None:
@@ -44,6 +46,9 @@ class ProcessorMetrics:
 
     def dead_letter(self, stage: str) -> None:
         self.dead_letters[stage] += 1
+
+    def alert(self, outcome: str, category: str) -> None:
+        self.alerts[(outcome, category)] += 1
 
     def render(self) -> str:
         lines: list[str] = []
@@ -64,6 +69,10 @@ class ProcessorMetrics:
             lines.append(
                 f'meterline_processors_dead_letters_total{{stage="{_esc(stage)}"}} {count}'
             )
+        _family(lines, "alerts_total", "counter", "Alert deliveries and alerts held back.")
+        for (outcome, category), count in sorted(self.alerts.items()):
+            labels = f'outcome="{_esc(outcome)}",category="{_esc(category)}"'
+            lines.append(f"meterline_processors_alerts_total{{{labels}}} {count}")
         return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,104 @@
+"""The alert agents: budgets, enforcement and anomalies topics -> Slack-compatible webhooks.
+
+Thin by design: `logic.Alerter` decides what to say and when (crossings, new decisions,
+de-duplication), `slack.py` renders it, and `delivery.WebhookSender` sends it from its
+own task. An agent only enqueues, so a slow or failing webhook never slows the stream.
+Values are read as raw bytes; what the logic rejects becomes a dead letter.
+
+Every worker consuming these topics in one consumer group alerts once per record; with
+no webhook configured the agents are not registered at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import faust
+import orjson
+from faust.types import EventT, Message
+
+from meterline.settings import Settings
+from processors.alerts.delivery import Notification, RetryPolicy, WebhookSender
+from processors.alerts.logic import STAGE, Alerter, Outcome, RejectedMessage
+from processors.alerts.slack import slack_message
+from processors.dlq import DeadLetterPublisher
+from processors.metrics import ProcessorMetrics
+from schemas.topics import ANOMALIES, BUDGETS, ENFORCEMENT
+
+__all__ = ["register_alert_agents"]
+
+log = logging.getLogger(__name__)
+
+
+def register_alert_agents(
+    app: faust.App,
+    settings: Settings,
+    metrics: ProcessorMetrics,
+    dead_letters: DeadLetterPublisher,
+) -> WebhookSender | None:
+    if not settings.alert_webhooks and not settings.security_webhooks:
+        return None
+    alerter = Alerter(
+        dashboard_url=settings.resolved_dashboard_url,
+        dedup_window_s=settings.alert_dedup_window_s,
+        max_age_s=settings.alert_max_age_s,
+        alert_on_lift=settings.alert_on_lift,
+    )
+    sender = WebhookSender(
+        settings.alert_webhooks,
+        settings.security_webhooks,
+        metrics,
+        timeout_s=settings.alert_timeout_s,
+        policy=RetryPolicy(max_retries=settings.alert_max_retries),
+        queue_size=settings.alert_queue_size,
+    )
+
+    async def handle(message: Message, react: Callable[[Message], Outcome]) -> None:
+        try:
+            outcome = react(message)
+        except RejectedMessage as exc:
+            await dead_letters.publish(message, exc.reason, STAGE)
+            return
+        except Exception as exc:  # a bug must not stop the stream; keep the evidence
+            log.exception("alerts failed on %s@%s", message.partition, message.offset)
+            await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
+            return
+        for alert in outcome.suppressed:
+            metrics.alert("suppressed", alert.category)
+        for notice in outcome.notices:
+            body = orjson.dumps(slack_message(notice.alert, notice.suppressed_before))
+            sender.submit(Notification(body, notice.alert.category, notice.alert.security))
+
+    def on_budget(message: Message) -> Outcome:
+        return alerter.on_budget_state(message.key, message.value)
+
+    def on_enforcement(message: Message) -> Outcome:
+        written_at = datetime.fromtimestamp(message.timestamp, UTC)
+        return alerter.on_decision(message.key, message.value, written_at)
+
+    def on_anomaly(message: Message) -> Outcome:
+        return alerter.on_anomaly(message.value)
+
+    def register(topic: str, react: Callable[[Message], Outcome]) -> None:
+        name = f"alerts_{topic}"
+        source = app.topic(settings.topic(topic), key_serializer="raw", value_serializer="raw")
+
+        async def alert_agent(stream: faust.StreamT[bytes]) -> None:
+            event: EventT
+            async for event in stream.events():
+                await handle(event.message, react)
+                metrics.event_processed(name)
+
+        app.agent(source, name=name)(alert_agent)
+
+    register(BUDGETS, on_budget)
+    register(ENFORCEMENT, on_enforcement)
+    register(ANOMALIES, on_anomaly)
+
+    async def alert_delivery() -> None:
+        await sender.run()
+
+    app.task(alert_delivery)
+    return sender
