@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from processors.budgets.logic import RejectedMessage
 from schemas.events.v1 import Anomaly, BudgetState, EnforcementDecision, utc_now
+from schemas.topics import parse_enforcement_key
 
 __all__ = [
     "SECURITY_SOURCES",
@@ -223,7 +224,7 @@ class Alerter:
             lifted = self._decisions.lift(record_key)
             if not self._alert_on_lift or not self._fresh(written_at):
                 return Outcome()
-            subject = lifted.subject if lifted is not None else _subject_of_key(record_key)
+            subject = lifted.subject if lifted is not None else parse_enforcement_key(record_key)[1]
             return self._admit([self._lift_alert(subject, lifted, written_at)])
         decision = _parse(EnforcementDecision, value)
         record_key = key.decode(errors="replace") if key else decision.subject
@@ -381,12 +382,6 @@ def _decision_advice(decision: EnforcementDecision) -> str | None:
             f"application to it, then revoke this one (`meterline keys revoke {key_id}`). " + lift
         )
     return lift
-
-
-def _subject_of_key(key: str) -> str:
-    # Enforcement keys are `<subject>` or `<source>|<subject>` (a source has no ":").
-    source, separator, subject = key.partition("|")
-    return subject if separator and source and ":" not in source else key
 
 
 def _label(kind: str) -> str:
