@@ -39,9 +39,9 @@ import numpy as np
 from pydantic import ValidationError
 
 from meterline.settings import Settings
-from processors.drift.signature import SIGNATURE_BUCKETS, signature_mass
 from processors.drift.stats import KsResult, ks, psi, psi_of_fractions, rates_pvalue
 from schemas.events.v1 import Anomaly, DriftReport, RequestEvent, format_ts
+from schemas.signature import SIGNATURE_BUCKETS, signature_mass
 
 __all__ = [
     "CONTINUOUS_METRICS",

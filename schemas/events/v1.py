@@ -143,7 +143,7 @@ class RequestEvent(Event):
     response_chars: int = 0
     # Content fingerprint for drift: 32 hex digits, one byte per bucket of 16, each the share
     # (x255) of the prompt's UTF-8 character 3-grams hashed into that bucket (reference:
-    # processors/drift/signature.py). None when the gateway does not compute it.
+    # schemas/signature.py). None when the gateway does not compute it.
     prompt_signature: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None

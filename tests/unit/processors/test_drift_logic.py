@@ -24,8 +24,8 @@ from processors.drift.logic import (
     request_from_payload,
     scope_of,
 )
-from processors.drift.signature import prompt_signature
 from schemas.events.v1 import Anomaly, DriftReport, RequestEvent
+from schemas.signature import prompt_signature
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WORDS = (

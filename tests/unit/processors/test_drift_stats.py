@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from processors.drift.signature import prompt_signature, signature_mass
 from processors.drift.stats import ks, psi, psi_of_fractions
+from schemas.signature import prompt_signature, signature_mass
 
 
 def test_psi_of_known_fractions() -> None:

@@ -7,8 +7,9 @@ hashed into 16 buckets, each bucket's share scaled to a byte, hex-encoded (32 di
 Prose, code and encoded blobs put visibly different mass into the buckets, and the
 signature reveals nothing readable about the prompt.
 
-`prompt_signature()` is the reference the gateway must reproduce bit for bit;
-`signature_mass()` is what the drift detector reads back.
+`prompt_signature()` is what the gateway writes (gateway/signature.py picks the text);
+`signature_mass()` is what the drift detector reads back. Both live in schemas because the
+signature is part of the RequestEvent format, shared by producer and consumer.
 """
 
 from __future__ import annotations
