@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from ingest.decisions import active_decisions
 from meterline.kafka import consumer_config, producer_config
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient
-from schemas.events.v1 import EnforcementDecision
 from schemas.topics import CONTROL, ENFORCEMENT, enforcement_key
 
 __all__ = ["RestoreReport", "restore_control_plane", "topic_is_empty"]
@@ -61,45 +61,6 @@ def _latest_control_records(client: SharedClient) -> list[tuple[str, str]]:
     return [(f"{record_type}:{record_id}", payload) for record_type, record_id, payload in rows]
 
 
-def _active_decisions(client: SharedClient, now: datetime) -> list[EnforcementDecision]:
-    """The latest decision per (subject, source), unless it was lifted or has expired.
-
-    A lift row with source '*' (a tombstone without a source) lifts every source's
-    decision made before it."""
-    columns = (
-        "event_id",
-        "ts",
-        "schema_version",
-        "subject",
-        "action",
-        "reason",
-        "source",
-        "rpm",
-        "expires_at",
-        "decided_at",
-        "anomaly_id",
-    )
-    latest = ", ".join(f"argMax({name}, (ts, event_id))" for name in columns)
-    rows = client.query_rows(
-        f"SELECT {latest} FROM {client.database}.enforcement_decisions FINAL "
-        "GROUP BY subject, source",
-        {},
-    )
-    records = [dict(zip(columns, row, strict=True)) for row in rows]
-    lifted_all = {r["subject"]: r["ts"] for r in records if r["source"] == "*"}
-    decisions = []
-    for record in records:
-        if record["action"] not in ("block", "throttle", "allow"):
-            continue  # 'lift': a tombstone was the last word for this source
-        if record["subject"] in lifted_all and lifted_all[record["subject"]] >= record["ts"]:
-            continue
-        record["anomaly_id"] = record["anomaly_id"] or None
-        decision = EnforcementDecision.model_validate(record)
-        if decision.expires_at is None or decision.expires_at > now:
-            decisions.append(decision)
-    return decisions
-
-
 def restore_control_plane(
     settings: Settings, client: SharedClient, now: datetime | None = None
 ) -> RestoreReport:
@@ -115,7 +76,7 @@ def restore_control_plane(
     else:
         skipped.append(control_topic)
     if topic_is_empty(settings, enforcement_topic):
-        for decision in _active_decisions(client, now):
+        for decision in active_decisions(client, now):
             key = enforcement_key(decision.source, decision.subject)
             producer.produce(enforcement_topic, key=key.encode(), value=decision.to_json())
             decision_count += 1

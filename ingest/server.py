@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ingest.api import create_app
+from ingest.api.auth import ReadTokens, exposure_warning
 from ingest.consumer import SinkConsumer
 from ingest.otlp import KafkaSpanPublisher, install_otlp_receiver
 from ingest.restore import restore_control_plane
@@ -76,13 +77,16 @@ class IngestService:
 
 def build_app(service: IngestService) -> FastAPI:
     """The read API plus the OTLP receiver, over the service's client and producer."""
-    app = create_app(service.client, service.status)
+    app = create_app(service.client, service.status, ReadTokens.from_settings(service.settings))
     install_otlp_receiver(app, service.spans, service.settings.otlp_max_body_bytes)
     return app
 
 
 def serve(settings: Settings) -> None:
     """Run the ingest process until SIGTERM/SIGINT (uvicorn handles both)."""
+    warning = exposure_warning(ReadTokens.from_settings(settings), settings.host)
+    if warning:
+        log.warning(warning)
     service = IngestService(settings)
     service.start()
     app = build_app(service)

@@ -23,7 +23,14 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-__all__ = ["CONFIG_FILE_ENV", "PriceOverride", "ProviderConfig", "Settings", "get_settings"]
+__all__ = [
+    "CONFIG_FILE_ENV",
+    "READ_TOKEN_FIELDS",
+    "PriceOverride",
+    "ProviderConfig",
+    "Settings",
+    "get_settings",
+]
 
 
 class ProviderConfig(BaseModel):
@@ -58,6 +65,8 @@ class PriceOverride(BaseModel):
     cache_read_mtok: Decimal | None = None
     cache_write_mtok: Decimal | None = None
 
+
+READ_TOKEN_FIELDS = ("read_token_finance", "read_token_security", "read_token_admin")
 
 # The one variable read outside the model: it says where the YAML file is.
 CONFIG_FILE_ENV = "METERLINE_CONFIG"
@@ -141,6 +150,14 @@ class Settings(BaseSettings):
     # Mean n-gram bucket mass moves far less than a per-event histogram (see drift/logic.py).
     drift_signature_psi_threshold: float = 0.1
     drift_max_scopes: int = 1000  # scopes come from client traffic: bound the memory
+
+    # Read API role tokens (ingest /api/*, `Authorization: Bearer <token>`): finance sees spend
+    # and budgets, security anomalies, enforcement and request metadata, admin everything.
+    # None configured: the read API is open (meant for the loopback default of the embedded
+    # stack; ingest warns when it listens elsewhere without tokens).
+    read_token_finance: SecretStr | None = None
+    read_token_security: SecretStr | None = None
+    read_token_admin: SecretStr | None = None
 
     # OTLP/HTTP receiver (ingest, POST /v1/traces).
     otlp_max_body_bytes: int = 8 * 1024 * 1024  # also enforced after gzip (zip bombs)
@@ -242,8 +259,11 @@ class Settings(BaseSettings):
                 env[key] = orjson.dumps(value).decode()
             else:
                 env[key] = str(value)
-        if self.admin_token is not None:
-            env["METERLINE_ADMIN_TOKEN"] = self.admin_token.get_secret_value()
+        # model_dump masks secrets: pass the real values on.
+        for name in ("admin_token", *READ_TOKEN_FIELDS):
+            secret = getattr(self, name)
+            if secret is not None:
+                env[f"METERLINE_{name.upper()}"] = secret.get_secret_value()
         return env
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
+from ingest.api.auth import ReadAuthMiddleware, ReadTokens
 from ingest.api.errors import InvalidParameter, install_error_handlers
 from ingest.api.models import HealthResponse, RequestsResponse, ShowbackResponse
 from ingest.api.recent_requests import MAX_LIMIT, recent_requests
+from ingest.api.routes import router
 from ingest.api.showback import parse_bound, parse_showback, run_showback
 from ingest.api.spend import SpendResponse, spend_for_subject
 from ingest.api.traces import TraceResponse, trace_spans
@@ -21,12 +23,18 @@ from meterline.warehouse import SharedClient
 __all__ = ["create_app"]
 
 
-def create_app(client: SharedClient, status: SinkStatus | None = None) -> FastAPI:
-    """The ingest HTTP app (read API); `ingest.server` also mounts the OTLP receiver on it."""
+def create_app(
+    client: SharedClient, status: SinkStatus | None = None, tokens: ReadTokens | None = None
+) -> FastAPI:
+    """The ingest HTTP app (read API); `ingest.server` also mounts the OTLP receiver on it.
+
+    `tokens`: the read API's role tokens; none configured leaves `/api/*` open."""
     app = FastAPI(title="Meterline ingest", version="1")
     app.state.client = client
     app.state.sink_status = status
     install_error_handlers(app)
+    app.add_middleware(ReadAuthMiddleware, tokens=tokens or ReadTokens({}))
+    app.include_router(router)
 
     def shared(request: Request) -> SharedClient:
         return request.app.state.client
@@ -62,6 +70,8 @@ def create_app(client: SharedClient, status: SinkStatus | None = None) -> FastAP
         key: str | None = None,
         model: str | None = None,
         provider: str | None = None,
+        user: str | None = None,
+        compare: str | None = None,
     ) -> ShowbackResponse:
         query = parse_showback(
             group_by,
@@ -74,7 +84,9 @@ def create_app(client: SharedClient, status: SinkStatus | None = None) -> FastAP
                 "key": key,
                 "model": model,
                 "provider": provider,
+                "user": user,
             },
+            compare,
         )
         return run_showback(shared(request), query)
 
@@ -85,8 +97,30 @@ def create_app(client: SharedClient, status: SinkStatus | None = None) -> FastAP
         key: str | None = None,
         org: str | None = None,
         since: datetime | None = None,
+        from_: Annotated[str | None, Query(alias="from")] = None,
+        to: str | None = None,
+        team: str | None = None,
+        project: str | None = None,
+        user: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        session: str | None = None,
+        trace: str | None = None,
+        status: Literal["ok", "error"] | None = None,
     ) -> RequestsResponse:
-        return recent_requests(shared(request), limit=limit, key=key, org=org, since=since)
+        start = parse_bound("from", from_, is_end=False) or since
+        filters = dict(team=team, project=project, user=user, model=model, provider=provider)
+        filters.update(session=session, trace=trace)
+        return recent_requests(
+            shared(request),
+            limit=limit,
+            key=key,
+            org=org,
+            since=start,
+            until=parse_bound("to", to, is_end=True),
+            filters={name: value for name, value in filters.items() if value is not None},
+            status=status,
+        )
 
     @app.get("/api/spend", response_model=SpendResponse)
     def spend(

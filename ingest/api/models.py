@@ -8,12 +8,29 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AnomaliesResponse",
+    "AnomalyRow",
+    "BudgetStatePoint",
+    "BudgetStatus",
+    "BudgetsResponse",
+    "DeadLetterCount",
+    "DecisionRow",
+    "DriftResponse",
+    "DriftRow",
+    "EnforcementResponse",
+    "ErrorCount",
+    "GuardrailCount",
     "HealthResponse",
+    "ModelOperations",
+    "OperationsResponse",
     "RequestRow",
     "RequestsResponse",
+    "ShowbackComparison",
     "ShowbackResponse",
     "ShowbackRow",
     "ShowbackTotals",
+    "TimeseriesPoint",
+    "TimeseriesResponse",
 ]
 
 
@@ -32,9 +49,26 @@ class ShowbackRow(ShowbackTotals):
     team: str | None = None
     project: str | None = None
     key: str | None = None
+    user: str | None = None
     model: str | None = None
     provider: str | None = None
     day: date | None = None
+    hour: datetime | None = None
+    # With compare=previous: the same group over the previous period of the same length.
+    previous_cost_usd: str | None = None
+    change_usd: str | None = None
+    change_pct: float | None = None  # null when the previous cost was zero
+
+
+class ShowbackComparison(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime | None = Field(default=None, alias="from")
+    to: datetime | None = None  # exclusive: the current period's start
+    totals: ShowbackTotals
+    change_usd: str
+    change_pct: float | None
+    movers: list[ShowbackRow]  # largest absolute change first, groups gone to zero included
 
 
 class ShowbackResponse(BaseModel):
@@ -46,6 +80,162 @@ class ShowbackResponse(BaseModel):
     source: Literal["spend_daily", "costs"]
     rows: list[ShowbackRow]
     totals: ShowbackTotals
+    previous: ShowbackComparison | None = None
+
+
+class TimeseriesPoint(BaseModel):
+    t: datetime  # start of the day or hour (UTC)
+    group: str | None  # value of `by`; "(other)" folds the smaller groups; null without `by`
+    cost_usd: str
+    input_tokens: int
+    output_tokens: int
+    requests: int
+
+
+class TimeseriesResponse(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime | None = Field(default=None, alias="from")
+    to: datetime | None = None  # exclusive
+    granularity: Literal["day", "hour"]
+    by: str | None
+    source: Literal["spend_daily", "costs"]
+    series: list[str]  # groups by total cost, largest first
+    points: list[TimeseriesPoint]
+    totals: ShowbackTotals
+
+
+class BudgetStatePoint(BaseModel):
+    ts: datetime
+    period_start: datetime
+    period_end: datetime
+    spent_usd: str
+    limit_usd: str
+    percent_used: float
+    burn_rate_usd_per_hour: str
+    projected_exhaustion: datetime | None
+    status: Literal["ok", "soft", "hard"]
+
+
+class BudgetStatus(BaseModel):
+    """A budget with its latest state (null fields: no state in the current period yet)."""
+
+    budget_id: str
+    subject: str
+    period: str
+    limit_usd: str
+    soft_pct: float | None  # null: the budget's record is not in the warehouse
+    action_on_hard: str | None
+    state: BudgetStatePoint | None
+
+
+class BudgetsResponse(BaseModel):
+    count: int
+    budgets: list[BudgetStatus]
+    history: list[BudgetStatePoint] | None = None  # with ?budget_id=, oldest first
+
+
+class AnomalyRow(BaseModel):
+    anomaly_id: str
+    ts: datetime
+    kind: str
+    subject: str
+    score: float
+    severity: Literal["low", "medium", "high", "critical"]
+    signals: list[str]
+    evidence: dict[str, Any]
+    recommended_action: str
+
+
+class AnomaliesResponse(BaseModel):
+    count: int
+    anomalies: list[AnomalyRow]
+
+
+class DecisionRow(BaseModel):
+    event_id: str
+    ts: datetime
+    subject: str
+    action: Literal["block", "throttle", "allow", "lift"]
+    reason: str
+    source: str  # '*' on a lift of every source
+    rpm: int | None
+    expires_at: datetime | None
+    decided_at: datetime
+    anomaly_id: str | None
+
+
+class EnforcementResponse(BaseModel):
+    count: int
+    decisions: list[DecisionRow]
+
+
+class DriftRow(BaseModel):
+    event_id: str
+    ts: datetime
+    scope: str
+    metric: str
+    statistic: str
+    value: float
+    threshold: float
+    drifted: bool
+    window_start: datetime
+    window_end: datetime
+    reference_start: datetime | None
+    reference_end: datetime | None
+
+
+class DriftResponse(BaseModel):
+    count: int
+    reports: list[DriftRow]
+
+
+class ModelOperations(BaseModel):
+    """Latency and errors of one model at one provider (both null: all traffic)."""
+
+    model: str | None
+    provider: str | None
+    requests: int
+    errors: int  # status >= 400
+    error_rate: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    ttft_p50_ms: float | None
+    input_tokens: int
+    output_tokens: int
+    output_tokens_per_s: float | None  # over successful requests' total latency
+
+
+class ErrorCount(BaseModel):
+    error_type: str
+    status_code: int
+    count: int
+
+
+class GuardrailCount(BaseModel):
+    guardrail: str
+    category: str
+    action: str
+    count: int
+
+
+class DeadLetterCount(BaseModel):
+    original_topic: str
+    stage: str
+    count: int
+
+
+class OperationsResponse(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime | None = Field(default=None, alias="from")
+    to: datetime | None = None  # exclusive
+    totals: ModelOperations
+    models: list[ModelOperations]
+    errors: list[ErrorCount]
+    guardrails: list[GuardrailCount]
+    dead_letters: list[DeadLetterCount]
 
 
 class RequestRow(BaseModel):

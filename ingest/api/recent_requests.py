@@ -7,11 +7,23 @@ from decimal import Decimal
 from typing import Any
 
 from ingest.api.models import RequestRow, RequestsResponse
+from ingest.api.sql import Where
 from meterline.warehouse import SharedClient
 
-__all__ = ["MAX_LIMIT", "recent_requests"]
+__all__ = ["MAX_LIMIT", "REQUEST_FILTERS", "STATUS_CONDITIONS", "recent_requests"]
 
 MAX_LIMIT = 1000
+# API filter -> requests column
+REQUEST_FILTERS = {
+    "team": "team",
+    "project": "project",
+    "user": "user",
+    "model": "model_used",
+    "provider": "provider",
+    "session": "session_id",
+    "trace": "trace_id",
+}
+STATUS_CONDITIONS = {"ok": "status_code < 400", "error": "status_code >= 400"}
 
 _REQUEST_COLUMNS = (
     "event_id",
@@ -43,24 +55,27 @@ def recent_requests(
     key: str | None = None,
     org: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    filters: dict[str, str] | None = None,
+    status: str | None = None,
 ) -> RequestsResponse:
+    """The newest requests, filtered; `filters` are REQUEST_FILTERS names."""
     db = client.database
-    where: list[str] = []
-    params: dict[str, Any] = {"limit": limit}
-    if key is not None:
-        where.append("key_id = {key:String}")
-        params["key"] = key
-    if org is not None:
-        where.append("org = {org:String}")
-        params["org"] = org
     if since is not None:
-        where.append("ts >= {since:DateTime64(3, 'UTC')}")
-        params["since"] = since if since.tzinfo else since.replace(tzinfo=UTC)
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    where = Where().eq("key_id", key).eq("org", org).time_range("ts", since, until)
+    for name, value in (filters or {}).items():
+        where.eq(REQUEST_FILTERS[name], value)
+    if status is not None:
+        where.add(STATUS_CONDITIONS[status])
+    params: dict[str, Any] = {**where.params, "limit": limit}
     columns = ", ".join(f"`{name}`" for name in _REQUEST_COLUMNS)
-    sql = f"SELECT {columns} FROM {db}.requests FINAL"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY ts DESC, event_id DESC LIMIT {limit:UInt32}"
+    # Ordered by the sorting key's day first, so ClickHouse reads the newest days in order
+    # and stops once it has `limit` rows instead of sorting the whole table.
+    sql = (
+        f"SELECT {columns} FROM {db}.requests FINAL{where.sql} "
+        "ORDER BY toDate(ts) DESC, ts DESC, event_id DESC LIMIT {limit:UInt32}"
+    )
     records = [
         dict(zip(_REQUEST_COLUMNS, row, strict=True)) for row in client.query_rows(sql, params)
     ]

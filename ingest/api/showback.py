@@ -8,18 +8,27 @@ query parameter.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from ingest.api.errors import InvalidParameter
-from ingest.api.models import ShowbackResponse, ShowbackRow, ShowbackTotals
+from ingest.api.models import (
+    ShowbackComparison,
+    ShowbackResponse,
+    ShowbackRow,
+    ShowbackTotals,
+)
+from ingest.api.values import money_text, utc
 from meterline.warehouse import SharedClient
 
 __all__ = [
+    "FILTERS",
     "GROUPS",
+    "TIME_GROUPS",
     "ShowbackQuery",
+    "aggregate",
     "build_showback_sql",
     "parse_bound",
     "parse_group_by",
@@ -27,24 +36,29 @@ __all__ = [
     "run_showback",
 ]
 
-# API name -> (spend_daily expression, costs expression)
-GROUPS: dict[str, tuple[str, str]] = {
+# API name -> (spend_daily expression or None when it lacks it, costs expression)
+GROUPS: dict[str, tuple[str | None, str]] = {
     "org": ("org", "org"),
     "team": ("team", "team"),
     "project": ("project", "project"),
     "key": ("key_id", "key_id"),
+    "user": (None, "user"),
     "model": ("model", "model"),
     "provider": ("provider", "provider"),
     "day": ("day", "toDate(request_ts)"),
+    "hour": (None, "toStartOfHour(request_ts)"),
 }
-FILTERS: dict[str, str] = {
-    "org": "org",
-    "team": "team",
-    "project": "project",
-    "key": "key_id",
-    "model": "model",
-    "provider": "provider",
+FILTERS: dict[str, tuple[str | None, str]] = {
+    "org": ("org", "org"),
+    "team": ("team", "team"),
+    "project": ("project", "project"),
+    "key": ("key_id", "key_id"),
+    "user": (None, "user"),
+    "model": ("model", "model"),
+    "provider": ("provider", "provider"),
 }
+TIME_GROUPS = ("day", "hour")
+MOVERS = 10  # groups listed in a comparison's top movers
 
 
 @dataclass(frozen=True)
@@ -53,10 +67,20 @@ class ShowbackQuery:
     start: datetime | None  # inclusive
     end: datetime | None  # exclusive
     filters: dict[str, str] = field(default_factory=dict)
+    compare: bool = False  # add the previous period of the same length
 
     @property
     def day_aligned(self) -> bool:
         return all(bound is None or _is_midnight(bound) for bound in (self.start, self.end))
+
+    @property
+    def uses_daily(self) -> bool:
+        """spend_daily answers it: whole days, and only the dimensions the aggregate keeps."""
+        return (
+            self.day_aligned
+            and all(GROUPS[name][0] is not None for name in self.group_by)
+            and all(FILTERS[name][0] is not None for name in self.filters)
+        )
 
 
 def _is_midnight(value: datetime) -> bool:
@@ -108,6 +132,7 @@ def parse_showback(
     start: str | None,
     end: str | None,
     filters: dict[str, str | None],
+    compare: str | None = None,
 ) -> ShowbackQuery:
     start_at = parse_bound("from", start, is_end=False)
     end_at = parse_bound("to", end, is_end=True)
@@ -117,12 +142,22 @@ def parse_showback(
     unknown = set(clean) - set(FILTERS)
     if unknown:
         raise InvalidParameter(sorted(unknown)[0], "unknown filter")
-    return ShowbackQuery(parse_group_by(group_by), start_at, end_at, clean)
+    groups = parse_group_by(group_by)
+    if compare is not None and compare.strip():
+        if compare.strip().lower() != "previous":
+            raise InvalidParameter("compare", "compare takes one value: previous")
+        if start_at is None or end_at is None:
+            raise InvalidParameter("compare", "compare=previous needs both 'from' and 'to'")
+        if any(name in TIME_GROUPS for name in groups):
+            raise InvalidParameter(
+                "compare", "compare=previous cannot group by day or hour (periods differ)"
+            )
+    return ShowbackQuery(groups, start_at, end_at, clean, compare=bool(compare and compare.strip()))
 
 
 def build_showback_sql(query: ShowbackQuery, database: str) -> tuple[str, dict[str, Any], str]:
     """SQL, parameters and source table for one showback query."""
-    daily = query.day_aligned
+    daily = query.uses_daily
     column = 0 if daily else 1
     selects = [f"{GROUPS[name][column]} AS g_{name}" for name in query.group_by]
     where: list[str] = []
@@ -160,7 +195,7 @@ def build_showback_sql(query: ShowbackQuery, database: str) -> tuple[str, dict[s
             where.append("request_ts < {end:DateTime64(3, 'UTC')}")
             params["end"] = query.end
     for name, value in query.filters.items():
-        where.append(f"{FILTERS[name]} = {{f_{name}:String}}")
+        where.append(f"{FILTERS[name][column]} = {{f_{name}:String}}")
         params[f"f_{name}"] = value
     sql = f"SELECT {', '.join([*selects, *measures])} FROM {table}"
     if where:
@@ -172,6 +207,28 @@ def build_showback_sql(query: ShowbackQuery, database: str) -> tuple[str, dict[s
 
 
 def run_showback(client: SharedClient, query: ShowbackQuery) -> ShowbackResponse:
+    rows, totals, source = aggregate(client, query)
+    previous = None
+    if query.compare:
+        assert query.start is not None and query.end is not None  # parse_showback checked
+        span = query.end - query.start
+        before = replace(query, start=query.start - span, end=query.start, compare=False)
+        rows, previous = _compare(query, rows, totals, before, *aggregate(client, before)[:2])
+    return ShowbackResponse(
+        group_by=query.group_by,
+        from_=query.start,
+        to=query.end,
+        source=source,  # type: ignore[arg-type]
+        rows=rows,
+        totals=totals,
+        previous=previous,
+    )
+
+
+def aggregate(
+    client: SharedClient, query: ShowbackQuery
+) -> tuple[list[ShowbackRow], ShowbackTotals, str]:
+    """The groups of one query with their measures, and the totals over them."""
     sql, params, source = build_showback_sql(query, client.database)
     result = client.query_rows(sql, params)
     width = len(query.group_by)
@@ -180,6 +237,8 @@ def run_showback(client: SharedClient, query: ShowbackQuery) -> ShowbackResponse
     totals = [0, 0, 0, 0]
     for record in result:
         groups = dict(zip(query.group_by, record[:width], strict=True))
+        if groups.get("hour") is not None:
+            groups["hour"] = utc(groups["hour"])
         cost, input_tokens, output_tokens, requests, unpriced = record[width:]
         if not query.group_by and not requests:
             continue  # an ungrouped aggregate over nothing still returns one row
@@ -189,7 +248,7 @@ def run_showback(client: SharedClient, query: ShowbackQuery) -> ShowbackResponse
         totals = [a + b for a, b in zip(totals, counts, strict=True)]
         rows.append(
             ShowbackRow(
-                cost_usd=_money(cost),
+                cost_usd=money_text(cost),
                 input_tokens=counts[0],
                 output_tokens=counts[1],
                 requests=counts[2],
@@ -197,21 +256,68 @@ def run_showback(client: SharedClient, query: ShowbackQuery) -> ShowbackResponse
                 **groups,
             )
         )
-    return ShowbackResponse(
-        group_by=query.group_by,
-        from_=query.start,
-        to=query.end,
-        source=source,  # type: ignore[arg-type]
-        rows=rows,
-        totals=ShowbackTotals(
-            cost_usd=_money(total_cost),
-            input_tokens=totals[0],
-            output_tokens=totals[1],
-            requests=totals[2],
-            unpriced_requests=totals[3],
-        ),
+    summary = ShowbackTotals(
+        cost_usd=money_text(total_cost),
+        input_tokens=totals[0],
+        output_tokens=totals[1],
+        requests=totals[2],
+        unpriced_requests=totals[3],
     )
+    return rows, summary, source
 
 
-def _money(value: Decimal) -> str:
-    return format(value, "f")
+def _compare(
+    query: ShowbackQuery,
+    rows: list[ShowbackRow],
+    totals: ShowbackTotals,
+    before: ShowbackQuery,
+    previous_rows: list[ShowbackRow],
+    previous_totals: ShowbackTotals,
+) -> tuple[list[ShowbackRow], ShowbackComparison]:
+    """Rows with their previous-period cost and change, and the groups that moved most."""
+
+    def key(row: ShowbackRow) -> tuple[Any, ...]:
+        return tuple(getattr(row, name) for name in query.group_by)
+
+    earlier = {key(row): Decimal(row.cost_usd) for row in previous_rows}
+    now = {key(row): Decimal(row.cost_usd) for row in rows}
+    compared = [
+        row.model_copy(update=_change(Decimal(row.cost_usd), earlier.get(key(row), Decimal(0))))
+        for row in rows
+    ]
+    gone = [
+        ShowbackRow(
+            cost_usd="0",
+            input_tokens=0,
+            output_tokens=0,
+            requests=0,
+            unpriced_requests=0,
+            **{name: getattr(row, name) for name in query.group_by},
+            **_change(Decimal(0), earlier[key(row)]),
+        )
+        for row in previous_rows
+        if key(row) not in now
+    ]
+    movers = sorted(
+        (row for row in [*compared, *gone] if row.change_usd and Decimal(row.change_usd)),
+        key=lambda row: (-abs(Decimal(row.change_usd or 0)), key(row)),
+    )[:MOVERS]
+    total_change = _change(Decimal(totals.cost_usd), Decimal(previous_totals.cost_usd))
+    comparison = ShowbackComparison(
+        from_=before.start,
+        to=before.end,
+        totals=previous_totals,
+        change_usd=total_change["change_usd"],
+        change_pct=total_change["change_pct"],
+        movers=movers,
+    )
+    return compared, comparison
+
+
+def _change(current: Decimal, previous: Decimal) -> dict[str, Any]:
+    pct = float((current - previous) / previous * 100) if previous else None
+    return {
+        "previous_cost_usd": money_text(previous),
+        "change_usd": money_text(current - previous),
+        "change_pct": round(pct, 4) if pct is not None else None,
+    }

@@ -92,7 +92,10 @@ def register_budget_agent(
         # Then seed the book from the warehouse: a restart must forget no spend.
         await publish(
             await reconcile_from_warehouse(
-                book, settings.resolved_read_api_url, settings.budget_reconcile_timeout_s
+                book,
+                settings.resolved_read_api_url,
+                settings.budget_reconcile_timeout_s,
+                token=_spend_token(settings),
             )
         )
         event: EventT
@@ -110,3 +113,9 @@ def register_budget_agent(
     app.task(budget_control)
     app.timer(settings.budget_tick_interval_s, name="budget_rollover")(budget_rollover)
     return book
+
+
+def _spend_token(settings: Settings) -> str | None:
+    """The read API token budgets reconcile with: admin, else finance (both read spend)."""
+    token = settings.read_token_admin or settings.read_token_finance
+    return token.get_secret_value() if token is not None else None

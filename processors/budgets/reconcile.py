@@ -35,16 +35,23 @@ async def _spend(
 
 
 async def reconcile_from_warehouse(
-    book: BudgetBook, read_api_url: str, timeout_s: float = 15.0, delay_s: float = 0.5
+    book: BudgetBook,
+    read_api_url: str,
+    timeout_s: float = 15.0,
+    delay_s: float = 0.5,
+    token: str | None = None,
 ) -> list[BudgetUpdate]:
-    """Reconcile every budget's current period; give up (loudly) after `timeout_s`."""
+    """Reconcile every budget's current period; give up (loudly) after `timeout_s`.
+
+    `token`: a read API token allowed to read spend (admin or finance), when configured."""
     updates: list[BudgetUpdate] = []
     periods = book.current_periods()
     if not periods:
         return updates
     deadline = asyncio.get_running_loop().time() + timeout_s
     attempt = 0
-    async with httpx.AsyncClient(base_url=read_api_url, timeout=10.0) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=read_api_url, timeout=10.0, headers=headers) as client:
         while True:
             attempt += 1
             try:
