@@ -202,12 +202,10 @@ def export_focus(
     key: str | None = None,
     model: str | None = None,
     provider: str | None = None,
+    user: str | None = None,  # not in spend_daily: rejected by name rather than ignored
 ) -> StreamingResponse:
-    query = parse_focus(
-        from_,
-        to,
-        dict(org=org, team=team, project=project, key=key, model=model, provider=provider),
-    )
+    filters = dict(org=org, team=team, project=project, key=key, model=model, provider=provider)
+    query = parse_focus(from_, to, {**filters, "user": user})
     return StreamingResponse(
         focus_rows(_client(request), query),
         media_type="text/csv; charset=utf-8",
