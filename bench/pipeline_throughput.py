@@ -1,9 +1,9 @@
 """Pipeline throughput: events on Kafka -> rows in ClickHouse, through the ingest sink.
 
 Starts the embedded broker (tansu) and the embedded ClickHouse engine (chDB) in a temp
-dir, produces N events, then runs the real sink (SinkConsumer + ClickHouseSink: pydantic
-validation, row mapping, in-batch and stored event_id dedupe, Arrow insert, commit) and
-times it from the first consumed message until every row is in ClickHouse.
+dir, produces N events, then runs the real sink (SinkConsumer + ClickHouseSink: columnar
+validation with pydantic fallback, in-batch and stored event_id dedupe, Arrow insert,
+commit) and times it from the first consumed message until every row is in ClickHouse.
 
     .venv/bin/python bench/pipeline_throughput.py [--events 200000] [--kind requests|costs|mixed]
 """
