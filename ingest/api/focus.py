@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from ingest.api.errors import InvalidParameter
@@ -98,7 +99,6 @@ def focus_rows(client: SharedClient, query: FocusQuery) -> Iterator[str]:
 
 def _line(row: Sequence[Any], month: date, following: date) -> list[str]:
     day, org, team, project, key_id, provider, model, cost, tokens = row
-    tags = {"org": org, "team": team, "project": project, "key": key_id}
     cost_text = money_text(Decimal(cost))
     return [
         _stamp(month),
@@ -116,7 +116,7 @@ def _line(row: Sequence[Any], month: date, following: date) -> list[str]:
         cost_text,  # no discounts or commitments are modelled: effective = billed
         str(int(tokens)),
         "Tokens",
-        json.dumps(tags, sort_keys=True, separators=(",", ":")),
+        _tags(org, team, project, key_id),
     ]
 
 
@@ -126,6 +126,13 @@ def _csv(lines: Iterable[Sequence[str]]) -> str:
     return buffer.getvalue()
 
 
+@lru_cache(maxsize=65_536)  # a month repeats the same attributions on every day
+def _tags(org: str, team: str, project: str, key_id: str) -> str:
+    tags = {"org": org, "team": team, "project": project, "key": key_id}
+    return json.dumps(tags, sort_keys=True, separators=(",", ":"))
+
+
+@lru_cache(maxsize=4096)
 def _stamp(day: date) -> str:
     return datetime.combine(day, time(0), tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
