@@ -35,6 +35,7 @@ from gateway.providers import Provider
 from gateway.ratelimit import estimate_tokens
 from gateway.record import RequestRecord
 from gateway.runtime import GatewayRuntime
+from gateway.signature import request_signature
 from gateway.usage import StreamAccumulator, summarize_response
 
 __all__ = ["ProxyRoutes"]
@@ -66,6 +67,7 @@ class ProxyRoutes:
         self._rt = runtime
         self._limit = runtime.settings.max_body_bytes
         self._trusted = parse_networks(runtime.settings.trusted_proxies)
+        self._sign_prompts = runtime.settings.gateway_prompt_signature
 
     # --- entry points ---------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class ProxyRoutes:
                 record.session_id = _text(value)
             elif name == b"traceparent":
                 record.trace_id = _trace_id(value)
+                record.traceparent = _text(value)
             elif name == b"x-meterline-app":
                 record.app = _text(value)
             elif name == b"user-agent":
@@ -164,6 +167,8 @@ class ProxyRoutes:
             record.stream = parsed.stream
             record.max_tokens_requested = parsed.max_tokens
             record.prompt_hash, record.prompt_chars = prompt_stats(parsed.body, prompt_field)
+            if self._sign_prompts:
+                record.prompt_signature = request_signature(parsed.body, prompt_field)
             provider = self._rt.provider_for(parsed.model)
             if provider is None:
                 raise ModelNotFound(
@@ -259,6 +264,8 @@ class ProxyRoutes:
             record.error_type = record.error_type or "client_disconnected"
 
     def _finish(self, record: RequestRecord) -> None:
+        if self._rt.tracer is not None:  # first: it sets the trace_id the event carries
+            self._rt.tracer.record(record)
         event = record.to_event()
         key = record.key.key_id.encode() if record.key else b""
         self._rt.emitter.emit(self._rt.requests_topic, key, orjson.dumps(event))

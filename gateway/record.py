@@ -34,6 +34,7 @@ class RequestRecord:
     key: KeyInfo | None = None
     session_id: str | None = None
     trace_id: str | None = None
+    traceparent: str | None = None  # the caller's W3C header: the gateway span's parent
     app: str | None = None
     client_ip: str | None = None
     user_agent: str | None = None
@@ -46,6 +47,7 @@ class RequestRecord:
     max_tokens_requested: int | None = None
     prompt_hash: str | None = None
     prompt_chars: int = 0
+    prompt_signature: str | None = None
     summary: ResponseSummary | None = None
     enforcement: dict[str, str] | None = None  # what enforcement applied (RequestEvent field)
     # extra response headers (x-ratelimit-*), sent on success and on errors alike
@@ -95,6 +97,7 @@ class RequestRecord:
             "max_tokens_requested": self.max_tokens_requested,
             "prompt_hash": self.prompt_hash,
             "prompt_chars": self.prompt_chars,
+            "prompt_signature": self.prompt_signature,
             "response_chars": summary.response_chars,
             "tool_calls": summary.tool_calls,
             "finish_reason": summary.finish_reason,

@@ -23,8 +23,9 @@ from gateway.providers import OpenAICompatibleProvider, Provider
 from gateway.providers.openai import create_session
 from gateway.ratelimit import KeyLimiter
 from gateway.reader import ViewReader
+from gateway.tracing import GatewayTracer
 from meterline.settings import Settings
-from schemas.topics import BUDGETS, CONTROL, ENFORCEMENT, REQUESTS
+from schemas.topics import BUDGETS, CONTROL, ENFORCEMENT, REQUESTS, SPANS
 
 if TYPE_CHECKING:
     import aiohttp
@@ -41,6 +42,11 @@ class GatewayRuntime:
         self.keys = KeyStore()
         self.metrics = Metrics()
         self.emitter = KafkaEmitter(settings)
+        self.tracer = (
+            GatewayTracer(self.emitter.emit, settings.topic(SPANS))
+            if settings.gateway_spans
+            else None
+        )
         self.enforcement = EnforcementView()
         self.budgets = BudgetGuard()
         self.limiter = KeyLimiter()
@@ -132,5 +138,7 @@ class GatewayRuntime:
             await provider.aclose()
         if self._session is not None:
             await self._session.close()
+        if self.tracer is not None:
+            self.tracer.shutdown()
         await asyncio.to_thread(self.emitter.close)
         await asyncio.to_thread(self.publisher.close)

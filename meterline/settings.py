@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     # CIDRs of proxies whose X-Forwarded-For names the client (gateway/client_address.py).
     # Empty trusts nobody: the recorded client is the socket peer.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # The gateway's own span per request on the spans topic (gateway/tracing), and the
+    # prompt content signature drift reads (gateway/signature.py, ~11-20 us per request).
+    gateway_spans: bool = True
+    gateway_prompt_signature: bool = True
 
     # Processors.
     processors_app_id: str = "meterline-processors"

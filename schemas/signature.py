@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SIGNATURE_BUCKETS", "prompt_signature", "signature_mass"]
+__all__ = ["MAX_BYTES", "SIGNATURE_BUCKETS", "prompt_signature", "signature_mass"]
 
 SIGNATURE_BUCKETS = 16
-_MAX_BYTES = 4096  # bounds the cost on the request path (~20 us in numpy)
+MAX_BYTES = 4096  # bounds the cost on the request path (~20 us in numpy)
 _KNUTH = np.uint32(2654435761)  # multiplicative hashing; the top bits pick the bucket
 _SHIFT = 32 - 4  # 16 buckets = the top 4 bits of the 32-bit hash
 
 
 def prompt_signature(text: str) -> str | None:
     """The signature of a prompt, or None when it has fewer than 3 bytes."""
-    data = np.frombuffer(text.encode()[:_MAX_BYTES], dtype=np.uint8).astype(np.uint32)
+    data = np.frombuffer(text.encode()[:MAX_BYTES], dtype=np.uint8).astype(np.uint32)
     if data.size < 3:
         return None
     grams = (data[:-2] << 16) | (data[1:-1] << 8) | data[2:]

@@ -75,7 +75,7 @@ def test_broker_outage_spools_and_replays_in_order(
     own_broker.stop()  # memory storage: the topics and the 5 events are gone with it
     during = _send(gateway.url, secret, 50)
     _wait(lambda: _health(gateway.url)["emitter"] == "spooling")
-    assert _health(gateway.url)["spool_size"] == 50
+    assert _health(gateway.url)["spool_size"] == 100  # a RequestEvent and a SpanEvent each
 
     own_broker.start()
     create_topics(settings)
@@ -94,7 +94,7 @@ def test_spool_survives_a_gateway_restart(
     ids = _send(first.url, secret, 20)
     first.server.__exit__()  # clean shutdown: undelivered events go to the spool
     spool = settings.resolved_spool_dir / "gateway.spool"
-    assert spool.exists() and len(spool.read_bytes().splitlines()) == 20
+    assert spool.exists() and len(spool.read_bytes().splitlines()) == 40  # requests + spans
 
     own_broker.start()
     create_topics(settings)
