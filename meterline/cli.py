@@ -114,8 +114,21 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         duration_s=args.duration,
         seed=args.seed,
         gateway_url=args.gateway_url or settings.resolved_gateway_url,
+        labels_path=Path(args.labels) if args.labels else None,
     )
     return run_simulation(settings, config)
+
+
+def _cmd_eval_detections(args: argparse.Namespace, settings: Settings) -> int:
+    from meterline.evaluate.run import EvalConfig, run_eval
+
+    config = EvalConfig(
+        seed=args.seed,
+        duration_s=args.duration,
+        rate=args.rate,
+        labels_path=Path(args.labels) if args.labels else None,
+    )
+    return run_eval(settings, config, args.gateway_url)
 
 
 # --- admin verbs: thin clients of the gateway admin API (ARCHITECTURE §9) -----------------
@@ -360,12 +373,32 @@ def _parser() -> argparse.ArgumentParser:
     ).set_defaults(handler=_cmd_warehouse_rebuild)
 
     simulate = verbs.add_parser("simulate", help="send simulated traffic through the gateway")
-    simulate.add_argument("scenario", choices=["normal"])
-    simulate.add_argument("--rate", type=float, default=5.0, help="requests per second")
+    simulate.add_argument(
+        "scenario", help="normal, llmjacking, agent-loop, budget-burn, drift or mixed"
+    )
+    simulate.add_argument("--rate", type=float, default=5.0, help="normal requests per second")
     simulate.add_argument("--duration", type=float, default=60.0, help="seconds (0: forever)")
     simulate.add_argument("--seed", type=int, default=7)
     simulate.add_argument("--gateway-url", default=None)
+    simulate.add_argument("--labels", metavar="FILE", help="write ground truth (JSON lines)")
     simulate.set_defaults(handler=_cmd_simulate)
+
+    evaluate = verbs.add_parser("eval", help="score the detectors").add_subparsers(
+        dest="eval_verb", required=True, metavar="ACTION"
+    )
+    detections = evaluate.add_parser(
+        "detections", help="attack a stack (the `mixed` scenario) and score its detectors"
+    )
+    detections.add_argument("--seed", type=int, default=7)
+    detections.add_argument("--duration", type=float, default=90.0, help="seconds of traffic")
+    detections.add_argument("--rate", type=float, default=5.0, help="normal requests per second")
+    detections.add_argument("--labels", metavar="FILE", help="also keep the ground truth")
+    detections.add_argument(
+        "--gateway-url",
+        default=None,
+        help="use this running gateway (and METERLINE_KAFKA_BOOTSTRAP) instead of a fresh stack",
+    )
+    detections.set_defaults(handler=_cmd_eval_detections)
     _add_admin_verbs(verbs)
     return parser
 

@@ -8,7 +8,10 @@ Failure injection, by header `x-mock-fail: 429|500|timeout|slow-stream|disconnec
 model name prefix (the gateway does not forward client headers): `mock-fail-429`,
 `mock-fail-500`, `mock-timeout`, `mock-slow-stream`, `mock-disconnect`. Latency: the
 process default plus header `x-mock-latency-ms`. Cache and reasoning usage paths: body
-fields `mock_cached_tokens` / `mock_reasoning_tokens` (or `x-mock-cached-tokens`).
+fields `mock_cached_tokens` / `mock_reasoning_tokens` (or `x-mock-cached-tokens`). Tool
+calls: with `tools`, the first tool is called, with arguments derived from the prompt, or
+`mock_tool_arguments` (a JSON string) verbatim: how the simulator plays an agent that
+repeats the same call while its conversation grows.
 
 A raw ASGI app rather than a framework: it is the benchmark's baseline, so it must cost
 as little as possible.
@@ -218,12 +221,15 @@ class MockProvider:
         tools = body.get("tools")
         if isinstance(tools, list) and tools and body.get("tool_choice") != "none":
             name = str((tools[0].get("function") or {}).get("name") or "tool")
+            arguments = body.get("mock_tool_arguments")
+            if not isinstance(arguments, str):
+                arguments = orjson.dumps({"q": digest.hex()[:8]}).decode()
             tool_call = {
                 "id": "call_" + digest.hex()[:12],
                 "type": "function",
                 "function": {
                     "name": name,
-                    "arguments": orjson.dumps({"q": digest.hex()[:8]}).decode(),
+                    "arguments": arguments,
                 },
             }
             words, finish = [], "tool_calls"

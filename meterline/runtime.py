@@ -123,6 +123,9 @@ class Stack:
             settings = settings.model_copy(
                 update={"providers": [ProviderConfig(name="mock", base_url=mock_url)]}
             )
+        if traffic and not settings.trusted_proxies:
+            # The demo simulator plays many clients through its loopback hop (X-Forwarded-For).
+            settings = settings.model_copy(update={"trusted_proxies": ["127.0.0.0/8", "::1/128"]})
         self.settings = settings
         # Decided once: after start() the settings name the embedded broker's address.
         self.embedded_broker = settings.kafka_bootstrap is None
