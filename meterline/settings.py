@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     alert_max_age_s: float = 3600.0  # older events only update state: a replay must not page
     alert_on_lift: bool = True  # also notify when a block or throttle is lifted
     dashboard_url: str | None = None  # how alert readers reach the dashboards
+    # Dashboards: seconds between automatic refreshes of each page's figures (0: never).
+    dashboard_refresh_s: float = Field(default=30.0, ge=0)
     # Drift (processors/drift): a window per scope closes after `drift_window_events` events,
     # or once `drift_window_s` of event time has passed (0: no time limit) with at least
     # `drift_min_events`; it is compared with the first window ("fixed") or the previous one.
