@@ -1,9 +1,9 @@
 """Admin API (ARCHITECTURE §9), off the hot path: FastAPI models for convenience.
 
-Keys and budgets are published to the control topic, enforcement decisions (source
-`manual`) to the enforcement topic keyed `manual|<subject>`; each is acknowledged by the broker
-before the answer (503 if it is down, and nothing changes), applied locally at once, and
-reaches every other gateway instance through its view reader.
+Keys, budgets and guardrail policies are published to the control topic, enforcement
+decisions (source `manual`) to the enforcement topic keyed `manual|<subject>`; each is
+acknowledged by the broker before the answer (503 if it is down, and nothing changes),
+applied locally at once, and reaches every other gateway instance through its view reader.
 """
 
 from __future__ import annotations
@@ -24,14 +24,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.enforcement import DEFAULT_THROTTLE_RPM, Decision
 from gateway.errors import AuthenticationFailed, ControlPlaneUnavailable, InvalidRequest, NotFound
+from gateway.guardrails import GUARDRAILS, parse_kind, policy_id_for
 from gateway.keys import new_key
 from gateway.runtime import GatewayRuntime
 from gateway.subjects import SubjectError, validate_subject
-from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord
+from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord, PolicyRecord
 from schemas.ids import hash_key
 from schemas.topics import enforcement_key
 
-__all__ = ["BudgetCreate", "EnforcementCreate", "KeyCreate", "admin_router", "budget_id_for"]
+__all__ = [
+    "BudgetCreate",
+    "EnforcementCreate",
+    "KeyCreate",
+    "PolicyCreate",
+    "admin_router",
+    "budget_id_for",
+]
 
 
 class KeyCreate(BaseModel):
@@ -70,6 +78,14 @@ class EnforcementCreate(BaseModel):
     expires_at: datetime | None = None
     for_seconds: float | None = Field(default=None, gt=0)
     rpm: int | None = Field(default=None, ge=0)
+
+
+class PolicyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str
+    kind: str = Field(description="guardrail:<pii|secrets|prompt_injection>")
+    mode: Literal["off", "monitor", "redact", "block"]
 
 
 def budget_id_for(subject: str, period: str) -> str:
@@ -239,5 +255,53 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             "object": "list",
             "data": [d.record for d in runtime.enforcement.active(time.time()) if d.record],
         }
+
+    # --- guardrail policies (control topic, `policy:<id>`) -----------------------------
+
+    @router.post("/policies", status_code=201)
+    async def set_policy(body: PolicyCreate) -> JSONResponse:
+        subject = _subject(body.subject)
+        if subject.startswith("session:"):
+            raise InvalidRequest(
+                "a policy applies to a key, user, team, project or org, not a session",
+                param="subject",
+            )
+        if parse_kind(body.kind) is None:
+            kinds = ", ".join(f"'guardrail:{g}'" for g in GUARDRAILS)
+            raise InvalidRequest(f"kind must be one of {kinds}", param="kind")
+        record = PolicyRecord(
+            policy_id=policy_id_for(subject, body.kind),
+            subject=subject,
+            kind=body.kind,
+            mode=body.mode,
+        )
+        await send(f"policy:{record.policy_id}", record.to_json(), None, "policy")
+        payload = orjson.loads(record.to_json())
+        runtime.guardrails.policies.apply_record(payload)
+        return JSONResponse(payload, status_code=201)
+
+    @router.get("/policies")
+    async def list_policies() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "defaults": runtime.guardrails.policies.defaults,
+            "data": runtime.guardrails.policies.listing(),
+        }
+
+    @router.delete("/policies/{policy_id}")
+    async def delete_policy(policy_id: str) -> dict[str, Any]:
+        current = runtime.guardrails.policies.get(policy_id)
+        if current is None:
+            raise NotFound(f"no policy with id '{policy_id}'", param="policy_id")
+        record = PolicyRecord(
+            policy_id=policy_id,
+            subject=current["subject"],
+            kind=current["kind"],
+            mode=current["mode"],
+            deleted=True,
+        )
+        await send(f"policy:{policy_id}", record.to_json(), None, "policy")
+        runtime.guardrails.policies.remove(policy_id)
+        return {"policy_id": policy_id, "deleted": True}
 
     return router

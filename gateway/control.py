@@ -15,6 +15,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from gateway.budgets import BudgetGuard
+from gateway.guardrails.policies import GuardrailPolicies
 from gateway.keys import KeyStore
 from meterline.kafka import producer_config
 from meterline.settings import Settings
@@ -30,12 +31,16 @@ def apply_control_record(
     key: bytes | None,
     value: bytes | None,
     budgets: BudgetGuard | None = None,
+    policies: GuardrailPolicies | None = None,
 ) -> bool:
-    """Apply one control record to the key (and budget) view; False if it was ignored."""
-    if value is None:  # tombstone: `key:<id>` and `budget:<id>` mean something here
+    """Apply one control record to the key (budget, guardrail policy) view; False if it
+    was ignored."""
+    if value is None:  # tombstone: `key:<id>`, `budget:<id>`, `policy:<id>`
         subject = (key or b"").decode(errors="replace")
         if budgets is not None and subject.startswith("budget:"):
             return budgets.remove(subject[7:])
+        if policies is not None and subject.startswith("policy:"):
+            return policies.remove(subject[7:])
         return subject.startswith("key:") and store.remove(subject[4:])
     try:
         record = orjson.loads(value)
@@ -46,8 +51,10 @@ def apply_control_record(
         return False
     if record.get("event_type") == "budget" and budgets is not None:
         return budgets.apply_record(record)
+    if record.get("event_type") == "policy" and policies is not None:
+        return policies.apply_record(record)  # guardrail kinds only; others: processors'
     if record.get("event_type") != "key":
-        return False  # policies: not this view's business
+        return False
     return store.apply(record)
 
 

@@ -5,7 +5,8 @@ nothing a client sends produces a 500.
 
     GatewayError                        (any status; `render()` -> OpenAI JSON)
     ├── InvalidRequest        400       bad JSON, missing or wrong-typed field (`param`)
-    │   └── BodyTooLarge      413       body over `max_body_bytes`
+    │   ├── BodyTooLarge      413       body over `max_body_bytes`
+    │   └── GuardrailBlocked  400       a guardrail in mode `block` found something
     ├── AuthenticationFailed  401       missing or unknown virtual key / admin token
     ├── ModelNotAllowed       403       model outside the key's allow-list
     ├── Blocked               403       an enforcement decision blocks a subject (`blocked`)
@@ -36,6 +37,7 @@ __all__ = [
     "ControlPlaneUnavailable",
     "EnforcementUnavailable",
     "GatewayError",
+    "GuardrailBlocked",
     "InternalGatewayError",
     "InvalidRequest",
     "MethodNotAllowed",
@@ -97,6 +99,25 @@ class InvalidRequest(GatewayError):
 class BodyTooLarge(InvalidRequest):
     status = 413
     code = "body_too_large"
+
+
+class GuardrailBlocked(InvalidRequest):
+    """400 naming the guardrail and category (never the offending text); `param` is the
+    request field for input, None for a blocked response."""
+
+    code = "guardrail_blocked"
+
+    def __init__(
+        self, message: str, *, guardrail: str, category: str, param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param)
+        self.guardrail = guardrail
+        self.category = category
+
+    def render(self) -> bytes:
+        error = {"message": self.message, "type": self.type, "code": self.code}
+        error |= {"param": self.param, "guardrail": self.guardrail, "category": self.category}
+        return orjson.dumps({"error": error})
 
 
 class AuthenticationFailed(GatewayError):

@@ -21,6 +21,7 @@ from gateway.client_address import client_address, parse_networks
 from gateway.errors import (
     AuthenticationFailed,
     GatewayError,
+    GuardrailBlocked,
     InternalGatewayError,
     MethodNotAllowed,
     ModelNotAllowed,
@@ -182,14 +183,17 @@ class ProxyRoutes:
                 )
             if record.key.rpm is not None or record.key.tpm is not None:
                 tokens_taken = self._rate_limit(record, parsed)
+            raw = self._rt.guardrails.check_input(record, parsed.body, prompt_field, raw)
             if parsed.stream:
                 started = await self._stream(send, record, provider, upstream_path, raw, parsed)
             else:
                 data = await provider.send(upstream_path, raw)
                 try:
-                    record.summary = summarize_response(orjson.loads(data))
+                    response = orjson.loads(data)
                 except orjson.JSONDecodeError:
                     raise UpstreamUnavailable("upstream sent a response that is not JSON") from None
+                record.summary = summarize_response(response)
+                data = self._rt.guardrails.check_output(record, response, data)
                 started = True
                 await send_response(send, 200, data, self._headers(record, JSON_HEADERS))
         except _ClientGone:
@@ -295,7 +299,7 @@ class ProxyRoutes:
             request["stream_options"] = options
             body = orjson.dumps(request)
         accumulator = StreamAccumulator()
-        events = provider.stream(upstream_path, body)
+        events = self._rt.guardrails.guard_stream(record, provider.stream(upstream_path, body))
         try:
             first = await anext(events, None)  # upstream refusals raise here, before 200
             await self._send(
@@ -311,7 +315,7 @@ class ProxyRoutes:
                     await self._forward_event(send, record, accumulator, parsed, first)
                 async for event in events:
                     await self._forward_event(send, record, accumulator, parsed, event)
-            except UpstreamError as exc:  # mid-stream: the status is sent, report in-band
+            except (UpstreamError, GuardrailBlocked) as exc:  # mid-stream: report in-band
                 record.status_code = exc.status
                 record.error_type = exc.error_type
                 await self._send(

@@ -50,6 +50,7 @@ class RequestRecord:
     prompt_signature: str | None = None
     summary: ResponseSummary | None = None
     enforcement: dict[str, str] | None = None  # what enforcement applied (RequestEvent field)
+    guardrails: list[dict[str, str]] = field(default_factory=list)  # GuardrailSummary dicts
     # extra response headers (x-ratelimit-*), sent on success and on errors alike
     response_headers: tuple[tuple[bytes, bytes], ...] = ()
 
@@ -102,5 +103,5 @@ class RequestRecord:
             "tool_calls": summary.tool_calls,
             "finish_reason": summary.finish_reason,
             "enforcement": self.enforcement or {},
-            "guardrails": [],
+            "guardrails": self.guardrails,
         }

@@ -16,6 +16,7 @@ from gateway.control import ControlPublisher, apply_control_record
 from gateway.emit import KafkaEmitter
 from gateway.enforcement import EnforcementView
 from gateway.enforcer import Enforcer
+from gateway.guardrails import Guardrails
 from gateway.keys import KeyStore
 from gateway.metrics import Metrics
 from gateway.pricing import PriceEstimator
@@ -50,13 +51,14 @@ class GatewayRuntime:
         self.enforcement = EnforcementView()
         self.budgets = BudgetGuard()
         self.limiter = KeyLimiter()
+        self.guardrails = Guardrails(settings, self.emitter.emit, self.metrics)
         self.prices = PriceEstimator(settings.price_overrides)
         self.enforcement_topic = settings.topic(ENFORCEMENT)
         self.reader = ViewReader(
             settings,
             {
                 settings.topic(CONTROL): lambda k, v: apply_control_record(
-                    self.keys, k, v, self.budgets
+                    self.keys, k, v, self.budgets, self.guardrails.policies
                 ),
                 self.enforcement_topic: self.enforcement.apply,
                 settings.topic(BUDGETS): self.budgets.apply_state,

@@ -11,7 +11,9 @@ process default plus header `x-mock-latency-ms`. Cache and reasoning usage paths
 fields `mock_cached_tokens` / `mock_reasoning_tokens` (or `x-mock-cached-tokens`). Tool
 calls: with `tools`, the first tool is called, with arguments derived from the prompt, or
 `mock_tool_arguments` (a JSON string) verbatim: how the simulator plays an agent that
-repeats the same call while its conversation grows.
+repeats the same call while its conversation grows. Known reply text (guardrail tests):
+body field `mock_reply` (the reply, verbatim) or `mock_echo: true` (the last user
+message's text, as the upstream received it); streamed in 8-character pieces.
 
 A raw ASGI app rather than a framework: it is the benchmark's baseline, so it must cost
 as little as possible.
@@ -52,6 +54,7 @@ _WORDS = (
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 _SLOW_STREAM_GAP_S = 0.3
+_REPLY_PIECE_CHARS = 8  # small on purpose: scripted replies split words across chunks
 
 
 class _InjectedDisconnect(Exception):
@@ -111,6 +114,22 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def _scripted_reply(body: dict[str, Any], messages: list[Any]) -> str | None:
+    """`mock_reply` verbatim, or with `mock_echo` the last user message's text; else None."""
+    reply = body.get("mock_reply")
+    if isinstance(reply, str):
+        return reply
+    if body.get("mock_echo") is not True:
+        return None
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(p["text"] for p in content if isinstance(p, dict) and "text" in p)
+            return content if isinstance(content, str) else ""
+    return ""
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -211,6 +230,9 @@ class MockProvider:
         if max_tokens is None:
             max_tokens = _int_or_none(body.get("max_completion_tokens"))
         words, finish = completion_for(digest, max_tokens)
+        reply = _scripted_reply(body, messages)
+        if reply is not None:
+            words, finish = reply.split(" "), "stop"
         n_prompt = prompt_tokens(messages)
         cached = _int_or_none(body.get("mock_cached_tokens"))
         if cached is None and b"x-mock-cached-tokens" in headers:
@@ -282,10 +304,14 @@ class MockProvider:
             )
 
         pieces = [chunk({"role": "assistant", "content": ""})]
-        step = max(1, math.ceil(len(words) / 4))
-        for start in range(0, len(words), step):
-            text = " ".join(words[start : start + step])
-            pieces.append(chunk({"content": text if start == 0 else " " + text}))
+        if reply is not None:
+            for start in range(0, len(reply), _REPLY_PIECE_CHARS):
+                pieces.append(chunk({"content": reply[start : start + _REPLY_PIECE_CHARS]}))
+        else:
+            step = max(1, math.ceil(len(words) / 4))
+            for start in range(0, len(words), step):
+                text = " ".join(words[start : start + step])
+                pieces.append(chunk({"content": text if start == 0 else " " + text}))
         if tool_call:
             pieces.append(chunk({"tool_calls": [{"index": 0, **tool_call}]}))
         pieces.append(chunk({}, finish))

@@ -116,6 +116,21 @@ class Settings(BaseSettings):
     # gateway serves anyway ("open") or answers 503 ("closed").
     enforcement_stale_after_s: float = 30.0
     enforcement_fail_mode: Literal["open", "closed"] = "open"
+    # Guardrails (gateway/guardrails): each guardrail's default mode, `off`, `monitor` (event
+    # only), `redact` (mask, then forward or return) or `block` (400); a guardrail left out
+    # is off. PolicyRecords (POST /admin/policies) override them per key, user, team,
+    # project or org. Streams hold back `guardrail_stream_hold_chars` of text (at least 48,
+    # the longest finding with spaces) so nothing is released before it is judged; a text
+    # longer than `guardrail_max_scan_chars` is scanned up to there (and counted).
+    guardrail_modes: dict[str, Literal["off", "monitor", "redact", "block"]] = Field(
+        default_factory=lambda: {
+            "pii": "monitor",
+            "secrets": "redact",
+            "prompt_injection": "monitor",
+        }
+    )
+    guardrail_stream_hold_chars: int = 48
+    guardrail_max_scan_chars: int = 256 * 1024
     # CIDRs of proxies whose X-Forwarded-For names the client (gateway/client_address.py).
     # Empty trusts nobody: the recorded client is the socket peer.
     trusted_proxies: list[str] = Field(default_factory=list)
