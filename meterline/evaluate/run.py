@@ -57,6 +57,7 @@ class EvalReport:
     simulation: SimulationResult
     collected: Collected
     policies: list[str] = field(default_factory=list)  # how enforce was set, for the reader
+    labels_path: Path | None = None
 
 
 def _free_port() -> int:
@@ -108,8 +109,8 @@ def attacked_orgs(config: SimulationConfig, kinds: tuple[str, ...]) -> set[str]:
 def enforce(
     settings: Settings, gateway_url: str, orgs: set[str], kinds: tuple[str, ...]
 ) -> list[str]:
-    """Detectors in `enforce` for `orgs`: POST /admin/policies when the gateway has it,
-    else the PolicyRecord goes to the control topic the detectors read."""
+    """Detectors in `enforce` for `orgs`: POST /admin/policies when the gateway takes
+    detector policies, else the PolicyRecord goes straight to the control topic."""
     token = settings.resolved_admin_token
     headers = {"Authorization": f"Bearer {token.get_secret_value() if token else ''}"}
     done = []
@@ -131,11 +132,13 @@ def enforce(
                 if response.status_code in (200, 201):
                     done.append(f"{kind} enforce for {record.subject} (admin API)")
                     continue
-                if response.status_code not in (404, 405):
+                if response.status_code in (401, 403) or response.status_code >= 500:
                     raise RuntimeError(
                         f"POST /admin/policies failed ({response.status_code}): "
                         f"{response.text[:200]}"
                     )
+                # No endpoint, or one that knows only guardrail policies: the detectors read
+                # their PolicyRecords from the control topic, where the admin API puts them.
                 producer = producer or Producer(producer_config(settings))
                 producer.produce(
                     settings.topic("control"),
@@ -170,7 +173,7 @@ def evaluate_detections(
     time.sleep(config.settle_s)
     collected = collect(settings)
     scores = score(result.labels, collected.detections, collected.requests)
-    return EvalReport(scores, result, collected, policies)
+    return EvalReport(scores, result, collected, policies, config.labels_path)
 
 
 def _num(value: float | None, unit: str = "", digits: int = 2) -> str:
