@@ -171,6 +171,39 @@ class Settings(BaseSettings):
     # Mean n-gram bucket mass moves far less than a per-event histogram (see drift/logic.py).
     drift_signature_psi_threshold: float = 0.1
     drift_max_scopes: int = 1000  # scopes come from client traffic: bound the memory
+    # LLMjacking (processors/llmjacking): per-key behaviour profiles judged per window of
+    # event time. A key is "long-lived" (new-network/agent, volume, off-hours and pricier-
+    # model signals armed) after `llmjacking_learning_requests` AND `llmjacking_learning_s`.
+    # Mode per org from PolicyRecord(kind="llmjacking"), else the default; `enforce` blocks
+    # the key for `llmjacking_block_s` on a high-severity detection.
+    llmjacking_default_mode: Literal["monitor", "enforce", "off"] = "monitor"
+    llmjacking_window_s: float = 300.0
+    llmjacking_learning_requests: int = 200
+    llmjacking_learning_s: float = 86400.0
+    llmjacking_block_s: float = 86400.0
+    llmjacking_enumeration_models: int = 5  # distinct models new to the key, in one window
+    llmjacking_probe_errors: int = 5  # validation errors (400/422) in one window
+    llmjacking_volume_z: float = 6.0  # requests or tokens per minute vs the key's EWMA
+    llmjacking_many_networks: int = 4  # distinct client networks in one window
+    llmjacking_expensive_ratio: float = 3.0  # unit price vs the key's usual priciest model
+    llmjacking_iforest_threshold: float = 0.65  # IsolationForest anomaly score (0..1)
+    llmjacking_retrain_windows: int = 1000  # closed windows between retrainings
+    llmjacking_min_train_windows: int = 50  # an org below this uses the global model
+    llmjacking_persist_interval_s: float = 60.0  # profiles + model to <data_dir>/llmjacking
+    llmjacking_max_keys: int = 100_000  # key ids come from traffic: bound the memory
+    # Agent loops (processors/agentloop), per session (x-session-id, span session.id, else
+    # trace id). Mode per org from PolicyRecord(kind="agent_loop"), else the default.
+    agent_loop_default_mode: Literal["monitor", "throttle", "block", "off"] = "monitor"
+    agent_loop_repeat_threshold: int = 5  # identical steps (or cycle length) that make a loop
+    agent_loop_history: int = 30  # recent steps a session's repeats are counted over
+    agent_loop_prompt_similarity: float = 0.97  # signature similarity of near-duplicates
+    agent_loop_max_steps: int = 100  # billable calls per session
+    agent_loop_max_session_usd: Decimal = Decimal("5")
+    agent_loop_max_session_tokens: int = 2_000_000
+    agent_loop_throttle_rpm: int = 6
+    agent_loop_block_s: float = 3600.0  # expiry of a session throttle or block
+    agent_loop_session_ttl_s: float = 3600.0  # idle sessions are forgotten (event time)
+    agent_loop_max_sessions: int = 50_000
 
     # Read API role tokens (ingest /api/*, `Authorization: Bearer <token>`): finance sees spend
     # and budgets, security anomalies, enforcement and request metadata, admin everything.

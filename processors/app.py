@@ -19,6 +19,7 @@ from processors.budgets.agent import register_budget_agent
 from processors.cost.agent import register_cost_agent
 from processors.dlq import DeadLetterPublisher
 from processors.drift.agent import register_drift_agent
+from processors.llmjacking.agent import register_llmjacking_agent
 from processors.metrics import PROMETHEUS_CONTENT_TYPE, ProcessorMetrics
 from processors.spans.agent import register_span_cost_agent
 from schemas.topics import DLQ
@@ -54,6 +55,7 @@ def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> f
     register_span_cost_agent(app, settings, metrics, dead_letters)
     register_alert_agents(app, settings, metrics, dead_letters)
     register_drift_agent(app, settings, metrics, dead_letters)
+    register_llmjacking_agent(app, settings, metrics, dead_letters)
     _register_views(app, metrics)
     return app
 

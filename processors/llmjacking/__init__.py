@@ -1,0 +1,1 @@
+"""LLMjacking: stolen-key detection from per-key behaviour profiles (see logic.py)."""

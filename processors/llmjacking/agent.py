@@ -1,0 +1,123 @@
+"""The llmjacking agent: requests topic -> llmjacking Anomalies and key blocks.
+
+Thin by design: profiles, signals and the forest live in `logic.LlmjackingDetector`,
+in process memory and snapshotted to `<data_dir>/llmjacking/state.joblib` (store.py
+says why not a Faust table). Policies come from the control topic through the budgets'
+`ControlReader` (every record from the beginning, no consumer group); a block found
+before it has loaded waits in the detector until the org's mode is known.
+
+Requests are keyed by key_id, so one key's requests reach one worker in order and the
+profiles need no repartition; the per-org forest then learns from the keys this worker
+sees. Unreadable requests are skipped (the cost agent dead-letters them); a policy of
+ours that cannot be used, or an internal error, becomes an llmjacking dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from faust.types import EventT, Message
+
+from meterline.settings import Settings
+from processors.budgets.control import ControlReader
+from processors.dlq import DeadLetterPublisher
+from processors.llmjacking.logic import (
+    KIND,
+    MODES,
+    STAGE,
+    LlmjackingConfig,
+    LlmjackingDetector,
+    request_from_payload,
+)
+from processors.llmjacking.policy import PolicyBook, Publication, RejectedPolicy
+from processors.llmjacking.store import load_state, save_state
+from processors.llmjacking.tiers import ModelTiers
+from processors.metrics import ProcessorMetrics
+from schemas.topics import ANOMALIES, ENFORCEMENT, REQUESTS
+
+__all__ = ["AGENT_NAME", "register_llmjacking_agent"]
+
+log = logging.getLogger(__name__)
+
+AGENT_NAME = "llmjacking"
+
+
+def register_llmjacking_agent(
+    app: faust.App,
+    settings: Settings,
+    metrics: ProcessorMetrics,
+    dead_letters: DeadLetterPublisher,
+) -> LlmjackingDetector:
+    requests = app.topic(settings.topic(REQUESTS), key_serializer="raw", value_serializer="raw")
+    outputs = {
+        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
+        for name in (ANOMALIES, ENFORCEMENT)
+    }
+    policies = PolicyBook(KIND, MODES, settings.llmjacking_default_mode)
+    detector = LlmjackingDetector(
+        LlmjackingConfig.from_settings(settings),
+        policies,
+        ModelTiers(settings.price_overrides).price,
+    )
+    state_path = settings.data_dir / "llmjacking" / "state.joblib"
+    saved = load_state(state_path)
+    if saved is not None:
+        detector.restore(saved)
+        log.info("llmjacking: %d key profiles restored", len(detector.profiles))
+
+    async def publish(items: list[Publication]) -> None:
+        for item in items:
+            await outputs[item.topic].send(key=item.key.encode(), value=item.payload())
+
+    async def on_control(message: Message) -> None:
+        try:
+            policies.apply(message.key, message.value)
+        except RejectedPolicy as exc:
+            await dead_letters.publish(message, exc.reason, STAGE)
+
+    control = ControlReader(settings, on_control)
+
+    async def handle(message: Message) -> None:
+        try:
+            event = request_from_payload(message.value)
+            items = detector.observe(event) if event is not None else []
+        except Exception as exc:  # a bug must not stop the stream; keep the evidence
+            log.exception("llmjacking failed on %s@%s", message.partition, message.offset)
+            await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
+            return
+        await publish(items)
+
+    def persist() -> None:
+        try:
+            save_state(state_path, detector.state())
+        except OSError:
+            log.exception("llmjacking: cannot write %s", state_path)
+
+    async def llmjacking_agent(stream: faust.StreamT[bytes]) -> None:
+        # No waiting for the policies here: an agent that stalls while the worker joins
+        # its group stops receiving (and the worker hangs on stop). Blocks found before
+        # the policies loaded wait in the detector instead (`policies_loaded`).
+        event: EventT
+        try:
+            async for event in stream.events():
+                await handle(event.message)
+                metrics.event_processed(AGENT_NAME)
+        finally:
+            persist()  # a clean stop keeps everything learned
+
+    async def llmjacking_control() -> None:
+        await control.run()
+
+    async def llmjacking_policies_loaded() -> None:
+        await control.ready.wait()
+        await publish(detector.policies_loaded())
+
+    async def llmjacking_persist() -> None:
+        persist()
+
+    app.agent(requests, name=AGENT_NAME)(llmjacking_agent)
+    app.task(llmjacking_control)
+    app.task(llmjacking_policies_loaded)
+    app.timer(settings.llmjacking_persist_interval_s, name="llmjacking_persist")(llmjacking_persist)
+    return detector

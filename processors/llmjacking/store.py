@@ -1,0 +1,47 @@
+"""The detector's memory on disk: profiles and forest models in one joblib file.
+
+Not a Faust table: tansu's changelog recovery is unreliable (ARCHITECTURE §7), and a
+changelog would cost a write per request. A restart loads the last snapshot (written
+every `persist_interval_s` and on a clean stop), so keys keep their learned normal and
+the model its training; at worst the requests since the snapshot are learned again
+(replayed from the last committed offset) or not at all. The file is written to a
+temporary name and renamed, so a crash never leaves half a snapshot. It is a pickle:
+it lives in the worker's own data dir and is never read from anywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+__all__ = ["FORMAT_VERSION", "load_state", "save_state"]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    joblib.dump({"version": FORMAT_VERSION, **state}, temporary)
+    os.replace(temporary, path)
+
+
+def load_state(path: Path) -> dict[str, Any] | None:
+    """The saved state, or None (no file, or one this version cannot read: start over)."""
+    if not path.is_file():
+        return None
+    try:
+        state = joblib.load(path)
+    except Exception:  # corrupt or from incompatible code: learning again beats not starting
+        log.exception("llmjacking: cannot read %s; starting without learned profiles", path)
+        return None
+    if not isinstance(state, dict) or state.get("version") != FORMAT_VERSION:
+        log.warning("llmjacking: %s has another format; starting without it", path)
+        return None
+    return state
