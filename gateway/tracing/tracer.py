@@ -60,7 +60,8 @@ class GatewayTracer:
                 if record.traceparent
                 else Context()  # explicit: never an ambient span of the server's task
             )
-            start_ns = int(record.started_wall * 1e9)
+            # Whole microseconds, rounded as datetime rounds the RequestEvent's ts_start.
+            start_ns = round(record.started_wall * 1e6) * 1000
             end_ns = start_ns + int((time.perf_counter() - record.started) * 1e9)
             operation = operation_of(record.endpoint)
             model = record.model_requested

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -274,3 +275,12 @@ def test_a_span_that_cannot_be_published_costs_nothing_else(
     assert record.trace_id == TRACE
     assert RequestEvent.model_validate_json(orjson.dumps(record.to_event())).trace_id == TRACE
     assert "could not be recorded" in caplog.text
+
+
+def test_span_times_are_the_requests_truncated_to_the_millisecond(spans: Spans) -> None:
+    for started in (1_700_000_000.9996, 1_700_000_001.0004, 1_699_999_999.25, 1_700_000_001.5):
+        record = chat_record(started_wall=started)
+        _, event = spans.record(record)
+        expected = datetime.fromtimestamp(int(started * 1000) / 1000, UTC)
+        assert event.start_ts == expected
+        assert event.end_ts >= event.start_ts and event.ts == event.end_ts
