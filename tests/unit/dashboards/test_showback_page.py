@@ -1,7 +1,10 @@
+"""Every page explains an unreachable read API (what to run, which setting) and never raises."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 import dashboards
@@ -10,10 +13,18 @@ from tests.conftest import free_port
 APP = str(Path(dashboards.__file__).parent / "app.py")
 
 
-def test_unreachable_read_api_is_explained(monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "page", [None, "views/budgets.py", "views/security.py", "views/operations.py"]
+)
+def test_unreachable_read_api_is_explained(monkeypatch, tmp_path, page) -> None:
     monkeypatch.setenv("METERLINE_READ_API_URL", f"http://127.0.0.1:{free_port()}")
-    page = AppTest.from_file(APP, default_timeout=30).run()
-    assert not page.exception
-    assert len(page.error) == 1
-    assert "unreachable" in page.error[0].value
-    assert "meterline ingest" in page.error[0].value
+    monkeypatch.setenv("METERLINE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("METERLINE_CONFIG", str(tmp_path / "absent.yaml"))
+    app = AppTest.from_file(APP, default_timeout=30).run()
+    if page is not None:
+        app.switch_page(page).run()
+    assert not app.exception
+    assert len(app.error) == 1
+    message = app.error[0].value
+    assert "unreachable" in message
+    assert "meterline up" in message and "METERLINE_READ_API_URL" in message

@@ -1,0 +1,127 @@
+"""Operations page data: latency, errors, throughput, guardrails, drift, pipeline health."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from dashboards.formatting import count, when
+
+__all__ = [
+    "drift_table",
+    "errors_table",
+    "guardrail_table",
+    "latency_chart",
+    "model_table",
+    "pipeline_figures",
+]
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def model_table(models: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Latency percentiles (ms), error rate (%) and output tokens per second per model."""
+    return pd.DataFrame.from_records(
+        [
+            {
+                "Model": m["model"],
+                "Provider": m["provider"],
+                "Requests": int(m["requests"]),
+                "Errors": int(m["errors"]),
+                "Error rate %": round(float(m["error_rate"]) * 100, 2),
+                "p50 ms": _ms(m["latency_p50_ms"]),
+                "p95 ms": _ms(m["latency_p95_ms"]),
+                "p99 ms": _ms(m["latency_p99_ms"]),
+                "TTFT p50 ms": _ms(m["ttft_p50_ms"]),
+                "Output tokens/s": _ms(m["output_tokens_per_s"]),
+            }
+            for m in models
+        ],
+        columns=[
+            "Model",
+            "Provider",
+            "Requests",
+            "Errors",
+            "Error rate %",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "TTFT p50 ms",
+            "Output tokens/s",
+        ],
+    )
+
+
+def latency_chart(models: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Long format (model @ provider, percentile, ms) for a grouped bar chart."""
+    records = []
+    for m in models:
+        label = f"{m['model']} @ {m['provider']}"
+        for name in ("p50", "p95", "p99"):
+            value = m[f"latency_{name}_ms"]
+            if value is not None:
+                records.append({"model": label, "percentile": name, "ms": float(value)})
+    return pd.DataFrame.from_records(records, columns=["model", "percentile", "ms"])
+
+
+def errors_table(errors: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(
+        [
+            {"Error": e["error_type"] or "(none)", "Status": e["status_code"], "Count": e["count"]}
+            for e in errors
+        ],
+        columns=["Error", "Status", "Count"],
+    )
+
+
+def guardrail_table(guardrails: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Triggers per category (summed over actions), with the actions taken spelled out."""
+    frame = pd.DataFrame.from_records(
+        list(guardrails), columns=["guardrail", "category", "action", "count"]
+    )
+    if frame.empty:
+        return pd.DataFrame(columns=["Guardrail", "Category", "Triggers", "Actions"])
+    frame["action_text"] = frame["action"] + " " + frame["count"].astype(str)
+    grouped = frame.groupby(["guardrail", "category"], as_index=False).agg(
+        Triggers=("count", "sum"), Actions=("action_text", ", ".join)
+    )
+    grouped = grouped.rename(columns={"guardrail": "Guardrail", "category": "Category"})
+    return grouped.sort_values("Triggers", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def drift_table(reports: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(
+        [
+            {
+                "When": when(r["ts"]),
+                "Scope": r["scope"],
+                "Metric": r["metric"],
+                "Test": r["statistic"],
+                "Value": round(float(r["value"]), 4),
+                "Threshold": float(r["threshold"]),
+                "Drifted": "yes" if r["drifted"] else "no",
+                "Window": f"{when(r['window_start'])} → {when(r['window_end'])}",
+            }
+            for r in reports
+        ],
+        columns=["When", "Scope", "Metric", "Test", "Value", "Threshold", "Drifted", "Window"],
+    )
+
+
+def pipeline_figures(
+    health: Mapping[str, Any], dead_letters: Iterable[Mapping[str, Any]]
+) -> dict[str, str]:
+    """What the ingest sink reports (its backlog stands in for consumer lag) and the DLQ."""
+    sink = health.get("sink") or {}
+    age = sink.get("last_flush_age_s")
+    return {
+        "Pipeline": str(health.get("status", "unknown")),
+        "Sink backlog (rows)": count(sink.get("pending_rows")),
+        "Uncommitted messages": count(sink.get("uncommitted_messages")),
+        "Last flush": "—" if age is None else f"{float(age):.1f} s ago",
+        "Dead letters": count(sum(int(d["count"]) for d in dead_letters)),
+    }

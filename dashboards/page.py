@@ -1,0 +1,49 @@
+"""What every page shares: settings, the date range picker, the refresh interval, errors.
+
+Pages are thin: they call the API clients and the plain `*_data` functions and lay out the
+answer. Settings are read on each run (not cached) so a changed environment shows at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from meterline.settings import Settings
+
+__all__ = ["date_range", "load_settings", "refreshing", "today"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def load_settings() -> Settings:
+    return Settings()
+
+
+def today() -> date:
+    return datetime.now(UTC).date()  # the read API's days are UTC days
+
+
+def refreshing(settings: Settings) -> Callable[[F], F]:
+    """The page body as a fragment that re-runs itself every `dashboard_refresh_s`."""
+    every = settings.dashboard_refresh_s or None
+    return st.fragment(run_every=every)  # type: ignore[return-value]
+
+
+def date_range(days: int, *, key: str = "dates", container: Any = st) -> tuple[date, date]:
+    """An inclusive UTC date range; the default is the last `days` days, today included."""
+    end = today()
+    picked = container.date_input(
+        "Dates (UTC)",
+        value=(end - timedelta(days=days - 1), end),
+        key=key,
+        help="Both ends included. Compared with the period of the same length before it.",
+    )
+    if isinstance(picked, date):
+        return picked, picked
+    if len(picked) == 1:  # the second click has not happened yet
+        return picked[0], picked[0]
+    return picked[0], picked[1]

@@ -1,0 +1,101 @@
+"""Operations: latency, errors, throughput, guardrails, drift and the pipeline's health."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+
+from dashboards.formatting import count
+from dashboards.operations_data import (
+    drift_table,
+    errors_table,
+    guardrail_table,
+    latency_chart,
+    model_table,
+    pipeline_figures,
+)
+from dashboards.page import date_range, load_settings, refreshing
+from dashboards.read_api import ReadApi, ReadApiError
+
+settings = load_settings()
+api = ReadApi.from_settings(settings, "security")
+
+st.title("Operations")
+st.caption("How the gateway and its upstreams behave, and whether the pipeline keeps up.")
+start, end = date_range(2)
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} ms"
+
+
+@refreshing(settings)
+def operations_body(start: date, end: date) -> None:
+    try:
+        ops = api.operations(start, end)
+        drift = api.drift(start, end)["reports"]
+        health = api.health()
+    except ReadApiError as exc:
+        st.error(str(exc))
+        return
+    totals = ops["totals"]
+    a, b, c, d, e, f = st.columns(6)
+    a.metric("Requests", count(totals["requests"]))
+    b.metric("Error rate", f"{float(totals['error_rate']) * 100:.2f}%")
+    c.metric("Latency p50", _ms(totals["latency_p50_ms"]))
+    d.metric("Latency p95", _ms(totals["latency_p95_ms"]))
+    e.metric("Latency p99", _ms(totals["latency_p99_ms"]))
+    tps = totals["output_tokens_per_s"]
+    f.metric("Output tokens/s", "—" if tps is None else f"{tps:,.1f}")
+
+    st.subheader("Latency by model and provider")
+    if not ops["models"]:
+        st.info("No requests in this range yet.")
+    else:
+        chart = latency_chart(ops["models"])
+        st.bar_chart(chart, x="model", y="ms", color="percentile", stack=False, height=280)
+        st.dataframe(model_table(ops["models"]), hide_index=True, width="stretch")
+
+    left, right = st.columns(2)
+    left.subheader("Errors")
+    errors = errors_table(ops["errors"])
+    if errors.empty:
+        left.success("No failed requests.")
+    else:
+        left.dataframe(errors, hide_index=True, width="stretch")
+    right.subheader("Guardrail triggers")
+    guardrails = guardrail_table(ops["guardrails"])
+    if guardrails.empty:
+        right.info("No guardrail triggered.")
+    else:
+        right.dataframe(guardrails, hide_index=True, width="stretch")
+
+    st.subheader("Drift")
+    reports = drift_table(drift)
+    if reports.empty:
+        st.info("No drift reports in this range (a window closes after enough traffic).")
+    else:
+        drifted = int((reports["Drifted"] == "yes").sum())
+        st.caption(f"{drifted} of {len(reports)} reports over their threshold.")
+        st.dataframe(reports, hide_index=True, width="stretch")
+
+    st.subheader("Pipeline")
+    figures = pipeline_figures(health, ops["dead_letters"])
+    for column, (label, value) in zip(st.columns(len(figures)), figures.items(), strict=True):
+        column.metric(label, value)
+    if ops["dead_letters"]:
+        st.dataframe(
+            [
+                {"Topic": d["original_topic"], "Stage": d["stage"], "Dead letters": d["count"]}
+                for d in ops["dead_letters"]
+            ],
+            hide_index=True,
+        )
+    st.caption(
+        "The sink backlog is what ingest has read from Kafka but not yet written; the read "
+        "API does not report per-topic consumer lag."
+    )
+
+
+operations_body(start, end)

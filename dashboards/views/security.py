@@ -1,0 +1,199 @@
+"""Security: detections, open anomalies with evidence, blocked subjects, block and unblock.
+
+`?subject=key:...` (the link in every alert) narrows the page to that subject and fills
+the action form. Blocks and lifts go through the gateway admin API after a confirmation.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import streamlit as st
+
+from dashboards.admin_api import AdminApi, AdminApiError
+from dashboards.formatting import when
+from dashboards.page import date_range, load_settings, refreshing
+from dashboards.read_api import ReadApi, ReadApiError
+from dashboards.security_data import (
+    BLOCK_DURATIONS,
+    anomaly_table,
+    blocked_subjects,
+    blocked_table,
+    detections_timeline,
+)
+
+EVIDENCE_SHOWN = 10  # anomalies whose evidence is laid out below the table
+
+settings = load_settings()
+api = ReadApi.from_settings(settings, "security")
+state = st.session_state
+subject = (st.query_params.get("subject") or "").strip() or None
+if subject and state.get("linked_subject") != subject:
+    state["linked_subject"] = state["action_subject"] = subject  # a new alert link
+
+
+def show_everything() -> None:
+    st.query_params.clear()
+    state.pop("linked_subject", None)
+
+
+st.title("Security")
+st.caption("What the detectors flagged, who is blocked and why, and the lever to change it.")
+if subject:
+    note, clear = st.columns([4, 1])
+    note.info(f"Showing **{subject}** only (from an alert link).")
+    clear.button("Show every subject", on_click=show_everything)
+start, end = date_range(7)
+
+
+@refreshing(settings)
+def security_body(start: date, end: date, subject: str | None) -> None:
+    try:
+        anomalies = api.anomalies(start, end, subject)["anomalies"]
+        decisions = api.enforcement(subject)["decisions"]
+        history = api.enforcement_history(start, end, subject)["decisions"]
+    except ReadApiError as exc:
+        st.error(str(exc))
+        return
+    blocked = blocked_subjects(decisions)
+    serious = sum(1 for a in anomalies if a["severity"] in ("critical", "high"))
+    a, b, c = st.columns(3)
+    a.metric("Anomalies in range", len(anomalies))
+    b.metric("Critical or high", serious)
+    c.metric("Blocked or throttled now", len(blocked))
+
+    st.subheader("Detections")
+    timeline = detections_timeline(anomalies)
+    if timeline.empty:
+        st.info("No detections in this range.")
+    else:
+        st.bar_chart(timeline, x="time", y="detections", color="kind", stack=True, height=220)
+        table = anomaly_table(anomalies, blocked)
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            column_order=[c for c in table.columns if c != "anomaly_id"],
+        )
+        by_id = {row["anomaly_id"]: row for row in anomalies}
+        for anomaly_id in table["anomaly_id"][:EVIDENCE_SHOWN]:
+            row = by_id[anomaly_id]
+            title = f"{row['severity'].upper()} · {row['kind']} · {row['subject']}"
+            with st.expander(f"{title} · {when(row['ts'])}"):
+                st.write("Signals: " + (", ".join(row["signals"]) or "—"))
+                st.write(f"Recommended action: {row['recommended_action'] or '—'}")
+                st.json(row["evidence"], expanded=True)
+
+    st.subheader("Blocked now")
+    current = blocked_table(decisions)
+    if current.empty:
+        st.success("Nothing is blocked or throttled.")
+    else:
+        st.dataframe(current, hide_index=True, width="stretch")
+    with st.expander("Enforcement history (blocks, throttles and lifts in range)"):
+        st.dataframe(
+            [
+                {
+                    "When": when(d["ts"]),
+                    "Subject": d["subject"],
+                    "Action": d["action"],
+                    "Source": d["source"],
+                    "Reason": d["reason"],
+                }
+                for d in history
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+
+
+security_body(start, end, subject)
+
+
+# --- block / unblock (gateway admin API), each after a confirmation ---------------------
+
+
+def admin() -> AdminApi | None:
+    return AdminApi.from_settings(settings, state.get("admin_token") or None)
+
+
+def ask(action: str) -> None:
+    state.pop("action_result", None)
+    target = (state.get("action_subject") or "").strip()
+    if not target:
+        state["action_result"] = ("error", "Name a subject first, e.g. key:key_123.")
+        return
+    state["pending"] = {
+        "action": action,
+        "subject": target,
+        "reason": (state.get("action_reason") or "").strip(),
+        "duration": state.get("action_duration", "24 hours"),
+    }
+
+
+def confirm() -> None:
+    pending: dict[str, Any] = state.pop("pending")
+    client = admin()
+    if client is None:
+        state["action_result"] = ("error", "Enter the admin token first.")
+        return
+    try:
+        if pending["action"] == "block":
+            reason = pending["reason"] or "blocked from the Security dashboard"
+            client.block(pending["subject"], reason, BLOCK_DURATIONS[pending["duration"]])
+            done = f"Blocked {pending['subject']} ({pending['duration']})."
+        else:
+            lifted = client.unblock(pending["subject"])
+            sources = ", ".join(lifted.get("sources") or [])
+            done = f"Lifted every block on {pending['subject']} (sources: {sources})."
+    except AdminApiError as exc:
+        state["action_result"] = ("error", str(exc))
+        return
+    state["action_result"] = ("success", done + " Every gateway applies it within a second.")
+
+
+def cancel() -> None:
+    state.pop("pending", None)
+
+
+st.subheader("Block or unblock")
+configured = settings.resolved_admin_token is not None
+st.text_input(
+    "Admin token",
+    type="password",
+    key="admin_token",
+    placeholder="using the token from settings" if configured else "METERLINE_ADMIN_TOKEN",
+    help="The gateway admin token. Left empty, the configured one (or the one "
+    "`meterline up` generated) is used.",
+)
+if admin() is None:
+    st.info("Enter the admin token to block or unblock subjects.")
+else:
+    who, why, how_long = st.columns([2, 3, 1])
+    who.text_input("Subject", key="action_subject", placeholder="key:key_… or team:acme/search")
+    why.text_input("Reason", key="action_reason", placeholder="why, for the audit trail")
+    how_long.selectbox("Block for", list(BLOCK_DURATIONS), index=1, key="action_duration")
+    left, right, _ = st.columns([1, 1, 4])
+    left.button("Block…", on_click=ask, args=("block",), icon=":material/block:")
+    right.button("Unblock…", on_click=ask, args=("unblock",), icon=":material/lock_open:")
+    pending = state.get("pending")
+    if pending:
+        if pending["action"] == "block":
+            question = (
+                f"Block **{pending['subject']}** for {pending['duration']}? Every gateway "
+                "will refuse its requests with 403 until it expires or is lifted."
+            )
+        else:
+            question = (
+                f"Lift every block and throttle on **{pending['subject']}**, automatic ones "
+                "included? Its requests will be served again at once."
+            )
+        st.warning(question)
+        yes, no, _ = st.columns([1, 1, 4])
+        yes.button("Confirm", type="primary", on_click=confirm, key="confirm")
+        no.button("Cancel", on_click=cancel, key="cancel")
+result = state.get("action_result")
+if result:
+    kind, message = result
+    (st.success if kind == "success" else st.error)(message)

@@ -1,0 +1,157 @@
+"""Every dashboard page under Streamlit's AppTest against a real read API over seeded data:
+the figures shown must be the seeded ones, money exact to the cent."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.integration.dashboards.conftest import APP, FINANCE_TOKEN, TODAY
+
+pytestmark = pytest.mark.integration
+
+
+def _cents(amount: Decimal) -> str:
+    """Written independently of dashboards.formatting: $1,234.57, rounded half up."""
+    return "${:,}".format(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _page(path: str | None = None, **query: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=30)
+    for name, value in query.items():
+        app.query_params[name] = value
+    app.run()
+    if path is not None:
+        app.switch_page(path).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _metric(app: AppTest, label: str) -> str:
+    return next(m.value for m in app.metric if m.label == label)
+
+
+def test_showback_totals_are_the_seeded_costs_to_the_cent(read_api, dashboard_env) -> None:
+    dashboard_env(read_api.url)
+    app = _page()
+    seed = read_api.seed
+    assert not app.error
+    assert _metric(app, "Spend") == _cents(seed.total)
+    assert _metric(app, "Requests") == f"{len(seed.costs):,}"
+    assert _metric(app, "Input tokens") == f"{sum(c.input_tokens for c in seed.costs):,}"
+    assert _metric(app, "Unpriced requests") == str(seed.unpriced)
+    # unpriced usage is called out by model, not hidden
+    assert "acme-local-7b" in app.warning[0].value and "not zero" in app.warning[0].value
+
+    table, movers = app.dataframe[0].value, app.dataframe[1].value
+    shown = dict(zip(table["Team"], table["Spend"], strict=True))
+    assert shown == {team: _cents(spend) for team, spend in seed.spend_by_team().items()}
+    previous: dict[str, Decimal] = {}
+    for cost in seed.previous:
+        previous[cost.team] = previous.get(cost.team, Decimal(0)) + cost.total_cost
+    assert dict(zip(table["Team"], table["Previous period"], strict=True)) == {
+        team: _cents(previous.get(team, Decimal(0))) for team in shown
+    }
+    # the largest absolute change first
+    changes = {t: s - previous.get(t, Decimal(0)) for t, s in seed.spend_by_team().items()}
+    assert movers["Team"].iloc[0] == max(changes, key=lambda t: abs(changes[t]))
+
+    # another grouping and a filter narrow the same figures
+    app.selectbox(key="grouping").set_value("model").run()
+    app.selectbox(key="filter_org").set_value("globex").run()
+    assert not app.exception
+    globex = [c for c in seed.costs if c.org == "globex"]
+    assert _metric(app, "Spend") == _cents(sum((c.total_cost for c in globex), Decimal(0)))
+    assert set(app.dataframe[0].value["Model"]) == {c.model for c in globex}
+    assert [b.label for b in app.get("download_button")] == ["Download CSV", "Download FOCUS"]
+
+
+def test_budgets_show_burn_status_and_exhaustion(read_api, dashboard_env) -> None:
+    dashboard_env(read_api.url)
+    app = _page("views/budgets.py")
+    assert not app.error
+    table = app.dataframe[0].value.set_index("Budget")
+    assert table.loc["org:globex", "Status"] == "blocked"  # hard limit, action block
+    assert table.loc["org:globex", "Spent"] == "$20.00"
+    assert table.loc["team:acme/search", "Status"] == "soft"
+    assert table.loc["team:acme/search", "Spent"] == "$84.13"  # 84.126, half up
+    assert table.loc["team:acme/search", "Limit"] == "$100.00"
+    assert table.loc["team:acme/search", "Used"] == "84.1%"
+    assert table.loc["team:acme/search", "Burn rate / hour"] == "$1.5000"
+    assert table.loc["team:acme/search", "Runs out"].endswith("UTC")
+    assert table.loc["org:umbrella", "Status"] == "no spend yet"
+    assert table.index[0] == "org:globex"  # the most urgent first
+    assert _metric(app, "Blocked or throttled") == "1"
+
+    app.selectbox(key="history_budget").set_value("b-search").run()
+    assert not app.exception
+    assert len(app.get("vega_lite_chart")) == 1  # spent against the limit over time
+    assert not [i for i in app.info if "No spend recorded" in i.value]
+
+
+def test_security_shows_anomalies_evidence_and_blocks(read_api, dashboard_env) -> None:
+    dashboard_env(read_api.url)
+    app = _page("views/security.py")
+    assert not app.error
+    assert _metric(app, "Anomalies in range") == "2"
+    assert _metric(app, "Critical or high") == "1"
+    assert _metric(app, "Blocked or throttled now") == "1"
+    anomalies = app.dataframe[0].value
+    assert list(anomalies["Subject"]) == ["session:s-42", "key:k1"]  # newest first
+    assert anomalies.set_index("Subject").loc["key:k1", "Blocked now"] == "yes"
+    assert "new_network, model_enumeration" in set(anomalies["Signals"])
+    blocked = app.dataframe[1].value.iloc[0]
+    assert (blocked["Subject"], blocked["Source"]) == ("key:k1", "llmjacking")
+    assert blocked["Reason"].startswith("llmjacking: enumeration")
+    evidence = [j.value for j in app.json]
+    assert {"networks": ["203.0.113.0/24"], "models_tried": 7} in [json.loads(v) for v in evidence]
+    # without an admin token there is nothing to click
+    assert "admin token" in app.info[-1].value
+
+
+def test_security_alert_link_narrows_to_the_subject(read_api, dashboard_env) -> None:
+    dashboard_env(read_api.url, METERLINE_ADMIN_TOKEN="any")
+    app = _page("views/security.py", subject="session:s-42")
+    assert "session:s-42" in app.info[0].value
+    assert _metric(app, "Anomalies in range") == "1"
+    assert list(app.dataframe[0].value["Subject"]) == ["session:s-42"]
+    assert app.text_input(key="action_subject").value == "session:s-42"
+
+
+def test_operations_shows_latency_errors_guardrails_drift_and_dlq(read_api, dashboard_env):
+    dashboard_env(read_api.url)
+    app = _page("views/operations.py")
+    assert not app.error
+    seed = read_api.seed
+    # the default range: yesterday and today (UTC)
+    shown = [r for r in seed.requests if r.ts >= TODAY - timedelta(days=1)]
+    assert _metric(app, "Requests") == str(len(shown))
+    errors = sum(1 for r in shown if r.status_code >= 400)
+    assert _metric(app, "Error rate") == f"{errors / len(shown) * 100:.2f}%"
+    models = app.dataframe[0].value
+    assert set(models["Model"]) == {r.model_used for r in shown}
+    assert models["Requests"].sum() == len(shown)
+    assert (models["p50 ms"] <= models["p95 ms"]).all()
+    assert (models["p95 ms"] <= models["p99 ms"]).all()
+    guardrails = app.dataframe[2].value.set_index("Category")
+    assert guardrails.loc["email", "Triggers"] == 2
+    assert guardrails.loc["key", "Actions"] == "redact 1"
+    drift = app.dataframe[3].value
+    assert list(drift["Drifted"]) == ["yes"] and drift["Scope"].iloc[0] == "app:bot/model:gpt-4o"
+    assert _metric(app, "Dead letters") == "1"
+    assert _metric(app, "Pipeline") == "ok"
+
+
+def test_role_tokens_are_sent_and_their_absence_explained(read_api, dashboard_env) -> None:
+    dashboard_env(read_api.guarded_url)
+    app = _page()
+    assert "METERLINE_READ_TOKEN_FINANCE" in app.error[0].value
+
+    dashboard_env(read_api.guarded_url, METERLINE_READ_TOKEN_FINANCE=FINANCE_TOKEN)
+    app = _page()
+    assert not app.error
+    assert _metric(app, "Spend") == _cents(read_api.seed.total)
