@@ -84,8 +84,17 @@ class PolicyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     subject: str
-    kind: str = Field(description="guardrail:<pii|secrets|prompt_injection>")
-    mode: Literal["off", "monitor", "redact", "block"]
+    kind: str = Field(
+        description="guardrail:<pii|secrets|prompt_injection>, llmjacking or agent_loop"
+    )
+    mode: Literal["off", "monitor", "redact", "block", "enforce", "throttle"]
+
+
+# Policies the stream processors act on (the gateway only publishes them): kind -> modes.
+DETECTOR_POLICY_MODES: dict[str, tuple[str, ...]] = {
+    "llmjacking": ("off", "monitor", "enforce"),
+    "agent_loop": ("off", "monitor", "throttle", "block"),
+}
 
 
 def budget_id_for(subject: str, period: str) -> str:
@@ -266,9 +275,20 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
                 "a policy applies to a key, user, team, project or org, not a session",
                 param="subject",
             )
-        if parse_kind(body.kind) is None:
-            kinds = ", ".join(f"'guardrail:{g}'" for g in GUARDRAILS)
+        detector_modes = DETECTOR_POLICY_MODES.get(body.kind)
+        if detector_modes is not None:
+            if not subject.startswith("org:"):
+                raise InvalidRequest(f"a {body.kind} policy applies to an org", param="subject")
+            if body.mode not in detector_modes:
+                allowed = ", ".join(detector_modes)
+                raise InvalidRequest(f"{body.kind} mode must be one of {allowed}", param="mode")
+        elif parse_kind(body.kind) is None:
+            kinds = ", ".join([*(f"'guardrail:{g}'" for g in GUARDRAILS), *DETECTOR_POLICY_MODES])
             raise InvalidRequest(f"kind must be one of {kinds}", param="kind")
+        elif body.mode in ("enforce", "throttle"):
+            raise InvalidRequest(
+                "guardrail mode must be one of off, monitor, redact, block", param="mode"
+            )
         record = PolicyRecord(
             policy_id=policy_id_for(subject, body.kind),
             subject=subject,
@@ -277,7 +297,8 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         )
         await send(f"policy:{record.policy_id}", record.to_json(), None, "policy")
         payload = orjson.loads(record.to_json())
-        runtime.guardrails.policies.apply_record(payload)
+        if detector_modes is None:
+            runtime.guardrails.policies.apply_record(payload)
         return JSONResponse(payload, status_code=201)
 
     @router.get("/policies")

@@ -215,10 +215,20 @@ def test_policy_admin_validates_and_deletes(gateway) -> None:
         ({"subject": "session:s1", "kind": "guardrail:pii", "mode": "block"}, "subject"),
         ({"subject": "nobody", "kind": "guardrail:pii", "mode": "block"}, "subject"),
         ({"subject": "org:acme", "kind": "guardrail:pii", "mode": "enforce"}, "mode"),
+        ({"subject": "org:acme", "kind": "llmjacking", "mode": "redact"}, "mode"),
+        ({"subject": "key:key_x", "kind": "llmjacking", "mode": "enforce"}, "subject"),
     ):
         response = httpx.post(f"{gateway.url}/admin/policies", json=body, headers=ADMIN)
         assert response.status_code == 400 and response.json()["error"]["param"] == param
     assert httpx.get(f"{gateway.url}/admin/policies").status_code == 401
+    # Detector policies are published for the processors; guardrails are unaffected.
+    for kind, mode in (("llmjacking", "enforce"), ("agent_loop", "throttle")):
+        detector = httpx.post(
+            f"{gateway.url}/admin/policies",
+            json={"subject": "org:acme", "kind": kind, "mode": mode},
+            headers=ADMIN,
+        )
+        assert detector.status_code == 201 and detector.json()["mode"] == mode
     created = httpx.post(
         f"{gateway.url}/admin/policies",
         json={"subject": "key:key_x", "kind": "guardrail:secrets", "mode": "off"},
