@@ -14,6 +14,7 @@ import faust
 from faust.web import Request, Response, View
 
 from meterline.settings import Settings
+from processors.agentloop.agent import register_agentloop_agents
 from processors.alerts.agent import register_alert_agents
 from processors.budgets.agent import register_budget_agent
 from processors.cost.agent import register_cost_agent
@@ -56,6 +57,7 @@ def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> f
     register_alert_agents(app, settings, metrics, dead_letters)
     register_drift_agent(app, settings, metrics, dead_letters)
     register_llmjacking_agent(app, settings, metrics, dead_letters)
+    register_agentloop_agents(app, settings, metrics, dead_letters)
     _register_views(app, metrics)
     return app
 

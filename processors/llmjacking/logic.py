@@ -338,7 +338,11 @@ class LlmjackingDetector:
             source=KIND,
             subject=anomaly.subject,
             action="block",
-            reason=f"llmjacking ({anomaly.severity}): {', '.join(anomaly.signals)}",
+            # Blocking a leaked key stops its owner too: say what gets them going again.
+            reason=(
+                f"llmjacking ({anomaly.severity}): {', '.join(anomaly.signals)}; "
+                "treat the key as leaked: rotate it, then lift this block"
+            ),
             expires_at=expires,
             decided_at=now,
             anomaly_id=anomaly.anomaly_id,

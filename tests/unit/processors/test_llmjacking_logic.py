@@ -428,7 +428,7 @@ def test_monitor_alerts_and_enforce_blocks_the_key_with_an_expiry() -> None:
     assert decision.subject == "key:k-acme" and decision.action == "block"
     assert decision.source == "llmjacking" and decision.anomaly_id == anomaly.anomaly_id
     assert decision.expires_at == NOW + timedelta(seconds=CONFIG.block_s)
-    assert "validation_probes" in decision.reason
+    assert "validation_probes" in decision.reason and "rotate" in decision.reason
     assert anomaly.evidence["mode"] == "enforce"
     assert [item.topic for item in blocked] == [ANOMALIES, ENFORCEMENT]
 

@@ -1,0 +1,1 @@
+"""Runaway agents: loops and overspend per session (see logic.py)."""

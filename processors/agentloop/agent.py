@@ -1,0 +1,108 @@
+"""The agent-loop agents: requests, spans and costs -> agent_loop Anomalies and session
+throttles or blocks.
+
+Thin by design: sessions and signals live in `logic.AgentLoopDetector`, in process
+memory (a session lives minutes; losing one on a restart only delays its detection,
+and tansu's changelog recovery is unreliable anyway, ARCHITECTURE §7). Three agents
+share the detector: requests (keyed by key_id), spans (by trace id) and costs (by
+key_id); a session's steps are complete when one worker consumes every partition, as
+in the embedded setup. Policies come from the control topic through the budgets'
+`ControlReader`. Unreadable events are skipped here (the cost, span-cost and budget
+agents dead-letter them); a policy of ours that cannot be used, or an internal error,
+becomes an agent-loop dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import faust
+from faust.types import EventT, Message
+
+from meterline.settings import Settings
+from processors.agentloop.logic import (
+    KIND,
+    MODES,
+    STAGE,
+    AgentLoopConfig,
+    AgentLoopDetector,
+    parse_event,
+)
+from processors.budgets.control import ControlReader
+from processors.dlq import DeadLetterPublisher
+from processors.llmjacking.policy import PolicyBook, Publication, RejectedPolicy
+from processors.metrics import ProcessorMetrics
+from schemas.events.v1 import CostEvent, RequestEvent, SpanEvent
+from schemas.topics import ANOMALIES, COSTS, ENFORCEMENT, REQUESTS, SPANS
+
+__all__ = ["register_agentloop_agents"]
+
+log = logging.getLogger(__name__)
+
+
+def register_agentloop_agents(
+    app: faust.App,
+    settings: Settings,
+    metrics: ProcessorMetrics,
+    dead_letters: DeadLetterPublisher,
+) -> AgentLoopDetector:
+    outputs = {
+        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
+        for name in (ANOMALIES, ENFORCEMENT)
+    }
+    policies = PolicyBook(KIND, MODES, settings.agent_loop_default_mode)
+    detector = AgentLoopDetector(AgentLoopConfig.from_settings(settings), policies)
+
+    async def publish(items: list[Publication]) -> None:
+        for item in items:
+            await outputs[item.topic].send(key=item.key.encode(), value=item.payload())
+
+    async def on_control(message: Message) -> None:
+        try:
+            policies.apply(message.key, message.value)
+        except RejectedPolicy as exc:
+            await dead_letters.publish(message, exc.reason, STAGE)
+
+    control = ControlReader(settings, on_control)
+
+    def on_request(payload: bytes | None) -> list[Publication]:
+        event = parse_event(RequestEvent, payload)
+        return detector.observe_request(event) if event is not None else []
+
+    def on_span(payload: bytes | None) -> list[Publication]:
+        span = parse_event(SpanEvent, payload)
+        return detector.observe_span(span) if span is not None else []
+
+    def on_cost(payload: bytes | None) -> list[Publication]:
+        cost = parse_event(CostEvent, payload)
+        return detector.observe_cost(cost) if cost is not None else []
+
+    def register(topic: str, observe: Callable[[bytes | None], list[Publication]]) -> None:
+        name = f"agentloop_{topic}"
+        source = app.topic(settings.topic(topic), key_serializer="raw", value_serializer="raw")
+
+        async def agentloop_agent(stream: faust.StreamT[bytes]) -> None:
+            event: EventT
+            async for event in stream.events():
+                message = event.message
+                try:
+                    items = observe(message.value)
+                except Exception as exc:  # a bug must not stop the stream; keep the evidence
+                    log.exception("%s failed on %s@%s", name, message.partition, message.offset)
+                    await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
+                else:
+                    await publish(items)
+                metrics.event_processed(name)
+
+        app.agent(source, name=name)(agentloop_agent)
+
+    register(REQUESTS, on_request)
+    register(SPANS, on_span)
+    register(COSTS, on_cost)
+
+    async def agentloop_control() -> None:
+        await control.run()
+
+    app.task(agentloop_control)
+    return detector

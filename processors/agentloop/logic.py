@@ -1,0 +1,407 @@
+"""Runaway agents: sessions that loop or overspend. Pure: no Kafka, no Faust.
+
+A session is RequestEvent.session_id (the gateway's `x-session-id`), SpanEvent.session_id
+(OpenInference `session.id`), or else the trace id. Each billable call is a step. Signals:
+
+- `repeated_tool_call`: the same tool call (name + normalized-argument hash) at least
+  `repeat_threshold` times within the last `history` steps;
+- `oscillation`: A->B->A->B->A (or a 3-cycle) of tool calls or prompt hashes;
+- `near_duplicate_prompts`: `repeat_threshold` consecutive prompts that are the same
+  (hash) or nearly (signature alike, same length; see patterns.near_duplicate);
+- `step_limit` / `cost_limit`: more than `max_steps` calls, or more than
+  `max_session_usd` (CostEvents by session_id) or `max_session_tokens`.
+
+Tool calls come from two sources, the calls a model answered with (RequestEvent.tool_calls)
+and the tool spans an instrumented agent exports (SpanEvent tool_name/arguments hash).
+One executed call usually shows up in both, so each source keeps its own history and
+neither double-counts the other. Spans the gateway emitted itself are skipped: their
+RequestEvent is the step.
+
+Loop signals are high severity, limits medium, both together critical (signals.combine
+of the llmjacking detector: one scoring rule). A session is reported once, and again
+only when it escalates. Policy (PolicyRecord kind "agent_loop" for the session, key or
+org; else the default): `monitor` reports, `throttle` (rpm from the policy's params or
+the setting) and `block` also publish a decision on the SESSION subject, never the key,
+expiring after `block_s`. A session known only by its trace id is reported, but no
+decision is published: the gateway matches `session:` subjects to `x-session-id` only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from meterline.settings import Settings
+from processors.agentloop.patterns import cycle_of, near_duplicate
+from processors.llmjacking.policy import ENFORCED_ERRORS, PolicyBook, Publication
+from processors.llmjacking.signals import MEDIUM, SEVERITIES, STRONG, Signal, combine
+from processors.spans.logic import is_gateway_span
+from schemas.events.v1 import (
+    Anomaly,
+    CostEvent,
+    EnforcementDecision,
+    RequestEvent,
+    SpanEvent,
+    format_ts,
+    utc_now,
+)
+from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
+
+__all__ = [
+    "KIND",
+    "MODES",
+    "STAGE",
+    "AgentLoopConfig",
+    "AgentLoopDetector",
+    "parse_event",
+]
+
+STAGE = "processors.agentloop"
+KIND = "agent_loop"
+MODES = ("monitor", "throttle", "block", "off")
+_MAX_SAMPLES = 10
+_MAX_SEEN = 512  # recent request/span ids per session, to drop redeliveries
+_SWEEP_EVERY = 1000  # events between sweeps of idle sessions
+_LLM_KINDS = frozenset({"LLM", "EMBEDDING"})
+
+E = TypeVar("E", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class AgentLoopConfig:
+    default_mode: str = "monitor"
+    repeat_threshold: int = 5
+    history: int = 30
+    prompt_similarity: float = 0.97
+    max_steps: int = 100
+    max_session_usd: Decimal = Decimal("5")
+    max_session_tokens: int = 2_000_000
+    throttle_rpm: int = 6
+    block_s: float = 3600.0
+    session_ttl_s: float = 3600.0
+    max_sessions: int = 50_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AgentLoopConfig:
+        return cls(
+            default_mode=settings.agent_loop_default_mode,
+            repeat_threshold=settings.agent_loop_repeat_threshold,
+            history=settings.agent_loop_history,
+            prompt_similarity=settings.agent_loop_prompt_similarity,
+            max_steps=settings.agent_loop_max_steps,
+            max_session_usd=settings.agent_loop_max_session_usd,
+            max_session_tokens=settings.agent_loop_max_session_tokens,
+            throttle_rpm=settings.agent_loop_throttle_rpm,
+            block_s=settings.agent_loop_block_s,
+            session_ttl_s=settings.agent_loop_session_ttl_s,
+            max_sessions=settings.agent_loop_max_sessions,
+        )
+
+
+def parse_event(model: type[E], payload: bytes | None) -> E | None:
+    """Raw value -> event; None for anything unreadable (the cost, span-cost and budget
+    agents dead-letter those with the reason: one dead letter per bad message)."""
+    if payload is None:
+        return None
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError:
+        return None
+
+
+@dataclass
+class _History:
+    """The last `size` step tokens of one source, with their counts."""
+
+    size: int
+    tokens: deque[str] = field(default_factory=deque)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def push(self, token: str) -> None:
+        self.tokens.append(token)
+        self.counts[token] += 1
+        if len(self.tokens) > self.size:
+            old = self.tokens.popleft()
+            self.counts[old] -= 1
+            if not self.counts[old]:
+                del self.counts[old]
+
+
+@dataclass
+class _Session:
+    subject: str
+    id_source: str  # header | span | trace
+    key_id: str | None
+    org: str
+    first_seen: datetime
+    last_seen: datetime
+    requests: _History
+    spans: _History
+    steps: int = 0
+    tokens: int = 0
+    cost: Decimal = Decimal(0)
+    cost_ids: set[str] = field(default_factory=set)
+    last_prompt: tuple[str | None, str | None, int] | None = None
+    duplicate_run: int = 0
+    seen: deque[str] = field(default_factory=deque)
+    samples: list[str] = field(default_factory=list)
+    evidence_ids: dict[str, list[str]] = field(default_factory=dict)
+    alerted_rank: int = 0
+    reported: set[str] = field(default_factory=set)
+    decided: str | None = None  # the action we published for this session
+
+    def remember(self, step_id: str) -> bool:
+        if step_id in self.seen:
+            return False
+        self.seen.append(step_id)
+        if len(self.seen) > _MAX_SEEN:
+            self.seen.popleft()
+        return True
+
+    def sample(self, step_id: str) -> None:
+        if len(self.samples) < _MAX_SAMPLES:
+            self.samples.append(step_id)
+
+
+class AgentLoopDetector:
+    """Sessions in process memory (at most `max_sessions`; idle ones forgotten after
+    `session_ttl_s` of event time); each `observe_*` returns what to publish."""
+
+    def __init__(
+        self,
+        config: AgentLoopConfig,
+        policies: PolicyBook,
+        now: Callable[[], datetime] = utc_now,
+        source: str = STAGE,
+    ) -> None:
+        self.config = config
+        self.policies = policies
+        self._now = now
+        self._source = source
+        self.sessions: OrderedDict[str, _Session] = OrderedDict()
+        self.ignored_events = 0
+        self._events = 0
+
+    # the streams
+
+    def observe_request(self, event: RequestEvent) -> list[Publication]:
+        if event.error_type in ENFORCED_ERRORS:
+            return []  # refused by the gateway: no model was called
+        session_id = event.session_id or event.trace_id
+        if not session_id:
+            return []
+        id_source = "header" if event.session_id else "trace"
+        session = self._session(session_id, id_source, event.key_id, event.org, event.ts_end)
+        if not session.remember(f"request:{event.request_id}"):
+            self.ignored_events += 1
+            return []
+        session.steps += 1
+        session.tokens += event.input_tokens + event.output_tokens
+        session.sample(event.request_id)
+        prompt = (event.prompt_hash, event.prompt_signature, event.prompt_chars)
+        if session.last_prompt is not None and near_duplicate(
+            session.last_prompt, prompt, self.config.prompt_similarity
+        ):
+            session.duplicate_run += 1
+        else:
+            session.duplicate_run = 1
+        if event.prompt_hash is not None or event.prompt_signature is not None:
+            session.last_prompt = prompt
+        if event.tool_calls:
+            for call in event.tool_calls:
+                session.requests.push(f"tool:{call.name}:{call.arguments_hash}")
+        elif event.prompt_hash is not None:
+            session.requests.push(f"prompt:{event.prompt_hash}")
+        return self._judge(session, event.request_id)
+
+    def observe_span(self, span: SpanEvent) -> list[Publication]:
+        if is_gateway_span(span):
+            return []  # the gateway's RequestEvent for that call is the step
+        is_tool = span.tool_name is not None
+        if not is_tool and span.kind not in _LLM_KINDS:
+            return []  # chains, agents, retrievers: structure, not steps
+        session_id = span.session_id or span.trace_id
+        id_source = "span" if span.session_id else "trace"
+        session = self._session(session_id, id_source, span.key_id, span.org, span.end_ts)
+        step_id = f"{span.trace_id}:{span.span_id}"
+        if not session.remember(f"span:{step_id}"):
+            self.ignored_events += 1
+            return []
+        session.sample(step_id)
+        if is_tool:
+            session.spans.push(f"tool:{span.tool_name}:{span.tool_arguments_hash or ''}")
+        else:
+            session.steps += 1
+            session.tokens += span.input_tokens + span.output_tokens
+        return self._judge(session, step_id)
+
+    def observe_cost(self, cost: CostEvent) -> list[Publication]:
+        if not cost.session_id or not cost.total_cost:
+            return []
+        session = self._session(cost.session_id, "header", cost.key_id, cost.org, cost.request_ts)
+        if cost.event_id in session.cost_ids:
+            return []
+        session.cost_ids.add(cost.event_id)
+        session.cost += cost.total_cost
+        return self._judge(session, cost.request_id)
+
+    # internals
+
+    def _session(
+        self, session_id: str, id_source: str, key_id: str | None, org: str, at: datetime
+    ) -> _Session:
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+        subject = f"session:{session_id}"
+        self._events += 1
+        if self._events % _SWEEP_EVERY == 0:
+            self._sweep(at)
+        session = self.sessions.get(subject)
+        if session is None:
+            if len(self.sessions) >= self.config.max_sessions:
+                self.sessions.popitem(last=False)
+            size = self.config.history
+            session = _Session(
+                subject, id_source, key_id, org, at, at, _History(size), _History(size)
+            )
+            self.sessions[subject] = session
+        else:
+            self.sessions.move_to_end(subject)
+            session.last_seen = max(session.last_seen, at)
+            session.key_id = session.key_id or key_id
+            session.org = session.org or org
+            if id_source != "trace":
+                session.id_source = id_source
+        return session
+
+    def _sweep(self, at: datetime) -> None:
+        horizon = at - timedelta(seconds=self.config.session_ttl_s)
+        for subject in [s for s, session in self.sessions.items() if session.last_seen < horizon]:
+            del self.sessions[subject]
+
+    def _signals(self, session: _Session) -> list[Signal]:
+        config = self.config
+        signals: list[Signal] = []
+        repeats = [
+            (token, count)
+            for history in (session.requests, session.spans)
+            for token, count in history.counts.items()
+            if token.startswith("tool:") and count >= config.repeat_threshold
+        ]
+        if repeats:
+            token, count = max(repeats, key=lambda item: item[1])
+            _, name, arguments_hash = token.split(":", 2)
+            evidence = {"tool": name, "arguments_hash": arguments_hash, "count": count}
+            signals.append(
+                Signal("repeated_tool_call", STRONG, evidence | {"history": config.history})
+            )
+        for source, history in (("requests", session.requests), ("spans", session.spans)):
+            cycle = cycle_of(list(history.tokens), config.repeat_threshold)
+            if cycle is not None:
+                signals.append(
+                    Signal("oscillation", STRONG, {"cycle": list(cycle), "source": source})
+                )
+                break
+        if session.duplicate_run >= config.repeat_threshold:
+            last = session.last_prompt
+            evidence = {"consecutive": session.duplicate_run, "prompt_chars": last and last[2]}
+            signals.append(Signal("near_duplicate_prompts", STRONG, evidence))
+        if session.steps > config.max_steps:
+            signals.append(
+                Signal("step_limit", MEDIUM, {"steps": session.steps, "limit": config.max_steps})
+            )
+        over_cost = session.cost > config.max_session_usd
+        if over_cost or session.tokens > config.max_session_tokens:
+            evidence = {
+                "cost_usd": format(session.cost, "f"),
+                "limit_usd": format(config.max_session_usd, "f"),
+                "tokens": session.tokens,
+                "limit_tokens": config.max_session_tokens,
+            }
+            signals.append(Signal("cost_limit", MEDIUM, evidence))
+        return signals
+
+    def _judge(self, session: _Session, step_id: str) -> list[Publication]:
+        signals = self._signals(session)
+        for signal in signals:
+            ids = session.evidence_ids.setdefault(signal.name, [])
+            if len(ids) < _MAX_SAMPLES and step_id not in ids:
+                ids.append(step_id)
+        score, rank = combine(signals)
+        fresh = {signal.name for signal in signals} - session.reported
+        if rank < 1 or (rank <= session.alerted_rank and not fresh):
+            return []
+        session.alerted_rank = max(rank, session.alerted_rank)
+        session.reported |= {signal.name for signal in signals}
+        mode, params = self.policies.mode(
+            [session.subject, f"key:{session.key_id}", f"org:{session.org}"]
+        )
+        if mode == "off":
+            return []
+        anomaly = self._anomaly(session, signals, score, rank, mode)
+        out = [Publication(ANOMALIES, anomaly.subject, anomaly)]
+        if mode in ("throttle", "block") and session.id_source != "trace":
+            decision = self._decision(session, anomaly, mode, params)
+            if decision is not None:
+                out.append(
+                    Publication(ENFORCEMENT, enforcement_key(KIND, session.subject), decision)
+                )
+        return out
+
+    def _decision(
+        self, session: _Session, anomaly: Anomaly, mode: str, params: dict[str, Any]
+    ) -> EnforcementDecision | None:
+        if session.decided == mode:
+            return None  # published already; it holds until it expires
+        session.decided = mode
+        now = self._now()
+        rpm = _int(params.get("rpm"), self.config.throttle_rpm) if mode == "throttle" else None
+        return EnforcementDecision(
+            ts=now,
+            source=KIND,
+            subject=session.subject,
+            action="throttle" if mode == "throttle" else "block",
+            rpm=rpm,
+            reason=f"agent loop ({anomaly.severity}): {', '.join(anomaly.signals)}",
+            expires_at=now + timedelta(seconds=self.config.block_s),
+            decided_at=now,
+            anomaly_id=anomaly.anomaly_id,
+        )
+
+    def _anomaly(
+        self, session: _Session, signals: list[Signal], score: float, rank: int, mode: str
+    ) -> Anomaly:
+        evidence: dict[str, Any] = {
+            "session_id_source": session.id_source,
+            "key_id": session.key_id,
+            "org": session.org,
+            "mode": mode,
+            "steps": session.steps,
+            "tokens": session.tokens,
+            "cost_usd": format(session.cost, "f"),
+            "first_seen": format_ts(session.first_seen),
+            "last_seen": format_ts(session.last_seen),
+            "sample_request_ids": session.samples,
+            "signal_request_ids": {s.name: session.evidence_ids.get(s.name, []) for s in signals},
+            "signals": {signal.name: signal.evidence for signal in signals},
+        }
+        return Anomaly(
+            ts=self._now(),
+            kind=KIND,
+            subject=session.subject,
+            score=score,
+            severity=SEVERITIES[rank],
+            signals=sorted(signal.name for signal in signals),
+            evidence=evidence,
+            recommended_action="throttle" if mode == "throttle" else "block",
+            source=self._source,
+        )
+
+
+def _int(value: object, default: int) -> int:
+    return value if isinstance(value, int) and value > 0 else default
