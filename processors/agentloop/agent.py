@@ -52,7 +52,11 @@ def register_agentloop_agents(
         for name in (ANOMALIES, ENFORCEMENT)
     }
     policies = PolicyBook(KIND, MODES, settings.agent_loop_default_mode)
-    detector = AgentLoopDetector(AgentLoopConfig.from_settings(settings), policies)
+    # Decisions wait in the detector until the policies are known: an agent must not
+    # stall on start (it would stop receiving, see processors/llmjacking/agent.py).
+    detector = AgentLoopDetector(
+        AgentLoopConfig.from_settings(settings), policies, policies_ready=False
+    )
 
     async def publish(items: list[Publication]) -> None:
         for item in items:
@@ -104,5 +108,10 @@ def register_agentloop_agents(
     async def agentloop_control() -> None:
         await control.run()
 
+    async def agentloop_policies_loaded() -> None:
+        await control.ready.wait()
+        await publish(detector.policies_loaded())
+
     app.task(agentloop_control)
+    app.task(agentloop_policies_loaded)
     return detector

@@ -24,6 +24,7 @@ org; else the default): `monitor` reports, `throttle` (rpm from the policy's par
 the setting) and `block` also publish a decision on the SESSION subject, never the key,
 expiring after `block_s`. A session known only by its trace id is reported, but no
 decision is published: the gateway matches `session:` subjects to `x-session-id` only.
+Until the policies have loaded (`policies_loaded()`), decisions wait.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ _MAX_SAMPLES = 10
 _MAX_SEEN = 512  # recent request/span ids per session, to drop redeliveries
 _SWEEP_EVERY = 1000  # events between sweeps of idle sessions
 _LLM_KINDS = frozenset({"LLM", "EMBEDDING"})
+_MAX_PENDING = 10_000
 
 E = TypeVar("E", bound=BaseModel)
 
@@ -179,9 +181,12 @@ class AgentLoopDetector:
         policies: PolicyBook,
         now: Callable[[], datetime] = utc_now,
         source: str = STAGE,
+        policies_ready: bool = True,
     ) -> None:
         self.config = config
         self.policies = policies
+        self._policies_ready = policies_ready
+        self._pending: list[tuple[_Session, Anomaly]] = []  # decisions awaiting policies
         self._now = now
         self._source = source
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
@@ -251,7 +256,20 @@ class AgentLoopDetector:
         session.cost += cost.total_cost
         return self._judge(session, cost.request_id)
 
+    def policies_loaded(self) -> list[Publication]:
+        """The policies are known now: the decisions held back meanwhile, where wanted."""
+        self._policies_ready = True
+        out: list[Publication] = []
+        for session, anomaly in self._pending:
+            mode, params = self._mode(session)
+            out += self._enforce(session, anomaly, mode, params)
+        self._pending.clear()
+        return out
+
     # internals
+
+    def _mode(self, session: _Session) -> tuple[str, dict[str, Any]]:
+        return self.policies.mode([session.subject, f"key:{session.key_id}", f"org:{session.org}"])
 
     def _session(
         self, session_id: str, id_source: str, key_id: str | None, org: str, at: datetime
@@ -338,20 +356,24 @@ class AgentLoopDetector:
             return []
         session.alerted_rank = max(rank, session.alerted_rank)
         session.reported |= {signal.name for signal in signals}
-        mode, params = self.policies.mode(
-            [session.subject, f"key:{session.key_id}", f"org:{session.org}"]
-        )
+        mode, params = self._mode(session) if self._policies_ready else ("pending", {})
         if mode == "off":
             return []
         anomaly = self._anomaly(session, signals, score, rank, mode)
         out = [Publication(ANOMALIES, anomaly.subject, anomaly)]
-        if mode in ("throttle", "block") and session.id_source != "trace":
-            decision = self._decision(session, anomaly, mode, params)
-            if decision is not None:
-                out.append(
-                    Publication(ENFORCEMENT, enforcement_key(KIND, session.subject), decision)
-                )
-        return out
+        if mode == "pending" and len(self._pending) < _MAX_PENDING:
+            self._pending.append((session, anomaly))
+        return out + self._enforce(session, anomaly, mode, params)
+
+    def _enforce(
+        self, session: _Session, anomaly: Anomaly, mode: str, params: dict[str, Any]
+    ) -> list[Publication]:
+        if mode not in ("throttle", "block") or session.id_source == "trace":
+            return []
+        decision = self._decision(session, anomaly, mode, params)
+        if decision is None:
+            return []
+        return [Publication(ENFORCEMENT, enforcement_key(KIND, session.subject), decision)]
 
     def _decision(
         self, session: _Session, anomaly: Anomaly, mode: str, params: dict[str, Any]

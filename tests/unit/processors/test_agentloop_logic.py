@@ -289,3 +289,17 @@ def test_refused_and_unreadable_events_are_skipped() -> None:
     ]
     assert not run(det, refused)
     assert parse_event(RequestEvent, b"{oops") is None and parse_event(SpanEvent, None) is None
+
+
+def test_decisions_found_before_the_policies_loaded_wait_for_them() -> None:
+    det = AgentLoopDetector(
+        CONFIG, PolicyBook(KIND, MODES, "monitor"), lambda: NOW, policies_ready=False
+    )
+    early = run(det, looping_session("s-early", "repeat"))
+    assert anomalies(early) and not decisions(early)
+    assert anomalies(early)[0].evidence["mode"] == "pending"
+    record = PolicyRecord(policy_id="p", subject="org:acme", kind=KIND, mode="block")
+    det.policies.apply(b"policy:p", record.to_json())
+    [(key, decision)] = decisions(det.policies_loaded())
+    assert key == "agent_loop|session:s-early" and decision.action == "block"
+    assert not det.policies_loaded()
