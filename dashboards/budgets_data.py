@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboards.formatting import money, when
+from dashboards.formatting import money, money_places, when
 
 __all__ = ["STATUS_ORDER", "budget_table", "history_frame", "status_label"]
 
@@ -41,13 +41,14 @@ def budget_table(body: Mapping[str, Any]) -> pd.DataFrame:
     for budget in body.get("budgets") or []:
         state = budget.get("state")
         status = status_label(budget)
+        places = money_places([Decimal(budget["limit_usd"])])  # a $0.50 budget needs more
         records.append(
             {
                 "Budget": budget["subject"],
                 "Period": budget["period"],
                 "Status": status,
-                "Spent": money(state["spent_usd"]) if state else money("0"),
-                "Limit": money(budget["limit_usd"]),
+                "Spent": money(state["spent_usd"] if state else "0", places),
+                "Limit": money(budget["limit_usd"], places),
                 "Burn": min(float(state["percent_used"]), 100.0) if state else 0.0,
                 "Used": f"{float(state['percent_used']):.1f}%" if state else "0.0%",
                 "Burn rate / hour": money(state["burn_rate_usd_per_hour"], 4) if state else "—",

@@ -8,6 +8,7 @@ what it runs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,8 +47,6 @@ def _cmd_processors(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
-    import subprocess
-
     import dashboards
 
     app = Path(dashboards.__file__).parent / "app.py"
@@ -65,8 +64,15 @@ def _cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--server.fileWatcherType",
+        "none",
+        "--client.toolbarMode",
+        "viewer",
     ]
-    return subprocess.call(command)
+    # Become Streamlit (no wrapper process): a supervisor's SIGTERM then stops the server
+    # itself instead of orphaning it.
+    os.execv(sys.executable, command)
+    return 0  # not reached
 
 
 def _cmd_mock_provider(args: argparse.Namespace, settings: Settings) -> int:

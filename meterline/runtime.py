@@ -1,4 +1,5 @@
-"""The embedded stack behind `meterline up`: broker, ingest, processors, gateway (+ demo).
+"""The embedded stack behind `meterline up`: broker, ingest, processors, gateway, dashboards
+(+ demo).
 
 Each service runs as its own child process (`meterline <verb>`), configured through the
 environment from one `Settings`, so what runs here is exactly what runs in production.
@@ -115,6 +116,7 @@ class Stack:
         *,
         mock_provider: bool = False,
         traffic: bool = False,
+        dashboard: bool = False,
         progress: Progress = print,
     ):
         settings = ensure_admin_token(settings)
@@ -131,6 +133,7 @@ class Stack:
         self.embedded_broker = settings.kafka_bootstrap is None
         self.mock_provider = mock_provider
         self.traffic = traffic
+        self.dashboard = dashboard
         self.progress = progress
         self.broker: EmbeddedBroker | None = None
         self.services: list[ServiceProcess] = []
@@ -145,19 +148,23 @@ class Stack:
             "Kafka": s.bootstrap,
             "ClickHouse": s.resolved_clickhouse_url,
         }
+        if self.dashboard:
+            urls["dashboards"] = f"http://{s.host}:{s.dashboard_port}"
         if self.mock_provider:
             urls["mock provider"] = f"http://{s.host}:{s.mock_provider_port}/v1"
         return urls
 
-    def _service(self, name: str, argv: list[str], health_port: int | None) -> ServiceProcess:
+    def _service(
+        self, name: str, argv: list[str], health_port: int | None, health_path: str = "/healthz"
+    ) -> ServiceProcess:
         host = self.settings.host
-        health = f"http://{host}:{health_port}/healthz" if health_port else None
+        health = f"http://{host}:{health_port}{health_path}" if health_port else None
         return ServiceProcess(name, argv, health, self.settings.data_dir / "logs" / f"{name}.log")
 
     def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        steps = 4 + int(self.mock_provider) + int(self.traffic)
+        steps = 4 + int(self.mock_provider) + int(self.traffic) + int(self.dashboard)
         step = 0
 
         def announce(text: str) -> float:
@@ -204,6 +211,12 @@ class Stack:
             ),
             ("gateway", self._service("gateway", meterline_command("gateway"), s.gateway_port), 60),
         ]
+        if self.dashboard:
+            # Streamlit's own health endpoint; the app reads only the read and admin APIs.
+            dashboard = self._service(
+                "dashboard", meterline_command("dashboard"), s.dashboard_port, "/_stcore/health"
+            )
+            plan.append(("dashboards (Streamlit)", dashboard, 60))
         if self.traffic:
             plan.append(
                 (
@@ -240,7 +253,7 @@ class Stack:
 
 def run_up(settings: Settings, *, demo: bool) -> int:
     """`meterline up`: start everything, print the URLs, run until Ctrl-C."""
-    stack = Stack(settings, mock_provider=demo, traffic=demo)
+    stack = Stack(settings, mock_provider=demo, traffic=demo, dashboard=True)
 
     def on_stop_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

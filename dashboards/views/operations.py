@@ -27,7 +27,9 @@ start, end = date_range(2)
 
 
 def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f} ms"
+    if value is None:
+        return "—"
+    return f"{value:,.1f} ms" if value < 10 else f"{value:,.0f} ms"
 
 
 @refreshing(settings)
@@ -54,7 +56,16 @@ def operations_body(start: date, end: date) -> None:
         st.info("No requests in this range yet.")
     else:
         chart = latency_chart(ops["models"])
-        st.bar_chart(chart, x="model", y="ms", color="percentile", stack=False, height=280)
+        st.bar_chart(
+            chart,
+            x="model",
+            y="ms",
+            color="percentile",
+            stack=False,
+            horizontal=True,
+            x_label="",
+            y_label="latency (ms)",
+        )
         st.dataframe(model_table(ops["models"]), hide_index=True, width="stretch")
 
     left, right = st.columns(2)
