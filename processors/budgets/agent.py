@@ -87,7 +87,23 @@ def register_budget_agent(
 
     control = ControlReader(settings, on_control)
 
+    # Costs that arrive before the book is loaded and reconciled wait here. The agent
+    # itself never waits: a Faust agent that stalls while the worker joins its group stops
+    # receiving, and the worker then hangs on stop. (If the worker dies first, the
+    # reconcile on the next start counts these costs from ClickHouse.)
+    early: list[Message] | None = []
+
     async def budget_agent(stream: faust.StreamT[bytes]) -> None:
+        event: EventT
+        async for event in stream.events():
+            if early is not None:
+                early.append(event.message)
+            else:
+                await guarded(event.message, apply_cost)
+            metrics.event_processed(AGENT_NAME)
+
+    async def budget_start() -> None:
+        nonlocal early
         await control.ready.wait()  # count nothing against a half-loaded book
         # Then seed the book from the warehouse: a restart must forget no spend.
         await publish(
@@ -98,10 +114,9 @@ def register_budget_agent(
                 token=_spend_token(settings),
             )
         )
-        event: EventT
-        async for event in stream.events():
-            await guarded(event.message, apply_cost)
-            metrics.event_processed(AGENT_NAME)
+        while early:
+            await guarded(early.pop(0), apply_cost)
+        early = None
 
     async def budget_control() -> None:
         await control.run()
@@ -111,6 +126,7 @@ def register_budget_agent(
 
     app.agent(costs, name=AGENT_NAME)(budget_agent)
     app.task(budget_control)
+    app.task(budget_start)
     app.timer(settings.budget_tick_interval_s, name="budget_rollover")(budget_rollover)
     return book
 

@@ -131,7 +131,15 @@ def test_budget_states_and_a_block_then_a_lift(
     with worker_process(settings, log_path) as worker:
         reader.read_until(lambda: len(enforcement) >= 1, timeout_s=60, log=log_path)
         produce(settings, CONTROL, [budget("b-key", "key:k1", "1")])  # raised above spend
-        reader.read_until(lambda: len(enforcement) >= 2, timeout_s=30, log=log_path)
+        budget_states = reader.records[settings.topic(BUDGETS)]
+
+        def lifted_and_restated() -> bool:
+            # The lift and the fresh state go to two topics: wait for both.
+            return len(enforcement) >= 2 and any(
+                b'"limit_usd":"1"' in (v or b"") for _, v in budget_states
+            )
+
+        reader.read_until(lifted_and_restated, timeout_s=30, log=log_path)
         reader.read_until(
             lambda: len(reader.records[settings.topic(DLQ)]) >= 1, timeout_s=10, log=log_path
         )
