@@ -18,15 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from confluent_kafka import Producer
 
 from meterline.evaluate.collect import Collected, collect
 from meterline.evaluate.scoring import DetectorScore, score
-from meterline.kafka import producer_config
 from meterline.settings import ProviderConfig, Settings
 from meterline.simulate import SimulationConfig, SimulationResult, build_plan, simulate
 from meterline.simulate.catalog import SERVED_MODELS
-from schemas.events import PolicyRecord
 
 __all__ = [
     "EvalConfig",
@@ -86,6 +83,12 @@ def eval_stack_settings(settings: Settings, data_dir: Path, **overrides: object)
         "processors_app_id": f"eval-procs-{uuid.uuid4().hex[:8]}",
         "sink_group_id": f"eval-sink-{uuid.uuid4().hex[:8]}",
         "trusted_proxies": LOOPBACK,
+        # The simulator compresses a day into minutes; the detectors' time constants are
+        # scaled the same way (production keeps the defaults: 5 min windows, 1 day learning).
+        "llmjacking_window_s": 10.0,
+        "llmjacking_learning_requests": 3,
+        "llmjacking_learning_s": 10.0,
+        "llmjacking_min_train_windows": 10,
         "providers": [
             ProviderConfig(
                 name="mock",
@@ -106,49 +109,29 @@ def attacked_orgs(config: SimulationConfig, kinds: tuple[str, ...]) -> set[str]:
     return {orgs[s.key] for s in steps if s.malicious and s.detector in kinds}
 
 
+# What "enforce" means for each detector's policy: block the stolen key; block the session.
+ENFORCING_MODE = {"llmjacking": "enforce", "agent_loop": "block"}
+
+
 def enforce(
     settings: Settings, gateway_url: str, orgs: set[str], kinds: tuple[str, ...]
 ) -> list[str]:
-    """Detectors in `enforce` for `orgs`: POST /admin/policies when the gateway takes
-    detector policies, else the PolicyRecord goes straight to the control topic."""
+    """Detectors enforcing for `orgs`, set through the gateway admin API (POST
+    /admin/policies), which publishes the PolicyRecords the processors read."""
     token = settings.resolved_admin_token
     headers = {"Authorization": f"Bearer {token.get_secret_value() if token else ''}"}
     done = []
-    producer: Producer | None = None
-    try:
-        for org in sorted(orgs):
-            for kind in kinds:
-                record = PolicyRecord(
-                    policy_id=f"eval-{kind}-{org}",
-                    subject=f"org:{org}",
-                    kind=kind,
-                    mode="enforce",
-                    created_by="meterline eval",
+    for org in sorted(orgs):
+        for kind in kinds:
+            body = {"subject": f"org:{org}", "kind": kind, "mode": ENFORCING_MODE[kind]}
+            response = httpx.post(
+                f"{gateway_url}/admin/policies", json=body, headers=headers, timeout=10
+            )
+            if response.status_code != 201:
+                raise RuntimeError(
+                    f"POST /admin/policies failed ({response.status_code}): {response.text[:200]}"
                 )
-                body = {"subject": record.subject, "kind": kind, "mode": "enforce"}
-                response = httpx.post(
-                    f"{gateway_url}/admin/policies", json=body, headers=headers, timeout=10
-                )
-                if response.status_code in (200, 201):
-                    done.append(f"{kind} enforce for {record.subject} (admin API)")
-                    continue
-                if response.status_code in (401, 403) or response.status_code >= 500:
-                    raise RuntimeError(
-                        f"POST /admin/policies failed ({response.status_code}): "
-                        f"{response.text[:200]}"
-                    )
-                # No endpoint, or one that knows only guardrail policies: the detectors read
-                # their PolicyRecords from the control topic, where the admin API puts them.
-                producer = producer or Producer(producer_config(settings))
-                producer.produce(
-                    settings.topic("control"),
-                    key=f"policy:{record.policy_id}".encode(),
-                    value=record.to_json(),
-                )
-                done.append(f"{kind} enforce for {record.subject} (control topic)")
-    finally:
-        if producer is not None and producer.flush(10):
-            raise RuntimeError("the broker did not acknowledge the policy records")
+            done.append(f"{kind} {body['mode']} for org:{org}")
     return done
 
 

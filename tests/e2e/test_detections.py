@@ -26,13 +26,6 @@ pytestmark = pytest.mark.e2e
 
 SEED = 11
 TRAFFIC_S = 75.0  # ~6 requests/s in all: what 2 shared cores sustain beside the stack
-# The contract is fixed; the detectors are being built. Strict: remove once they pass.
-DETECTORS_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="llmjacking arms its signals only after 200 requests and 86400 s per key (300 s "
-    "windows), which a 75 s compressed run never reaches; processors/agentloop is not "
-    "registered yet",
-)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +57,6 @@ def test_the_gateway_sees_each_simulated_client(report: EvalReport) -> None:
     assert report.labels_path and read_labels(report.labels_path) == labels
 
 
-@DETECTORS_PENDING
 def test_llmjacking_recall_and_false_positive_keys(report: EvalReport) -> None:
     jacking = report.scores["llmjacking"]
     assert jacking.positives >= 1 and jacking.negatives >= 15
@@ -73,7 +65,6 @@ def test_llmjacking_recall_and_false_positive_keys(report: EvalReport) -> None:
     assert jacking.false_positive_rate <= 0.01, jacking.false_positive_subjects
 
 
-@DETECTORS_PENDING
 def test_the_stolen_key_is_blocked_within_30s_and_told_to_rotate(report: EvalReport) -> None:
     jacking = report.scores["llmjacking"]
     assert jacking.timings, f"no stolen key detected: {jacking.missed_subjects}"
@@ -96,7 +87,6 @@ def test_the_stolen_key_is_blocked_within_30s_and_told_to_rotate(report: EvalRep
     assert refused, "the block reached the gateway"
 
 
-@DETECTORS_PENDING
 def test_agent_loops_are_caught_within_5_repeated_steps(report: EvalReport) -> None:
     loops = report.scores["agent_loop"]
     assert loops.positives == 5  # repeat, stuck, oscillate, rephrase, cycle
