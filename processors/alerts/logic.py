@@ -25,6 +25,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from processors.budgets.logic import RejectedMessage
+from processors.errors import describe_validation_error
 from schemas.events.v1 import Anomaly, BudgetState, EnforcementDecision, utc_now
 from schemas.topics import parse_enforcement_key
 
@@ -46,7 +47,6 @@ Severity = Literal["low", "medium", "high", "critical"]
 Category = Literal["budget", "enforcement", "anomaly"]
 # Decisions from these detectors also go to the security webhooks.
 SECURITY_SOURCES = frozenset({"llmjacking", "agent_loop"})
-_MAX_LISTED_ERRORS = 5
 _M = TypeVar("_M", BudgetState, EnforcementDecision, Anomaly)
 
 
@@ -397,8 +397,5 @@ def _parse(model: type[_M], value: bytes) -> _M:
     try:
         return model.model_validate_json(value)
     except ValidationError as exc:
-        parts = []
-        for error in exc.errors(include_url=False)[:_MAX_LISTED_ERRORS]:
-            where = ".".join(str(part) for part in error["loc"])
-            parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
-        raise RejectedMessage(f"invalid {model.__name__}: {'; '.join(parts)}") from exc
+        reason = describe_validation_error(exc, count_omitted=False)
+        raise RejectedMessage(f"invalid {model.__name__}: {reason}") from exc

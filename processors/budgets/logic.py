@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from pydantic import ValidationError
 
+from processors.errors import Rejected, describe_validation_error
 from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, EnforcementDecision, utc_now
 from schemas.topics import BUDGETS, ENFORCEMENT, enforcement_key
 
@@ -46,15 +47,10 @@ STAGE = "processors.budgets"
 Period = Literal["day", "week", "month"]
 _ZERO = Decimal(0)
 _US_PER_HOUR = Decimal(3_600_000_000)
-_MAX_LISTED_ERRORS = 5
 
 
-class RejectedMessage(ValueError):
+class RejectedMessage(Rejected):
     """Input that cannot be used; `reason` goes to the dead letter."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 # --- periods --------------------------------------------------------------------------
@@ -119,7 +115,8 @@ def parse_cost(payload: bytes | None) -> CostEvent:
     try:
         return CostEvent.model_validate_json(payload)
     except ValidationError as exc:
-        raise RejectedMessage(f"invalid CostEvent: {_describe(exc)}") from exc
+        reason = describe_validation_error(exc, count_omitted=False)
+        raise RejectedMessage(f"invalid CostEvent: {reason}") from exc
 
 
 def parse_control(key: bytes | None, value: bytes | None) -> BudgetRecord | str | None:
@@ -137,17 +134,10 @@ def parse_control(key: bytes | None, value: bytes | None) -> BudgetRecord | str 
     try:
         budget = BudgetRecord.model_validate(record)
     except ValidationError as exc:
-        raise RejectedMessage(f"invalid BudgetRecord: {_describe(exc)}") from exc
+        reason = describe_validation_error(exc, count_omitted=False)
+        raise RejectedMessage(f"invalid BudgetRecord: {reason}") from exc
     _zone(budget.timezone)
     return budget
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False)[:_MAX_LISTED_ERRORS]:
-        where = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
-    return "; ".join(parts)
 
 
 # --- the book -------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from genai_prices.types import ModelPrice, PriceCalculation, TieredPrices, Usage
 from pydantic import ValidationError
 
 from meterline.settings import PriceOverride
+from processors.errors import Rejected, describe_validation_error
 from schemas.events.v1 import CostEvent, RequestEvent
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "RejectedEvent",
     "TokenUsage",
     "cost_for_payload",
-    "describe_validation_error",
     "parse_request",
     "price_request",
 ]
@@ -49,17 +49,11 @@ GENAI_PRICES_SOURCE = f"genai-prices@{version('genai-prices')}"
 STAGE = "processors.cost"
 _ZERO = Decimal(0)
 _PER_MTOK = 1_000_000  # genai-prices' `per` for every token unit
-# Error messages land in the dead-letter topic; keep them readable, not exhaustive.
-_MAX_LISTED_ERRORS = 5
 _MAX_CACHED_PROVIDERS = 1000
 
 
-class RejectedEvent(ValueError):
+class RejectedEvent(Rejected):
     """The input cannot become a CostEvent; `reason` says why (goes to the dead letter)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class PricingError(RejectedEvent):
@@ -296,15 +290,3 @@ def _cost_event(
         price_source=source,
         priced=priced,
     )
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """A short readable summary of a ValidationError, for dead letters."""
-    parts = []
-    for error in exc.errors(include_url=False)[:_MAX_LISTED_ERRORS]:
-        where = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
-    extra = exc.error_count() - _MAX_LISTED_ERRORS
-    if extra > 0:
-        parts.append(f"and {extra} more")
-    return "; ".join(parts)

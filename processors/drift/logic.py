@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from meterline.settings import Settings
 from processors.drift.stats import KsResult, ks, psi, psi_of_fractions, rates_pvalue
+from processors.errors import Rejected
 from schemas.events.v1 import Anomaly, DriftReport, RequestEvent, format_ts
 from schemas.signature import SIGNATURE_BUCKETS, signature_mass
 
@@ -118,12 +119,8 @@ def scope_of(event: RequestEvent) -> str:
     return f"app:{event.app or '-'}/model:{model}"
 
 
-class InvalidSignature(ValueError):
+class InvalidSignature(Rejected):
     """A RequestEvent whose prompt_signature cannot be read; `reason` goes to the dead letter."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def request_from_payload(payload: bytes | None) -> RequestEvent | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
-from processors.cost.logic import describe_validation_error
+from processors.errors import Rejected, describe_validation_error
 from schemas.events.v1 import Event, PolicyRecord
 
 __all__ = ["ENFORCED_ERRORS", "PolicyBook", "Publication", "RejectedPolicy"]
@@ -40,12 +40,8 @@ class Publication:
         return self.value.to_json()
 
 
-class RejectedPolicy(ValueError):
+class RejectedPolicy(Rejected):
     """A policy record of our kind that cannot be used; `reason` goes to the dead letter."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

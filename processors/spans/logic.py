@@ -19,12 +19,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from processors.cost.logic import (
-    Pricer,
-    RejectedEvent,
-    TokenUsage,
-    describe_validation_error,
-)
+from processors.cost.logic import Pricer, RejectedEvent, TokenUsage
+from processors.errors import describe_validation_error
 from schemas.events.v1 import CostEvent, SpanEvent
 from schemas.ids import deterministic_id
 

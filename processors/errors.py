@@ -1,0 +1,36 @@
+"""What the processors' logic raises for input it cannot use, and how it words the reason.
+
+Pure: no Kafka, no Faust (the logic modules import it). Every `reason` ends up in a dead
+letter, so it is kept short and readable rather than exhaustive.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+__all__ = ["MAX_LISTED_ERRORS", "Rejected", "describe_validation_error"]
+
+MAX_LISTED_ERRORS = 5
+
+
+class Rejected(ValueError):
+    """Input that cannot be used; `reason` says why (it goes to the dead letter)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def describe_validation_error(exc: ValidationError, *, count_omitted: bool = True) -> str:
+    """A short readable summary of a ValidationError, for dead letters.
+
+    At most MAX_LISTED_ERRORS errors are listed; `count_omitted` adds "and N more".
+    """
+    parts = []
+    for error in exc.errors(include_url=False)[:MAX_LISTED_ERRORS]:
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    extra = exc.error_count() - MAX_LISTED_ERRORS
+    if count_omitted and extra > 0:
+        parts.append(f"and {extra} more")
+    return "; ".join(parts)
