@@ -23,6 +23,7 @@ from processors.drift.agent import register_drift_agent
 from processors.llmjacking.agent import register_llmjacking_agent
 from processors.metrics import PROMETHEUS_CONTENT_TYPE, ProcessorMetrics
 from processors.spans.agent import register_span_cost_agent
+from processors.streams import raw_topic
 from schemas.topics import DLQ
 
 __all__ = ["create_app"]
@@ -48,9 +49,7 @@ def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> f
         web_port=settings.processors_port,
         autodiscover=False,
     )
-    dead_letters = DeadLetterPublisher(
-        app.topic(settings.topic(DLQ), key_serializer="raw", value_serializer="raw"), metrics
-    )
+    dead_letters = DeadLetterPublisher(raw_topic(app, settings, DLQ), metrics)
     register_cost_agent(app, settings, metrics, dead_letters)
     register_budget_agent(app, settings, metrics, dead_letters)
     register_span_cost_agent(app, settings, metrics, dead_letters)

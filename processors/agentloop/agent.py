@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 
 import faust
-from faust.types import EventT, Message
+from faust.types import Message
 
 from meterline.settings import Settings
 from processors.agentloop.logic import (
@@ -33,6 +33,7 @@ from processors.budgets.control import ControlReader
 from processors.dlq import DeadLetterPublisher
 from processors.llmjacking.policy import PolicyBook, Publication, RejectedPolicy
 from processors.metrics import ProcessorMetrics
+from processors.streams import Guard, consume, raw_topic, send_all
 from schemas.events.v1 import CostEvent, RequestEvent, SpanEvent
 from schemas.topics import ANOMALIES, COSTS, ENFORCEMENT, REQUESTS, SPANS
 
@@ -47,10 +48,7 @@ def register_agentloop_agents(
     metrics: ProcessorMetrics,
     dead_letters: DeadLetterPublisher,
 ) -> AgentLoopDetector:
-    outputs = {
-        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
-        for name in (ANOMALIES, ENFORCEMENT)
-    }
+    outputs = {name: raw_topic(app, settings, name) for name in (ANOMALIES, ENFORCEMENT)}
     policies = PolicyBook(KIND, MODES, settings.agent_loop_default_mode)
     # Decisions wait in the detector until the policies are known: an agent must not
     # stall on start (it would stop receiving, see processors/llmjacking/agent.py).
@@ -59,8 +57,7 @@ def register_agentloop_agents(
     )
 
     async def publish(items: list[Publication]) -> None:
-        for item in items:
-            await outputs[item.topic].send(key=item.key.encode(), value=item.payload())
+        await send_all(outputs, items)
 
     async def on_control(message: Message) -> None:
         try:
@@ -84,22 +81,12 @@ def register_agentloop_agents(
 
     def register(topic: str, observe: Callable[[bytes | None], list[Publication]]) -> None:
         name = f"agentloop_{topic}"
-        source = app.topic(settings.topic(topic), key_serializer="raw", value_serializer="raw")
+        guard = Guard(dead_letters, STAGE, log, name)
 
-        async def agentloop_agent(stream: faust.StreamT[bytes]) -> None:
-            event: EventT
-            async for event in stream.events():
-                message = event.message
-                try:
-                    items = observe(message.value)
-                except Exception as exc:  # a bug must not stop the stream; keep the evidence
-                    log.exception("%s failed on %s@%s", name, message.partition, message.offset)
-                    await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
-                else:
-                    await publish(items)
-                metrics.event_processed(name)
+        async def handle(message: Message) -> None:
+            await guard.run(message, lambda m: observe(m.value), publish)
 
-        app.agent(source, name=name)(agentloop_agent)
+        consume(app, raw_topic(app, settings, topic), name, metrics, handle)
 
     register(REQUESTS, on_request)
     register(SPANS, on_span)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import faust
 import orjson
-from faust.types import EventT, Message
+from faust.types import Message
 
 from meterline.settings import Settings
 from processors.alerts.delivery import Notification, RetryPolicy, WebhookSender
@@ -25,6 +25,7 @@ from processors.alerts.logic import STAGE, Alerter, Outcome, RejectedMessage
 from processors.alerts.slack import slack_message
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
+from processors.streams import Guard, consume, raw_topic
 from schemas.topics import ANOMALIES, BUDGETS, ENFORCEMENT
 
 __all__ = ["register_alert_agents"]
@@ -55,16 +56,9 @@ def register_alert_agents(
         queue_size=settings.alert_queue_size,
     )
 
-    async def handle(message: Message, react: Callable[[Message], Outcome]) -> None:
-        try:
-            outcome = react(message)
-        except RejectedMessage as exc:
-            await dead_letters.publish(message, exc.reason, STAGE)
-            return
-        except Exception as exc:  # a bug must not stop the stream; keep the evidence
-            log.exception("alerts failed on %s@%s", message.partition, message.offset)
-            await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
-            return
+    guard = Guard(dead_letters, STAGE, log, "alerts", (RejectedMessage,))
+
+    async def deliver(outcome: Outcome) -> None:
         for alert in outcome.suppressed:
             metrics.alert("suppressed", alert.category)
         for notice in outcome.notices:
@@ -82,16 +76,10 @@ def register_alert_agents(
         return alerter.on_anomaly(message.value)
 
     def register(topic: str, react: Callable[[Message], Outcome]) -> None:
-        name = f"alerts_{topic}"
-        source = app.topic(settings.topic(topic), key_serializer="raw", value_serializer="raw")
+        async def handle(message: Message) -> None:
+            await guard.run(message, react, deliver)
 
-        async def alert_agent(stream: faust.StreamT[bytes]) -> None:
-            event: EventT
-            async for event in stream.events():
-                await handle(event.message, react)
-                metrics.event_processed(name)
-
-        app.agent(source, name=name)(alert_agent)
+        consume(app, raw_topic(app, settings, topic), f"alerts_{topic}", metrics, handle)
 
     register(BUDGETS, on_budget)
     register(ENFORCEMENT, on_enforcement)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import faust
-from faust.types import EventT, Message
+from faust.types import Message
 
 from meterline.settings import Settings
 from processors.budgets.control import ControlReader
@@ -32,6 +32,7 @@ from processors.budgets.logic import (
 from processors.budgets.reconcile import reconcile_from_warehouse
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
+from processors.streams import Guard, consume, raw_topic, send_all
 from schemas.events.v1 import BudgetRecord, utc_now
 from schemas.topics import BUDGETS, COSTS, ENFORCEMENT
 
@@ -49,29 +50,16 @@ def register_budget_agent(
     dead_letters: DeadLetterPublisher,
     now: Callable[[], datetime] = utc_now,
 ) -> BudgetBook:
-    costs = app.topic(settings.topic(COSTS), key_serializer="raw", value_serializer="raw")
-    outputs = {
-        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
-        for name in (BUDGETS, ENFORCEMENT)
-    }
+    outputs = {name: raw_topic(app, settings, name) for name in (BUDGETS, ENFORCEMENT)}
     book = BudgetBook(now)
+    guard = Guard(dead_letters, STAGE, log, "budgets", (RejectedMessage,))
 
     async def publish(updates: list[BudgetUpdate]) -> None:
-        for update in updates:
-            # value None is a tombstone: it lifts the subject's decision (ARCHITECTURE §3)
-            await outputs[update.topic].send(key=update.key.encode(), value=update.payload())
+        # value None is a tombstone: it lifts the subject's decision (ARCHITECTURE §3)
+        await send_all(outputs, updates)
 
     async def guarded(message: Message, apply: Callable[[Message], list[BudgetUpdate]]) -> None:
-        try:
-            updates = apply(message)
-        except RejectedMessage as exc:
-            await dead_letters.publish(message, exc.reason, STAGE)
-            return
-        except Exception as exc:  # a bug must not stop the stream; keep the evidence
-            log.exception("budgets failed on %s@%s", message.partition, message.offset)
-            await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
-            return
-        await publish(updates)
+        await guard.run(message, apply, publish)
 
     def apply_cost(message: Message) -> list[BudgetUpdate]:
         return book.record(parse_cost(message.value))
@@ -93,14 +81,11 @@ def register_budget_agent(
     # reconcile on the next start counts these costs from ClickHouse.)
     early: list[Message] | None = []
 
-    async def budget_agent(stream: faust.StreamT[bytes]) -> None:
-        event: EventT
-        async for event in stream.events():
-            if early is not None:
-                early.append(event.message)
-            else:
-                await guarded(event.message, apply_cost)
-            metrics.event_processed(AGENT_NAME)
+    async def on_cost(message: Message) -> None:
+        if early is not None:
+            early.append(message)
+        else:
+            await guarded(message, apply_cost)
 
     async def budget_start() -> None:
         nonlocal early
@@ -124,7 +109,7 @@ def register_budget_agent(
     async def budget_rollover() -> None:
         await publish(book.tick())
 
-    app.agent(costs, name=AGENT_NAME)(budget_agent)
+    consume(app, raw_topic(app, settings, COSTS), AGENT_NAME, metrics, on_cost)
     app.task(budget_control)
     app.task(budget_start)
     app.timer(settings.budget_tick_interval_s, name="budget_rollover")(budget_rollover)

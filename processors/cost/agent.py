@@ -1,8 +1,7 @@
 """The cost agent: requests topic -> one CostEvent per request on the costs topic.
 
-Thin by design: parsing and pricing live in `logic.py`. Values are read as raw bytes so
-no payload can break deserialization inside Faust; whatever the logic rejects becomes a
-dead letter and the loop goes on.
+Thin by design: parsing and pricing live in `logic.py`. Values are read as raw bytes and
+whatever the logic rejects becomes a dead letter (processors/streams.py).
 """
 
 from __future__ import annotations
@@ -10,12 +9,14 @@ from __future__ import annotations
 import logging
 
 import faust
-from faust.types import EventT, Message
+from faust.types import Message
 
 from meterline.settings import Settings
 from processors.cost.logic import STAGE, Pricer, RejectedEvent, cost_for_payload
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
+from processors.streams import Guard, consume, raw_topic
+from schemas.events.v1 import CostEvent
 from schemas.topics import COSTS, REQUESTS
 
 __all__ = ["AGENT_NAME", "register_cost_agent"]
@@ -31,28 +32,16 @@ def register_cost_agent(
     metrics: ProcessorMetrics,
     dead_letters: DeadLetterPublisher,
 ) -> None:
-    requests = app.topic(settings.topic(REQUESTS), key_serializer="raw", value_serializer="raw")
-    costs = app.topic(settings.topic(COSTS), key_serializer="raw", value_serializer="raw")
+    costs = raw_topic(app, settings, COSTS)
     pricer = Pricer(settings.price_overrides)
+    guard = Guard(dead_letters, STAGE, log, "cost agent", (RejectedEvent,))
 
     async def handle(message: Message) -> None:
-        try:
-            cost = cost_for_payload(message.value, pricer)
-        except RejectedEvent as exc:
-            await dead_letters.publish(message, exc.reason, STAGE)
-            return
-        except Exception as exc:  # a bug must not stop the stream; keep the evidence
-            log.exception("cost agent failed on %s@%s", message.partition, message.offset)
-            await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
-            return
-        key = cost.key_id.encode() if cost.key_id is not None else message.key
-        await costs.send(key=key, value=cost.to_json())
-        metrics.cost_emitted(cost.total_cost, cost.priced, cost.model)
+        async def emit(cost: CostEvent) -> None:
+            key = cost.key_id.encode() if cost.key_id is not None else message.key
+            await costs.send(key=key, value=cost.to_json())
+            metrics.cost_emitted(cost.total_cost, cost.priced, cost.model)
 
-    async def cost_agent(stream: faust.StreamT[bytes]) -> None:
-        event: EventT
-        async for event in stream.events():
-            await handle(event.message)
-            metrics.event_processed(AGENT_NAME)
+        await guard.run(message, lambda m: cost_for_payload(m.value, pricer), emit)
 
-    app.agent(requests, name=AGENT_NAME)(cost_agent)
+    consume(app, raw_topic(app, settings, REQUESTS), AGENT_NAME, metrics, handle)

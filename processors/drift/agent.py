@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 
 import faust
-from faust.types import EventT, Message
+from faust.types import Message
 
 from meterline.settings import Settings
 from processors.dlq import DeadLetterPublisher
@@ -35,6 +35,7 @@ from processors.drift.logic import (
     request_from_payload,
 )
 from processors.metrics import ProcessorMetrics
+from processors.streams import Guard, consume, raw_topic
 from schemas.events.v1 import Anomaly, DriftReport
 from schemas.topics import ANOMALIES, DRIFT, REQUESTS
 
@@ -51,12 +52,9 @@ def register_drift_agent(
     metrics: ProcessorMetrics,
     dead_letters: DeadLetterPublisher,
 ) -> DriftDetector:
-    requests = app.topic(settings.topic(REQUESTS), key_serializer="raw", value_serializer="raw")
-    outputs = {
-        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
-        for name in (DRIFT, ANOMALIES)
-    }
+    outputs = {name: raw_topic(app, settings, name) for name in (DRIFT, ANOMALIES)}
     detector = DriftDetector(DriftConfig.from_settings(settings))
+    guard = Guard(dead_letters, STAGE, log, "drift agent", (InvalidSignature,))
 
     async def publish(results: list[DriftReport | Anomaly]) -> None:
         for result in results:
@@ -65,24 +63,12 @@ def register_drift_agent(
             else:
                 await outputs[ANOMALIES].send(key=result.subject.encode(), value=result.to_json())
 
+    def observe(message: Message) -> list[DriftReport | Anomaly]:
+        event = request_from_payload(message.value)
+        return detector.observe(event) if event is not None else []
+
     async def handle(message: Message) -> None:
-        try:
-            event = request_from_payload(message.value)
-            results = detector.observe(event) if event is not None else []
-        except InvalidSignature as exc:
-            await dead_letters.publish(message, exc.reason, STAGE)
-            return
-        except Exception as exc:  # a bug must not stop the stream; keep the evidence
-            log.exception("drift agent failed on %s@%s", message.partition, message.offset)
-            await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
-            return
-        await publish(results)
+        await guard.run(message, observe, publish)
 
-    async def drift_agent(stream: faust.StreamT[bytes]) -> None:
-        event: EventT
-        async for event in stream.events():
-            await handle(event.message)
-            metrics.event_processed(AGENT_NAME)
-
-    app.agent(requests, name=AGENT_NAME)(drift_agent)
+    consume(app, raw_topic(app, settings, REQUESTS), AGENT_NAME, metrics, handle)
     return detector

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 
 import faust
-from faust.types import EventT, Message
+from faust.types import Message
 
 from meterline.settings import Settings
 from processors.budgets.control import ControlReader
@@ -34,6 +34,7 @@ from processors.llmjacking.policy import PolicyBook, Publication, RejectedPolicy
 from processors.llmjacking.store import load_state, save_state
 from processors.llmjacking.tiers import ModelTiers
 from processors.metrics import ProcessorMetrics
+from processors.streams import Guard, consume, raw_topic, send_all
 from schemas.topics import ANOMALIES, ENFORCEMENT, REQUESTS
 
 __all__ = ["AGENT_NAME", "register_llmjacking_agent"]
@@ -49,11 +50,7 @@ def register_llmjacking_agent(
     metrics: ProcessorMetrics,
     dead_letters: DeadLetterPublisher,
 ) -> LlmjackingDetector:
-    requests = app.topic(settings.topic(REQUESTS), key_serializer="raw", value_serializer="raw")
-    outputs = {
-        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
-        for name in (ANOMALIES, ENFORCEMENT)
-    }
+    outputs = {name: raw_topic(app, settings, name) for name in (ANOMALIES, ENFORCEMENT)}
     policies = PolicyBook(KIND, MODES, settings.llmjacking_default_mode)
     detector = LlmjackingDetector(
         LlmjackingConfig.from_settings(settings),
@@ -66,9 +63,10 @@ def register_llmjacking_agent(
         detector.restore(saved)
         log.info("llmjacking: %d key profiles restored", len(detector.profiles))
 
+    guard = Guard(dead_letters, STAGE, log, "llmjacking")
+
     async def publish(items: list[Publication]) -> None:
-        for item in items:
-            await outputs[item.topic].send(key=item.key.encode(), value=item.payload())
+        await send_all(outputs, items)
 
     async def on_control(message: Message) -> None:
         try:
@@ -78,33 +76,18 @@ def register_llmjacking_agent(
 
     control = ControlReader(settings, on_control)
 
+    def observe(message: Message) -> list[Publication]:
+        event = request_from_payload(message.value)
+        return detector.observe(event) if event is not None else []
+
     async def handle(message: Message) -> None:
-        try:
-            event = request_from_payload(message.value)
-            items = detector.observe(event) if event is not None else []
-        except Exception as exc:  # a bug must not stop the stream; keep the evidence
-            log.exception("llmjacking failed on %s@%s", message.partition, message.offset)
-            await dead_letters.publish(message, f"internal error: {exc!r}", STAGE)
-            return
-        await publish(items)
+        await guard.run(message, observe, publish)
 
     def persist() -> None:
         try:
             save_state(state_path, detector.state())
         except OSError:
             log.exception("llmjacking: cannot write %s", state_path)
-
-    async def llmjacking_agent(stream: faust.StreamT[bytes]) -> None:
-        # No waiting for the policies here: an agent that stalls while the worker joins
-        # its group stops receiving (and the worker hangs on stop). Blocks found before
-        # the policies loaded wait in the detector instead (`policies_loaded`).
-        event: EventT
-        try:
-            async for event in stream.events():
-                await handle(event.message)
-                metrics.event_processed(AGENT_NAME)
-        finally:
-            persist()  # a clean stop keeps everything learned
 
     async def llmjacking_control() -> None:
         await control.run()
@@ -116,7 +99,11 @@ def register_llmjacking_agent(
     async def llmjacking_persist() -> None:
         persist()
 
-    app.agent(requests, name=AGENT_NAME)(llmjacking_agent)
+    # No waiting for the policies in the agent: an agent that stalls while the worker joins
+    # its group stops receiving (and the worker hangs on stop). Blocks found before the
+    # policies loaded wait in the detector instead (`policies_loaded`). On exit, persist:
+    # a clean stop keeps everything learned.
+    consume(app, raw_topic(app, settings, REQUESTS), AGENT_NAME, metrics, handle, persist)
     app.task(llmjacking_control)
     app.task(llmjacking_policies_loaded)
     app.timer(settings.llmjacking_persist_interval_s, name="llmjacking_persist")(llmjacking_persist)

@@ -1,0 +1,107 @@
+"""What every processors agent shares: raw-bytes topics, guarded handling, the agent loop.
+
+Values are read as raw bytes so no payload can break deserialization inside Faust. Each
+message's work runs under a `Guard`: what the logic rejects, or a bug, becomes a dead
+letter and the loop goes on; what the work returns is then sent outside the guard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import faust
+from faust.types import EventT, Message, TopicT
+
+from meterline.settings import Settings
+from processors.dlq import DeadLetterPublisher
+from processors.errors import Rejected
+from processors.metrics import ProcessorMetrics
+
+__all__ = ["Guard", "Routed", "consume", "raw_topic", "send_all"]
+
+T = TypeVar("T")
+
+
+def raw_topic(app: faust.App, settings: Settings, name: str) -> TopicT:
+    """Topic `name` (a base name from schemas.topics), keys and values as raw bytes."""
+    return app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
+
+
+class Routed(Protocol):
+    """One record to send: `topic` is a base name, a `payload()` of None is a tombstone."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    def payload(self) -> bytes | None: ...
+
+
+async def send_all(outputs: Mapping[str, TopicT], items: Iterable[Routed]) -> None:
+    """Sends each item to its topic in order (value None lifts a decision, ARCHITECTURE §3)."""
+    for item in items:
+        await outputs[item.topic].send(key=item.key.encode(), value=item.payload())
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Runs one message's work so that a bad message or a bug never stops the stream.
+
+    A `rejected` exception dead-letters the message with its reason; any other exception
+    is logged on `log` as "<label> failed on <partition>@<offset>" and dead-letters it as
+    an internal error. Only work that succeeded reaches `then`, outside the guard.
+    """
+
+    dead_letters: DeadLetterPublisher
+    stage: str
+    log: logging.Logger
+    label: str
+    rejected: tuple[type[Rejected], ...] = ()
+
+    async def run(
+        self,
+        message: Message,
+        work: Callable[[Message], T],
+        then: Callable[[T], Awaitable[None]],
+    ) -> None:
+        try:
+            result = work(message)
+        except self.rejected as exc:
+            await self.dead_letters.publish(message, exc.reason, self.stage)
+            return
+        except Exception as exc:  # a bug must not stop the stream; keep the evidence
+            self.log.exception("%s failed on %s@%s", self.label, message.partition, message.offset)
+            await self.dead_letters.publish(message, f"internal error: {exc!r}", self.stage)
+            return
+        await then(result)
+
+
+def consume(
+    app: faust.App,
+    source: TopicT,
+    name: str,
+    metrics: ProcessorMetrics,
+    handle: Callable[[Message], Awaitable[None]],
+    on_exit: Callable[[], None] | None = None,
+) -> None:
+    """Registers agent `name`: each message of `source` is handled, then counted.
+
+    `on_exit` runs however the agent's loop ends (a clean stop included).
+    """
+
+    async def agent(stream: faust.StreamT[bytes]) -> None:
+        event: EventT
+        try:
+            async for event in stream.events():
+                await handle(event.message)
+                metrics.event_processed(name)
+        finally:
+            if on_exit is not None:
+                on_exit()
+
+    app.agent(source, name=name)(agent)
