@@ -29,7 +29,7 @@ from schemas.events.v1 import (
 )
 from schemas.topics import ANOMALIES, BUDGETS, COSTS, DLQ, ENFORCEMENT, REQUESTS
 from tests.conftest import free_port
-from tests.integration.processors.test_budget_worker import (
+from tests.integration.processors.worker_helpers import (
     Record,
     TopicReader,
     produce,

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,14 +13,18 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from meterline.kafka import consumer_config, producer_config
 from meterline.settings import PriceOverride, Settings
 from processors.cost.logic import price_request
 from schemas.events.v1 import CostEvent, DeadLetter, RequestEvent
 from schemas.topics import COSTS, DLQ, REQUESTS
 from tests.conftest import free_port
+from tests.integration.processors.worker_helpers import (
+    Record,
+    TopicReader,
+    produce,
+    worker_process,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,60 +65,6 @@ def request_event(index: int) -> RequestEvent:
     )
 
 
-@contextmanager
-def worker_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, **settings.child_env()}
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "processors"],
-            env=env,
-            cwd=log_path.parent,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-
-
-class TopicReader:
-    """Reads the given topics from the beginning, without a consumer group (no join wait)."""
-
-    def __init__(self, settings: Settings, names: list[str]) -> None:
-        self._consumer = Consumer(consumer_config(settings, group_id=None))
-        self._consumer.assign(
-            [
-                TopicPartition(settings.topic(name), partition, OFFSET_BEGINNING)
-                for name in names
-                for partition in range(settings.topic_partitions)
-            ]
-        )
-        self.records: dict[str, list[tuple[bytes | None, bytes]]] = defaultdict(list)
-
-    def read_until(self, done: Callable[[], bool], timeout_s: float, log: Path) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            if time.monotonic() > deadline:
-                counts = {topic: len(values) for topic, values in self.records.items()}
-                pytest.fail(f"timed out with {counts}; worker log:\n{log.read_text()[-3000:]}")
-            message = self._consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                self.records[message.topic()].append((message.key(), message.value()))
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-def produce(settings: Settings, items: list[tuple[bytes | None, bytes | None]]) -> None:
-    producer = Producer(producer_config(settings))
-    for key, value in items:
-        producer.produce(settings.topic(REQUESTS), key=key, value=value)
-    assert producer.flush(10) == 0
-
-
 def test_prices_every_request_and_dead_letters_garbage(
     broker: Any, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
@@ -129,18 +74,18 @@ def test_prices_every_request_and_dead_letters_garbage(
     del missing_field["request_id"]
     wrong_type = orjson.loads(events[1].to_json()) | {"input_tokens": "many"}
     bad_usage = orjson.loads(events[2].to_json()) | {"input_tokens": 5, "cache_read_tokens": 50}
-    garbage: list[tuple[bytes | None, bytes | None]] = [
+    garbage: list[Record] = [
         (b"key-0", b"\xff\x00 this is not json"),
         (b"key-1", orjson.dumps(missing_field)),
         (b"key-2", orjson.dumps(wrong_type)),
         (b"key-0", orjson.dumps(bad_usage)),
     ]
-    items: list[tuple[bytes | None, bytes | None]] = []
+    items: list[Record] = []
     for index, event in enumerate(events):
         items.append((event.key_id.encode() if event.key_id else None, event.to_json()))
         if index % 3 == 1:  # garbage between valid requests, the last one followed by more
             items.append(garbage[index // 3])
-    produce(settings, items)
+    produce(settings, REQUESTS, items)
     log_path = tmp_path / "worker.log"
     reader = TopicReader(settings, [COSTS, DLQ])
 
@@ -212,13 +157,17 @@ def test_every_request_is_priced_across_a_kill_9(
     log_path = tmp_path / "worker.log"
     reader = TopicReader(settings, [COSTS])
     costs = reader.records[settings.topic(COSTS)]
-    produce(settings, [(e.key_id.encode(), e.to_json()) for e in events[:half] if e.key_id])
+    produce(
+        settings, REQUESTS, [(e.key_id.encode(), e.to_json()) for e in events[:half] if e.key_id]
+    )
 
     with worker_process(settings, log_path) as worker:
         reader.read_until(lambda: len(costs) > 0, timeout_s=60, log=log_path)
         worker.kill()  # SIGKILL mid-stream: no commit, no clean shutdown
         worker.wait(timeout=10)
-    produce(settings, [(e.key_id.encode(), e.to_json()) for e in events[half:] if e.key_id])
+    produce(
+        settings, REQUESTS, [(e.key_id.encode(), e.to_json()) for e in events[half:] if e.key_id]
+    )
 
     def all_priced() -> bool:
         return len({CostEvent.model_validate_json(value).request_id for _, value in costs}) == len(

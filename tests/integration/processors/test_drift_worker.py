@@ -17,7 +17,7 @@ from meterline.settings import Settings
 from schemas.events.v1 import Anomaly, DeadLetter, DriftReport, RequestEvent
 from schemas.topics import ANOMALIES, DLQ, DRIFT, REQUESTS
 from tests.conftest import free_port
-from tests.integration.processors.test_cost_worker import TopicReader, produce, worker_process
+from tests.integration.processors.worker_helpers import Record, TopicReader, produce, worker_process
 from tests.unit.processors.test_drift_logic import REPORTS_PER_WINDOW, T0, Shift, traffic
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ SHIFTED_SCOPE = "app:shop/model:gpt-4o-mini"
 STABLE_SCOPE = "app:bot/model:gpt-4o-mini"
 
 
-def keyed(events: list[RequestEvent], key: bytes) -> list[tuple[bytes | None, bytes | None]]:
+def keyed(events: list[RequestEvent], key: bytes) -> list[Record]:
     # One message key per scope: one partition, so each scope's windows arrive in order.
     return [(key, event.to_json()) for event in events]
 
@@ -48,11 +48,11 @@ def test_only_the_shifted_scope_drifts_and_alerts_once(
     )
     bot = traffic(3, WINDOW, app="bot") + traffic(4, WINDOW, app="bot", start=later)
     bad_signature = orjson.loads(bot[0].to_json()) | {"prompt_signature": "not hex"}
-    garbage: list[tuple[bytes | None, bytes | None]] = [
+    garbage: list[Record] = [
         (b"bot", orjson.dumps(bad_signature)),  # only drift reads the signature
         (b"bot", b"\xff not a request"),  # the cost agent dead-letters this one
     ]
-    produce(settings, keyed(shop, b"shop") + garbage + keyed(bot, b"bot"))
+    produce(settings, REQUESTS, keyed(shop, b"shop") + garbage + keyed(bot, b"bot"))
     log_path = tmp_path / "worker.log"
     reader = TopicReader(settings, [DRIFT, ANOMALIES, DLQ])
     drift, anomalies, dlq = (reader.records[settings.topic(n)] for n in (DRIFT, ANOMALIES, DLQ))

@@ -16,14 +16,14 @@ from meterline.settings import Settings
 from schemas.events.v1 import Anomaly, EnforcementDecision, PolicyRecord, RequestEvent
 from schemas.topics import ANOMALIES, CONTROL, ENFORCEMENT, REQUESTS
 from tests.conftest import free_port
-from tests.integration.processors.test_budget_worker import TopicReader, produce, worker_process
+from tests.integration.processors.worker_helpers import Record, TopicReader, produce, worker_process
 from tests.unit.processors.test_agentloop_logic import looping_session
 from tests.unit.processors.test_llmjacking_logic import after_normal, attack, normal_key
 
 pytestmark = pytest.mark.integration
 
 
-def keyed(events: list[RequestEvent]) -> list[tuple[bytes | None, bytes | None]]:
+def keyed(events: list[RequestEvent]) -> list[Record]:
     return [((e.key_id or "").encode(), e.to_json()) for e in events]
 
 

@@ -14,16 +14,14 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from confluent_kafka import Producer
 
-from meterline.kafka import producer_config
 from meterline.settings import Settings
 from processors.cost.logic import price_request
 from schemas.events.v1 import CostEvent, DeadLetter, RequestEvent, SpanEvent
 from schemas.ids import deterministic_id
 from schemas.topics import COSTS, DLQ, SPANS
 from tests.conftest import free_port
-from tests.integration.processors.test_cost_worker import TopicReader, worker_process
+from tests.integration.processors.worker_helpers import TopicReader, produce, worker_process
 
 pytestmark = pytest.mark.integration
 
@@ -74,12 +72,12 @@ def test_llm_spans_are_costed_once_and_garbage_is_dead_lettered(
     missing_trace = orjson.loads(COSTED[0].to_json())
     del missing_trace["trace_id"]
     garbage = [b"\xff\x00 not a span", orjson.dumps(missing_trace)]
-    producer = Producer(producer_config(settings))
-    for event in [*COSTED, *NOT_COSTED]:
-        producer.produce(settings.topic(SPANS), key=event.trace_id.encode(), value=event.to_json())
-    for value in garbage:
-        producer.produce(settings.topic(SPANS), key=b"bad-trace", value=value)
-    assert producer.flush(10) == 0
+    produce(
+        settings,
+        SPANS,
+        [(event.trace_id.encode(), event.to_json()) for event in [*COSTED, *NOT_COSTED]]
+        + [(b"bad-trace", value) for value in garbage],
+    )
     total = len(COSTED) + len(NOT_COSTED) + len(garbage)
     log_path = tmp_path / "worker.log"
     reader = TopicReader(settings, [COSTS, DLQ])
