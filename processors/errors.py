@@ -1,4 +1,5 @@
-"""What the processors' logic raises for input it cannot use, and how it words the reason.
+"""Input the processors' logic cannot use: what it raises, how it words the reason, and
+how a detector skips what another agent already dead-letters.
 
 Pure: no Kafka, no Faust (the logic modules import it). Every `reason` ends up in a dead
 letter, so it is kept short and readable rather than exhaustive.
@@ -6,11 +7,15 @@ letter, so it is kept short and readable rather than exhaustive.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import TypeVar
 
-__all__ = ["MAX_LISTED_ERRORS", "Rejected", "describe_validation_error"]
+from pydantic import BaseModel, ValidationError
+
+__all__ = ["MAX_LISTED_ERRORS", "Rejected", "describe_validation_error", "parse_event"]
 
 MAX_LISTED_ERRORS = 5
+
+E = TypeVar("E", bound=BaseModel)
 
 
 class Rejected(ValueError):
@@ -34,3 +39,14 @@ def describe_validation_error(exc: ValidationError, *, count_omitted: bool = Tru
     if count_omitted and extra > 0:
         parts.append(f"and {extra} more")
     return "; ".join(parts)
+
+
+def parse_event(model: type[E], payload: bytes | None) -> E | None:
+    """Raw value -> event; None for anything unreadable (the cost, span-cost and budget
+    agents dead-letter those with the reason: one dead letter per bad message)."""
+    if payload is None:
+        return None
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError:
+        return None

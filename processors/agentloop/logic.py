@@ -34,12 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from meterline.settings import Settings
 from processors.agentloop.patterns import cycle_of, near_duplicate
+from processors.errors import parse_event
 from processors.llmjacking.policy import ENFORCED_ERRORS, PolicyBook, Publication
 from processors.llmjacking.signals import MEDIUM, SEVERITIES, STRONG, Signal, combine
 from processors.spans.logic import is_gateway_span
@@ -72,8 +71,6 @@ _SWEEP_EVERY = 1000  # events between sweeps of idle sessions
 _LLM_KINDS = frozenset({"LLM", "EMBEDDING"})
 _MAX_PENDING = 10_000
 
-E = TypeVar("E", bound=BaseModel)
-
 
 @dataclass(frozen=True)
 class AgentLoopConfig:
@@ -104,17 +101,6 @@ class AgentLoopConfig:
             session_ttl_s=settings.agent_loop_session_ttl_s,
             max_sessions=settings.agent_loop_max_sessions,
         )
-
-
-def parse_event(model: type[E], payload: bytes | None) -> E | None:
-    """Raw value -> event; None for anything unreadable (the cost, span-cost and budget
-    agents dead-letter those with the reason: one dead letter per bad message)."""
-    if payload is None:
-        return None
-    try:
-        return model.model_validate_json(payload)
-    except ValidationError:
-        return None
 
 
 @dataclass

@@ -36,11 +36,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import ValidationError
 
 from meterline.settings import Settings
 from processors.drift.stats import KsResult, ks, psi, psi_of_fractions, rates_pvalue
-from processors.errors import Rejected
+from processors.errors import Rejected, parse_event
 from schemas.events.v1 import Anomaly, DriftReport, RequestEvent, format_ts
 from schemas.signature import SIGNATURE_BUCKETS, signature_mass
 
@@ -130,13 +129,8 @@ def request_from_payload(payload: bytes | None) -> RequestEvent | None:
     so drift skips them: one dead letter per bad message, not one per agent. What only
     drift reads, a malformed prompt_signature, raises InvalidSignature.
     """
-    if payload is None:
-        return None
-    try:
-        event = RequestEvent.model_validate_json(payload)
-    except ValidationError:
-        return None
-    if event.prompt_signature is not None:
+    event = parse_event(RequestEvent, payload)
+    if event is not None and event.prompt_signature is not None:
         try:
             signature_mass(event.prompt_signature)
         except ValueError as exc:

@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
 from meterline.settings import Settings
+from processors.errors import parse_event
 from processors.llmjacking.forest import ForestModels, window_features
 from processors.llmjacking.network import network_of
 from processors.llmjacking.policy import ENFORCED_ERRORS, PolicyBook, Publication
@@ -105,12 +104,7 @@ class LlmjackingConfig:
 def request_from_payload(payload: bytes | None) -> RequestEvent | None:
     """Raw value -> RequestEvent; None for anything else (the cost agent dead-letters
     unreadable requests with the reason: one dead letter per bad message)."""
-    if payload is None:
-        return None
-    try:
-        return RequestEvent.model_validate_json(payload)
-    except ValidationError:
-        return None
+    return parse_event(RequestEvent, payload)
 
 
 class LlmjackingDetector:
