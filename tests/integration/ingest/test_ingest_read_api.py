@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections import defaultdict
@@ -16,14 +15,9 @@ import uvicorn
 from ingest.api import create_app
 from ingest.server import IngestService
 from schemas.events.v1 import CostEvent, RequestEvent
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 TODAY = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
@@ -78,7 +72,7 @@ def _events() -> tuple[list[RequestEvent], list[CostEvent]]:
 def service(harness):
     service = IngestService(harness.settings)
     service.start()
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(service.client, service.status),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
 import threading
 import time
 from collections import Counter, defaultdict
@@ -33,6 +32,7 @@ from schemas.events.v1 import (
     GuardrailEvent,
     RequestEvent,
 )
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -113,15 +113,9 @@ def _quantile(values: list[float], level: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def api(harness) -> Iterator[httpx.Client]:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(harness.client), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from ingest.tables import COSTS, row_for
 from processors.budgets.logic import BudgetBook
 from processors.budgets.reconcile import reconcile_from_warehouse
 from schemas.events.v1 import BudgetRecord, CostEvent
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -48,15 +48,9 @@ SECURITY_PATHS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _serving(app: FastAPI) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
