@@ -109,6 +109,16 @@ def _subject(value: str) -> str:
         raise InvalidRequest(str(exc), param="subject") from None
 
 
+def _actor(x_meterline_actor: Annotated[str | None, Header()] = None) -> str:
+    """Who makes an admin change, for the audit trail: the `X-Meterline-Actor` header (the
+    CLI sends user@host), else "admin". It names the person; the admin token authorizes."""
+    name = "".join(ch for ch in (x_meterline_actor or "") if ch.isprintable()).strip()
+    return f"admin:{name[:200]}" if name else "admin"
+
+
+Actor = Annotated[str, Depends(_actor)]
+
+
 def admin_router(runtime: GatewayRuntime) -> APIRouter:
     token = runtime.settings.admin_token
 
@@ -137,9 +147,11 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         runtime.keys.apply(record.model_dump(mode="json"))
 
     @router.post("/keys", status_code=201)
-    async def create_key(body: KeyCreate) -> JSONResponse:
+    async def create_key(body: KeyCreate, who: Actor) -> JSONResponse:
         key_id, secret = new_key()
-        record = KeyRecord(key_id=key_id, key_hash=hash_key(secret), **body.model_dump())
+        record = KeyRecord(
+            key_id=key_id, key_hash=hash_key(secret), created_by=who, **body.model_dump()
+        )
         await publish(record)
         info = runtime.keys.get(key_id)
         payload: dict[str, Any] = info.public() if info else {"key_id": key_id}
@@ -154,7 +166,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         }
 
     @router.delete("/keys/{key_id}")
-    async def revoke_key(key_id: str) -> dict[str, Any]:
+    async def revoke_key(key_id: str, who: Actor) -> dict[str, Any]:
         info = runtime.keys.get(key_id)
         if info is None:
             raise NotFound(f"no key with id '{key_id}'", param="key_id")
@@ -166,6 +178,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             project=info.project,
             user=info.user,
             revoked=True,
+            created_by=who,
         )
         await publish(record)
         return {"key_id": key_id, "revoked": True}
@@ -173,7 +186,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
     # --- budgets (control topic, `budget:<id>`) -------------------------------------
 
     @router.post("/budgets", status_code=201)
-    async def set_budget(body: BudgetCreate) -> JSONResponse:
+    async def set_budget(body: BudgetCreate, who: Actor) -> JSONResponse:
         subject = _subject(body.subject)
         try:
             ZoneInfo(body.timezone)
@@ -195,6 +208,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             action_on_hard=body.action_on_hard,
             throttle_rpm=body.throttle_rpm,
             timezone=body.timezone,
+            created_by=who,
         )
         await send(f"budget:{record.budget_id}", record.to_json(), None, "budget")
         payload = orjson.loads(record.to_json())
@@ -208,7 +222,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
     # --- enforcement (enforcement topic, keyed `<source>|<subject>`) -------------------
 
     @router.post("/enforcement", status_code=201)
-    async def enforce(body: EnforcementCreate) -> JSONResponse:
+    async def enforce(body: EnforcementCreate, who: Actor) -> JSONResponse:
         subject = _subject(body.subject)
         if body.expires_at is not None and body.for_seconds is not None:
             raise InvalidRequest("give expires_at or for_seconds, not both", param="for_seconds")
@@ -230,6 +244,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             source="manual",
             rpm=rpm,
             expires_at=expires_at,
+            decided_by=who,
         )
         value = decision.to_json()
         key = enforcement_key("manual", subject)
@@ -268,7 +283,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
     # --- guardrail policies (control topic, `policy:<id>`) -----------------------------
 
     @router.post("/policies", status_code=201)
-    async def set_policy(body: PolicyCreate) -> JSONResponse:
+    async def set_policy(body: PolicyCreate, who: Actor) -> JSONResponse:
         subject = _subject(body.subject)
         if subject.startswith("session:"):
             raise InvalidRequest(
@@ -294,6 +309,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             subject=subject,
             kind=body.kind,
             mode=body.mode,
+            created_by=who,
         )
         await send(f"policy:{record.policy_id}", record.to_json(), None, "policy")
         payload = orjson.loads(record.to_json())
@@ -310,7 +326,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         }
 
     @router.delete("/policies/{policy_id}")
-    async def delete_policy(policy_id: str) -> dict[str, Any]:
+    async def delete_policy(policy_id: str, who: Actor) -> dict[str, Any]:
         current = runtime.guardrails.policies.get(policy_id)
         if current is None:
             raise NotFound(f"no policy with id '{policy_id}'", param="policy_id")
@@ -320,6 +336,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             kind=current["kind"],
             mode=current["mode"],
             deleted=True,
+            created_by=who,
         )
         await send(f"policy:{policy_id}", record.to_json(), None, "policy")
         runtime.guardrails.policies.remove(policy_id)

@@ -26,6 +26,7 @@ DECISION_COLUMNS = (
     "expires_at",
     "decided_at",
     "anomaly_id",
+    "decided_by",
 )
 
 
@@ -54,6 +55,7 @@ def active_decisions(
         if record["subject"] in lifted_all and lifted_all[record["subject"]] >= record["ts"]:
             continue
         record["anomaly_id"] = record["anomaly_id"] or None
+        record["decided_by"] = record["decided_by"] or None
         decision = EnforcementDecision.model_validate(record)
         if decision.expires_at is None or decision.expires_at > now:
             decisions.append(decision)

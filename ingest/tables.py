@@ -503,6 +503,7 @@ ENFORCEMENT_DECISIONS = TableSpec(
         ("expires_at", TS),
         ("decided_at", TS),
         ("anomaly_id", STR),
+        ("decided_by", STR),
     ),
     time_column="ts",
 )
@@ -521,6 +522,7 @@ def _enforcement_row(e: EnforcementDecision) -> Row:
         e.expires_at,
         e.decided_at,
         _s(e.anomaly_id),
+        _s(e.decided_by),
     )
 
 
@@ -528,7 +530,7 @@ def enforcement_lift_row(event_id: str, ts: datetime, key: str) -> Row:
     """A tombstone on the compacted enforcement topic (key `<source>|<subject>`): that
     source's decision on the subject is lifted; a key without a source lifts them all."""
     source, subject = parse_enforcement_key(key)
-    return (event_id, ts, 1, subject, "lift", "tombstone", source or "*", None, None, ts, "")
+    return (event_id, ts, 1, subject, "lift", "tombstone", source or "*", None, None, ts, "", "")
 
 
 CONTROL_RECORDS = TableSpec(

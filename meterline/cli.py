@@ -162,6 +162,16 @@ def _duration_s(text: str) -> float:
     return seconds
 
 
+def _actor() -> str:
+    import getpass
+    import socket
+
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"
+
+
 def _admin(settings: Settings, method: str, path: str, body: object = None) -> Any:
     import httpx
 
@@ -172,7 +182,10 @@ def _admin(settings: Settings, method: str, path: str, body: object = None) -> A
             "no admin token: set METERLINE_ADMIN_TOKEN to the token the gateway was started "
             f"with (`meterline up` keeps its generated one in {settings.admin_token_file})"
         )
-    headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+    headers = {
+        "Authorization": f"Bearer {token.get_secret_value()}",
+        "X-Meterline-Actor": _actor(),  # who, for the audit trail
+    }
     try:
         response = httpx.request(method, url + path, json=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:

@@ -58,5 +58,6 @@ def enforcement_history(
             if record[name] is not None:
                 record[name] = utc(record[name])
         record["anomaly_id"] = record["anomaly_id"] or None
+        record["decided_by"] = record["decided_by"] or None
         decisions.append(DecisionRow(**record))
     return EnforcementResponse(count=len(decisions), decisions=decisions)

@@ -163,6 +163,7 @@ class DecisionRow(BaseModel):
     expires_at: datetime | None
     decided_at: datetime
     anomaly_id: str | None
+    decided_by: str | None = None  # the admin API's actor, or the detector's stage
 
 
 class EnforcementResponse(BaseModel):

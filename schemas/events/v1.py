@@ -287,6 +287,7 @@ class EnforcementDecision(Event):
     expires_at: Timestamp | None = None
     decided_at: Timestamp = Field(default_factory=utc_now)
     anomaly_id: str | None = None
+    decided_by: str | None = None  # who: the detector's stage, or the admin API's actor
 
 
 # --- control plane (compacted `meterline.control`) -------------------------------------

@@ -51,6 +51,12 @@ def test_keys_budgets_block_and_unblock_through_the_cli(cli) -> None:
 
     code, out, _ = cli("block", "team:acme/ml", "--reason", "investigating", "--for", "2h")
     assert code == 0 and "blocked team:acme/ml until" in out
+    # The audit trail names who did it (the admin token only says they may).
+    listing = httpx.get(
+        f"{url}/admin/enforcement", headers={"Authorization": "Bearer test-admin-token"}
+    ).json()["data"]
+    [decision] = [d for d in listing if d["subject"] == "team:acme/ml"]
+    assert decision["decided_by"].startswith("admin:") and "@" in decision["decided_by"]
     assert _chat(url, secret) == 403
     code, out, _ = cli("unblock", "team:acme/ml")
     assert code == 0 and out.strip() == "unblocked team:acme/ml"

@@ -48,6 +48,7 @@ def test_latest_records_and_active_decisions_come_back(harness) -> None:
         action="block",
         reason="stolen",
         source="manual",
+        decided_by="admin:ana@laptop",
         expires_at=now + timedelta(hours=2),
     )
     expired = EnforcementDecision(
@@ -92,6 +93,7 @@ def test_latest_records_and_active_decisions_come_back(harness) -> None:
     assert [key for key, _ in enforcement] == ["manual|key:k1"]
     restored = EnforcementDecision.model_validate_json(enforcement[0][1])
     assert restored.event_id == active.event_id and restored.reason == "stolen"
+    assert restored.decided_by == "admin:ana@laptop"  # who, kept through the warehouse
 
     # Topics that are not empty (a durable Kafka) are left alone.
     again = restore_control_plane(restarted, harness.client, now=now)
