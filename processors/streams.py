@@ -16,11 +16,13 @@ import faust
 from faust.types import EventT, Message, TopicT
 
 from meterline.settings import Settings
+from processors.budgets.control import ControlReader
 from processors.dlq import DeadLetterPublisher
 from processors.errors import Rejected
+from processors.llmjacking.policy import PolicyBook, RejectedPolicy
 from processors.metrics import ProcessorMetrics
 
-__all__ = ["Guard", "Routed", "consume", "raw_topic", "send_all"]
+__all__ = ["Guard", "Routed", "consume", "policy_reader", "raw_topic", "send_all"]
 
 T = TypeVar("T")
 
@@ -105,3 +107,20 @@ def consume(
                 on_exit()
 
     app.agent(source, name=name)(agent)
+
+
+def policy_reader(
+    settings: Settings, policies: PolicyBook, dead_letters: DeadLetterPublisher, stage: str
+) -> ControlReader:
+    """A ControlReader that feeds a detector's `policies` from the control topic.
+
+    A policy of the detector's kind that cannot be used becomes a dead letter of `stage`.
+    """
+
+    async def on_control(message: Message) -> None:
+        try:
+            policies.apply(message.key, message.value)
+        except RejectedPolicy as exc:
+            await dead_letters.publish(message, exc.reason, stage)
+
+    return ControlReader(settings, on_control)

@@ -29,11 +29,10 @@ from processors.agentloop.logic import (
     AgentLoopDetector,
     parse_event,
 )
-from processors.budgets.control import ControlReader
 from processors.dlq import DeadLetterPublisher
-from processors.llmjacking.policy import PolicyBook, Publication, RejectedPolicy
+from processors.llmjacking.policy import PolicyBook, Publication
 from processors.metrics import ProcessorMetrics
-from processors.streams import Guard, consume, raw_topic, send_all
+from processors.streams import Guard, consume, policy_reader, raw_topic, send_all
 from schemas.events.v1 import CostEvent, RequestEvent, SpanEvent
 from schemas.topics import ANOMALIES, COSTS, ENFORCEMENT, REQUESTS, SPANS
 
@@ -59,13 +58,7 @@ def register_agentloop_agents(
     async def publish(items: list[Publication]) -> None:
         await send_all(outputs, items)
 
-    async def on_control(message: Message) -> None:
-        try:
-            policies.apply(message.key, message.value)
-        except RejectedPolicy as exc:
-            await dead_letters.publish(message, exc.reason, STAGE)
-
-    control = ControlReader(settings, on_control)
+    control = policy_reader(settings, policies, dead_letters, STAGE)
 
     def on_request(payload: bytes | None) -> list[Publication]:
         event = parse_event(RequestEvent, payload)

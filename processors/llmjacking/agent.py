@@ -20,7 +20,6 @@ import faust
 from faust.types import Message
 
 from meterline.settings import Settings
-from processors.budgets.control import ControlReader
 from processors.dlq import DeadLetterPublisher
 from processors.llmjacking.logic import (
     KIND,
@@ -30,11 +29,11 @@ from processors.llmjacking.logic import (
     LlmjackingDetector,
     request_from_payload,
 )
-from processors.llmjacking.policy import PolicyBook, Publication, RejectedPolicy
+from processors.llmjacking.policy import PolicyBook, Publication
 from processors.llmjacking.store import load_state, save_state
 from processors.llmjacking.tiers import ModelTiers
 from processors.metrics import ProcessorMetrics
-from processors.streams import Guard, consume, raw_topic, send_all
+from processors.streams import Guard, consume, policy_reader, raw_topic, send_all
 from schemas.topics import ANOMALIES, ENFORCEMENT, REQUESTS
 
 __all__ = ["AGENT_NAME", "register_llmjacking_agent"]
@@ -68,13 +67,7 @@ def register_llmjacking_agent(
     async def publish(items: list[Publication]) -> None:
         await send_all(outputs, items)
 
-    async def on_control(message: Message) -> None:
-        try:
-            policies.apply(message.key, message.value)
-        except RejectedPolicy as exc:
-            await dead_letters.publish(message, exc.reason, STAGE)
-
-    control = ControlReader(settings, on_control)
+    control = policy_reader(settings, policies, dead_letters, STAGE)
 
     def observe(message: Message) -> list[Publication]:
         event = request_from_payload(message.value)
