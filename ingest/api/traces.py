@@ -1,4 +1,9 @@
-"""One trace's spans with what each cost (span costs: request_id = `<trace_id>:<span_id>`)."""
+"""One trace's spans with what each cost.
+
+An app's LLM span is costed as a span (request_id `<trace_id>:<span_id>`); the gateway's
+span carries the cost of its request (attribute `meterline.request_id`), so a call made
+through the gateway shows its cost once, on the gateway's span.
+"""
 
 from __future__ import annotations
 
@@ -90,6 +95,13 @@ def span_cost_request_id(trace_id: str, span_id: str) -> str:
     return f"{trace_id}:{span_id}"
 
 
+def _cost_id(trace_id: str, record: dict[str, Any]) -> str:
+    """The request_id of the CostEvent that belongs on this span."""
+    return record["attributes"].get("meterline.request_id") or span_cost_request_id(
+        trace_id, record["span_id"]
+    )
+
+
 def trace_spans(client: SharedClient, trace_id: str) -> TraceResponse:
     trace_id = trace_id.strip().lower()
     if not trace_id or len(trace_id) > _MAX_TRACE_ID_CHARS:
@@ -108,15 +120,12 @@ def trace_spans(client: SharedClient, trace_id: str) -> TraceResponse:
     if records:
         rows = client.query_rows(
             f"SELECT request_id, sum(total_cost), min(priced), any(price_source) "
-            f"FROM {db}.costs FINAL WHERE source_type = 'span' "
-            "AND request_id IN {ids:Array(String)} GROUP BY request_id",
-            {"ids": [span_cost_request_id(trace_id, r["span_id"]) for r in records]},
+            f"FROM {db}.costs FINAL WHERE request_id IN {{ids:Array(String)}} "
+            "GROUP BY request_id",
+            {"ids": [_cost_id(trace_id, r) for r in records]},
         )
         costs = {row[0]: (Decimal(row[1]), bool(row[2]), str(row[3])) for row in rows}
-    spans = [
-        _span(record, costs.get(span_cost_request_id(trace_id, record["span_id"])))
-        for record in records
-    ]
+    spans = [_span(record, costs.get(_cost_id(trace_id, record))) for record in records]
     total = sum((cost[0] for cost in costs.values() if cost[1]), Decimal(0))
     return TraceResponse(
         trace_id=trace_id, span_count=len(spans), cost_usd=format(total, "f"), spans=spans

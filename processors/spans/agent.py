@@ -15,7 +15,7 @@ from meterline.settings import Settings
 from processors.cost.logic import Pricer, RejectedEvent
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
-from processors.spans.logic import STAGE, cost_for_span_payload
+from processors.spans.logic import STAGE, ProxiedSpans, cost_for_span_payload
 from processors.streams import Guard, consume, raw_topic
 from schemas.events.v1 import CostEvent
 from schemas.topics import COSTS, SPANS
@@ -35,6 +35,7 @@ def register_span_cost_agent(
 ) -> None:
     costs = raw_topic(app, settings, COSTS)
     pricer = Pricer(settings.price_overrides)
+    proxied = ProxiedSpans()  # app spans whose call the gateway costed already
     guard = Guard(dead_letters, STAGE, log, "span cost agent", (RejectedEvent,))
 
     async def handle(message: Message) -> None:
@@ -45,6 +46,6 @@ def register_span_cost_agent(
             await costs.send(key=key, value=cost.to_json())
             metrics.cost_emitted(cost.total_cost, cost.priced, cost.model)
 
-        await guard.run(message, lambda m: cost_for_span_payload(m.value, pricer), emit)
+        await guard.run(message, lambda m: cost_for_span_payload(m.value, pricer, proxied), emit)
 
     consume(app, raw_topic(app, settings, SPANS), AGENT_NAME, metrics, handle)

@@ -9,6 +9,12 @@ Which spans are costed (everything else passes without a CostEvent):
 - NOT emitted by the gateway: service.name `meterline-gateway` or attribute
   `meterline.source=gateway`. The gateway's RequestEvent for that call is already costed
   by the cost agent; costing its span too would bill the request twice.
+- NOT the parent of a gateway span: an app that calls the provider through the gateway
+  and propagates its trace context describes that same call in its own LLM span, so
+  that span is not costed either (`ProxiedSpans` remembers the gateway spans' parents).
+  Both spans are keyed by trace id, so they meet on one partition; the gateway emits its
+  span when the call ends, before the app's span (which ends later and travels through
+  OTLP) arrives. An app span that arrives first is costed (documented race).
 
 The CostEvent has `source_type="span"`, `request_id="<trace_id>:<span_id>"` and an
 event id derived from (trace_id, span_id), so a replayed span yields the same CostEvent,
@@ -28,6 +34,7 @@ __all__ = [
     "COSTED_KINDS",
     "GATEWAY_SERVICE_NAME",
     "STAGE",
+    "ProxiedSpans",
     "cost_for_span",
     "cost_for_span_payload",
     "is_gateway_span",
@@ -54,17 +61,43 @@ def is_gateway_span(span: SpanEvent) -> bool:
     )
 
 
+class ProxiedSpans:
+    """The app spans whose call went through the gateway: (trace_id, span_id) of each
+    gateway span's parent, most recent `limit` of them."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._seen: dict[tuple[str, str], None] = {}  # insertion-ordered: oldest first
+        self._limit = limit
+
+    def note(self, span: SpanEvent) -> None:
+        if span.parent_span_id:
+            self._seen[(span.trace_id, span.parent_span_id)] = None
+            if len(self._seen) > self._limit:
+                del self._seen[next(iter(self._seen))]
+
+    def __contains__(self, span: SpanEvent) -> bool:
+        return (span.trace_id, span.span_id) in self._seen
+
+
 def span_cost_event_id(span: SpanEvent) -> str:
     return deterministic_id("cost", "span", span.trace_id, span.span_id)
 
 
-def cost_for_span(span: SpanEvent, pricer: Pricer) -> CostEvent | None:
+def cost_for_span(
+    span: SpanEvent, pricer: Pricer, proxied: ProxiedSpans | None = None
+) -> CostEvent | None:
     """The span's CostEvent, or None when this span is not to be costed (see the rules)."""
+    if is_gateway_span(span):
+        if proxied is not None:
+            proxied.note(span)
+        return None
     tokens = (
         span.input_tokens + span.output_tokens + span.cache_read_tokens + span.cache_write_tokens
     )
-    if span.kind.upper() not in COSTED_KINDS or tokens == 0 or is_gateway_span(span):
+    if span.kind.upper() not in COSTED_KINDS or tokens == 0:
         return None
+    if proxied is not None and span in proxied:
+        return None  # the gateway's request for this call is costed already
     quote = pricer.quote(
         TokenUsage(
             model=span.model,
@@ -106,8 +139,10 @@ def cost_for_span(span: SpanEvent, pricer: Pricer) -> CostEvent | None:
     )
 
 
-def cost_for_span_payload(payload: bytes | None, pricer: Pricer) -> CostEvent | None:
+def cost_for_span_payload(
+    payload: bytes | None, pricer: Pricer, proxied: ProxiedSpans | None = None
+) -> CostEvent | None:
     """Raw message value -> CostEvent or None, or RejectedEvent for the dead letter."""
     if payload is None:
         raise RejectedEvent("invalid SpanEvent: empty message (null value)")
-    return cost_for_span(parse_span(payload), pricer)
+    return cost_for_span(parse_span(payload), pricer, proxied)

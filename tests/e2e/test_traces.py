@@ -1,7 +1,8 @@
-"""An app instrumented with OpenTelemetry + OpenInference calls the (mock) provider
-directly, not through the gateway, and exports its spans over real OTLP/HTTP to the
-stack's ingest: its LLM span is stored with its tokens and costed exactly, and the read
-API shows the trace with its cost. No prompt text is stored."""
+"""An app instrumented with OpenTelemetry + OpenInference exports its spans over real
+OTLP/HTTP to the stack's ingest. Calling the (mock) provider directly, its LLM span is
+stored with its tokens and costed exactly. Calling through the gateway with the trace
+context propagated, the gateway's span joins the app's trace under the app's LLM span,
+and the call is costed once. No prompt text is stored."""
 
 from __future__ import annotations
 
@@ -39,7 +40,10 @@ APP = textwrap.dedent(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    traces_url, provider_url, prompt = sys.argv[1:4]
+    import httpx
+    from opentelemetry.propagate import inject
+
+    traces_url, provider_url, prompt, api_key = sys.argv[1:5]
     resource = Resource.create(
         {"service.name": "support-bot", "meterline.org": "acme", "meterline.team": "support"}
     )
@@ -47,7 +51,9 @@ APP = textwrap.dedent(
     tracer_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
     OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
 
-    client = OpenAI(base_url=provider_url, api_key="unused-by-the-mock")
+    # W3C trace context on every request, as an app propagating its traces does.
+    http_client = httpx.Client(event_hooks={"request": [lambda request: inject(request.headers)]})
+    client = OpenAI(base_url=provider_url, api_key=api_key, http_client=http_client)
     with tracer_provider.get_tracer("support-bot").start_as_current_span("answer-ticket") as root:
         completion = client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
@@ -83,7 +89,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         instance.stop()
 
 
-def run_instrumented_app(stack: Stack, tmp_path: Path) -> dict[str, Any]:
+def run_instrumented_app(
+    stack: Stack, tmp_path: Path, base_url: str | None = None, api_key: str = "unused"
+) -> dict[str, Any]:
     s = stack.settings
     script = tmp_path / "support_bot.py"
     script.write_text(APP)
@@ -92,8 +100,9 @@ def run_instrumented_app(stack: Stack, tmp_path: Path) -> dict[str, Any]:
             sys.executable,
             str(script),
             f"http://{s.host}:{s.ingest_port}/v1/traces",
-            f"http://{s.host}:{s.mock_provider_port}/v1",
+            base_url or f"http://{s.host}:{s.mock_provider_port}/v1",
             PROMPT,
+            api_key,
         ],
         capture_output=True,
         text=True,
@@ -148,3 +157,56 @@ def test_an_instrumented_apps_llm_span_is_stored_and_costed(stack: Stack, tmp_pa
     # Prompt text is not stored, only its size.
     assert "#4711" not in orjson.dumps(trace).decode()
     assert int(llm["attributes"]["llm.input_messages.chars"]) >= len(PROMPT)
+
+
+def test_a_call_through_the_gateway_joins_the_apps_trace_and_is_costed_once(
+    stack: Stack, tmp_path: Path
+) -> None:
+    s = stack.settings
+    gateway = f"http://{s.host}:{s.gateway_port}"
+    key = httpx.post(
+        f"{gateway}/admin/keys",
+        json={"org": "acme", "team": "support"},
+        headers={"Authorization": "Bearer e2e-admin-token"},
+    ).json()
+    app = run_instrumented_app(stack, tmp_path, f"{gateway}/v1", key["key"])
+    url = f"http://{s.host}:{s.ingest_port}/api/traces/{app['trace_id']}"
+
+    def joined_trace() -> dict[str, Any] | None:
+        body = httpx.get(url, timeout=10).json()
+        gateway_spans = [x for x in body["spans"] if x["service_name"] == "meterline-gateway"]
+        if body["span_count"] == 3 and gateway_spans and gateway_spans[0]["cost_usd"]:
+            return dict(body)
+        return None
+
+    deadline = time.monotonic() + 60
+    trace = joined_trace()
+    while trace is None:
+        assert time.monotonic() < deadline, f"trace not joined: {httpx.get(url).text}"
+        time.sleep(0.25)
+        trace = joined_trace()
+
+    (llm,) = [
+        x for x in trace["spans"] if x["kind"] == "LLM" and x["service_name"] == "support-bot"
+    ]
+    (proxied,) = [x for x in trace["spans"] if x["service_name"] == "meterline-gateway"]
+    assert proxied["parent_span_id"] == llm["span_id"]  # the gateway's span is the app's child
+    usage = app["usage"]
+    assert (proxied["input_tokens"], proxied["output_tokens"]) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
+    assert proxied["key_id"] == key["key_id"] and proxied["org"] == "acme"
+    expected = calc_price(
+        Usage(input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]),
+        model_ref="gpt-4o-mini",
+    ).total_price
+    assert Decimal(proxied["cost_usd"]) == expected
+    # The app's own LLM span describes the same call: it is not costed a second time.
+    time.sleep(2.0)
+    trace = httpx.get(url, timeout=10).json()
+    (llm,) = [
+        x for x in trace["spans"] if x["kind"] == "LLM" and x["service_name"] == "support-bot"
+    ]
+    assert llm["cost_usd"] is None
+    assert Decimal(trace["cost_usd"]) == expected

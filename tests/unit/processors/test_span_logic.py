@@ -11,7 +11,12 @@ import pytest
 
 from meterline.settings import PriceOverride
 from processors.cost.logic import Pricer, RejectedEvent, price_request
-from processors.spans.logic import cost_for_span, cost_for_span_payload, span_cost_event_id
+from processors.spans.logic import (
+    ProxiedSpans,
+    cost_for_span,
+    cost_for_span_payload,
+    span_cost_event_id,
+)
 from schemas.events.v1 import RequestEvent, SpanEvent
 from schemas.ids import deterministic_id
 
@@ -124,6 +129,21 @@ def test_overrides_and_unknown_models() -> None:
 )
 def test_spans_that_are_not_costed(overrides: dict[str, Any]) -> None:
     assert cost_for_span(span(**overrides), Pricer()) is None
+
+
+def test_an_app_span_whose_call_went_through_the_gateway_is_not_costed_twice() -> None:
+    proxied = ProxiedSpans(limit=2)
+    gateway_child = span(
+        span_id="g" * 16, parent_span_id="s" * 16, service_name="meterline-gateway"
+    )
+    assert cost_for_span(gateway_child, Pricer(), proxied) is None  # noted, never costed
+    assert cost_for_span(span(), Pricer(), proxied) is None  # its parent: the same call
+    other_trace = span(trace_id="u" * 32)
+    assert cost_for_span(other_trace, Pricer(), proxied) is not None  # a direct call
+    # Bounded memory: the oldest remembered parents are forgotten first.
+    for n in range(2):
+        proxied.note(span(span_id=f"{n}" * 16, parent_span_id=f"p{n}" * 8))
+    assert span() not in proxied
 
 
 def test_embedding_spans_are_costed() -> None:
