@@ -30,6 +30,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/gateway_overhead.py
 	$(BIN)/python bench/pipeline_throughput.py
+	$(BIN)/python bench/guardrails.py
+	$(BIN)/python bench/read_api.py
 
 clean:
 	rm -rf $(VENV) .meterline
