@@ -19,11 +19,20 @@ from processors.streams import Guard, consume, raw_topic
 from schemas.events.v1 import CostEvent
 from schemas.topics import COSTS, REQUESTS
 
-__all__ = ["AGENT_NAME", "register_cost_agent"]
+__all__ = ["AGENT_NAME", "register_cost_agent", "send_cost"]
 
 log = logging.getLogger(__name__)
 
 AGENT_NAME = "cost"
+
+
+async def send_cost(
+    costs: faust.TopicT, metrics: ProcessorMetrics, cost: CostEvent, fallback_key: bytes | None
+) -> None:
+    """Publish a CostEvent keyed by its key_id (the source message's key without one)."""
+    key = cost.key_id.encode() if cost.key_id is not None else fallback_key
+    await costs.send(key=key, value=cost.to_json())
+    metrics.cost_emitted(cost.total_cost, cost.priced, cost.model)
 
 
 def register_cost_agent(
@@ -38,9 +47,7 @@ def register_cost_agent(
 
     async def handle(message: Message) -> None:
         async def emit(cost: CostEvent) -> None:
-            key = cost.key_id.encode() if cost.key_id is not None else message.key
-            await costs.send(key=key, value=cost.to_json())
-            metrics.cost_emitted(cost.total_cost, cost.priced, cost.model)
+            await send_cost(costs, metrics, cost, message.key)
 
         await guard.run(message, lambda m: cost_for_payload(m.value, pricer), emit)
 

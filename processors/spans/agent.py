@@ -12,6 +12,7 @@ import faust
 from faust.types import Message
 
 from meterline.settings import Settings
+from processors.cost.agent import send_cost
 from processors.cost.logic import Pricer, RejectedEvent
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
@@ -40,11 +41,8 @@ def register_span_cost_agent(
 
     async def handle(message: Message) -> None:
         async def emit(cost: CostEvent | None) -> None:
-            if cost is None:
-                return
-            key = cost.key_id.encode() if cost.key_id is not None else message.key
-            await costs.send(key=key, value=cost.to_json())
-            metrics.cost_emitted(cost.total_cost, cost.priced, cost.model)
+            if cost is not None:
+                await send_cost(costs, metrics, cost, message.key)
 
         await guard.run(message, lambda m: cost_for_span_payload(m.value, pricer, proxied), emit)
 
