@@ -17,12 +17,14 @@ from collections.abc import Callable
 import orjson
 
 from gateway.asgi import JSON_HEADERS, SSE_HEADERS, Receive, Scope, Send, read_body, send_response
+from gateway.bounds import clip_bytes
 from gateway.client_address import client_address, parse_networks
 from gateway.errors import (
     AuthenticationFailed,
     GatewayError,
     GuardrailBlocked,
     InternalGatewayError,
+    InvalidRequest,
     MethodNotAllowed,
     ModelNotAllowed,
     ModelNotFound,
@@ -43,7 +45,6 @@ __all__ = ["ProxyRoutes"]
 
 log = logging.getLogger(__name__)
 
-_MAX_HEADER_CHARS = 256  # client-chosen strings copied into events are bounded
 _DONE = b"[DONE]"
 
 
@@ -51,8 +52,20 @@ class _ClientGone(Exception):
     """The client went away mid-stream; nothing more can be sent."""
 
 
-def _text(value: bytes) -> str:
-    return value[:_MAX_HEADER_CHARS].decode("utf-8", errors="replace")
+def _check_content_type(value: bytes | None) -> None:
+    """JSON bodies only, as OpenAI answers: a missing header is tolerated (raw clients)."""
+    if value is None:
+        return
+    media = value.split(b";", 1)[0].strip().lower()
+    if media == b"application/json" or media.endswith(b"+json"):
+        return
+    shown = clip_bytes(value, 64)
+    raise InvalidRequest(
+        f"Unsupported content type: '{shown}'. This API method only accepts "
+        "'application/json' requests.",
+        param="Content-Type",
+        code="unsupported_content_type",
+    )
 
 
 def _trace_id(traceparent: bytes) -> str | None:
@@ -106,31 +119,37 @@ class ProxyRoutes:
 
     # --- the shared path ------------------------------------------------------------
 
-    def _read_headers(self, scope: Scope, record: RequestRecord) -> tuple[bytes | None, int | None]:
-        """Fill the record from headers; return (authorization, content-length)."""
+    def _read_headers(
+        self, scope: Scope, record: RequestRecord
+    ) -> tuple[bytes | None, int | None, bytes | None]:
+        """Fill the record from headers (each value clipped: see gateway.bounds); return
+        (authorization, content-length, content-type)."""
         authorization = None
         length = None
+        content_type = None
         forwarded: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else None
+            elif name == b"content-type":
+                content_type = value
             elif name == b"x-session-id":
-                record.session_id = _text(value)
+                record.session_id = clip_bytes(value)
             elif name == b"traceparent":
                 record.trace_id = _trace_id(value)
-                record.traceparent = _text(value)
+                record.traceparent = clip_bytes(value)
             elif name == b"x-meterline-app":
-                record.app = _text(value)
+                record.app = clip_bytes(value)
             elif name == b"user-agent":
-                record.user_agent = _text(value)
+                record.user_agent = clip_bytes(value)
             elif name == b"x-forwarded-for":  # repeated headers form one list (RFC 9110)
                 forwarded = value if forwarded is None else forwarded + b"," + value
         client = scope.get("client")
         if client:
             record.client_ip = client_address(client[0], forwarded, self._trusted)
-        return authorization, length
+        return authorization, length, content_type
 
     def _authenticate(self, authorization: bytes | None) -> KeyInfo:
         if not authorization or authorization[:7].lower() != b"bearer ":
@@ -157,12 +176,13 @@ class ProxyRoutes:
         budget_ids: tuple[str, ...] = ()
         tokens_taken = 0
         try:
-            authorization, length = self._read_headers(scope, record)
+            authorization, length, content_type = self._read_headers(scope, record)
             if scope["method"] != "POST":
                 raise MethodNotAllowed(f"{scope['method']} is not allowed on {endpoint}")
             record.key = self._authenticate(authorization)
             raw = await read_body(receive, self._limit, length)
             budget_ids = self._rt.enforcer.admit(record)  # a blocked key is told so first
+            _check_content_type(content_type)
             parsed = parse(raw)
             record.model_requested = parsed.model
             record.stream = parsed.stream

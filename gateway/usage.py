@@ -1,6 +1,8 @@
 """What the gateway learns from an upstream answer: tokens, model, finish, tool calls.
 
-Plain functions over parsed JSON, so they are unit-tested without any network.
+Plain functions over parsed JSON, so they are unit-tested without any network. Strings the
+upstream sends back (model, tool names) are clipped and tool calls capped (gateway.bounds):
+they land in events, and an upstream echoes what the client chose.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from gateway.bounds import MAX_MODEL_CHARS, MAX_TEXT_CHARS, MAX_TOOL_CALLS, clip
 
 __all__ = ["ResponseSummary", "StreamAccumulator", "summarize_response"]
 
@@ -52,7 +56,7 @@ def summarize_response(obj: Any) -> ResponseSummary:
     if not isinstance(obj, dict):
         return summary
     if isinstance(obj.get("model"), str):
-        summary.model_used = obj["model"]
+        summary.model_used = clip(obj["model"], MAX_MODEL_CHARS)
     summary.apply_usage(obj.get("usage"))
     choices = obj.get("choices")
     if isinstance(choices, list):
@@ -60,19 +64,20 @@ def summarize_response(obj: Any) -> ResponseSummary:
             if not isinstance(choice, dict):
                 continue
             if summary.finish_reason is None and isinstance(choice.get("finish_reason"), str):
-                summary.finish_reason = choice["finish_reason"]
+                summary.finish_reason = clip(choice["finish_reason"])
             message = choice.get("message")
             if not isinstance(message, dict):
                 continue
             if isinstance(message.get("content"), str):
                 summary.response_chars += len(message["content"])
-            for call in message.get("tool_calls") or ():
+            calls = message.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
                 function = call.get("function") if isinstance(call, dict) else None
-                if isinstance(function, dict):
+                if isinstance(function, dict) and len(summary.tool_calls) < MAX_TOOL_CALLS:
                     arguments = function.get("arguments")
                     summary.tool_calls.append(
                         {
-                            "name": str(function.get("name") or ""),
+                            "name": clip(str(function.get("name") or "")),
                             "arguments_hash": _sha256(
                                 arguments if isinstance(arguments, str) else ""
                             ),
@@ -95,7 +100,7 @@ class StreamAccumulator:
             return False
         summary = self.summary
         if summary.model_used is None and isinstance(chunk.get("model"), str):
-            summary.model_used = chunk["model"]
+            summary.model_used = clip(chunk["model"], MAX_MODEL_CHARS)
         choices = chunk.get("choices")
         if chunk.get("usage"):
             summary.apply_usage(chunk["usage"])
@@ -107,13 +112,14 @@ class StreamAccumulator:
             if not isinstance(choice, dict):
                 continue
             if isinstance(choice.get("finish_reason"), str):
-                summary.finish_reason = choice["finish_reason"]
+                summary.finish_reason = clip(choice["finish_reason"])
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 continue
             if isinstance(delta.get("content"), str):
                 summary.response_chars += len(delta["content"])
-            for call in delta.get("tool_calls") or ():
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
                 self._feed_tool_call(call)
         return False
 
@@ -125,11 +131,13 @@ class StreamAccumulator:
         if not isinstance(call, dict):
             return
         index = _int(call.get("index"))
+        if index not in self._tools and len(self._tools) >= MAX_TOOL_CALLS:
+            return
         entry = self._tools.setdefault(index, ["", ""])
         function = call.get("function")
         if isinstance(function, dict):
-            if isinstance(function.get("name"), str):
-                entry[0] += function["name"]
+            if isinstance(function.get("name"), str) and len(entry[0]) < MAX_TEXT_CHARS:
+                entry[0] = clip(entry[0] + function["name"])
             if isinstance(function.get("arguments"), str):
                 entry[1] += function["arguments"]
 
