@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.admin_ingest_tokens import ingest_tokens_router
 from gateway.enforcement import DEFAULT_THROTTLE_RPM, Decision
 from gateway.errors import AuthenticationFailed, ControlPlaneUnavailable, InvalidRequest, NotFound
 from gateway.guardrails import GUARDRAILS, parse_kind, policy_id_for
@@ -342,4 +343,5 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         runtime.guardrails.policies.remove(policy_id)
         return {"policy_id": policy_id, "deleted": True}
 
+    router.include_router(ingest_tokens_router(runtime, send, _actor))  # OTLP credentials
     return router

@@ -26,6 +26,7 @@ from gateway.ratelimit import KeyLimiter
 from gateway.reader import ViewReader
 from gateway.tracing import GatewayTracer
 from meterline.settings import Settings
+from schemas.credentials import CredentialBook
 from schemas.topics import BUDGETS, CONTROL, ENFORCEMENT, REQUESTS, SPANS
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class GatewayRuntime:
         self.settings = settings
         self.requests_topic = settings.topic(REQUESTS)
         self.keys = KeyStore()
+        self.ingest_tokens = CredentialBook(kinds=("ingest_token",))  # admin listing only
         self.metrics = Metrics()
         self.emitter = KafkaEmitter(settings)
         self.tracer = (
@@ -57,8 +59,9 @@ class GatewayRuntime:
         self.reader = ViewReader(
             settings,
             {
-                settings.topic(CONTROL): lambda k, v: apply_control_record(
-                    self.keys, k, v, self.budgets, self.guardrails.policies
+                settings.topic(CONTROL): lambda k, v: (
+                    self.ingest_tokens.apply(k, v)
+                    or apply_control_record(self.keys, k, v, self.budgets, self.guardrails.policies)
                 ),
                 self.enforcement_topic: self.enforcement.apply,
                 settings.topic(BUDGETS): self.budgets.apply_state,

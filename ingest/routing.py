@@ -39,6 +39,7 @@ from schemas.events.v1 import (
     EnforcementDecision,
     Event,
     GuardrailEvent,
+    IngestTokenRecord,
     KeyRecord,
     PolicyRecord,
     RequestEvent,
@@ -62,7 +63,7 @@ TOPIC_MODELS: dict[str, tuple[type[Event], ...]] = {
     topics.ANOMALIES: (Anomaly,),
     topics.DRIFT: (DriftReport,),
     topics.ENFORCEMENT: (EnforcementDecision,),
-    topics.CONTROL: (KeyRecord, BudgetRecord, PolicyRecord),
+    topics.CONTROL: (KeyRecord, IngestTokenRecord, BudgetRecord, PolicyRecord),
     topics.DLQ: (DeadLetter,),
 }
 

@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from ingest.api import create_app
 from ingest.api.auth import ReadTokens, exposure_warning
 from ingest.consumer import SinkConsumer
-from ingest.otlp import KafkaSpanPublisher, install_otlp_receiver
+from ingest.credentials import CredentialReader
+from ingest.otlp import KafkaSpanPublisher, OtlpAuth, OtlpStats, install_otlp_receiver
 from ingest.restore import restore_control_plane
 from ingest.sinks.clickhouse import ClickHouseSink
 from ingest.status import SinkStatus
@@ -45,6 +46,8 @@ class IngestService:
         self.sink.setup()
         self.consumer = SinkConsumer(settings, self.sink, status=self.status)
         self.spans = KafkaSpanPublisher(settings)  # the OTLP receiver's producer
+        self.credentials = CredentialReader(settings)  # who may export spans
+        self.otlp_stats = OtlpStats()
 
     def start(self) -> None:
         wait_for_broker(self.settings)
@@ -52,6 +55,7 @@ class IngestService:
         # Before the sink starts: an embedded-broker restart left the control topics empty.
         restore_control_plane(self.settings, self.client)
         self.spans.start()
+        self.credentials.start()
         self._thread = threading.Thread(target=self._run, name="ingest-sink", daemon=True)
         self._thread.start()
 
@@ -71,14 +75,23 @@ class IngestService:
 
     def close(self) -> None:
         self.spans.close()  # uvicorn has drained the OTLP requests: deliver what is left
+        self.credentials.close()
         self.stop()
         self.client.close()
 
 
 def build_app(service: IngestService) -> FastAPI:
     """The read API plus the OTLP receiver, over the service's client and producer."""
-    app = create_app(service.client, service.status, ReadTokens.from_settings(service.settings))
-    install_otlp_receiver(app, service.spans, service.settings.otlp_max_body_bytes)
+    settings = service.settings
+    app = create_app(service.client, service.status, ReadTokens.from_settings(settings))
+    app.state.otlp_stats = install_otlp_receiver(
+        app,
+        service.spans,
+        OtlpAuth(service.credentials, required=settings.otlp_auth == "required"),
+        max_body_bytes=settings.otlp_max_body_bytes,
+        max_span_tokens=settings.otlp_max_span_tokens,
+        stats=service.otlp_stats,
+    )
     return app
 
 
@@ -87,6 +100,12 @@ def serve(settings: Settings) -> None:
     warning = exposure_warning(ReadTokens.from_settings(settings), settings.host)
     if warning:
         log.warning(warning)
+    if settings.otlp_auth == "off":
+        log.warning(
+            "METERLINE_OTLP_AUTH=off: senders on the loopback address may export spans to "
+            "/v1/traces without a credential, attributed as they claim; never use this "
+            "where untrusted processes share the host"
+        )
     service = IngestService(settings)
     service.start()
     app = build_app(service)

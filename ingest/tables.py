@@ -28,12 +28,13 @@ from schemas.events.v1 import (
     EnforcementDecision,
     Event,
     GuardrailEvent,
+    IngestTokenRecord,
     KeyRecord,
     PolicyRecord,
     RequestEvent,
     SpanEvent,
 )
-from schemas.topics import parse_enforcement_key
+from schemas.topics import control_key, parse_enforcement_key
 
 __all__ = [
     "REQUEST_FLATTENED",
@@ -562,6 +563,19 @@ def _key_record_row(e: KeyRecord) -> Row:
     )
 
 
+def _ingest_token_row(e: IngestTokenRecord) -> Row:
+    return (
+        *_envelope(e),
+        "ingest_token",
+        e.token_id,
+        control_key("ingest_token", e.token_id),
+        e.org,
+        e.revoked,
+        e.created_by,
+        e.model_dump_json(),
+    )
+
+
 def _budget_record_row(e: BudgetRecord) -> Row:
     return (
         *_envelope(e),
@@ -661,6 +675,7 @@ _MAPPERS: dict[type[Event], tuple[str, Callable[[Any], Row]]] = {
     DriftReport: ("drift_reports", _drift_row),
     EnforcementDecision: ("enforcement_decisions", _enforcement_row),
     KeyRecord: ("control_records", _key_record_row),
+    IngestTokenRecord: ("control_records", _ingest_token_row),
     BudgetRecord: ("control_records", _budget_record_row),
     PolicyRecord: ("control_records", _policy_record_row),
     DeadLetter: ("dead_letters", _dead_letter_row),

@@ -216,6 +216,13 @@ class Settings(BaseSettings):
     # OTLP/HTTP receiver (ingest, POST /v1/traces).
     otlp_max_body_bytes: int = 8 * 1024 * 1024  # also enforced after gzip (zip bombs)
     otlp_publish_timeout_s: float = 10.0  # longest wait for Kafka to acknowledge spans
+    # "required": every export needs `Authorization: Bearer <virtual key | ingest token>`
+    # and spans are attributed from it. "off": a sender on the loopback address may also
+    # export without one, its claimed `meterline.*` attribution kept (embedded demos only;
+    # ingest logs a warning at start). Any credential sent is always checked.
+    otlp_auth: Literal["required", "off"] = "required"
+    # A span claiming more tokens than this (any one count) is rejected, with the reason.
+    otlp_max_span_tokens: int = Field(default=10_000_000, ge=1)
 
     # Ingest sink.
     sink_group_id: str = "meterline-ingest"

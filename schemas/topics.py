@@ -18,7 +18,9 @@ __all__ = [
     "REQUESTS",
     "SPANS",
     "TOPICS",
+    "control_key",
     "enforcement_key",
+    "parse_control_key",
     "parse_enforcement_key",
 ]
 
@@ -65,3 +67,16 @@ def parse_enforcement_key(key: str) -> tuple[str | None, str]:
     if not separator or not source or ":" in source:
         return None, key
     return source, subject
+
+
+# Control records are keyed `<record_type>:<record_id>`: `key:<key_id>`,
+# `ingest_token:<token_id>`, `budget:<budget_id>`, `policy:<policy_id>`. Record types are
+# fixed identifiers without ":", so splitting at the first ":" is unambiguous.
+def control_key(record_type: str, record_id: str) -> str:
+    return f"{record_type}:{record_id}"
+
+
+def parse_control_key(key: str) -> tuple[str, str]:
+    """(record_type, record_id); a key without ":" gives ("", key)."""
+    record_type, separator, record_id = key.partition(":")
+    return (record_type, record_id) if separator else ("", key)

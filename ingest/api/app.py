@@ -48,11 +48,13 @@ def create_app(
         if sink is not None and sink.get("last_flush_at"):
             sink["last_flush_age_s"] = round(time.time() - sink["last_flush_at"], 3)
         healthy = reachable and (sink is None or sink.get("consecutive_failures", 0) == 0)
+        otlp = getattr(request.app.state, "otlp_stats", None)
         body = HealthResponse(
             status="ok" if healthy else "degraded",
             clickhouse_reachable=reachable,
             database=client.database,
             sink=sink,
+            otlp=otlp.snapshot() if otlp is not None else None,
         )
         return JSONResponse(
             status_code=200 if healthy else 503, content=body.model_dump(mode="json")

@@ -274,3 +274,4 @@ class HealthResponse(BaseModel):
     clickhouse_reachable: bool
     database: str
     sink: dict[str, Any] | None = None
+    otlp: dict[str, Any] | None = None  # OTLP receiver counters (ingest.otlp.OtlpStats)

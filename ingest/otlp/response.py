@@ -23,7 +23,8 @@ _MEDIA_TYPES: dict[Encoding, str] = {
     "json": "application/json",
 }
 # google.rpc.Code values for the statuses we send.
-_RPC_CODES = {400: 3, 413: 3, 415: 3, 503: 14}  # INVALID_ARGUMENT, UNAVAILABLE
+# INVALID_ARGUMENT, UNAUTHENTICATED, UNAVAILABLE
+_RPC_CODES = {400: 3, 401: 16, 413: 3, 415: 3, 503: 14}
 _MAX_LISTED_REASONS = 5
 
 
@@ -34,12 +35,21 @@ class OtlpReply:
     media_type: str
 
 
-def export_reply(encoding: Encoding, rejected: list[RejectedSpan], total: int) -> OtlpReply:
+def export_reply(
+    encoding: Encoding,
+    rejected: list[RejectedSpan],
+    total: int,
+    warnings: list[str] | None = None,
+) -> OtlpReply:
+    """`warnings`: said in partial_success even when no span was rejected (the OTLP spec
+    lets a server report warnings with rejected_spans = 0)."""
     response = ExportTraceServiceResponse()
-    if rejected:
+    messages = [_describe(rejected, total)] if rejected else []
+    messages += warnings or []
+    if messages:
         response.partial_success.CopyFrom(
             ExportTracePartialSuccess(
-                rejected_spans=len(rejected), error_message=_describe(rejected, total)
+                rejected_spans=len(rejected), error_message="; ".join(messages)
             )
         )
     return OtlpReply(200, _render(response, encoding), _MEDIA_TYPES[encoding])

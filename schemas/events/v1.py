@@ -28,6 +28,7 @@ __all__ = [
     "Event",
     "GuardrailEvent",
     "GuardrailSummary",
+    "IngestTokenRecord",
     "KeyRecord",
     "PolicyRecord",
     "RequestEvent",
@@ -312,6 +313,23 @@ class KeyRecord(Event):
     created_by: str = "admin"
 
 
+class IngestTokenRecord(Event):
+    """A credential for OTLP ingest only (never the LLM proxy): spans sent with it are
+    attributed to its org/team/project. Control key `ingest_token:<token_id>`."""
+
+    event_type: Literal["ingest_token"] = "ingest_token"
+
+    token_id: str
+    token_hash: str  # sha256 hex of the secret; the secret itself is never stored
+    org: str
+    team: str = ""
+    project: str = ""
+    name: str = ""
+    revoked: bool = False
+    created_at: Timestamp = Field(default_factory=utc_now)
+    created_by: str = "admin"
+
+
 class BudgetRecord(Event):
     event_type: Literal["budget"] = "budget"
 
@@ -363,6 +381,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
         DriftReport,
         EnforcementDecision,
         KeyRecord,
+        IngestTokenRecord,
         BudgetRecord,
         PolicyRecord,
         DeadLetter,

@@ -1,11 +1,13 @@
 """An app instrumented with OpenTelemetry + OpenInference exports its spans over real
-OTLP/HTTP to the stack's ingest. Calling the (mock) provider directly, its LLM span is
+OTLP/HTTP to the stack's ingest, authenticated by a virtual key configured the standard
+way (OTEL_EXPORTER_OTLP_HEADERS). Calling the (mock) provider directly, its LLM span is
 stored with its tokens and costed exactly. Calling through the gateway with the trace
 context propagated, the gateway's span joins the app's trace under the app's LLM span,
 and the call is costed once. No prompt text is stored."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -89,12 +91,44 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         instance.stop()
 
 
+def create_key(stack: Stack) -> dict[str, Any]:
+    s = stack.settings
+    response = httpx.post(
+        f"http://{s.host}:{s.gateway_port}/admin/keys",
+        json={"org": "acme", "team": "support"},
+        headers={"Authorization": "Bearer e2e-admin-token"},
+        timeout=15,
+    )
+    assert response.status_code == 201, response.text
+    key = dict(response.json())
+    # Ingest learns the key from the control topic: an empty export says when it has.
+    deadline = time.monotonic() + 30
+    while (
+        httpx.post(
+            f"http://{s.host}:{s.ingest_port}/v1/traces",
+            content=b"{}",
+            headers={"Authorization": f"Bearer {key['key']}", "Content-Type": "application/json"},
+            timeout=10,
+        ).status_code
+        != 200
+    ):
+        assert time.monotonic() < deadline, "ingest never accepted the new key"
+        time.sleep(0.1)
+    return key
+
+
 def run_instrumented_app(
-    stack: Stack, tmp_path: Path, base_url: str | None = None, api_key: str = "unused"
+    stack: Stack,
+    tmp_path: Path,
+    otlp_key: str,
+    base_url: str | None = None,
+    api_key: str = "unused",
 ) -> dict[str, Any]:
     s = stack.settings
     script = tmp_path / "support_bot.py"
     script.write_text(APP)
+    # The standard OpenTelemetry exporter setting is all the app needs for ingest's auth.
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer%20{otlp_key}"}
     result = subprocess.run(
         [
             sys.executable,
@@ -107,6 +141,7 @@ def run_instrumented_app(
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return dict(orjson.loads(result.stdout.strip().splitlines()[-1]))
@@ -114,7 +149,8 @@ def run_instrumented_app(
 
 def test_an_instrumented_apps_llm_span_is_stored_and_costed(stack: Stack, tmp_path: Path) -> None:
     s = stack.settings
-    app = run_instrumented_app(stack, tmp_path)
+    key = create_key(stack)
+    app = run_instrumented_app(stack, tmp_path, key["key"])
     url = f"http://{s.host}:{s.ingest_port}/api/traces/{app['trace_id']}"
 
     def costed_trace() -> dict[str, Any] | None:
@@ -164,12 +200,8 @@ def test_a_call_through_the_gateway_joins_the_apps_trace_and_is_costed_once(
 ) -> None:
     s = stack.settings
     gateway = f"http://{s.host}:{s.gateway_port}"
-    key = httpx.post(
-        f"{gateway}/admin/keys",
-        json={"org": "acme", "team": "support"},
-        headers={"Authorization": "Bearer e2e-admin-token"},
-    ).json()
-    app = run_instrumented_app(stack, tmp_path, f"{gateway}/v1", key["key"])
+    key = create_key(stack)
+    app = run_instrumented_app(stack, tmp_path, key["key"], f"{gateway}/v1", key["key"])
     url = f"http://{s.host}:{s.ingest_port}/api/traces/{app['trace_id']}"
 
     def joined_trace() -> dict[str, Any] | None:

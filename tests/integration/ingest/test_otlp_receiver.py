@@ -1,5 +1,6 @@
 """The OTLP receiver over real HTTP: a real ingest service (broker, ClickHouse engine,
-uvicorn on a free port), the official OTLP exporter and hand-made payloads."""
+uvicorn on a free port), the official OTLP exporter and hand-made payloads. Every export
+carries a virtual key, published on the control topic as the gateway's admin API does."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 import orjson
 import pytest
 import uvicorn
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from google.rpc.status_pb2 import Status
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -30,16 +31,19 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from ingest.server import IngestService, build_app
-from meterline.kafka import consumer_config, create_topics
+from meterline.kafka import consumer_config, create_topics, producer_config
 from meterline.settings import Settings
-from schemas.events.v1 import SpanEvent
-from schemas.ids import deterministic_id
-from schemas.topics import SPANS
+from schemas.events.v1 import Event, IngestTokenRecord, KeyRecord, SpanEvent
+from schemas.ids import deterministic_id, hash_key
+from schemas.topics import CONTROL, SPANS
 from tests.conftest import free_port, unique
 
 pytestmark = pytest.mark.integration
 
 MAX_BODY = 256 * 1024
+SECRET = "ml-otlp-test-key"
+KEY = KeyRecord(key_id="key_otlp", key_hash=hash_key(SECRET), org="acme", team="search")
+AUTH = {"Authorization": f"Bearer {SECRET}"}
 START = time.time_ns()
 GENAI = {
     "gen_ai.operation.name": "chat",
@@ -67,6 +71,8 @@ def ingest(broker: Any, chdb_url: str, tmp_path_factory: pytest.TempPathFactory)
     create_topics(settings)
     service = IngestService(settings)
     service.start()
+    publish_control(settings, f"key:{KEY.key_id}", KEY)
+    wait_for(lambda: service.credentials.book.lookup(SECRET))
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(build_app(service), host="127.0.0.1", port=port, log_level="warning")
@@ -78,6 +84,7 @@ def ingest(broker: Any, chdb_url: str, tmp_path_factory: pytest.TempPathFactory)
         assert time.monotonic() < deadline
         time.sleep(0.05)
     reader = SpanReader(settings)
+    reader.service = service
     yield f"http://127.0.0.1:{port}", reader
     reader.close()
     server.should_exit = True
@@ -85,10 +92,21 @@ def ingest(broker: Any, chdb_url: str, tmp_path_factory: pytest.TempPathFactory)
     service.close()
 
 
+def publish_control(settings: Settings, key: str, record: Event | None) -> None:
+    """A control record (None: a tombstone), as the gateway's admin API publishes it."""
+    producer = Producer(producer_config(settings))
+    value = record.to_json() if record is not None else None
+    producer.produce(settings.topic(CONTROL), key=key.encode(), value=value)
+    assert producer.flush(10) == 0
+
+
 class SpanReader:
     """Every record of the spans topic from the beginning, without a consumer group."""
 
+    service: Any = None
+
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self._consumer = Consumer(consumer_config(settings, group_id=None))
         self._consumer.assign(
             [
@@ -191,7 +209,7 @@ def test_protobuf_gzip_and_json_exports_become_span_events(ingest: Any) -> None:
         proto = http.post(
             "/v1/traces",
             content=body,
-            headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+            headers={**AUTH, "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
         )
         as_json = http.post(
             "/v1/traces",
@@ -209,7 +227,7 @@ def test_protobuf_gzip_and_json_exports_become_span_events(ingest: Any) -> None:
                     )
                 ],
             ),
-            headers={"Content-Type": "application/json"},
+            headers={**AUTH, "Content-Type": "application/json"},
         )
 
     assert proto.status_code == 200 and proto.headers["content-type"] == "application/x-protobuf"
@@ -244,7 +262,9 @@ def test_protobuf_gzip_and_json_exports_become_span_events(ingest: Any) -> None:
 def test_the_official_otlp_exporter_is_understood(ingest: Any) -> None:
     base, reader = ingest
     provider = TracerProvider(resource=SdkResource.create({"service.name": "sdk-app"}))
-    exporter = OTLPSpanExporter(endpoint=f"{base}/v1/traces", compression=Compression.Gzip)
+    exporter = OTLPSpanExporter(
+        endpoint=f"{base}/v1/traces", compression=Compression.Gzip, headers=AUTH
+    )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
 
@@ -263,8 +283,8 @@ def test_the_official_otlp_exporter_is_understood(ingest: Any) -> None:
 
 def test_bad_payloads_get_otlp_errors_and_never_a_500(ingest: Any) -> None:
     base, _ = ingest
-    protobuf = {"Content-Type": "application/x-protobuf"}
-    as_json = {"Content-Type": "application/json"}
+    protobuf = {**AUTH, "Content-Type": "application/x-protobuf"}
+    as_json = {**AUTH, "Content-Type": "application/json"}
     bomb = gzip.compress(b"\0" * (MAX_BODY * 40))
     assert len(bomb) < MAX_BODY
 
@@ -272,7 +292,7 @@ def test_bad_payloads_get_otlp_errors_and_never_a_500(ingest: Any) -> None:
         garbage = http.post("/v1/traces", content=b"\xff\xff\xff\xff garbage", headers=protobuf)
         not_json = http.post("/v1/traces", content=b"{nope", headers=as_json)
         wrong_type = http.post(
-            "/v1/traces", content=b"hello", headers={"Content-Type": "text/plain"}
+            "/v1/traces", content=b"hello", headers={**AUTH, "Content-Type": "text/plain"}
         )
         too_big = http.post("/v1/traces", content=b"x" * (MAX_BODY + 1), headers=as_json)
         zip_bomb = http.post(
@@ -311,12 +331,12 @@ def test_partially_bad_exports_and_re_exports(ingest: Any) -> None:
         partial = http.post(
             "/v1/traces",
             content=json_export(trace, spans),
-            headers={"Content-Type": "application/json"},
+            headers={**AUTH, "Content-Type": "application/json"},
         )
         again = http.post(
             "/v1/traces",
             content=proto_export(bytes.fromhex(trace), [(bytes.fromhex("00000000000000b1"), {})]),
-            headers={"Content-Type": "application/x-protobuf"},
+            headers={**AUTH, "Content-Type": "application/x-protobuf"},
         )
 
     assert partial.status_code == 200
@@ -340,3 +360,141 @@ def wait_for(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
             return value
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.2)
+
+
+def test_exports_without_a_valid_credential_get_401_and_publish_nothing(ingest: Any) -> None:
+    base, reader = ingest
+    forged = new_trace().hex()
+    body = json_export(forged, [json_span("00000000000000c1", gen_ai__usage__input_tokens=9)])
+    as_json = {"Content-Type": "application/json"}
+
+    with httpx.Client(base_url=base, timeout=20) as http:
+        anonymous = http.post("/v1/traces", content=body, headers=as_json)
+        unknown = http.post(
+            "/v1/traces", content=body, headers={**as_json, "Authorization": "Bearer ml-forged"}
+        )
+        basic = http.post(
+            "/v1/traces", content=body, headers={**as_json, "Authorization": f"Basic {SECRET}"}
+        )
+        as_proto = http.post(
+            "/v1/traces",
+            content=proto_export(bytes.fromhex(forged), [(b"\x02" * 8, GENAI)]),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        # Refused before anything else is looked at, whatever the body.
+        wrong_type = http.post("/v1/traces", content=b"x", headers={"Content-Type": "text/plain"})
+
+    for response in (anonymous, unknown, basic, wrong_type):
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["code"] == 16  # google.rpc.Code UNAUTHENTICATED
+    assert "missing credential" in anonymous.json()["message"]
+    assert "unknown or revoked credential" in unknown.json()["message"]
+    assert as_proto.status_code == 401
+    assert Status.FromString(as_proto.content).code == 16
+
+    # A valid export sent afterwards arrives; the refused ones never reached the topic.
+    valid = new_trace().hex()
+    ok = httpx.post(
+        f"{base}/v1/traces",
+        content=json_export(valid, [json_span("00000000000000c2")]),
+        headers={**AUTH, **as_json},
+        timeout=20,
+    )
+    assert ok.status_code == 200
+    reader.spans_of(valid, 1)
+    assert not [event for _, event in reader.records if event.trace_id == forged]
+    health = httpx.get(f"{base}/healthz", timeout=10).json()
+    assert health["otlp"]["unauthenticated"] >= 5
+
+
+def test_claimed_attribution_is_replaced_and_implausible_tokens_refused(ingest: Any) -> None:
+    base, reader = ingest
+    trace = new_trace().hex()
+    document = orjson.loads(
+        json_export(
+            trace,
+            [
+                json_span(
+                    "00000000000000d1",
+                    gen_ai__operation__name="chat",
+                    gen_ai__request__model="gpt-4o",
+                    gen_ai__usage__input_tokens=100_000_000,
+                ),
+                json_span(
+                    "00000000000000d2",
+                    gen_ai__operation__name="chat",
+                    gen_ai__request__model="gpt-4o",
+                    gen_ai__usage__input_tokens=42,
+                    meterline__team="payments",
+                ),
+            ],
+        )
+    )
+    # The forgery of issue 10: the resource claims another org and key.
+    document["resourceSpans"][0]["resource"]["attributes"] += [
+        {"key": "meterline.org", "value": {"stringValue": "victim"}},
+        {"key": "meterline.key_id", "value": {"stringValue": "key_victim"}},
+    ]
+
+    response = httpx.post(
+        f"{base}/v1/traces",
+        content=orjson.dumps(document),
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=20,
+    )
+
+    assert response.status_code == 200
+    success = response.json()["partialSuccess"]
+    assert int(success["rejectedSpans"]) == 1
+    message = success["errorMessage"]
+    assert "input_tokens 100000000 is beyond the plausible 10000000 tokens per span" in message
+    assert (
+        "claimed attribution ignored on 1 spans (meterline.key_id='key_victim', "
+        "meterline.org='victim', meterline.team='payments')"
+    ) in message
+    assert "attributed to the credential key:key_otlp (org 'acme')" in message
+    (event,) = reader.spans_of(trace, 1)
+    assert event.span_id == "00000000000000d2" and event.input_tokens == 42
+    assert (event.key_id, event.org, event.team, event.project) == (
+        "key_otlp",
+        "acme",
+        "search",
+        "",
+    )
+    assert not any(key.startswith("meterline.") for key in event.attributes)
+    health = httpx.get(f"{base}/healthz", timeout=10).json()
+    assert health["otlp"]["spans_with_dropped_claims"] >= 1
+
+
+def test_an_ingest_token_attributes_to_its_org_until_revoked(ingest: Any) -> None:
+    base, reader = ingest
+    settings, book = reader.settings, reader.service.credentials.book
+    token = IngestTokenRecord(
+        token_id="itok_test", token_hash=hash_key("mli-test"), org="acme", team="ml"
+    )
+    publish_control(settings, "ingest_token:itok_test", token)
+    wait_for(lambda: book.lookup("mli-test"))
+    headers = {"Authorization": "Bearer mli-test", "Content-Type": "application/json"}
+    trace = new_trace().hex()
+
+    accepted = httpx.post(
+        f"{base}/v1/traces",
+        content=json_export(trace, [json_span("00000000000000e1", llm__token_count__prompt=3)]),
+        headers=headers,
+        timeout=20,
+    )
+
+    assert accepted.status_code == 200 and accepted.json() == {}
+    (event,) = reader.spans_of(trace, 1)
+    assert (event.key_id, event.org, event.team) == (None, "acme", "ml")
+
+    publish_control(settings, "ingest_token:itok_test", None)  # revoked (tombstone)
+    wait_for(lambda: book.lookup("mli-test") is None)
+    refused = httpx.post(
+        f"{base}/v1/traces",
+        content=json_export(trace, [json_span("00000000000000e2")]),
+        headers=headers,
+        timeout=20,
+    )
+    assert refused.status_code == 401

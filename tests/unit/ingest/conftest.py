@@ -18,6 +18,7 @@ from schemas.events.v1 import (
     Event,
     GuardrailEvent,
     GuardrailSummary,
+    IngestTokenRecord,
     KeyRecord,
     PolicyRecord,
     RequestEvent,
@@ -129,6 +130,9 @@ def sample_events() -> dict[str, Event]:
             subject="key:key-1", action="block", reason="llmjacking", source="llmjacking"
         ),
         "key": KeyRecord(key_id="key-1", key_hash="ab" * 32, org="acme", created_by="root"),
+        "ingest_token": IngestTokenRecord(
+            token_id="itok_1", token_hash="cd" * 32, org="acme", team="ml", name="otel"
+        ),
         "budget": BudgetRecord(
             budget_id="b1", subject="team:acme/search", period="month", limit_usd=Decimal("100")
         ),

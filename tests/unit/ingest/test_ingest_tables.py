@@ -26,6 +26,7 @@ EXPECTED_TABLE = {
     "drift": "drift_reports",
     "enforcement": "enforcement_decisions",
     "key": "control_records",
+    "ingest_token": "control_records",
     "budget": "control_records",
     "policy": "control_records",
     "dead_letter": "dead_letters",
@@ -89,11 +90,15 @@ def test_control_records_carry_type_subject_and_who(events) -> None:
         kind: dict(
             zip(TABLES["control_records"].column_names, row_for(events[kind])[1], strict=True)
         )
-        for kind in ("key", "budget", "policy")
+        for kind in ("key", "ingest_token", "budget", "policy")
     }
     assert rows["key"]["record_type"] == "key"
     assert rows["key"]["subject"] == "key:key-1"
     assert rows["key"]["who"] == "root"
+    assert rows["ingest_token"]["record_type"] == "ingest_token"
+    assert rows["ingest_token"]["subject"] == "ingest_token:itok_1"
+    assert rows["ingest_token"]["org"] == "acme"
+    assert "cd" * 32 in rows["ingest_token"]["payload"]  # the hash; never a secret
     assert rows["budget"]["org"] == "acme"
     assert rows["policy"]["record_id"] == "p1"
     assert '"mode":"enforce"' in rows["policy"]["payload"]
