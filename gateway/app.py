@@ -31,9 +31,43 @@ from gateway.proxy import ProxyRoutes
 from gateway.runtime import GatewayRuntime
 from meterline.settings import Settings
 
-__all__ = ["GatewayApp", "create_app"]
+__all__ = ["GatewayApp", "create_app", "invalid_request_for"]
 
 log = logging.getLogger(__name__)
+
+
+def _json_position(doc: object, pos: object) -> str:
+    """' at line L column C' of a character offset, as json.JSONDecodeError words it."""
+    if not isinstance(doc, str) or not isinstance(pos, int):
+        return ""
+    line = doc.count("\n", 0, pos) + 1
+    column = pos - doc.rfind("\n", 0, pos)
+    return f" at line {line} column {column}"
+
+
+def _param(loc: list[Any]) -> str:
+    """A pydantic location as OpenAI names fields: `models[0]`, `limits.rpm`."""
+    parts = (f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return "".join(parts).lstrip(".")
+
+
+def invalid_request_for(exc: RequestValidationError) -> InvalidRequest:
+    """The first problem of an admin request, in words, naming the field (`param`).
+
+    FastAPI reports a JSON syntax error with the character offset as its location
+    (`loc=("body", 7)`): that is a position in the text, not a field, so it is spelled out
+    as line and column instead of becoming `param "7"`.
+    """
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    loc = [part for part in first.get("loc", ()) if part != "body"]
+    if first.get("type") == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error") or "malformed JSON"
+        where = _json_position(exc.body, loc[0] if loc else None)
+        return InvalidRequest(f"request body is not valid JSON: {reason}{where}")
+    param = _param(loc)
+    message = str(first.get("msg", "invalid request"))
+    return InvalidRequest(f"{param}: {message}" if param else message, param=param or None)
 
 
 def _error_response(exc: GatewayError) -> Response:
@@ -107,11 +141,18 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> GatewayApp:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
+        # `degraded` while events wait for the broker (spooled, not draining), still 200:
+        # the gateway serves every request and loses no event, so a load balancer must not
+        # take it out of rotation; monitoring alerts on the status and the oldest's age.
         emitter = runtime.emitter
+        waiting = emitter.spool_size
+        age = emitter.oldest_undelivered_age_s
         return {
-            "status": "ok",
+            "status": "degraded" if waiting else "ok",
             "emitter": emitter.state,
-            "spool_size": emitter.spool_size,
+            "spool_size": waiting,
+            "oldest_undelivered_age_s": round(age, 3) if age is not None else None,
+            "quarantined": emitter.quarantined,
             "queue_depth": emitter.queue_depth,
             "keys_loaded": len(runtime.keys),
             "budgets_loaded": len(runtime.budgets),
@@ -130,12 +171,7 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> GatewayApp:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        loc = [str(part) for part in first.get("loc", ()) if part != "body"]
-        param = ".".join(loc) or None
-        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg", "invalid"))
-        return _error_response(InvalidRequest(message, param=param))
+        return _error_response(invalid_request_for(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

@@ -44,7 +44,7 @@ class GatewayRuntime:
         self.keys = KeyStore()
         self.ingest_tokens = CredentialBook(kinds=("ingest_token",))  # admin listing only
         self.metrics = Metrics()
-        self.emitter = KafkaEmitter(settings)
+        self.emitter = KafkaEmitter(settings, metrics=self.metrics)
         self.tracer = (
             GatewayTracer(self.emitter.emit, settings.topic(SPANS))
             if settings.gateway_spans
@@ -88,6 +88,11 @@ class GatewayRuntime:
             "meterline_gateway_spool_events",
             "Events waiting in the disk spool for the broker.",
             lambda: self.emitter.spool_size,
+        )
+        self.metrics.gauge(
+            "meterline_gateway_spool_oldest_age_seconds",
+            "Age of the oldest event waiting for the broker (0 when none waits).",
+            lambda: round(self.emitter.oldest_undelivered_age_s or 0.0, 3),
         )
         self.metrics.gauge(
             "meterline_gateway_keys_loaded", "Virtual keys known.", lambda: len(self.keys)

@@ -4,6 +4,11 @@ One record per line: `topic \\t key \\t value \\n`. Values are orjson output, wh
 contains a raw newline or tab, and topics and key ids are ours. The read position lives
 in a side file, so a restart resumes replay where it stopped; the spool is deleted once
 fully replayed. Single writer and reader: the emitter's background thread.
+
+A record the broker refuses for good on replay, or a line that is not a record, is moved
+to `<name>.quarantine` beside the spool (same line format, so an operator can inspect it
+and append it back once the cause is fixed), with an ERROR log line saying why. It is never
+retried forever, which would stop every later event, and never skipped silently.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ class Spool:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{name}.spool"
         self._offset_path = directory / f"{name}.offset"
+        self.quarantine_path = directory / f"{name}.quarantine"
+        self.quarantined = 0  # records moved to quarantine by this process
         self._seal_torn_write()
         self._offset = self._read_offset()
         self.pending = self._count_pending()
@@ -72,14 +79,23 @@ class Spool:
     def append(self, records: list[SpoolRecord]) -> None:
         if not records:
             return
-        lines = b"".join(
-            b"%s\t%s\t%s\n" % (topic.encode(), key, value) for topic, key, value in records
-        )
-        with self.path.open("ab") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write(self.path, b"".join(_line(record) for record in records))
         self.pending += len(records)
+
+    def quarantine(self, record: SpoolRecord, reason: str) -> None:
+        """Keep a record the broker will never take beside the spool, and say so."""
+        self._quarantine_line(_line(record), reason)
+
+    def _quarantine_line(self, line: bytes, reason: str) -> None:
+        _write(self.quarantine_path, line if line.endswith(b"\n") else line + b"\n")
+        self.quarantined += 1
+        log.error(
+            "spool %s: quarantined a record (%d bytes) to %s: %s",
+            self.path,
+            len(line),
+            self.quarantine_path,
+            reason,
+        )
 
     def read(self, limit: int) -> tuple[list[SpoolRecord], list[int]]:
         """Up to `limit` records from the read position, with each record's end offset."""
@@ -103,7 +119,7 @@ class Spool:
                 if len(parts) != 3:
                     if records:  # end this batch; the next read starts at the bad line
                         break
-                    log.error("spool %s: skipping a malformed record at %d", self.path, position)
+                    self._quarantine_line(line, f"not a spool record (at offset {position})")
                     position += len(line)
                     self._skip_to(position)
                     self.pending = max(0, self.pending - 1)
@@ -143,3 +159,15 @@ class Spool:
     @property
     def empty(self) -> bool:
         return self.pending == 0
+
+
+def _line(record: SpoolRecord) -> bytes:
+    topic, key, value = record
+    return b"%s\t%s\t%s\n" % (topic.encode(), key, value)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with path.open("ab") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
