@@ -201,6 +201,11 @@ class SinkConsumer:
                 backoff = min(backoff * 2, self.max_backoff_s)
         if failures:
             log.info("ClickHouse writes succeed again after %d failed attempts", failures)
+        refused = self.sink.take_dead_letters()
+        if refused and self._publish is not None:
+            for dead_letter in refused:
+                self._publish(dead_letter)
+        self._dead_letters += len(refused)
         self._rows_written += written
         now = time.time()
         self.policy.flushed()
@@ -210,6 +215,7 @@ class SinkConsumer:
             consecutive_failures=0,
             rows_written=self._rows_written,
             pending_rows=self.sink.pending_rows,
+            dead_letters=self._dead_letters,
         )
         self._commit_offsets()
         return True

@@ -4,6 +4,11 @@ The consumer drives flushing from its checkpoint and commits offsets only after
 `flush()` returned; a failed flush keeps every buffered row, so the retry writes the same
 batch again (quix-streams clears its batch and seeks back instead; keeping it is simpler
 without a pause/seek dance, and the write is idempotent).
+
+A write that can never succeed (PermanentSinkError) must not be retried forever: its rows
+become dead letters (`take_dead_letters`, which the consumer publishes to the dlq topic
+before committing) and the stream goes on. A sink that can tell which rows are at fault
+(ClickHouseSink bisects) refuses only those; otherwise the whole table batch is refused.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ingest.errors import RetryableSinkError, SinkError
+from ingest.errors import PermanentSinkError, RetryableSinkError, SinkError
+from ingest.sinks.dead_letters import records_of, refused_row
 from ingest.tables import Row
+from schemas.events.v1 import DeadLetter
 
 __all__ = ["Batch", "BatchingSink", "Sink"]
 
@@ -53,6 +60,10 @@ class Sink(ABC):
     def largest_batch(self) -> int:
         """Rows buffered for the fullest table (the size trigger of the flush policy)."""
 
+    def take_dead_letters(self) -> list[DeadLetter]:
+        """Rows refused for good since the last call, as dead letters for the dlq topic."""
+        return []
+
     def on_partitions_assigned(self) -> None:  # noqa: B027 - optional hook
         """Partitions changed hands: state derived from other writers may be stale."""
 
@@ -66,6 +77,17 @@ class BatchingSink(Sink):
     def __init__(self) -> None:
         self._buffers: dict[str, Batch] = {}
         self._pending = 0
+        self._dead_letters: list[DeadLetter] = []
+        self.rows_refused = 0  # refused for good, dead-lettered
+
+    def take_dead_letters(self) -> list[DeadLetter]:
+        taken, self._dead_letters = self._dead_letters, []
+        return taken
+
+    def refuse(self, table: str, records: list[dict], reason: str) -> None:
+        """Dead-letter rows of `table` that can never be written."""
+        self.rows_refused += len(records)
+        self._dead_letters.extend(refused_row(table, record, reason) for record in records)
 
     def _batch(self, table: str) -> Batch:
         batch = self._buffers.get(table)
@@ -101,14 +123,17 @@ class BatchingSink(Sink):
                 continue
             try:
                 self.write(table, batch)
+                written += batch.size
+            except PermanentSinkError as exc:
+                # Never writable as a whole: dead letters, not a retry loop.
+                self.refuse(table, records_of(table, batch.rows, batch.chunks), str(exc))
             except SinkError:
                 raise
             except Exception as exc:  # the database client's own errors
                 raise RetryableSinkError(f"writing {batch.size} rows to {table}: {exc}") from exc
-            # Only what was written leaves the buffer: a later table's failure keeps its rows.
+            # Only what was handled leaves the buffer: a later table's failure keeps its rows.
             del self._buffers[table]
             self._pending -= batch.size
-            written += batch.size
         return written
 
     @abstractmethod

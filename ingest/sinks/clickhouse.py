@@ -14,6 +14,12 @@ this sink since then (one writer per partition), so it is checked against the ev
 this sink inserted since: a set in memory, bounded by re-reading the floor. A live stream
 from many partitions, whose batches interleave in time, thus pays no lookup; a replay
 (old rows) is always checked, and so is everything after a failed or partial insert.
+
+A batch ClickHouse refuses for good (ingest/sinks/refusals.py: a violated constraint, a
+value out of range, too many partitions in one block) is split in halves until the rows at
+fault stand alone: every other row is stored, each refused row becomes a dead letter with
+ClickHouse's reason (stored in dead_letters here, and published to the dlq topic by the
+consumer). A refused dead letter is only logged: never a loop.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.errors import RetryableSinkError
+from ingest.errors import PermanentSinkError, RetryableSinkError
 from ingest.sinks.base import Batch, BatchingSink
-from ingest.tables import DEAD_LETTERS, TABLES, Row, TableSpec
+from ingest.sinks.refusals import classify_insert_error
+from ingest.tables import DEAD_LETTERS, TABLES, Row, TableSpec, row_for
 from meterline.warehouse import SharedClient
-from schemas.ids import deterministic_id
+from schemas.events.v1 import DeadLetter
 
 __all__ = ["ClickHouseSink"]
 
@@ -50,7 +57,8 @@ class ClickHouseSink(BatchingSink):
         self.dedupe = dedupe
         self.rows_written: Counter[str] = Counter()
         self.duplicates_dropped: Counter[str] = Counter()
-        self.rows_rejected: Counter[str] = Counter()
+        self.rows_rejected: Counter[str] = Counter()  # refused for good, dead-lettered
+        self._unstored: list[DeadLetter] = []  # dead letters not yet in their table
         # Per table: the floor (None: the table was empty), and the event_ids inserted above it.
         self._floors: dict[str, datetime | None] = {}
         self._inserted: dict[str, set[str]] = {}
@@ -83,8 +91,8 @@ class ClickHouseSink(BatchingSink):
     def write(self, table: str, batch: Batch) -> None:
         spec = TABLES[table]
         columns, rejected = _to_arrow(spec, batch.rows)
-        if rejected:
-            self._store_rejected(spec, rejected)
+        for row, error in rejected:
+            self._refuse_row(spec, dict(zip(spec.column_names, row, strict=True)), error)
         if batch.chunks:
             columns = pa.concat_tables([*batch.chunks, columns])
         fresh = _unique_event_ids(columns)
@@ -95,17 +103,70 @@ class ClickHouseSink(BatchingSink):
             fresh, ids = self._drop_stored(spec, fresh)
         self.duplicates_dropped[table] += batch.size - len(rejected) - fresh.num_rows
         if not fresh.num_rows:
+            self._store_dead_letters()
             return
         # Until the insert returns, which of these rows are stored is unknown.
         self._stale.add(table)
-        self.client.insert_arrow(table, fresh)
-        self.rows_written[table] += fresh.num_rows
+        refused = self._insert(spec, fresh)
+        self.rows_written[table] += fresh.num_rows - len(refused)
+        if refused:
+            gone = set(refused)
+            ids = [event_id for event_id in ids if event_id not in gone]
+        self._store_dead_letters()
         if self.dedupe:
             inserted = self._inserted[table]
             inserted.update(ids)
             self._stale.discard(table)
             if len(inserted) > _MAX_REMEMBERED_IDS:
                 self._stale.add(table)  # the re-read floor covers them all
+
+    def _insert(self, spec: TableSpec, rows: pa.Table) -> list[str]:
+        """Insert `rows`; the event_ids of those ClickHouse refuses for good, each one
+        dead-lettered. Raises RetryableSinkError (some halves may be stored by then: the
+        table stays stale, so the retry looks them up)."""
+        try:
+            self._insert_once(spec.name, rows)
+            return []
+        except PermanentSinkError as exc:
+            if rows.num_rows == 1:
+                (record,) = rows.to_pylist()
+                self._refuse_row(spec, record, str(exc))
+                return [str(record.get("event_id"))]
+            log.warning(
+                "ClickHouse refused %d %s rows for good; splitting to find the rows at fault",
+                rows.num_rows,
+                spec.name,
+            )
+            half = rows.num_rows // 2
+            return self._insert(spec, rows.slice(0, half)) + self._insert(spec, rows.slice(half))
+
+    def _insert_once(self, table: str, rows: pa.Table) -> None:
+        try:
+            self.client.insert_arrow(table, rows)
+        except Exception as exc:  # the database client's own errors, translated here
+            raise classify_insert_error(exc, f"{rows.num_rows} rows for {table}") from exc
+
+    def _refuse_row(self, spec: TableSpec, record: dict[str, Any], reason: str) -> None:
+        log.error("dead-lettering a %s row ClickHouse cannot store: %s", spec.name, reason)
+        self.rows_rejected[spec.name] += 1
+        if spec is DEAD_LETTERS:
+            return  # never loop on a dead letter that cannot be stored
+        self.refuse(spec.name, [record], reason)
+        self._unstored.append(self._dead_letters[-1])
+
+    def _store_dead_letters(self) -> None:
+        """Dead letters of this write into their table now (the dlq topic copy is
+        published by the consumer and deduplicated by event_id)."""
+        if not self._unstored:
+            return
+        rows = [row_for(dead_letter)[1] for dead_letter in self._unstored]
+        self._unstored = []
+        arrow_table, _ = _to_arrow(DEAD_LETTERS, _unique_by_event_id(rows))
+        self._stale.add(DEAD_LETTERS.name)  # stored outside `write`'s bookkeeping
+        try:
+            self._insert_once(DEAD_LETTERS.name, arrow_table)
+        except PermanentSinkError as exc:
+            log.error("could not store %d dead letters: %s", arrow_table.num_rows, exc)
 
     def _drop_stored(self, spec: TableSpec, fresh: pa.Table) -> tuple[pa.Table, list[str]]:
         """`fresh` without the rows already stored, and the event_ids left."""
@@ -151,34 +212,6 @@ class ClickHouseSink(BatchingSink):
             result = self.client.query_rows(sql, {"low": low, "high": high, "ids": value})
             stored.extend(row[0] for row in result)
         return stored
-
-    def _store_rejected(self, spec: TableSpec, rejected: list[tuple[Row, str]]) -> None:
-        """Rows Arrow cannot encode would fail forever: keep them as dead letters instead."""
-        self.rows_rejected[spec.name] += len(rejected)
-        dead: list[Row] = []
-        for row, error in rejected:
-            log.error("dropping a %s row that cannot be stored: %s", spec.name, error)
-            if spec is DEAD_LETTERS:
-                continue  # never loop on a dead letter that cannot be stored
-            ts = row[1] if isinstance(row[1], datetime) else datetime.now(UTC)
-            dead.append(
-                (
-                    deterministic_id("ingest.sink.encode", spec.name, str(row[0])),
-                    ts,
-                    "ingest",
-                    spec.name,
-                    None,
-                    None,
-                    "",
-                    error,
-                    "ingest.sink",
-                    repr(row)[:65_536],
-                )
-            )
-        if dead:
-            arrow_table, _ = _to_arrow(DEAD_LETTERS, _unique_by_event_id(dead))
-            self._stale.add(DEAD_LETTERS.name)  # stored outside `write`'s bookkeeping
-            self.client.insert_arrow(DEAD_LETTERS.name, arrow_table)
 
 
 def _aware(value: datetime) -> datetime:

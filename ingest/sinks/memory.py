@@ -1,10 +1,11 @@
-"""An in-memory sink for tests: keeps written rows, can be told to fail."""
+"""An in-memory sink for tests: keeps written rows, can be told to fail (for a while, or
+for good)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ingest.errors import RetryableSinkError
+from ingest.errors import PermanentSinkError, RetryableSinkError
 from ingest.sinks.base import Batch, BatchingSink
 from ingest.tables import TABLES, Row
 
@@ -17,11 +18,14 @@ class MemorySink(BatchingSink):
         self.written: dict[str, list[Row]] = {}
         self.write_calls: list[tuple[str, int]] = []
         self.fail_next_writes = 0  # simulate an outage of that many write attempts
+        self.refuse_tables: set[str] = set()  # simulate a database refusing them for good
 
     def write(self, table: str, batch: Batch) -> None:
         if self.fail_next_writes > 0:
             self.fail_next_writes -= 1
             raise RetryableSinkError(f"simulated outage writing {table}")
+        if table in self.refuse_tables:
+            raise PermanentSinkError(f"simulated refusal of {table}")
         self.write_calls.append((table, batch.size))
         rows = list(batch.rows)
         for chunk in batch.chunks:

@@ -125,3 +125,23 @@ def test_garbage_becomes_a_dead_letter_row_and_is_published(clock: FakeClock, ev
     assert len(published) == 1 and published[0].original_topic == PREFIX + "requests"
     assert len(sink.rows("requests")) == 1
     assert commits == [{(PREFIX + "requests", 0): 2}]
+
+
+def test_a_batch_refused_for_good_is_dead_lettered_and_the_stream_goes_on(
+    clock: FakeClock, events
+) -> None:
+    consumer, sink, commits, published = make_consumer(clock)
+    sink.refuse_tables = {"costs"}
+    consumer.handle(PREFIX + "costs", 0, 0, b"k", events["cost"].to_json())
+    consumer.handle(PREFIX + "requests", 1, 5, b"k", events["request"].to_json())
+
+    assert consumer.checkpoint(threading.Event())  # no retry loop
+
+    assert len(sink.rows("requests")) == 1 and "costs" not in sink.written
+    assert len(published) == 1
+    (dead,) = published
+    assert dead.original_topic == "costs" and dead.error == "simulated refusal of costs"
+    assert events["cost"].event_id in dead.payload and dead.original_key == events["cost"].event_id
+    assert commits == [{(PREFIX + "costs", 0): 1, (PREFIX + "requests", 1): 6}]
+    assert consumer.status.snapshot()["dead_letters"] == 1
+    assert sink.pending_rows == 0 and sink.rows_refused == 1
