@@ -1,9 +1,17 @@
-"""Kafka plumbing shared by every service: client configs and explicit topic creation."""
+"""Kafka plumbing shared by every service: client configs and explicit topic creation.
+
+Every librdkafka client logs through Python logging (`meterline.librdkafka`), never raw
+to stderr, and a broker outage logs each kind of complaint once per `REPEAT_WINDOW_S`
+per client, with a count, instead of a line per reconnect attempt. No client may
+auto-create a topic: the embedded broker would create it with its own partition count.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -12,7 +20,61 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from meterline.settings import Settings
 from schemas.topics import COMPACTED_TOPICS, TOPICS
 
-__all__ = ["consumer_config", "create_topics", "producer_config", "wait_for_broker"]
+__all__ = [
+    "REPEAT_WINDOW_S",
+    "RepeatFilter",
+    "admin_config",
+    "consumer_config",
+    "create_topics",
+    "librdkafka_logger",
+    "producer_config",
+    "wait_for_broker",
+]
+
+REPEAT_WINDOW_S = 30.0
+
+
+class RepeatFilter(logging.Filter):
+    """Passes the first record of each (client, facility) and then one per window.
+
+    librdkafka calls the logger as `log(level, "%s [%s] %s", facility, client, text)`;
+    a suppressed run is summed up on the next record that passes.
+    """
+
+    def __init__(
+        self, window_s: float = REPEAT_WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[object, ...], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        kind = (record.levelno, *args[:2])
+        now = self._clock()
+        with self._lock:
+            last, suppressed = self._seen.get(kind, (float("-inf"), 0))
+            if now - last < self._window_s:
+                self._seen[kind] = (last, suppressed + 1)
+                return False
+            self._seen[kind] = (now, 0)
+        if suppressed:
+            record.msg = f"{record.msg} ({suppressed} similar lines in the last %.0fs)"
+            record.args = (*args, now - last)
+        return True
+
+
+def librdkafka_logger() -> logging.Logger:
+    logger = logging.getLogger("meterline.librdkafka")
+    if not any(isinstance(f, RepeatFilter) for f in logger.filters):
+        logger.addFilter(RepeatFilter())
+    return logger
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    return {"bootstrap.servers": settings.bootstrap, "logger": librdkafka_logger()}
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -25,6 +87,8 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "message.timeout.ms": settings.emitter_delivery_timeout_ms,
         "socket.keepalive.enable": True,
         "reconnect.backoff.max.ms": 1000,
+        "allow.auto.create.topics": False,
+        "logger": librdkafka_logger(),
     }
     config.update(overrides)
     return config
@@ -37,6 +101,8 @@ def consumer_config(settings: Settings, group_id: str | None, **overrides: Any) 
         "auto.offset.reset": "earliest",
         "session.timeout.ms": settings.kafka_session_timeout_ms,
         "reconnect.backoff.max.ms": 1000,
+        "allow.auto.create.topics": False,
+        "logger": librdkafka_logger(),
     }
     if group_id is not None:
         config["group.id"] = group_id
@@ -49,7 +115,7 @@ def consumer_config(settings: Settings, group_id: str | None, **overrides: Any) 
 
 def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
     """Block until the broker answers a metadata request, or raise with advice."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(admin_config(settings))
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -67,7 +133,7 @@ def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
 
 def create_topics(settings: Settings, names: Iterable[str] = TOPICS) -> list[str]:
     """Create the missing topics explicitly (never auto-creation); return the created ones."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(admin_config(settings))
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = []
     for name in names:

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics, wait_for_broker
 from meterline.settings import ProviderConfig, Settings
+from meterline.supervisor import Supervisor
 
 __all__ = ["ServiceProcess", "Stack", "ensure_admin_token", "meterline_command", "run_up"]
 
@@ -39,15 +40,25 @@ class ServiceProcess:
     argv: list[str]
     health_url: str | None
     log_path: Path
+    env: dict[str, str] | None = field(default=None, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
-    def start(self, env: dict[str, str]) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """Start (or start again, with the environment of the first start)."""
+        if env is not None:
+            self.env = env
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def log_hint(self) -> str:
+        return f"log: {self.log_path}"
 
     @property
     def exit_code(self) -> int | None:
@@ -178,7 +189,9 @@ class Stack:
 
         started = announce(f"Kafka broker at {s.bootstrap}")
         if self.embedded_broker:
-            self.broker = EmbeddedBroker(s.broker_port, host=s.host)
+            self.broker = EmbeddedBroker(
+                s.broker_port, host=s.host, log_path=s.data_dir / "logs" / "broker.log"
+            )
             self.broker.start()
             self.settings = s = s.model_copy(update={"kafka_bootstrap": self.broker.bootstrap})
         wait_for_broker(s)
@@ -236,11 +249,23 @@ class Stack:
             service.wait_healthy(timeout_s)
             done(started)
 
-    def dead_service(self) -> ServiceProcess | None:
-        return next((svc for svc in self.services if svc.exit_code is not None), None)
+    def recreate_topics(self) -> None:
+        """After an embedded-broker restart (memory storage: every topic is gone)."""
+        wait_for_broker(self.settings)
+        created = create_topics(self.settings)
+        self.progress(f"      topics recreated: {len(created)}")
+
+    def supervisor(self) -> Supervisor:
+        """A supervisor watching every child started so far (the broker included)."""
+        supervisor = Supervisor(log=self.progress)
+        if self.broker is not None:
+            supervisor.watch(self.broker, on_restart=self.recreate_topics)
+        for service in self.services:
+            supervisor.watch(service)
+        return supervisor
 
     def stop(self) -> None:
-        # Reverse start order: intake stops first, sinks flush last.
+        # Reverse start order (data flow): intake stops first, sinks flush last, broker last.
         for service in reversed(self.services):
             self.progress(f"stopping {service.name} ...")
             service.stop()
@@ -251,9 +276,11 @@ class Stack:
             self.broker = None
 
 
-def run_up(settings: Settings, *, demo: bool) -> int:
-    """`meterline up`: start everything, print the URLs, run until Ctrl-C."""
-    stack = Stack(settings, mock_provider=demo, traffic=demo, dashboard=True)
+def run_up(
+    settings: Settings, *, demo: bool, mock_provider: bool = False, dashboard: bool = True
+) -> int:
+    """`meterline up`: start everything, print the URLs, supervise until Ctrl-C/SIGTERM."""
+    stack = Stack(settings, mock_provider=demo or mock_provider, traffic=demo, dashboard=dashboard)
 
     def on_stop_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -271,14 +298,10 @@ def run_up(settings: Settings, *, demo: bool) -> int:
         print(f"\n  admin token: {token.get_secret_value()}")
         print(f"  logs:        {stack.settings.data_dir / 'logs'}")
         print("\nPress Ctrl-C to stop.")
-        while (dead := stack.dead_service()) is None:
-            time.sleep(0.5)
-        print(
-            f"\n{dead.name} stopped unexpectedly (exit code {dead.exit_code}). "
-            f"Last lines of {dead.log_path}:\n{dead.log_tail()}",
-            file=sys.stderr,
-        )
-        return 1
+        supervisor = stack.supervisor()
+        while True:  # until Ctrl-C or SIGTERM; a crashed child is restarted
+            supervisor.check()
+            time.sleep(0.2)
     except KeyboardInterrupt:
         print("\nstopping ...")
         return 0

@@ -16,6 +16,7 @@ from faust.web import Request, Response, View
 from meterline.settings import Settings
 from processors.agentloop.agent import register_agentloop_agents
 from processors.alerts.agent import register_alert_agents
+from processors.autocreate import disable_topic_auto_creation
 from processors.budgets.agent import register_budget_agent
 from processors.cost.agent import register_cost_agent
 from processors.dlq import DeadLetterPublisher
@@ -31,6 +32,7 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> faust.App:
     metrics = metrics or ProcessorMetrics()
+    disable_topic_auto_creation()
     datadir = settings.data_dir / "processors"
     datadir.mkdir(parents=True, exist_ok=True)  # Faust only creates the last level
     app = faust.App(

