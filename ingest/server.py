@@ -17,7 +17,7 @@ from ingest.api.auth import ReadTokens, exposure_warning
 from ingest.consumer import SinkConsumer
 from ingest.credentials import CredentialReader
 from ingest.otlp import KafkaSpanPublisher, OtlpAuth, OtlpStats, install_otlp_receiver
-from ingest.restore import restore_control_plane
+from ingest.restore import ControlPlaneWatch, restore_control_plane
 from ingest.sinks.clickhouse import ClickHouseSink
 from ingest.status import SinkStatus
 from meterline.kafka import create_topics, wait_for_broker
@@ -48,12 +48,14 @@ class IngestService:
         self.spans = KafkaSpanPublisher(settings)  # the OTLP receiver's producer
         self.credentials = CredentialReader(settings)  # who may export spans
         self.otlp_stats = OtlpStats()
+        self.control_watch = ControlPlaneWatch(settings, self.client)
 
     def start(self) -> None:
         wait_for_broker(self.settings)
         create_topics(self.settings)  # idempotent; never rely on auto-creation
         # Before the sink starts: an embedded-broker restart left the control topics empty.
         restore_control_plane(self.settings, self.client)
+        self.control_watch.start()  # and again whenever the broker comes back empty
         self.spans.start()
         self.credentials.start()
         self._thread = threading.Thread(target=self._run, name="ingest-sink", daemon=True)
@@ -76,6 +78,7 @@ class IngestService:
     def close(self) -> None:
         self.spans.close()  # uvicorn has drained the OTLP requests: deliver what is left
         self.credentials.close()
+        self.control_watch.close()
         self.stop()
         self.client.close()
 

@@ -130,6 +130,10 @@ class Settings(BaseSettings):
         }
     )
     guardrail_stream_hold_chars: int = 48
+    # Events the broker acknowledged in the last window are kept (at most max_events) and
+    # sent again if it restarts without its data (the embedded broker's memory storage).
+    emitter_redelivery_window_s: float = Field(default=30.0, ge=0)
+    emitter_redelivery_max_events: int = Field(default=50_000, ge=0)
     guardrail_max_scan_chars: int = 256 * 1024
     # CIDRs of proxies whose X-Forwarded-For names the client (gateway/client_address.py).
     # Empty trusts nobody: the recorded client is the socket peer.
@@ -162,6 +166,11 @@ class Settings(BaseSettings):
     # or once `drift_window_s` of event time has passed (0: no time limit) with at least
     # `drift_min_events`; it is compared with the first window ("fixed") or the previous one.
     drift_window_events: int = 500
+    # Requests stored without a cost for `recost_grace_s` (a cost lost in a broker restart)
+    # are priced again, every `recost_interval_s`, looking back `recost_lookback_s`.
+    recost_interval_s: float = Field(default=30.0, gt=0)
+    recost_grace_s: float = Field(default=120.0, ge=0)
+    recost_lookback_s: float = Field(default=86_400.0, gt=0)
     drift_window_s: float = 3600.0
     drift_min_events: int = 100
     drift_reference: Literal["fixed", "trailing"] = "trailing"

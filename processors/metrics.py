@@ -27,6 +27,7 @@ class ProcessorMetrics:
         self.cost_usd_total = Decimal(0)
         self.unpriced_by_model: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()  # by stage
+        self.recosted_total = 0  # stored requests priced again because their cost was lost
         # (outcome: sent|failed|suppressed|dropped, category: budget|enforcement|anomaly)
         self.alerts: Counter[tuple[str, str]] = Counter()
         self._max_model_labels = max_model_labels
@@ -43,6 +44,9 @@ class ProcessorMetrics:
             if not known and len(self.unpriced_by_model) >= self._max_model_labels:
                 label = _OTHER
             self.unpriced_by_model[label] += 1
+
+    def recosted(self, count: int) -> None:
+        self.recosted_total += count
 
     def dead_letter(self, stage: str) -> None:
         self.dead_letters[stage] += 1
@@ -61,6 +65,8 @@ class ProcessorMetrics:
         lines.append(f"meterline_processors_costs_emitted_total {self.costs_emitted}")
         _family(lines, "cost_usd_total", "counter", "Sum of total_cost emitted, USD.")
         lines.append(f"meterline_processors_cost_usd_total {self.cost_usd_total:f}")
+        _family(lines, "recosted_total", "counter", "Stored requests priced again (cost lost).")
+        lines.append(f"meterline_processors_recosted_total {self.recosted_total}")
         _family(lines, "unpriced_total", "counter", "CostEvents with priced=false, by model.")
         for model, count in sorted(self.unpriced_by_model.items()):
             lines.append(f'meterline_processors_unpriced_total{{model="{_esc(model)}"}} {count}')

@@ -39,6 +39,7 @@ from gateway.emit.poison import (
     is_poison,
     minimal_event,
 )
+from gateway.emit.redelivery import RecentDeliveries
 from gateway.emit.spool import Spool, SpoolRecord
 from gateway.metrics import Metrics
 from meterline.kafka import producer_config
@@ -112,6 +113,11 @@ class KafkaEmitter:
         # Delivery callbacks, bound once: an original event, or a salvage product (its
         # minimal version or dead letter), whose own poisoning must not be salvaged again.
         self._callbacks = {True: self._on_delivery, False: self._on_salvage_delivery}
+        self._redelivery_window_s = settings.emitter_redelivery_window_s
+        self._recent = RecentDeliveries(
+            settings.emitter_redelivery_window_s, settings.emitter_redelivery_max_events
+        )
+        self.redelivered = 0  # acknowledged events sent again after the broker lost them
         self.delivered = 0
         self.poisoned = 0  # records that could never be produced (each dead-lettered)
         self.reduced = 0  # of those, replaced by a minimal event
@@ -252,6 +258,8 @@ class KafkaEmitter:
     def _delivered(self, error: KafkaError | None, message: Message, *, salvage: bool) -> None:
         if error is None:
             self.delivered += 1
+            if salvage and self._recent.enabled:
+                self._note_delivered(message)
             return
         record = (message.topic() or "", message.key() or b"", message.value() or b"")
         if is_poison(error):  # e.g. the broker's own, lower, message size limit
@@ -264,6 +272,21 @@ class KafkaEmitter:
                 self._purge_requested = True
             self._start_spooling(created_ms / 1000 if created_ms > 0 else time.time())
             self._failed.append(record)
+
+    def _note_delivered(self, message: Message) -> None:
+        record = (message.topic() or "", message.key() or b"", message.value() or b"")
+        lost = self._recent.delivered(message.partition(), message.offset(), record)
+        if not lost:
+            return
+        self.redelivered += len(lost)
+        log.warning(
+            "emitter: the broker restarted without its data (offsets went back); "
+            "sending the %d events it acknowledged in the last %.0fs again",
+            len(lost),
+            self._redelivery_window_s,
+        )
+        for topic, key, value in lost:
+            self._send(topic, key, value, salvage=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():

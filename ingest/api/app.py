@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, Query, Request
@@ -17,6 +17,7 @@ from ingest.api.routes import router
 from ingest.api.showback import parse_bound, parse_showback, run_showback
 from ingest.api.spend import SpendResponse, spend_for_subject
 from ingest.api.traces import TraceResponse, trace_spans
+from ingest.api.uncosted import MAX_UNCOSTED_LIMIT, UncostedResponse, uncosted_requests
 from ingest.status import SinkStatus
 from meterline.warehouse import SharedClient
 
@@ -136,6 +137,22 @@ def create_app(
         if start is None or end is None:
             raise InvalidParameter("from" if start is None else "to", "a time bound is required")
         return spend_for_subject(shared(request), subject, start, end)
+
+    @app.get("/api/spend/uncosted", response_model=UncostedResponse)
+    def spend_uncosted(
+        request: Request,
+        older_than_s: Annotated[float, Query(ge=0, le=86_400)] = 120.0,
+        within_s: Annotated[float, Query(gt=0, le=31 * 86_400)] = 86_400.0,
+        limit: Annotated[int, Query(ge=1, le=MAX_UNCOSTED_LIMIT)] = 1000,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> UncostedResponse:
+        return uncosted_requests(
+            shared(request),
+            older_than=timedelta(seconds=older_than_s),
+            within=timedelta(seconds=within_s),
+            limit=limit,
+            cursor=cursor,
+        )
 
     @app.get("/api/traces/{trace_id}", response_model=TraceResponse)
     def trace(request: Request, trace_id: str) -> TraceResponse:

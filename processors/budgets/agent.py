@@ -32,6 +32,7 @@ from processors.budgets.logic import (
 from processors.budgets.reconcile import reconcile_from_warehouse
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
+from processors.read_api import spend_token
 from processors.streams import Guard, consume, raw_topic, send_all
 from schemas.events.v1 import BudgetRecord, utc_now
 from schemas.topics import BUDGETS, COSTS, ENFORCEMENT
@@ -96,7 +97,7 @@ def register_budget_agent(
                 book,
                 settings.resolved_read_api_url,
                 settings.budget_reconcile_timeout_s,
-                token=_spend_token(settings),
+                token=spend_token(settings),
             )
         )
         while early:
@@ -114,9 +115,3 @@ def register_budget_agent(
     app.task(budget_start)
     app.timer(settings.budget_tick_interval_s, name="budget_rollover")(budget_rollover)
     return book
-
-
-def _spend_token(settings: Settings) -> str | None:
-    """The read API token budgets reconcile with: admin, else finance (both read spend)."""
-    token = settings.read_token_admin or settings.read_token_finance
-    return token.get_secret_value() if token is not None else None

@@ -1,4 +1,5 @@
-"""The cost agent: requests topic -> one CostEvent per request on the costs topic.
+"""The cost agent: requests topic -> one CostEvent per request on the costs topic; and
+a timer pricing stored requests whose cost was lost (`recost.py`).
 
 Thin by design: parsing and pricing live in `logic.py`. Values are read as raw bytes and
 whatever the logic rejects becomes a dead letter (processors/streams.py).
@@ -9,12 +10,15 @@ from __future__ import annotations
 import logging
 
 import faust
+import httpx
 from faust.types import Message
 
 from meterline.settings import Settings
 from processors.cost.logic import STAGE, Pricer, RejectedEvent, cost_for_payload
+from processors.cost.recost import fetch_uncosted, recost
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
+from processors.read_api import read_api_client
 from processors.streams import Guard, consume, raw_topic
 from schemas.events.v1 import CostEvent
 from schemas.topics import COSTS, REQUESTS
@@ -52,3 +56,21 @@ def register_cost_agent(
         await guard.run(message, lambda m: cost_for_payload(m.value, pricer), emit)
 
     consume(app, raw_topic(app, settings, REQUESTS), AGENT_NAME, metrics, handle)
+
+    async def emit_recosted(cost: CostEvent) -> None:
+        await send_cost(costs, metrics, cost, None)
+
+    async def recost_uncosted() -> None:
+        try:
+            async with read_api_client(settings) as client:
+                pages = fetch_uncosted(
+                    client, grace_s=settings.recost_grace_s, lookback_s=settings.recost_lookback_s
+                )
+                async for page in pages:
+                    if emitted := await recost(page, pricer, emit_recosted):
+                        metrics.recosted(emitted)
+                        log.warning("recost: priced %d stored request(s) that had no cost", emitted)
+        except httpx.HTTPError as exc:  # ingest down or restarting: the next round retries
+            log.info("recost: read API unavailable (%s)", exc)
+
+    app.timer(settings.recost_interval_s, name="recost_uncosted")(recost_uncosted)
