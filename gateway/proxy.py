@@ -62,7 +62,7 @@ def _check_content_type(value: bytes | None) -> None:
     shown = clip_bytes(value, 64)
     raise InvalidRequest(
         f"Unsupported content type: '{shown}'. This API method only accepts "
-        "'application/json' requests.",
+        f"'application/json' requests, but you specified the header 'Content-Type: {shown}'.",
         param="Content-Type",
         code="unsupported_content_type",
     )

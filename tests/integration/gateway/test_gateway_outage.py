@@ -75,13 +75,18 @@ def test_broker_outage_spools_and_replays_in_order(
     own_broker.stop()  # memory storage: the topics and the 5 events are gone with it
     during = _send(gateway.url, secret, 50)
     _wait(lambda: _health(gateway.url)["emitter"] == "spooling")
-    assert _health(gateway.url)["spool_size"] == 100  # a RequestEvent and a SpanEvent each
+    health = _health(gateway.url)
+    assert health["spool_size"] == 100  # a RequestEvent and a SpanEvent each
+    # not draining: degraded, with the age of the oldest waiting event (still a 200)
+    assert health["status"] == "degraded" and health["oldest_undelivered_age_s"] > 0
 
     own_broker.start()
     create_topics(settings)
     after = _send(gateway.url, secret, 10)
     _wait(lambda: _health(gateway.url)["emitter"] == "connected", timeout_s=30)
     assert _request_ids(settings, during + after, read_events) == during + after
+    health = _health(gateway.url)
+    assert health["status"] == "ok" and health["oldest_undelivered_age_s"] is None
 
 
 def test_spool_survives_a_gateway_restart(
