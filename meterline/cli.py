@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from meterline.settings import Settings
+from meterline.settings import ConfigError, Settings, load_settings
 
 __all__ = ["main"]
 
@@ -426,7 +426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
-        return handler(args, Settings())
+        settings = load_settings()
+    except ConfigError as exc:  # a configuration mistake: one line, no traceback
+        print(f"meterline: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return handler(args, settings)
     except KeyboardInterrupt:
         return 130
 

@@ -4,6 +4,9 @@ Values come from, in order of precedence: constructor arguments, `METERLINE_*`
 environment variables, the YAML file named by `METERLINE_CONFIG` (default
 `./meterline.yaml` when it exists), then the defaults below. Components receive a
 `Settings` instance and never read the environment themselves.
+
+Mistakes are one line, not a traceback: `load_settings()` raises `ConfigError` naming the
+variable or the file and key (meterline/config_sources.py), and every CLI verb prints it.
 """
 
 from __future__ import annotations
@@ -13,24 +16,27 @@ import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from meterline.config_sources import ConfigError, EnvSource, YamlFileSource, describe_settings_error
 
 __all__ = [
     "CONFIG_FILE_ENV",
     "READ_TOKEN_FIELDS",
+    "ConfigError",
     "PriceOverride",
     "ProviderConfig",
     "Settings",
+    "config_file",
     "get_settings",
+    "load_settings",
 ]
+
+# A TCP port to listen on or connect to.
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class ProviderConfig(BaseModel):
@@ -39,6 +45,8 @@ class ProviderConfig(BaseModel):
     `models` are exact names or `prefix*` patterns; `api_key_env` names the environment
     variable holding the upstream key, so the key itself never sits in a config file.
     """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a default
 
     name: str
     base_url: str
@@ -59,6 +67,8 @@ class ProviderConfig(BaseModel):
 class PriceOverride(BaseModel):
     """Per-model prices in USD per million tokens (self-hosted or negotiated)."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a default
+
     name: str = "custom"
     input_mtok: Decimal = Decimal(0)
     output_mtok: Decimal = Decimal(0)
@@ -72,9 +82,17 @@ READ_TOKEN_FIELDS = ("read_token_finance", "read_token_security", "read_token_ad
 CONFIG_FILE_ENV = "METERLINE_CONFIG"
 
 
-def _default_config_file() -> Path | None:
-    path = Path(os.environ.get(CONFIG_FILE_ENV, "meterline.yaml"))
-    return path if path.is_file() else None
+def config_file() -> Path | None:
+    """The YAML file to read: `METERLINE_CONFIG` (which must exist), else `./meterline.yaml`
+    when there is one."""
+    named = os.environ.get(CONFIG_FILE_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_FILE_ENV}={named}: no such configuration file")
+        return path
+    default = Path("meterline.yaml")
+    return default if default.is_file() else None
 
 
 class Settings(BaseSettings):
@@ -86,7 +104,7 @@ class Settings(BaseSettings):
     # Kafka. `None` means "start the embedded broker" (meterline up).
     kafka_bootstrap: str | None = None
     topic_prefix: str = "meterline."
-    topic_partitions: int = 3
+    topic_partitions: int = Field(default=3, ge=1)
     kafka_session_timeout_ms: int = 6000
 
     # ClickHouse. `None` means the embedded engine at `<data_dir>/clickhouse`.
@@ -95,12 +113,12 @@ class Settings(BaseSettings):
 
     # Listening addresses (ARCHITECTURE §5).
     host: str = "127.0.0.1"
-    gateway_port: int = 8080
-    ingest_port: int = 4318
-    processors_port: int = 6066
-    dashboard_port: int = 8501
-    broker_port: int = 9092
-    mock_provider_port: int = 9100
+    gateway_port: Port = 8080
+    ingest_port: Port = 4318
+    processors_port: Port = 6066
+    dashboard_port: Port = 8501
+    broker_port: Port = 9092
+    mock_provider_port: Port = 9100
 
     # Gateway.
     admin_token: SecretStr | None = None
@@ -112,6 +130,10 @@ class Settings(BaseSettings):
     providers: list[ProviderConfig] = Field(default_factory=list)
     spool_dir: Path | None = None
     emitter_delivery_timeout_ms: int = 5000
+    # Events the broker acknowledged in the last window are kept (at most max_events) and
+    # sent again if it restarts without its data (the embedded broker's memory storage).
+    emitter_redelivery_window_s: float = Field(default=30.0, ge=0)
+    emitter_redelivery_max_events: int = Field(default=50_000, ge=0)
     # Enforcement view staleness: older than this (reader lagging, broker unreachable) the
     # gateway serves anyway ("open") or answers 503 ("closed").
     enforcement_stale_after_s: float = 30.0
@@ -130,10 +152,6 @@ class Settings(BaseSettings):
         }
     )
     guardrail_stream_hold_chars: int = 48
-    # Events the broker acknowledged in the last window are kept (at most max_events) and
-    # sent again if it restarts without its data (the embedded broker's memory storage).
-    emitter_redelivery_window_s: float = Field(default=30.0, ge=0)
-    emitter_redelivery_max_events: int = Field(default=50_000, ge=0)
     guardrail_max_scan_chars: int = 256 * 1024
     # CIDRs of proxies whose X-Forwarded-For names the client (gateway/client_address.py).
     # Empty trusts nobody: the recorded client is the socket peer.
@@ -148,6 +166,11 @@ class Settings(BaseSettings):
     price_overrides: dict[str, PriceOverride] = Field(default_factory=dict)
     budget_tick_interval_s: float = 5.0  # how often budgets check for period rollover
     budget_reconcile_timeout_s: float = 15.0  # how long to wait for the read API at start
+    # Requests stored without a cost for `recost_grace_s` (a cost lost in a broker restart)
+    # are priced again, every `recost_interval_s`, looking back `recost_lookback_s`.
+    recost_interval_s: float = Field(default=30.0, gt=0)
+    recost_grace_s: float = Field(default=120.0, ge=0)
+    recost_lookback_s: float = Field(default=86_400.0, gt=0)
     budget_control_ready_timeout_s: float = 10.0  # longest wait for all BudgetRecords at start
     # Alerts (Slack-compatible webhooks). `alert_webhooks` get every alert; `security_webhooks`
     # get anomalies and llmjacking/agent_loop enforcement. No webhook: alerts are off.
@@ -166,11 +189,6 @@ class Settings(BaseSettings):
     # or once `drift_window_s` of event time has passed (0: no time limit) with at least
     # `drift_min_events`; it is compared with the first window ("fixed") or the previous one.
     drift_window_events: int = 500
-    # Requests stored without a cost for `recost_grace_s` (a cost lost in a broker restart)
-    # are priced again, every `recost_interval_s`, looking back `recost_lookback_s`.
-    recost_interval_s: float = Field(default=30.0, gt=0)
-    recost_grace_s: float = Field(default=120.0, ge=0)
-    recost_lookback_s: float = Field(default=86_400.0, gt=0)
     drift_window_s: float = 3600.0
     drift_min_events: int = 100
     drift_reference: Literal["fixed", "trailing"] = "trailing"
@@ -245,7 +263,7 @@ class Settings(BaseSettings):
         try:
             return [str(ipaddress.ip_network(cidr.strip(), strict=False)) for cidr in value]
         except ValueError as exc:
-            raise ValueError(f"trusted_proxies: {exc}") from None
+            raise ValueError(f"expected networks such as 10.0.0.0/8 ({exc})") from None
 
     @field_validator("topic_prefix")
     @classmethod
@@ -261,10 +279,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = _default_config_file()
-        if config_file is not None:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        # Our env source also takes comma-separated lists; the YAML source refuses unknown keys.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, EnvSource(settings_cls)]
+        path = config_file()
+        if path is not None:
+            sources.append(YamlFileSource(settings_cls, path))
         return tuple(sources)
 
     # Derived values, computed so nobody re-derives them differently.
@@ -337,6 +356,18 @@ class Settings(BaseSettings):
         return env
 
 
+def load_settings(**overrides: Any) -> Settings:
+    """`Settings(**overrides)`, raising ConfigError (one line for the user) on a mistake."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        try:
+            path = config_file()
+        except ConfigError:
+            path = None
+        raise ConfigError(describe_settings_error(exc, Settings, path)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()
