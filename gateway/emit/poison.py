@@ -57,6 +57,7 @@ _POISON_CODES: Final = frozenset(
         KafkaError.INVALID_MSG,  # CRC / corrupt record
         KafkaError.INVALID_RECORD,
         KafkaError.INVALID_TIMESTAMP,
+        KafkaError.POLICY_VIOLATION,  # a broker policy refuses this record
         KafkaError._BAD_MSG,
         KafkaError._INVALID_ARG,
         KafkaError._KEY_SERIALIZATION,

@@ -20,6 +20,7 @@ from schemas.events.v1 import DeadLetter, RequestEvent, SpanEvent
         KafkaError.INVALID_RECORD,
         KafkaError.INVALID_MSG,
         KafkaError.INVALID_TIMESTAMP,
+        KafkaError.POLICY_VIOLATION,
         KafkaError._BAD_MSG,
         KafkaError._INVALID_ARG,
         KafkaError._VALUE_SERIALIZATION,
