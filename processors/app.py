@@ -8,7 +8,7 @@ topics are never declared by Faust: `meterline.kafka.create_topics` owns them.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
 
 import faust
 from faust.web import Request, Response, View
@@ -21,13 +21,16 @@ from processors.budgets.agent import register_budget_agent
 from processors.cost.agent import register_cost_agent
 from processors.dlq import DeadLetterPublisher
 from processors.drift.agent import register_drift_agent
+from processors.health import ConsumptionHealth, probe_topics
 from processors.llmjacking.agent import register_llmjacking_agent
 from processors.metrics import PROMETHEUS_CONTENT_TYPE, ProcessorMetrics
 from processors.spans.agent import register_span_cost_agent
 from processors.streams import raw_topic
 from schemas.topics import DLQ
 
-__all__ = ["create_app"]
+__all__ = ["HEALTH_PROBE_INTERVAL_S", "create_app"]
+
+HEALTH_PROBE_INTERVAL_S = 2.0
 
 
 def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> faust.App:
@@ -59,24 +62,27 @@ def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> f
     register_drift_agent(app, settings, metrics, dead_letters)
     register_llmjacking_agent(app, settings, metrics, dead_letters)
     register_agentloop_agents(app, settings, metrics, dead_letters)
-    _register_views(app, metrics)
+    _register_views(app, settings, metrics)
     return app
 
 
-def _register_views(app: faust.App, metrics: ProcessorMetrics) -> None:
+def _register_views(app: faust.App, settings: Settings, metrics: ProcessorMetrics) -> None:
+    health = ConsumptionHealth()
+
+    async def probe() -> None:
+        result = await asyncio.get_running_loop().run_in_executor(None, probe_topics, settings)
+        health.update(result, len(app.assignor.assigned_actives()))
+
+    app.task(probe)  # at start, then every interval
+    app.timer(HEALTH_PROBE_INTERVAL_S, name="health_probe")(probe)
+
     @app.page("/healthz")
     async def healthz(self: View, request: Request) -> Response:
-        return self.json(_health(app))
+        health.update(assigned_partitions=len(app.assignor.assigned_actives()))
+        ok, body = health.report()
+        body.update(app_id=app.conf.id, assigned_partitions=health.assigned_partitions)
+        return self.json(body, status=200 if ok else 503)
 
     @app.page("/metrics")
     async def prometheus(self: View, request: Request) -> Response:
         return self.text(metrics.render(), content_type=PROMETHEUS_CONTENT_TYPE)
-
-
-def _health(app: faust.App) -> dict[str, Any]:
-    # Up as soon as the web server answers; `assigned` shows whether the group joined.
-    return {
-        "status": "ok",
-        "app_id": app.conf.id,
-        "assigned_partitions": len(app.assignor.assigned_actives()),
-    }

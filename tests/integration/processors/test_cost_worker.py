@@ -141,7 +141,7 @@ def test_prices_every_request_and_dead_letters_garbage(
         assert key == (letter.original_key or "").encode() and key is not None
     assert {letter.payload for _, letter in letters} >= {"\ufffd\x00 this is not json"}
 
-    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.status_code == 200 and health.json()["status"] == "ok", health.text
     assert "meterline_processors_costs_emitted_total 12" in metrics
     assert 'meterline_processors_dead_letters_total{stage="processors.cost"} 4' in metrics
     assert 'meterline_processors_unpriced_total{model="unknown-model"} 2' in metrics
