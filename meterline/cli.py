@@ -22,7 +22,12 @@ __all__ = ["main"]
 def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from meterline.runtime import run_up
 
-    return run_up(settings, demo=args.demo)
+    return run_up(
+        settings,
+        demo=args.demo,
+        mock_provider=args.mock_provider,
+        dashboard=not args.no_dashboard,
+    )
 
 
 def _cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
@@ -359,6 +364,10 @@ def _parser() -> argparse.ArgumentParser:
         "up", help="start the embedded stack (broker, ingest, processors, gateway)"
     )
     up.add_argument("--demo", action="store_true", help="also start the mock provider and traffic")
+    up.add_argument(
+        "--mock-provider", action="store_true", help="also start the mock provider (no traffic)"
+    )
+    up.add_argument("--no-dashboard", action="store_true", help="do not start the dashboards")
     up.set_defaults(handler=_cmd_up)
 
     for name, handler, text in (
