@@ -8,11 +8,23 @@ latest state says `hard`, or when the snapshot's spend plus our own spend not ye
 reaches the limit. What happens then follows `action_on_hard`: `block` refuses (403),
 `throttle` limits the budget to `throttle_rpm`, `alert` lets traffic through.
 
-"Not yet in it": a snapshot counts every cost up to its `counted_through` (the request
-time of the latest cost counted), and the pipeline lags by a second or so. Each budget
-keeps a ledger of this gateway's own spend by request start time; a snapshot drops the
-entries it covers and the rest stay counted. So a stream of lagging snapshots never
-hides our recent spend, and overspend is bounded by the requests already in flight.
+"Not yet in it": a snapshot counts every cost up to its watermark (`counted_through` +
+`counted_through_request_id`: the greatest request mark it counted, schemas.spend), and
+the pipeline lags by a second or so. Each budget keeps a ledger of this gateway's own
+spend by the same mark (the request's start millisecond exactly as its event carries it,
+then its request id); a snapshot drops every entry at or below its watermark and the rest
+stay counted. So the request a snapshot covers is never counted twice, a stream of
+lagging snapshots never hides our recent spend, and overspend is bounded by the requests
+already in flight. (Requests of one budget that finish out of start order can leave the
+ledger one snapshot early: an undercount for at most the pipeline's lag.)
+
+Refusal and exhaustion are one condition: the gateway refuses when the snapshot's spend
+plus its own uncovered spend has reached the limit, the processors mark the budget `hard`
+(and publish the decision and the alert) when their count of the same requests has. The
+gateway never refuses on a forecast of the next request, so once the ledger is covered a
+refusing gateway and a `hard` state agree. (Only the estimate differs: the gateway prices
+with input/output rates, the processors exactly; an over-estimate can refuse early until
+the next snapshot replaces it.)
 
 Choices, kept cheap on purpose: money here is a float estimate (the processors hold the
 exact Decimal books); a snapshot whose period has ended is ignored; a budget with no
@@ -21,15 +33,16 @@ snapshot yet is not enforced locally (the processors' decisions still are).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from gateway.enforcement import parse_ts
+from schemas.spend import SpendMark, parse_watermark
 
 __all__ = ["BudgetGuard", "BudgetHit"]
 
@@ -53,7 +66,7 @@ class _Snapshot:
     limit_usd: float
     status: str
     period_end: float | None
-    counted_through: float | None  # epoch seconds
+    counted_through: SpendMark | None  # the watermark (schemas.spend)
     record: dict[str, Any]
 
 
@@ -61,20 +74,22 @@ class _Snapshot:
 class _Ledger:
     """This gateway's own spend on one budget that no snapshot covers yet."""
 
-    entries: deque[tuple[float, float]] = field(default_factory=deque)  # (request start, usd)
+    # A min-heap by mark: requests finish out of start order, and a snapshot must drop
+    # every covered entry, not just a covered prefix of the arrival order.
+    entries: list[tuple[SpendMark, float]] = field(default_factory=list)  # (mark, usd)
     total: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, at: float, usd: float) -> None:
+    def add(self, mark: SpendMark, usd: float) -> None:
         with self.lock:
-            self.entries.append((at, usd))
+            heapq.heappush(self.entries, (mark, usd))
             self.total += usd
 
-    def drop_through(self, watermark: float) -> None:
-        """Forget what a snapshot covers (entries are in about request-start order)."""
+    def drop_through(self, watermark: SpendMark) -> None:
+        """Forget every entry a snapshot covers (mark <= its watermark)."""
         with self.lock:
             while self.entries and self.entries[0][0] <= watermark:
-                self.total -= self.entries.popleft()[1]
+                self.total -= heapq.heappop(self.entries)[1]
             if not self.entries:
                 self.total = 0.0  # no float drift left behind
 
@@ -178,7 +193,9 @@ class BudgetGuard:
                 limit_usd=_money(record.get("limit_usd")),
                 status=str(record.get("status") or "ok"),
                 period_end=parse_ts(record.get("period_end")),
-                counted_through=parse_ts(record.get("counted_through")),
+                counted_through=parse_watermark(
+                    record.get("counted_through"), record.get("counted_through_request_id")
+                ),
                 record=record,
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -220,8 +237,7 @@ class BudgetGuard:
                 continue
             if state.period_end is not None and state.period_end <= now:
                 continue  # a finished period says nothing about this one
-            ledger = self._ledgers.get(budget_id)
-            spent = state.spent_usd + (ledger.total if ledger is not None else 0.0)
+            spent = state.spent_usd + self._local_usd(budget_id)
             limit = budget.limit_usd or state.limit_usd
             if state.status != "hard" and not (limit > 0 and spent >= limit):
                 continue
@@ -238,8 +254,9 @@ class BudgetGuard:
             throttled = throttled or hit
         return throttled
 
-    def add_spend(self, budget_ids: tuple[str, ...], usd: float, started_at: float) -> None:
-        """Count our own spend on a request that started at `started_at` (epoch s)."""
+    def add_spend(self, budget_ids: tuple[str, ...], usd: float, mark: SpendMark) -> None:
+        """Count our own spend on the request with this mark (schemas.spend: its start
+        millisecond as its event carries it, and its request id)."""
         if usd <= 0:
             return
         for budget_id in budget_ids:
@@ -248,9 +265,14 @@ class BudgetGuard:
             ledger = self._ledgers.get(budget_id)
             if ledger is None:
                 ledger = self._ledgers.setdefault(budget_id, _Ledger())
-            ledger.add(started_at, usd)
+            ledger.add(mark, usd)
 
-    # --- admin listing --------------------------------------------------------------
+    # --- queries ----------------------------------------------------------------------
+
+    def spent_estimate(self, budget_id: str) -> float | None:
+        """The latest snapshot's spend plus ours that it does not cover; None before any."""
+        state = self._states.get(budget_id)
+        return None if state is None else state.spent_usd + self._local_usd(budget_id)
 
     def _local_usd(self, budget_id: str) -> float:
         ledger = self._ledgers.get(budget_id)

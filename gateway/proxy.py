@@ -40,6 +40,7 @@ from gateway.record import RequestRecord
 from gateway.runtime import GatewayRuntime
 from gateway.signature import request_signature
 from gateway.usage import StreamAccumulator, summarize_response
+from schemas.spend import SpendMark, wire_ms
 
 __all__ = ["ProxyRoutes"]
 
@@ -266,7 +267,9 @@ class ProxyRoutes:
         if budget_ids and (used_in or used_out):
             model = (summary.model_used if summary else None) or record.model_requested or ""
             cost = self._rt.prices.cost(record.provider, model, used_in, used_out)
-            self._rt.budgets.add_spend(budget_ids, cost, record.started_wall)
+            # The mark its event will carry (ts_start, request_id): the watermark's identity.
+            mark = SpendMark(wire_ms(record.started_wall), record.request_id)
+            self._rt.budgets.add_spend(budget_ids, cost, mark)
 
     def _headers(
         self, record: RequestRecord, base: list[tuple[bytes, bytes]]

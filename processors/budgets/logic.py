@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from processors.errors import Rejected, describe_validation_error
 from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, EnforcementDecision, utc_now
+from schemas.spend import WHOLE_MS, SpendMark, epoch_ms, mark_at, ms_datetime
 from schemas.topics import BUDGETS, ENFORCEMENT, enforcement_key
 
 __all__ = [
@@ -165,14 +166,15 @@ class _Spend:
     counted: dict[str, tuple[datetime, Decimal]] = field(default_factory=dict)
     seeded_until: datetime | None = None  # costs up to here are in the reconciled figure
     exhausted_at: datetime | None = None
-    latest_at: datetime | None = None  # request_ts of the latest cost counted
+    # The watermark (schemas.spend): the greatest request mark counted.
+    latest: SpendMark | None = None
 
-    def add(self, event_id: str, at: datetime, amount: Decimal) -> bool:
+    def add(self, event_id: str, at: datetime, amount: Decimal, request_id: str) -> bool:
         if event_id in self.counted or (self.seeded_until is not None and at <= self.seeded_until):
             return False
         self.counted[event_id] = (at, amount)
         self.spent += amount
-        self.latest_at = max(at, self.latest_at) if self.latest_at else at
+        self._advance(mark_at(at, request_id))
         return True
 
     def seed(self, authoritative: Decimal, as_of: datetime) -> None:
@@ -180,7 +182,10 @@ class _Spend:
         self.counted = later
         self.spent = authoritative + sum((amount for _, amount in later.values()), _ZERO)
         self.seeded_until = as_of
-        self.latest_at = max(as_of, self.latest_at) if self.latest_at else as_of
+        self._advance(SpendMark(epoch_ms(as_of), WHOLE_MS))  # all requests up to as_of
+
+    def _advance(self, mark: SpendMark) -> None:
+        self.latest = mark if self.latest is None else max(mark, self.latest)
 
 
 class BudgetBook:
@@ -267,7 +272,9 @@ class BudgetBook:
         for subject in subjects_for(cost):
             for budget_id in sorted(self._by_subject.get(subject, ())):
                 spend = self._spend_for(budget_id, at)
-                if spend is None or not spend.add(cost.event_id, at, cost.total_cost):
+                if spend is None or not spend.add(
+                    cost.event_id, at, cost.total_cost, cost.request_id
+                ):
                     continue
                 if spend is self._current[budget_id]:
                     updates.append(self._state(budget_id, now))
@@ -353,6 +360,7 @@ class BudgetBook:
         else:
             spend.exhausted_at = None
         burn = _burn_rate(spend.spent, spend.start, now)
+        latest = spend.latest
         state = BudgetState(
             ts=now,
             source=STAGE,
@@ -368,7 +376,10 @@ class BudgetBook:
             projected_exhaustion=spend.exhausted_at
             or _projection(spend.spent, budget.limit_usd, burn, now, spend.end),
             status=status,
-            counted_through=spend.latest_at,
+            counted_through=ms_datetime(latest.ts_ms) if latest else None,
+            counted_through_request_id=(
+                latest.request_id if latest and latest.request_id != WHOLE_MS else None
+            ),
         )
         return BudgetUpdate(BUDGETS, budget_id, state)
 

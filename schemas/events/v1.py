@@ -245,8 +245,10 @@ class BudgetState(Event):
     burn_rate_usd_per_hour: Money = Decimal(0)
     projected_exhaustion: Timestamp | None = None
     status: Literal["ok", "soft", "hard"] = "ok"
-    # request_ts of the latest cost counted: gateways add their own spend after it.
+    # The watermark (schemas.spend): request_ts and request_id of the greatest request mark
+    # counted; gateways add their own spend after it. No id: all of that millisecond.
     counted_through: Timestamp | None = None
+    counted_through_request_id: str | None = None
 
 
 class Anomaly(Event):

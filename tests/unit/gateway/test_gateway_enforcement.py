@@ -15,6 +15,7 @@ from gateway.keys import KeyStore
 from gateway.metrics import Metrics
 from gateway.record import RequestRecord
 from schemas.events import BudgetRecord, BudgetState, EnforcementDecision, KeyRecord
+from schemas.spend import SpendMark, wire_ms
 
 NOW = 1_800_000_000.0
 
@@ -187,6 +188,7 @@ def _state(
     status: str = "ok",
     end: float = NOW + 3600,
     counted_through: float | None = None,
+    counted_id: str | None = None,
 ):
     return BudgetState(
         budget_id=budget_id,
@@ -199,7 +201,12 @@ def _state(
         percent_used=float(spent) * 10,
         status=status,  # type: ignore[arg-type]
         counted_through=_at(counted_through) if counted_through is not None else None,
+        counted_through_request_id=counted_id,
     ).to_json()
+
+
+def _mark(epoch: float, request_id: str) -> SpendMark:
+    return SpendMark(wire_ms(epoch), request_id)
 
 
 def test_budget_hard_state_blocks_by_subject_and_by_key_budget_ids() -> None:
@@ -234,20 +241,24 @@ def test_local_spend_counts_until_a_snapshot_covers_it() -> None:
     guard.apply_record(_budget("b", "org:acme"))
     guard.apply_state(b"b", _state("b", "org:acme", "9.0", counted_through=NOW - 10))
     ids = enforcer.admit(_request())
-    guard.add_spend(ids, 0.6, started_at=NOW - 5)
+    guard.add_spend(ids, 0.6, _mark(NOW - 5, "r1"))
     enforcer.admit(_request())  # 9.6 of 10
-    guard.add_spend(ids, 0.6, started_at=NOW - 4)
+    guard.add_spend(ids, 0.6, _mark(NOW - 4, "r2"))
     with pytest.raises(BudgetExceeded):
         enforcer.admit(_request())  # 10.2 of 10
     # A lagging snapshot (it has counted only the first request) does not hide the second.
-    guard.apply_state(b"b", _state("b", "org:acme", "9.6", counted_through=NOW - 5))
+    guard.apply_state(
+        b"b", _state("b", "org:acme", "9.6", counted_through=NOW - 5, counted_id="r1")
+    )
     with pytest.raises(BudgetExceeded):
         enforcer.admit(_request())
     # A snapshot that covers both (and says the spend was lower) lifts the local refusal.
-    guard.apply_state(b"b", _state("b", "org:acme", "9.5", counted_through=NOW - 4))
+    guard.apply_state(
+        b"b", _state("b", "org:acme", "9.5", counted_through=NOW - 4, counted_id="r2")
+    )
     enforcer.admit(_request())
     # A new period starts from a clean ledger.
-    guard.add_spend(ids, 5.0, started_at=NOW - 3)
+    guard.add_spend(ids, 5.0, _mark(NOW - 3, "r3"))
     guard.apply_state(b"b", _state("b", "org:acme", "0", end=NOW + 90000))
     enforcer.admit(_request())
 

@@ -45,10 +45,14 @@ def budget(
 
 
 def cost(event_id: str, total: str, at: datetime = T0, **attribution: Any) -> CostEvent:
-    fields: dict[str, Any] = {"key_id": "k1", "org": "acme", "team": "search"} | attribution
+    fields: dict[str, Any] = {
+        "key_id": "k1",
+        "org": "acme",
+        "team": "search",
+        "request_id": f"req-{event_id}",
+    } | attribution
     return CostEvent(
         event_id=event_id,
-        request_id=f"req-{event_id}",
         request_ts=at,
         total_cost=Decimal(total),
         price_source="override:test",
@@ -360,3 +364,22 @@ def test_costs_that_do_not_parse_are_rejected_with_a_reason() -> None:
         parse_cost(None)
     with pytest.raises(RejectedMessage, match="request_id"):
         parse_cost(b'{"event_type": "cost"}')
+
+
+def test_the_watermark_is_the_greatest_request_mark_counted() -> None:
+    """counted_through + counted_through_request_id (schemas.spend): exactly the request's
+    ms and id, the greatest counted, never lowered by a late cost of an earlier request."""
+    book = BudgetBook(Clock())
+    book.apply(budget())
+    at = utc(2024, 5, 15, 5, 59, 59) + timedelta(microseconds=123_000)
+    first = states(book.record(cost("e1", "1", at, request_id="req-b")))["b1"]
+    assert (first.counted_through, first.counted_through_request_id) == (at, "req-b")
+    same_ms = states(book.record(cost("e2", "1", at, request_id="req-a")))["b1"]
+    assert (same_ms.counted_through, same_ms.counted_through_request_id) == (at, "req-b")
+    earlier = states(book.record(cost("e3", "1", at - timedelta(seconds=1))))["b1"]
+    assert (earlier.counted_through, earlier.counted_through_request_id) == (at, "req-b")
+    assert earlier.spent_usd == Decimal(3)
+    # A reconcile covers whole milliseconds up to its as_of: no id.
+    as_of = at + timedelta(seconds=1)
+    seeded = states(book.reconcile({("b1", DAY_START): Decimal("3")}, as_of=as_of))["b1"]
+    assert (seeded.counted_through, seeded.counted_through_request_id) == (as_of, None)
