@@ -264,6 +264,11 @@ def wait_for_exact_spend(
     while time.monotonic() < deadline:
         row = up.showback(org)
         if row is not None and Decimal(row["cost_usd"]) == expected:
+            # The figures a closing note quotes (pytest -s shows them).
+            print(
+                f"{org}: {len(load.served)} requests served, {len(load.failures)} failed, "
+                f"{row['requests']} metered; expected ${expected}, stored ${row['cost_usd']}"
+            )
             return row
         time.sleep(1.0)
     raise AssertionError(
