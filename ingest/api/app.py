@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, Query, Request
@@ -99,7 +99,7 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
         key: str | None = None,
         org: str | None = None,
-        since: datetime | None = None,
+        since: Annotated[str | None, Query(description="ISO date or datetime")] = None,
         from_: Annotated[str | None, Query(alias="from")] = None,
         to: str | None = None,
         team: str | None = None,
@@ -111,7 +111,9 @@ def create_app(
         trace: str | None = None,
         status: Literal["ok", "error"] | None = None,
     ) -> RequestsResponse:
-        start = parse_bound("from", from_, is_end=False) or since
+        start = parse_bound("from", from_, is_end=False) or parse_bound(
+            "since", since, is_end=False
+        )
         filters = dict(team=team, project=project, user=user, model=model, provider=provider)
         filters.update(session=session, trace=trace)
         return recent_requests(

@@ -20,6 +20,7 @@ from ingest.api.models import (
     ShowbackRow,
     ShowbackTotals,
 )
+from ingest.api.times import TIME_MIN, check_instant
 from ingest.api.values import money_text, utc
 from meterline.warehouse import SharedClient
 
@@ -118,13 +119,16 @@ def parse_bound(param: str, text: str | None, *, is_end: bool) -> datetime | Non
         if len(text) == 10:
             day = date.fromisoformat(text)
             start = datetime.combine(day, time(0), tzinfo=UTC)
-            return start + timedelta(days=1) if is_end else start
+            return check_instant(param, start + timedelta(days=1) if is_end else start)
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        # astimezone can leave datetime's own range (year 1 at +01:00): OverflowError.
+        return check_instant(param, value)
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, InvalidParameter):
+            raise
         raise InvalidParameter(
-            param, f"invalid {param!r} value {text!r}; use an ISO date or datetime"
+            param, f"invalid {param!r} value {text[:64]!r}; use an ISO date or datetime"
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def parse_showback(
@@ -151,6 +155,11 @@ def parse_showback(
         if any(name in TIME_GROUPS for name in groups):
             raise InvalidParameter(
                 "compare", "compare=previous cannot group by day or hour (periods differ)"
+            )
+        # The previous period is queried too: it must be within range as well.
+        if start_at - (end_at - start_at) < TIME_MIN:
+            raise InvalidParameter(
+                "compare", f"the previous period would start before {TIME_MIN:%Y-%m-%d}"
             )
     return ShowbackQuery(groups, start_at, end_at, clean, compare=bool(compare and compare.strip()))
 
