@@ -259,6 +259,33 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
     print(f"revoked {args.key_id}")
 
 
+def _ingest_tokens_create(args: argparse.Namespace, settings: Settings) -> None:
+    body = {"org": args.org, "team": args.team, "project": args.project, "name": args.name}
+    created = _admin(settings, "POST", "/admin/ingest-tokens", body)
+    print(f"token_id: {created['token_id']}")
+    print(f"token:    {created['token']}")
+    print(
+        "The token is shown once; store it now. Exporters send it as "
+        "OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>",
+        file=sys.stderr,
+    )
+
+
+def _ingest_tokens_list(args: argparse.Namespace, settings: Settings) -> None:
+    tokens = _admin(settings, "GET", "/admin/ingest-tokens")["data"]
+    for token in tokens:
+        where = "/".join(part for part in (token["org"], token["team"], token["project"]) if part)
+        print(f"{token['token_id']}  {where}  {token['name'] or '-'}")
+    print(f"{len(tokens)} ingest token(s)", file=sys.stderr)
+
+
+def _ingest_tokens_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    from urllib.parse import quote
+
+    _admin(settings, "DELETE", f"/admin/ingest-tokens/{quote(args.token_id, safe='')}")
+    print(f"revoked {args.token_id}")
+
+
 def _budgets_set(args: argparse.Namespace, settings: Settings) -> None:
     body: dict[str, Any] = {
         "subject": args.subject,
@@ -325,6 +352,22 @@ def _add_admin_verbs(verbs: Any) -> None:
     revoke = keys.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_admin_verb(_keys_revoke))
+
+    tokens = verbs.add_parser(
+        "ingest-tokens", help="OTLP ingest credentials (gateway admin API)"
+    ).add_subparsers(dest="ingest_tokens_verb", required=True, metavar="ACTION")
+    create = tokens.add_parser("create", help="create an ingest token (shown once)")
+    create.add_argument("--org", required=True)
+    create.add_argument("--team", default="")
+    create.add_argument("--project", default="")
+    create.add_argument("--name", default="", help="what the token is for")
+    create.set_defaults(handler=_admin_verb(_ingest_tokens_create))
+    tokens.add_parser("list", help="list ingest tokens").set_defaults(
+        handler=_admin_verb(_ingest_tokens_list)
+    )
+    revoke = tokens.add_parser("revoke", help="revoke an ingest token")
+    revoke.add_argument("token_id")
+    revoke.set_defaults(handler=_admin_verb(_ingest_tokens_revoke))
 
     budgets = verbs.add_parser("budgets", help="spend budgets").add_subparsers(
         dest="budgets_verb", required=True, metavar="ACTION"

@@ -66,6 +66,21 @@ def test_keys_budgets_block_and_unblock_through_the_cli(cli) -> None:
     assert code == 0 and _chat(url, secret) == 401
 
 
+def test_ingest_tokens_through_the_cli(cli) -> None:
+    code, out, err = cli(
+        "ingest-tokens", "create", "--org", "acme", "--team", "ml", "--name", "otel"
+    )
+    assert code == 0 and "shown once" in err and "OTEL_EXPORTER_OTLP_HEADERS" in err
+    token_id = out.split("token_id:")[1].split()[0]
+    assert out.split("token:")[-1].strip().startswith("mli-")
+    code, out, _ = cli("ingest-tokens", "list")
+    assert code == 0 and f"{token_id}  acme/ml  otel" in out
+    code, out, _ = cli("ingest-tokens", "revoke", token_id)
+    assert code == 0 and out.strip() == f"revoked {token_id}"
+    code, out, _ = cli("ingest-tokens", "list")
+    assert code == 0 and token_id not in out
+
+
 def test_cli_errors_tell_the_user_what_to_do(cli, monkeypatch, tmp_path) -> None:
     code, _, err = cli("block", "acme", "--reason", "x")
     assert code == 1 and "must start with one of" in err
