@@ -13,6 +13,16 @@ any of its budgets with a block/throttle action is exhausted, until the latest o
 period ends; a decision is published only when that outcome changes, so crossing a hard
 limit yields one decision per period, and lifting it yields one tombstone. Budgets whose
 `action_on_hard` is `alert` only report `status="hard"` in their BudgetState.
+
+Exhausted means `spent >= limit`, and it is the gateway's refusal condition too: a
+gateway refuses when the latest state's spend plus its own spend the state does not
+cover yet reaches the limit (gateway/budgets.py); it never refuses on a forecast of the
+next request. Both count the same requests, identified the same way (schemas.spend:
+each state's watermark is the greatest request mark counted), so when a gateway starts
+refusing, these states reach `hard` from the same costs, and the block decision (every
+gateway) and the "budget exhausted" alert (processors/alerts) follow. Inferring
+exhaustion from refusals instead (or from "remaining < a typical request") would declare
+a budget exhausted that the books say is not, and could not be lifted exactly.
 """
 
 from __future__ import annotations
