@@ -16,12 +16,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from gateway.record import iso_ms
+from schemas import sources
 from schemas.events.v1 import SCHEMA_VERSION
 from schemas.ids import deterministic_id
 
 __all__ = ["SOURCE", "TYPED_ATTRIBUTES", "span_event"]
 
-SOURCE = "gateway"
+SOURCE = sources.GATEWAY
 _STATUSES = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
 _MODEL = ("gen_ai.response.model", "llm.model_name", "gen_ai.request.model")
 # The attributes the gateway sets that become typed SpanEvent fields (llm.token_count.total

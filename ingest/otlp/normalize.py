@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from ingest.otlp.spans import RawSpan
+from schemas import sources
 from schemas.events.v1 import SpanEvent
 from schemas.ids import deterministic_id
 
@@ -34,7 +35,7 @@ __all__ = [
     "span_event_id",
 ]
 
-SOURCE = "ingest.otlp"
+SOURCE = sources.OTLP_INGEST
 MAX_ATTRIBUTES = 128
 MAX_KEY_CHARS = 128
 MAX_VALUE_CHARS = 1024

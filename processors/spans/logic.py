@@ -6,9 +6,11 @@ Which spans are costed (everything else passes without a CostEvent):
   Parent spans (CHAIN, AGENT) often repeat their children's token totals; costing them
   would count the same tokens twice.
 - with at least one token counted (input, output or cache).
-- NOT emitted by the gateway: service.name `meterline-gateway` or attribute
-  `meterline.source=gateway`. The gateway's RequestEvent for that call is already costed
-  by the cost agent; costing its span too would bill the request twice.
+- NOT emitted by the gateway, as the envelope's `source` says (schemas.sources.GATEWAY:
+  set by the gateway's own emitter; ingest stamps OTLP spans with its own source, so a
+  sender calling itself `meterline-gateway` is still costed). The gateway's RequestEvent
+  for that call is already costed by the cost agent; costing its span too would bill the
+  request twice.
 - NOT the parent of a gateway span: an app that calls the provider through the gateway
   and propagates its trace context describes that same call in its own LLM span, so
   that span is not costed either (`ProxiedSpans` remembers the gateway spans' parents).
@@ -27,12 +29,12 @@ from pydantic import ValidationError
 
 from processors.cost.logic import Pricer, RejectedEvent, TokenUsage
 from processors.errors import describe_validation_error
+from schemas import sources
 from schemas.events.v1 import CostEvent, SpanEvent
 from schemas.ids import deterministic_id
 
 __all__ = [
     "COSTED_KINDS",
-    "GATEWAY_SERVICE_NAME",
     "STAGE",
     "ProxiedSpans",
     "cost_for_span",
@@ -43,7 +45,6 @@ __all__ = [
 ]
 
 STAGE = "processors.spans"
-GATEWAY_SERVICE_NAME = "meterline-gateway"
 COSTED_KINDS = frozenset({"LLM", "EMBEDDING"})
 
 
@@ -55,10 +56,7 @@ def parse_span(payload: bytes) -> SpanEvent:
 
 
 def is_gateway_span(span: SpanEvent) -> bool:
-    return (
-        span.service_name == GATEWAY_SERVICE_NAME
-        or span.attributes.get("meterline.source") == "gateway"
-    )
+    return span.source == sources.GATEWAY
 
 
 class ProxiedSpans:

@@ -39,6 +39,7 @@ def span(index: int, **overrides: Any) -> SpanEvent:
         "start_ts": NOW,
         "end_ts": NOW + timedelta(milliseconds=800),
         "duration_ms": 800.0,
+        "source": "ingest.otlp",
         "service_name": "shop",
         "org": "acme",
         "team": "search",
@@ -56,11 +57,12 @@ COSTED = [
     span(1, key_id="key-1", session_id="s-1"),
     span(2, kind="EMBEDDING", model="text-embedding-3-small", output_tokens=0, cache_read_tokens=0),
     span(3, model="no-such-model"),  # costed as unpriced, never a silent zero
+    # An OTLP sender calling itself the gateway is still costed: only the envelope counts.
+    span(8, service_name="meterline-gateway", attributes={"meterline.source": "gateway"}),
 ]
 NOT_COSTED = [
     span(4, kind="CHAIN"),  # repeats its children's tokens
-    span(5, service_name="meterline-gateway"),  # the gateway's RequestEvent is costed
-    span(6, attributes={"meterline.source": "gateway"}),
+    span(5, source="gateway"),  # the gateway's own span: its RequestEvent is costed
     span(7, input_tokens=0, output_tokens=0, cache_read_tokens=0),
 ]
 

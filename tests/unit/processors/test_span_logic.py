@@ -119,8 +119,7 @@ def test_overrides_and_unknown_models() -> None:
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"service_name": "meterline-gateway"},
-        {"attributes": {"meterline.source": "gateway"}},
+        {"source": "gateway"},
         {"kind": "CHAIN"},
         {"kind": "AGENT"},
         {"kind": "TOOL"},
@@ -131,11 +130,21 @@ def test_spans_that_are_not_costed(overrides: dict[str, Any]) -> None:
     assert cost_for_span(span(**overrides), Pricer()) is None
 
 
+def test_an_otlp_sender_cannot_pass_as_the_gateway_to_escape_costing() -> None:
+    # Only the gateway's own emitter sets the envelope source; what an OTLP sender claims
+    # (service.name, meterline.source) never makes its spans free.
+    claims = span(
+        source="ingest.otlp",
+        service_name="meterline-gateway",
+        attributes={"meterline.source": "gateway"},
+    )
+    cost = cost_for_span(claims, Pricer())
+    assert cost is not None and cost.total_cost > 0
+
+
 def test_an_app_span_whose_call_went_through_the_gateway_is_not_costed_twice() -> None:
     proxied = ProxiedSpans(limit=2)
-    gateway_child = span(
-        span_id="g" * 16, parent_span_id="s" * 16, service_name="meterline-gateway"
-    )
+    gateway_child = span(span_id="g" * 16, parent_span_id="s" * 16, source="gateway")
     assert cost_for_span(gateway_child, Pricer(), proxied) is None  # noted, never costed
     assert cost_for_span(span(), Pricer(), proxied) is None  # its parent: the same call
     other_trace = span(trace_id="u" * 32)
