@@ -1,19 +1,10 @@
-"""`python -m ingest`: run the ingest process with settings from the environment."""
+"""`python -m ingest`: the same as `meterline ingest` (settings from METERLINE_*)."""
 
 from __future__ import annotations
 
-import logging
+import sys
 
-from ingest.server import serve
-from meterline.settings import get_settings
-
-
-def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    serve(get_settings())
-
+from meterline.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["ingest"]))

@@ -38,8 +38,13 @@ def _cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
     from ingest.server import serve
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     serve(settings)
     return 0
 

@@ -1,9 +1,10 @@
-"""`python -m processors`: the worker with Settings from the environment (METERLINE_*)."""
+"""`python -m processors`: the same as `meterline processors` (settings from METERLINE_*)."""
 
 from __future__ import annotations
 
-from meterline.settings import Settings
-from processors.worker import serve
+import sys
+
+from meterline.cli import main
 
 if __name__ == "__main__":
-    serve(Settings())
+    sys.exit(main(["processors"]))

@@ -28,9 +28,9 @@ from processors.spans.agent import register_span_cost_agent
 from processors.streams import raw_topic
 from schemas.topics import DLQ
 
-__all__ = ["HEALTH_PROBE_INTERVAL_S", "create_app"]
+__all__ = ["create_app"]
 
-HEALTH_PROBE_INTERVAL_S = 2.0
+_HEALTH_PROBE_INTERVAL_S = 2.0
 
 
 def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> faust.App:
@@ -74,7 +74,7 @@ def _register_views(app: faust.App, settings: Settings, metrics: ProcessorMetric
         health.update(result, len(app.assignor.assigned_actives()))
 
     app.task(probe)  # at start, then every interval
-    app.timer(HEALTH_PROBE_INTERVAL_S, name="health_probe")(probe)
+    app.timer(_HEALTH_PROBE_INTERVAL_S, name="health_probe")(probe)
 
     @app.page("/healthz")
     async def healthz(self: View, request: Request) -> Response:
