@@ -45,6 +45,10 @@ class RecentDeliveries:
         if not self.enabled or offset < 0:
             return []
         now = self._clock()
+        # Expire first: after a quiet spell, what was acknowledged long ago is not handed
+        # back when the offsets go back.
+        while self._kept and now - self._kept[0][0] > self._window_s:
+            self._kept.popleft()
         slot = (record[0], partition)
         highest = self._highest.get(slot)
         lost: list[SpoolRecord] = []
@@ -55,7 +59,5 @@ class RecentDeliveries:
             self._kept.clear()
             self._highest.clear()
         self._highest[slot] = offset
-        while self._kept and now - self._kept[0][0] > self._window_s:
-            self._kept.popleft()
         self._kept.append((now, record))
         return lost
