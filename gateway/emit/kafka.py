@@ -266,6 +266,8 @@ class KafkaEmitter:
             self._poisoned(*record, describe(error), salvage)
             return
         created_ms = message.timestamp()[1]
+        if salvage:
+            self._recent.failed()
         with self._lock:
             if not self._spooling:
                 log.warning("emitter: delivery failed (%s), spooling events to disk", error.name())
@@ -375,6 +377,11 @@ class KafkaEmitter:
             results[index] = describe(error)
             return
         results[index] = error is None
+        if error is None and self._recent.enabled:
+            # A replay after a restart lands at offset 0: that is how the loss shows.
+            self._note_delivered(message)
+        elif error is not None:
+            self._recent.failed()
 
     def _spool_head_time(self) -> float | None:
         if self._spool.empty:

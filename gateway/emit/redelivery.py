@@ -6,7 +6,12 @@ acknowledged but no consumer had read yet is gone, and nothing else holds a copy
 spool only has what was never acknowledged). Such a restart shows in the delivery
 reports: a partition's offsets start again from zero. So each acknowledged event is kept
 for `window_s` (by the time it was acknowledged, and at most `max_records`), and when a
-partition's offset goes back, everything kept is handed back for sending again. Each
+partition's offset goes back, everything kept is handed back for sending again.
+
+The window is measured up to the start of an outage, not to the first delivery after it:
+an outage longer than the window must not age out exactly the events it put at risk.
+Without an outage (a quiet spell), the consumers had the whole spell to read them, so
+the window runs on. Each
 consumer is idempotent on event_id (the sink, the cost and budget stages), so an event
 that had been read before the restart costs nothing twice.
 """
@@ -35,7 +40,13 @@ class RecentDeliveries:
         self._kept: deque[tuple[float, SpoolRecord]] = deque(maxlen=max(1, max_records))
         self._highest: dict[tuple[str, int], int] = {}
         self._clock = clock
+        self._outage_since: float | None = None
         self.enabled = window_s > 0 and max_records > 0
+
+    def failed(self) -> None:
+        """A delivery failed for the broker's sake: the window stops aging until one works."""
+        if self._outage_since is None:
+            self._outage_since = self._clock()
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -45,9 +56,10 @@ class RecentDeliveries:
         if not self.enabled or offset < 0:
             return []
         now = self._clock()
-        # Expire first: after a quiet spell, what was acknowledged long ago is not handed
-        # back when the offsets go back.
-        while self._kept and now - self._kept[0][0] > self._window_s:
+        # Expire first, up to the outage's start if there was one (see the module doc).
+        until = now if self._outage_since is None else self._outage_since
+        self._outage_since = None
+        while self._kept and until - self._kept[0][0] > self._window_s:
             self._kept.popleft()
         slot = (record[0], partition)
         highest = self._highest.get(slot)

@@ -94,6 +94,21 @@ def test_a_restart_after_a_quiet_spell_hands_back_only_what_is_recent() -> None:
     assert len(deliveries) == 1
 
 
+def test_an_outage_longer_than_the_window_keeps_what_it_put_at_risk() -> None:
+    deliveries, clock = recent(window_s=30.0)
+    clock.now = 100.0
+    deliveries.delivered(0, 7, record(1))  # acknowledged just before the broker died
+    clock.now = 101.0
+    deliveries.failed()  # the outage starts: deliveries fail
+    clock.now = 190.0
+    deliveries.failed()
+    clock.now = 200.0  # the broker is back, empty, after far longer than the window
+    assert deliveries.delivered(0, 0, record(2)) == [record(1)]
+    # The outage is over: the window runs on from now.
+    clock.now = 300.0
+    assert deliveries.delivered(0, 0, record(3)) == []
+
+
 def test_at_most_max_records_are_kept_the_newest() -> None:
     deliveries, _ = recent(max_records=3)
     for n in range(5):
