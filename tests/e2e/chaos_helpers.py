@@ -173,6 +173,30 @@ class MeterlineUp:
         assert response.status_code == 201, response.text
         return str(response.json()["key"])
 
+    def create_budget(self, subject: str, limit_usd: str) -> str:
+        response = httpx.post(
+            f"{self.gateway}/admin/budgets",
+            json={"subject": subject, "period": "month", "limit_usd": limit_usd},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["budget_id"])
+
+    def budget_spent(self, budget_id: str) -> Decimal | None:
+        """What the processors' latest BudgetState says was spent (None: no state yet)."""
+        response = httpx.get(
+            f"{self.ingest}/api/budgets",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+        )
+        if response.status_code != 200:
+            return None
+        for budget in response.json()["budgets"]:
+            if budget["budget_id"] == budget_id and budget["state"] is not None:
+                return Decimal(budget["state"]["spent_usd"])
+        return None
+
     def showback(self, org: str) -> dict[str, Any] | None:
         response = httpx.get(
             f"{self.ingest}/api/showback",

@@ -68,11 +68,17 @@ def test_ingest_sigkill_under_load_loses_nothing(up: MeterlineUp) -> None:
 
 
 def test_broker_sigkill_and_restart_under_load_heals_exactly(up: MeterlineUp) -> None:
+    budget_id = up.create_budget("org:chaos-broker", "1000")
     load = _kill_under_load(up, "chaos-broker", "broker", "")
     assert load.failures == []  # clients see no error: the gateway spools
     row = wait_for_exact_spend(up, "chaos-broker", load, timeout_s=240)
     assert row["requests"] == len(load.served)
     assert any("broker killed by SIGKILL; restarting" in line for line in up.lines)
+    # The budget reconciles to the same exact total (each cost counted once).
+    deadline = time.monotonic() + 60
+    while up.budget_spent(budget_id) != load.expected_usd:
+        assert time.monotonic() < deadline, (up.budget_spent(budget_id), load.expected_usd)
+        time.sleep(0.5)
     # The control plane came back too: a gateway started after the restart knows the key.
     up.wait_restarted("gateway", up.kill_child("gateway"))
     up.wait_healthy(f"{up.gateway}/healthz")

@@ -320,10 +320,18 @@ def dashboard_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
             "METERLINE_READ_TOKEN_ADMIN",
         ):
             monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("METERLINE_CONFIG", str(tmp_path / "absent.yaml"))
+        monkeypatch.setenv("METERLINE_CONFIG", str(_empty_config(tmp_path)))
         monkeypatch.setenv("METERLINE_DATA_DIR", str(tmp_path / "data"))
         monkeypatch.setenv("METERLINE_READ_API_URL", read_api_url)
         for name, value in extra.items():
             monkeypatch.setenv(name, value)
 
     return apply
+
+
+def _empty_config(directory: Path) -> Path:
+    """A configuration file with nothing in it: no ./meterline.yaml of the developer's
+    can leak into the test (METERLINE_CONFIG must name a file that exists)."""
+    path = directory / "meterline.yaml"
+    path.write_text("{}\n")
+    return path

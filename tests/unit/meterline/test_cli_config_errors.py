@@ -35,6 +35,9 @@ VERBS: list[list[str]] = [
     ["budgets", "list"],
     ["block", "org:acme", "--reason", "test"],
     ["unblock", "org:acme"],
+    ["ingest-tokens", "create", "--org", "acme"],
+    ["ingest-tokens", "list"],
+    ["ingest-tokens", "revoke", "itok_1"],
 ]
 
 
