@@ -99,7 +99,9 @@ class EmbeddedBroker:
             return
         self._process.terminate()
         try:
-            self._process.wait(timeout=5)
+            # tansu lingers up to ~5 s on SIGTERM while a client is connected; its storage
+            # is memory, so there is nothing to flush: a second is plenty.
+            self._process.wait(timeout=1)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
