@@ -26,6 +26,7 @@ __all__ = [
     "admin_config",
     "consumer_config",
     "create_topics",
+    "install_repeat_filter",
     "librdkafka_logger",
     "producer_config",
     "wait_for_broker",
@@ -35,10 +36,13 @@ REPEAT_WINDOW_S = 30.0
 
 
 class RepeatFilter(logging.Filter):
-    """Passes the first record of each (client, facility) and then one per window.
+    """Passes the first record of each kind and then one per window; a suppressed run is
+    summed up on the next record of that kind that passes.
 
-    librdkafka calls the logger as `log(level, "%s [%s] %s", facility, client, text)`;
-    a suppressed run is summed up on the next record that passes.
+    A kind is the logger, level and message template; for librdkafka, which logs every
+    line as `log(level, "%s [%s] %s", facility, client, text)`, also facility and client.
+    The same filter tames aiokafka under Faust (`install_repeat_filter`), which logs each
+    failed fetch and metadata attempt of an outage, ten times a second.
     """
 
     def __init__(
@@ -52,7 +56,9 @@ class RepeatFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        kind = (record.levelno, *args[:2])
+        kind: tuple[object, ...] = (record.name, record.levelno, record.msg)
+        if record.msg == _LIBRDKAFKA_TEMPLATE:
+            kind += tuple(args[:2])
         now = self._clock()
         with self._lock:
             last, suppressed = self._seen.get(kind, (float("-inf"), 0))
@@ -60,10 +66,24 @@ class RepeatFilter(logging.Filter):
                 self._seen[kind] = (last, suppressed + 1)
                 return False
             self._seen[kind] = (now, 0)
-        if suppressed:
+        if suppressed and isinstance(record.args, tuple):
             record.msg = f"{record.msg} ({suppressed} similar lines in the last %.0fs)"
             record.args = (*args, now - last)
         return True
+
+
+_LIBRDKAFKA_TEMPLATE = "%s [%s] %s"
+
+
+def install_repeat_filter(prefix: str, window_s: float = REPEAT_WINDOW_S) -> None:
+    """Rate-limit every logger named `prefix` or `prefix.*` that exists now (a logger's
+    filters see only its own records, not its children's)."""
+    repeat = RepeatFilter(window_s)
+    names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] == prefix]
+    for name in {prefix, *names}:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatFilter) for f in logger.filters):
+            logger.addFilter(repeat)
 
 
 def librdkafka_logger() -> logging.Logger:

@@ -253,7 +253,7 @@ class Stack:
         """After an embedded-broker restart (memory storage: every topic is gone)."""
         wait_for_broker(self.settings)
         created = create_topics(self.settings)
-        self.progress(f"      topics recreated: {len(created)}")
+        self.progress(f"broker: {len(created)} topics recreated (the restart emptied it)")
 
     def supervisor(self) -> Supervisor:
         """A supervisor watching every child started so far (the broker included)."""

@@ -6,7 +6,7 @@ import logging
 
 import faust
 
-from meterline.kafka import create_topics, wait_for_broker
+from meterline.kafka import create_topics, install_repeat_filter, wait_for_broker
 from meterline.settings import Settings
 from processors.app import create_app
 
@@ -22,6 +22,9 @@ def serve(settings: Settings, loglevel: str = "WARNING") -> None:
     wait_for_broker(settings)
     create_topics(settings)
     app = create_app(settings)
+    # A broker outage makes aiokafka log each failed fetch and metadata attempt (~100 lines
+    # a second): one line per kind per 30 s says the same.
+    install_repeat_filter("aiokafka")
     # Faust installs the SIGTERM/SIGINT handlers and stops agents, commits, then exits.
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     # The terminal spinner sets the root logger to DEBUG (every aiokafka debug call then

@@ -184,6 +184,11 @@ def test_ctrl_c_stops_everything_quickly_broker_last_without_error_floods(
     assert seconds < 10, f"stop took {seconds:.1f}s"
     stops = [line for line in up.lines if line.startswith("stopping ")]
     assert stops[-1].startswith("stopping Kafka broker"), stops
+    # The broker was killed once, services were killed and stopped: each kind of complaint
+    # is logged once per 30 s, not once per reconnect attempt (~10 a second).
     for name in ("gateway", "ingest", "processors"):
-        refused = up.log(name).count("Connection refused")
-        assert refused < 20, f"{name} logged {refused} 'Connection refused' lines"
+        log = up.log(name)
+        complaints = sum(
+            log.count(text) for text in ("Connection refused", "Connect call failed", "not ready")
+        )
+        assert complaints < 40, f"{name} logged {complaints} connection complaints"
