@@ -32,8 +32,8 @@ from gateway.guardrails import GUARDRAILS, Guardrails, scan  # noqa: E402
 from gateway.keys import KeyInfo  # noqa: E402
 from gateway.metrics import Metrics  # noqa: E402
 from gateway.record import RequestRecord  # noqa: E402
-from gateway.subjects import key_subjects  # noqa: E402
 from meterline.settings import Settings  # noqa: E402
+from schemas.subjects import attribution_subjects  # noqa: E402
 
 SIZE = 4096
 PROSE = (
@@ -75,7 +75,7 @@ def main() -> None:
         key_id="key_bench",
         key_hash="h" * 64,
         org="acme",
-        subjects=key_subjects("key_bench", "acme", "", "", ""),
+        subjects=attribution_subjects("key_bench", "acme", "", "", ""),
     )
 
     print(f"prompt: {SIZE} chars; modes {guardrails.policies.defaults}")

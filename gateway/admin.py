@@ -28,10 +28,10 @@ from gateway.errors import AuthenticationFailed, ControlPlaneUnavailable, Invali
 from gateway.guardrails import GUARDRAILS, parse_kind, policy_id_for
 from gateway.keys import new_key
 from gateway.runtime import GatewayRuntime
-from gateway.subjects import SubjectError, validate_subject
 from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord, PolicyRecord
 from schemas.ids import hash_key
-from schemas.topics import enforcement_key
+from schemas.subjects import SubjectError, parse_subject, validate_subject
+from schemas.topics import control_key, enforcement_key
 
 __all__ = [
     "BudgetCreate",
@@ -144,7 +144,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             ) from None
 
     async def publish(record: KeyRecord) -> None:
-        await send(f"key:{record.key_id}", record.to_json(), None, "key")
+        await send(control_key("key", record.key_id), record.to_json(), None, "key")
         runtime.keys.apply(record.model_dump(mode="json"))
 
     @router.post("/keys", status_code=201)
@@ -211,7 +211,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             timezone=body.timezone,
             created_by=who,
         )
-        await send(f"budget:{record.budget_id}", record.to_json(), None, "budget")
+        await send(control_key("budget", record.budget_id), record.to_json(), None, "budget")
         payload = orjson.loads(record.to_json())
         runtime.budgets.apply_record(payload)
         return JSONResponse(payload, status_code=201)
@@ -286,14 +286,14 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
     @router.post("/policies", status_code=201)
     async def set_policy(body: PolicyCreate, who: Actor) -> JSONResponse:
         subject = _subject(body.subject)
-        if subject.startswith("session:"):
+        if parse_subject(subject)[0] == "session":
             raise InvalidRequest(
                 "a policy applies to a key, user, team, project or org, not a session",
                 param="subject",
             )
         detector_modes = DETECTOR_POLICY_MODES.get(body.kind)
         if detector_modes is not None:
-            if not subject.startswith("org:"):
+            if parse_subject(subject)[0] != "org":
                 raise InvalidRequest(f"a {body.kind} policy applies to an org", param="subject")
             if body.mode not in detector_modes:
                 allowed = ", ".join(detector_modes)
@@ -312,7 +312,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             mode=body.mode,
             created_by=who,
         )
-        await send(f"policy:{record.policy_id}", record.to_json(), None, "policy")
+        await send(control_key("policy", record.policy_id), record.to_json(), None, "policy")
         payload = orjson.loads(record.to_json())
         if detector_modes is None:
             runtime.guardrails.policies.apply_record(payload)
@@ -339,7 +339,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             deleted=True,
             created_by=who,
         )
-        await send(f"policy:{policy_id}", record.to_json(), None, "policy")
+        await send(control_key("policy", policy_id), record.to_json(), None, "policy")
         runtime.guardrails.policies.remove(policy_id)
         return {"policy_id": policy_id, "deleted": True}
 

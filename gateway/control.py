@@ -19,7 +19,7 @@ from gateway.guardrails.policies import GuardrailPolicies
 from gateway.keys import KeyStore
 from meterline.kafka import producer_config
 from meterline.settings import Settings
-from schemas.topics import CONTROL
+from schemas.topics import CONTROL, parse_control_key
 
 __all__ = ["ControlPublisher", "apply_control_record"]
 
@@ -36,12 +36,12 @@ def apply_control_record(
     """Apply one control record to the key (budget, guardrail policy) view; False if it
     was ignored."""
     if value is None:  # tombstone: `key:<id>`, `budget:<id>`, `policy:<id>`
-        subject = (key or b"").decode(errors="replace")
-        if budgets is not None and subject.startswith("budget:"):
-            return budgets.remove(subject[7:])
-        if policies is not None and subject.startswith("policy:"):
-            return policies.remove(subject[7:])
-        return subject.startswith("key:") and store.remove(subject[4:])
+        record_type, record_id = parse_control_key((key or b"").decode(errors="replace"))
+        if budgets is not None and record_type == "budget":
+            return budgets.remove(record_id)
+        if policies is not None and record_type == "policy":
+            return policies.remove(record_id)
+        return record_type == "key" and store.remove(record_id)
     try:
         record = orjson.loads(value)
     except orjson.JSONDecodeError:

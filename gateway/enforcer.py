@@ -18,7 +18,8 @@ from gateway.errors import Blocked, BudgetExceeded, EnforcementUnavailable, Thro
 from gateway.metrics import Metrics
 from gateway.ratelimit import SubjectThrottle
 from gateway.record import RequestRecord
-from gateway.subjects import request_subjects
+from schemas.subjects import request_subjects
+from schemas.topics import control_key
 
 __all__ = ["STALE_COUNTER", "Enforcer"]
 
@@ -95,7 +96,9 @@ class Enforcer:
                         extra={"budget_id": hit.budget_id},
                     )
                 rpm = hit.throttle_rpm if hit.throttle_rpm is not None else DEFAULT_THROTTLE_RPM
-                wait = self.throttle.acquire(f"budget:{hit.budget_id}", rpm, self._monotonic())
+                wait = self.throttle.acquire(
+                    control_key("budget", hit.budget_id), rpm, self._monotonic()
+                )
                 if wait:
                     raise Throttled(
                         f"{hit.message()}; throttled to {rpm} requests per minute",

@@ -11,8 +11,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.subjects import key_subjects
 from schemas.ids import hash_key
+from schemas.subjects import attribution_subjects
 
 __all__ = ["KEY_PREFIX", "KeyInfo", "KeyStore", "new_key"]
 
@@ -103,7 +103,7 @@ class KeyStore:
             team=team,
             project=project,
             user=user,
-            subjects=key_subjects(key_id, org, team, project, user),
+            subjects=attribution_subjects(key_id, org, team, project, user),
             models=tuple(str(m) for m in models) if isinstance(models, list) else None,
             rpm=record.get("rpm") if isinstance(record.get("rpm"), int) else None,
             tpm=record.get("tpm") if isinstance(record.get("tpm"), int) else None,

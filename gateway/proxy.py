@@ -41,6 +41,7 @@ from gateway.runtime import GatewayRuntime
 from gateway.signature import request_signature
 from gateway.usage import StreamAccumulator, summarize_response
 from schemas.spend import SpendMark, wire_ms
+from schemas.subjects import key_subject
 
 __all__ = ["ProxyRoutes"]
 
@@ -243,7 +244,7 @@ class ProxyRoutes:
         if check.exceeded:
             record.enforcement = {
                 "action": "rate_limit",
-                "subject": f"key:{key.key_id}",
+                "subject": key_subject(key.key_id),
                 "source": f"key_{'rpm' if check.exceeded == 'requests' else 'tpm'}",
             }
             limit = check.limit_requests if check.exceeded == "requests" else check.limit_tokens

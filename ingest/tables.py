@@ -34,7 +34,8 @@ from schemas.events.v1 import (
     RequestEvent,
     SpanEvent,
 )
-from schemas.topics import control_key, parse_enforcement_key
+from schemas.subjects import org_of
+from schemas.topics import control_key, parse_control_key, parse_enforcement_key
 
 __all__ = [
     "REQUEST_FLATTENED",
@@ -555,7 +556,7 @@ def _key_record_row(e: KeyRecord) -> Row:
         *_envelope(e),
         "key",
         e.key_id,
-        f"key:{e.key_id}",
+        control_key("key", e.key_id),
         e.org,
         e.revoked,
         e.created_by,
@@ -582,7 +583,7 @@ def _budget_record_row(e: BudgetRecord) -> Row:
         "budget",
         e.budget_id,
         e.subject,
-        _org_of(e.subject),
+        org_of(e.subject),
         e.deleted,
         e.created_by,
         e.model_dump_json(),
@@ -595,24 +596,16 @@ def _policy_record_row(e: PolicyRecord) -> Row:
         "policy",
         e.policy_id,
         e.subject,
-        _org_of(e.subject),
+        org_of(e.subject),
         e.deleted,
         e.created_by,
         e.model_dump_json(),
     )
 
 
-def _org_of(subject: str) -> str:
-    """`org:<org>`, `team:<org>/<team>`, `project:<org>/<project>` -> `<org>`; else ''."""
-    kind, _, rest = subject.partition(":")
-    if kind in ("org", "team", "project"):
-        return rest.split("/", 1)[0]
-    return ""
-
-
 def control_tombstone_row(event_id: str, ts: datetime, key: str) -> Row:
     """A tombstone on the compacted control topic, keyed `key:<id>`, `budget:<id>`..."""
-    record_type, _, record_id = key.partition(":")
+    record_type, record_id = parse_control_key(key)
     return (event_id, ts, "meterline", 1, record_type, record_id, key, "", True, "", "")
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 __all__ = [
     "ANOMALIES",
     "BUDGETS",
     "COMPACTED_TOPICS",
     "CONTROL",
+    "CONTROL_RECORD_TYPES",
     "COSTS",
     "DLQ",
     "DRIFT",
@@ -18,7 +19,9 @@ __all__ = [
     "REQUESTS",
     "SPANS",
     "TOPICS",
+    "ControlRecordType",
     "control_key",
+    "control_record_id",
     "enforcement_key",
     "parse_control_key",
     "parse_enforcement_key",
@@ -71,8 +74,18 @@ def parse_enforcement_key(key: str) -> tuple[str | None, str]:
 
 # Control records are keyed `<record_type>:<record_id>`: `key:<key_id>`,
 # `ingest_token:<token_id>`, `budget:<budget_id>`, `policy:<policy_id>`. Record types are
-# fixed identifiers without ":", so splitting at the first ":" is unambiguous.
-def control_key(record_type: str, record_id: str) -> str:
+# fixed identifiers without ":" (each equals its record's `event_type`), so splitting at the
+# first ":" is unambiguous.
+ControlRecordType = Literal["key", "ingest_token", "budget", "policy"]
+CONTROL_RECORD_TYPES: Final[tuple[ControlRecordType, ...]] = (
+    "key",
+    "ingest_token",
+    "budget",
+    "policy",
+)
+
+
+def control_key(record_type: ControlRecordType, record_id: str) -> str:
     return f"{record_type}:{record_id}"
 
 
@@ -80,3 +93,11 @@ def parse_control_key(key: str) -> tuple[str, str]:
     """(record_type, record_id); a key without ":" gives ("", key)."""
     record_type, separator, record_id = key.partition(":")
     return (record_type, record_id) if separator else ("", key)
+
+
+def control_record_id(key: bytes | str | None, record_type: ControlRecordType) -> str | None:
+    """The record id of a control key of `record_type` (e.g. a tombstone's `budget:<id>`),
+    None for a key of another type. Readers of the control topic use it to route tombstones."""
+    text = key.decode(errors="replace") if isinstance(key, bytes) else (key or "")
+    found_type, record_id = parse_control_key(text)
+    return record_id if found_type == record_type else None

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from ingest.api.errors import InvalidParameter
 from meterline.warehouse import SharedClient
+from schemas.subjects import parse_subject
 
 __all__ = ["SpendResponse", "spend_for_subject", "subject_filter"]
 
@@ -30,8 +31,8 @@ class SpendResponse(BaseModel):
 
 def subject_filter(subject: str) -> tuple[str, dict[str, Any]]:
     """SQL condition on the costs table for a typed subject (ARCHITECTURE §3)."""
-    kind, _, value = subject.partition(":")
-    if not value:
+    kind, value = parse_subject(subject)
+    if ":" not in subject or not value:
         raise InvalidParameter("subject", f"subject {subject!r} is not of the form kind:value")
     if kind == "key":
         return "key_id = {a:String}", {"a": value}

@@ -51,6 +51,7 @@ from schemas.events.v1 import (
     format_ts,
     utc_now,
 )
+from schemas.subjects import key_subject, org_subject, session_subject
 from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
 
 __all__ = [
@@ -255,13 +256,15 @@ class AgentLoopDetector:
     # internals
 
     def _mode(self, session: _Session) -> tuple[str, dict[str, Any]]:
-        return self.policies.mode([session.subject, f"key:{session.key_id}", f"org:{session.org}"])
+        return self.policies.mode(
+            [session.subject, key_subject(session.key_id or ""), org_subject(session.org)]
+        )
 
     def _session(
         self, session_id: str, id_source: str, key_id: str | None, org: str, at: datetime
     ) -> _Session:
         at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
-        subject = f"session:{session_id}"
+        subject = session_subject(session_id)
         self._events += 1
         if self._events % _SWEEP_EVERY == 0:
             self._sweep(at)

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from processors.budgets.logic import RejectedMessage
 from processors.errors import describe_validation_error
 from schemas.events.v1 import Anomaly, BudgetState, EnforcementDecision, utc_now
+from schemas.subjects import key_id_of
 from schemas.topics import parse_enforcement_key
 
 __all__ = [
@@ -373,8 +374,8 @@ def _decision_advice(decision: EnforcementDecision) -> str | None:
     if decision.action == "allow":
         return None
     lift = f"To lift it: `meterline unblock {decision.subject}`."
-    if decision.action == "block" and decision.subject.startswith("key:"):
-        key_id = decision.subject[len("key:") :]
+    key_id = key_id_of(decision.subject)
+    if decision.action == "block" and key_id is not None:
         return (
             f"Key {key_id} is blocked on every gateway: its requests are refused. "
             "If the key may have leaked, rotate it: create a new key with the admin API "

@@ -40,7 +40,8 @@ from pydantic import ValidationError
 from processors.errors import Rejected, describe_validation_error
 from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, EnforcementDecision, utc_now
 from schemas.spend import WHOLE_MS, SpendMark, epoch_ms, mark_at, ms_datetime
-from schemas.topics import BUDGETS, ENFORCEMENT, enforcement_key
+from schemas.subjects import attribution_subjects
+from schemas.topics import BUDGETS, ENFORCEMENT, control_record_id, enforcement_key
 
 __all__ = [
     "STAGE",
@@ -51,7 +52,6 @@ __all__ = [
     "parse_control",
     "parse_cost",
     "period_bounds",
-    "subjects_for",
 ]
 
 STAGE = "processors.budgets"
@@ -104,22 +104,6 @@ def _utc(value: datetime) -> datetime:
 # --- parsing --------------------------------------------------------------------------
 
 
-def subjects_for(cost: CostEvent) -> list[str]:
-    """The subjects a cost counts against (ARCHITECTURE §3); team/project need the org."""
-    subjects = []
-    if cost.key_id:
-        subjects.append(f"key:{cost.key_id}")
-    if cost.user:
-        subjects.append(f"user:{cost.user}")
-    if cost.org and cost.team:
-        subjects.append(f"team:{cost.org}/{cost.team}")
-    if cost.org and cost.project:
-        subjects.append(f"project:{cost.org}/{cost.project}")
-    if cost.org:
-        subjects.append(f"org:{cost.org}")
-    return subjects
-
-
 def parse_cost(payload: bytes | None) -> CostEvent:
     if payload is None:
         raise RejectedMessage("invalid CostEvent: empty message (null value)")
@@ -134,8 +118,7 @@ def parse_control(key: bytes | None, value: bytes | None) -> BudgetRecord | str 
     """A control record -> a BudgetRecord, a budget_id to drop (tombstone of
     `budget:<id>`), or None for anything that is not about budgets (keys, policies)."""
     if value is None:
-        subject = (key or b"").decode(errors="replace")
-        return subject[len("budget:") :] if subject.startswith("budget:") else None
+        return control_record_id(key, "budget")
     try:
         record = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -279,7 +262,8 @@ class BudgetBook:
         updates = self._roll(now)
         at = _utc(cost.request_ts)
         touched: set[str] = set()
-        for subject in subjects_for(cost):
+        subjects = attribution_subjects(cost.key_id, cost.org, cost.team, cost.project, cost.user)
+        for subject in subjects:
             for budget_id in sorted(self._by_subject.get(subject, ())):
                 spend = self._spend_for(budget_id, at)
                 if spend is None or not spend.add(

@@ -47,6 +47,7 @@ from processors.llmjacking.signals import (
     rule_signals,
 )
 from schemas.events.v1 import Anomaly, EnforcementDecision, RequestEvent, format_ts, utc_now
+from schemas.subjects import key_subject, org_subject
 from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
 
 __all__ = [
@@ -184,7 +185,7 @@ class LlmjackingDetector:
     # internals
 
     def _mode(self, profile: KeyProfile) -> str:
-        return self.policies.mode([f"key:{profile.key_id}", f"org:{profile.org}"])[0]
+        return self.policies.mode([key_subject(profile.key_id), org_subject(profile.org)])[0]
 
     def _profile(self, event: RequestEvent, at: datetime) -> KeyProfile:
         key_id = event.key_id or ""
@@ -374,7 +375,7 @@ class LlmjackingDetector:
         return Anomaly(
             ts=self._now(),
             kind=KIND,
-            subject=f"key:{profile.key_id}",
+            subject=key_subject(profile.key_id),
             score=score,
             severity=severity,
             signals=sorted(signal.name for signal in signals),

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from processors.errors import Rejected, describe_validation_error
 from schemas.events.v1 import Event, PolicyRecord
+from schemas.topics import control_record_id
 
 __all__ = ["ENFORCED_ERRORS", "PolicyBook", "Publication", "RejectedPolicy"]
 
@@ -24,8 +25,6 @@ __all__ = ["ENFORCED_ERRORS", "PolicyBook", "Publication", "RejectedPolicy"]
 # so detectors neither learn from them nor count them as evidence (a blocked attacker
 # keeps knocking; that must not look like fresh activity).
 ENFORCED_ERRORS = frozenset({"blocked", "budget_exceeded", "throttled", "rate_limit_exceeded"})
-
-_PREFIX = "policy:"
 
 
 @dataclass(frozen=True)
@@ -64,8 +63,8 @@ class PolicyBook:
     def apply(self, key: bytes | None, value: bytes | None) -> bool:
         """Apply one control record; True if it was a policy of our kind."""
         if value is None:
-            name = (key or b"").decode(errors="replace")
-            return name.startswith(_PREFIX) and self._remove(name[len(_PREFIX) :])
+            policy_id = control_record_id(key, "policy")
+            return policy_id is not None and self._remove(policy_id)
         try:
             record = orjson.loads(value)
         except orjson.JSONDecodeError as exc:

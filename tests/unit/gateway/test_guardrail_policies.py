@@ -8,11 +8,11 @@ import pytest
 from gateway.control import apply_control_record
 from gateway.guardrails import GuardrailPolicies, policy_id_for
 from gateway.keys import KeyStore
-from gateway.subjects import key_subjects
 from schemas.events import PolicyRecord
+from schemas.subjects import attribution_subjects
 
 DEFAULTS = {"pii": "monitor", "secrets": "redact", "prompt_injection": "monitor"}
-SUBJECTS = key_subjects("key_1", "acme", "ml", "", "ana")
+SUBJECTS = attribution_subjects("key_1", "acme", "ml", "", "ana")
 
 
 def _record(subject: str, kind: str, mode: str, **extra: object) -> bytes:
@@ -43,7 +43,7 @@ def test_key_beats_team_beats_org_beats_default() -> None:
     policies = GuardrailPolicies(DEFAULTS)
     assert _apply(policies, _record("org:acme", "guardrail:pii", "block"))
     assert policies.modes(SUBJECTS)["pii"] == "block"
-    assert policies.modes(key_subjects("key_2", "other", "", "", ""))["pii"] == "monitor"
+    assert policies.modes(attribution_subjects("key_2", "other", "", "", ""))["pii"] == "monitor"
     assert _apply(policies, _record("team:acme/ml", "guardrail:pii", "redact"))
     assert policies.modes(SUBJECTS)["pii"] == "redact"
     assert _apply(policies, _record("key:key_1", "guardrail:pii", "off"))

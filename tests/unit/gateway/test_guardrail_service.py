@@ -14,9 +14,9 @@ from gateway.guardrails import Guardrails
 from gateway.keys import KeyInfo
 from gateway.metrics import Metrics
 from gateway.record import RequestRecord
-from gateway.subjects import key_subjects
 from meterline.settings import Settings
 from schemas.events import GuardrailEvent, RequestEvent
+from schemas.subjects import attribution_subjects
 
 OPENAI_KEY = "sk-proj-" + "Ab3Xy9" * 8
 
@@ -44,7 +44,7 @@ def _record() -> RequestRecord:
         key_hash="h" * 64,
         org="acme",
         team="ml",
-        subjects=key_subjects("key_1", "acme", "ml", "", ""),
+        subjects=attribution_subjects("key_1", "acme", "ml", "", ""),
     )
     return record
 

@@ -15,7 +15,6 @@ from processors.budgets.logic import (
     parse_control,
     parse_cost,
     period_bounds,
-    subjects_for,
 )
 from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, EnforcementDecision, KeyRecord
 from schemas.topics import parse_enforcement_key
@@ -116,20 +115,6 @@ def test_weeks_start_on_monday_and_months_roll_over_the_year() -> None:
     assert month == (utc(2024, 3, 1, 5), utc(2024, 4, 1, 4))
     assert new_year == (utc(2024, 12, 31, 23), utc(2025, 1, 31, 23))
     assert sunday_night == (utc(2024, 3, 17, 23), utc(2024, 3, 24, 23))
-
-
-def test_subjects_cover_key_user_team_project_org() -> None:
-    full = cost("e1", "1", user="ana", project="rag")
-    no_org = cost("e2", "1", org="", key_id=None)
-
-    assert subjects_for(full) == [
-        "key:k1",
-        "user:ana",
-        "team:acme/search",
-        "project:acme/rag",
-        "org:acme",
-    ]
-    assert subjects_for(no_org) == []
 
 
 # --- the book -------------------------------------------------------------------------
