@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from meterline.evaluate.scoring import Detection, ObservedRequest
 from meterline.kafka import consumer_config
 from meterline.settings import Settings
+from schemas.subjects import key_subject, session_subject
 
 __all__ = ["Collected", "collect", "read_topics"]
 
@@ -97,9 +98,9 @@ class Collected:
             ts = _epoch(event.get("ts_start"))
             if ts is None:
                 continue
-            subjects = [f"key:{event['key_id']}"] if event.get("key_id") else []
+            subjects = [key_subject(event["key_id"])] if event.get("key_id") else []
             if event.get("session_id"):
-                subjects.append(f"session:{event['session_id']}")
+                subjects.append(session_subject(event["session_id"]))
             self.requests.append(
                 ObservedRequest(
                     tuple(subjects), ts, costs.get(str(event.get("request_id")), Decimal(0))

@@ -24,6 +24,7 @@ from meterline.evaluate.scoring import DetectorScore, score
 from meterline.settings import ProviderConfig, Settings
 from meterline.simulate import SimulationConfig, SimulationResult, build_plan, simulate
 from meterline.simulate.catalog import SERVED_MODELS
+from schemas.subjects import org_subject
 
 __all__ = [
     "EvalConfig",
@@ -123,7 +124,7 @@ def enforce(
     done = []
     for org in sorted(orgs):
         for kind in kinds:
-            body = {"subject": f"org:{org}", "kind": kind, "mode": ENFORCING_MODE[kind]}
+            body = {"subject": org_subject(org), "kind": kind, "mode": ENFORCING_MODE[kind]}
             response = httpx.post(
                 f"{gateway_url}/admin/policies", json=body, headers=headers, timeout=10
             )

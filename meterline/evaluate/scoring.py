@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from meterline.simulate.labels import Label
+from schemas.subjects import SubjectKind, parse_subject
 
 __all__ = [
     "DETECTOR_SUBJECTS",
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 # detector -> the subject kind it names (processors/llmjacking, processors/agentloop)
-DETECTOR_SUBJECTS = {"llmjacking": "key:", "agent_loop": "session:"}
+DETECTOR_SUBJECTS: dict[str, SubjectKind] = {"llmjacking": "key", "agent_loop": "session"}
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,12 @@ def score(
 
     scores = {}
     for detector in detectors:
-        prefix = DETECTOR_SUBJECTS[detector]
+        kind = DETECTOR_SUBJECTS[detector]
         result = DetectorScore(detector)
-        universe = [label for label in labels if label.subject.startswith(prefix)]
+        universe = [label for label in labels if parse_subject(label.subject)[0] == kind]
         known = {label.subject for label in universe}
         result.unlabelled_detections = len(
-            {s for (k, s) in first_seen if k == detector and s.startswith(prefix)} - known
+            {s for (k, s) in first_seen if k == detector and parse_subject(s)[0] == kind} - known
         )
         for label in universe:
             positive = label.malicious and label.detector == detector

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from itertools import islice, takewhile
 from typing import Any, Literal
 
+from schemas.subjects import key_subject, session_subject
+
 __all__ = ["BudgetSpec", "KeySpec", "Plan", "Step", "merge_steps"]
 
 Message = Mapping[str, Any]
@@ -66,9 +68,9 @@ class Step:
 
     def subjects(self) -> list[str]:
         """Subjects the ground truth is kept for (key names are resolved when sent)."""
-        subjects = [f"key:{self.key}"]
+        subjects = [key_subject(self.key)]
         if self.session_id:
-            subjects.append(f"session:{self.session_id}")
+            subjects.append(session_subject(self.session_id))
         if self.app:
             subjects.append(f"app:{self.app}")
         return subjects

@@ -21,6 +21,7 @@ from meterline.settings import Settings
 from meterline.simulate.config import SimulationConfig
 from meterline.simulate.labels import GroundTruth
 from meterline.simulate.plan import Plan, Step
+from schemas.subjects import key_subject, session_subject
 
 __all__ = ["CreatedKey", "SendStats", "create_keys", "send_plan"]
 
@@ -68,7 +69,7 @@ def create_keys(settings: Settings, config: SimulationConfig, plan: Plan) -> dic
             post(
                 "/admin/budgets",
                 {
-                    "subject": f"key:{created[budget.key].key_id}",
+                    "subject": key_subject(created[budget.key].key_id),
                     "period": budget.period,
                     "limit_usd": budget.limit_usd,
                     "action_on_hard": budget.action_on_hard,
@@ -110,9 +111,9 @@ class _Sender:
 
     def _record(self, step: Step, session: str | None) -> None:
         now = time.time()
-        subjects = [(f"key:{self.keys[step.key].key_id}", step.key)]
+        subjects = [(key_subject(self.keys[step.key].key_id), step.key)]
         if session:
-            subjects.append((f"session:{session}", step.session_id or ""))
+            subjects.append((session_subject(session), step.session_id or ""))
         if step.app:
             subjects.append((f"app:{step.app}", step.app))
         for subject, name in subjects:
