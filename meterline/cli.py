@@ -12,9 +12,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meterline.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:  # the client (and httpx) load only for the admin verbs
+    from meterline.clients import AdminClient, ClientError
 
 __all__ = ["main"]
 
@@ -182,49 +185,51 @@ def _actor() -> str:
         return "cli"
 
 
-def _admin(settings: Settings, method: str, path: str, body: object = None) -> Any:
-    import httpx
+def _admin(settings: Settings) -> AdminClient:
+    from meterline.clients import AdminClient
 
-    url = settings.resolved_gateway_url.rstrip("/")
     token = settings.resolved_admin_token
     if token is None:
         raise _AdminError(
             "no admin token: set METERLINE_ADMIN_TOKEN to the token the gateway was started "
             f"with (`meterline up` keeps its generated one in {settings.admin_token_file})"
         )
-    headers = {
-        "Authorization": f"Bearer {token.get_secret_value()}",
-        "X-Meterline-Actor": _actor(),  # who, for the audit trail
-    }
-    try:
-        response = httpx.request(method, url + path, json=body, headers=headers, timeout=30)
-    except httpx.HTTPError as exc:
-        raise _AdminError(
-            f"cannot reach the gateway at {url} ({type(exc).__name__}). Start it with "
+    # The token authorizes; the actor (user@host) names who, for the audit trail.
+    return AdminClient(settings.resolved_gateway_url, token.get_secret_value(), actor=_actor())
+
+
+def _explain(error: ClientError, url: str) -> str:
+    """What the user must do, from what the admin client saw."""
+    from meterline.clients import ApiError, ApiUnreachable
+
+    if isinstance(error, ApiUnreachable) or not isinstance(error, ApiError):
+        reason = error.reason if isinstance(error, ApiUnreachable) else str(error)
+        return (
+            f"cannot reach the gateway at {url} ({reason}). Start it with "
             "`meterline gateway` or `meterline up`, or point METERLINE_GATEWAY_URL at it."
-        ) from None
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = {}
-    if response.is_success:
-        return payload
-    error = payload.get("error") if isinstance(payload, dict) else None
-    message = error.get("message") if isinstance(error, dict) else response.text[:200]
-    if response.status_code == 401:
-        raise _AdminError(
-            f"the gateway at {url} refused the admin token ({message}): make "
+        )
+    if error.status == 401:
+        return (
+            f"the gateway at {url} refused the admin token ({error.message}): make "
             "METERLINE_ADMIN_TOKEN match the gateway's"
         )
-    if response.status_code == 503:
-        raise _AdminError(f"the gateway could not make the change: {message}")
-    raise _AdminError(f"the gateway answered {response.status_code}: {message}")
+    if error.status == 503:
+        return f"the gateway could not make the change: {error.message}"
+    return f"the gateway answered {error.status}: {error.message}"
 
 
-def _admin_verb(run: Callable[[argparse.Namespace, Settings], None]) -> Callable[..., int]:
+def _admin_verb(
+    run: Callable[[argparse.Namespace, AdminClient], None],
+) -> Callable[..., int]:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
+        from meterline.clients import ClientError
+
         try:
-            run(args, settings)
+            with _admin(settings) as admin:
+                try:
+                    run(args, admin)
+                except ClientError as exc:
+                    raise _AdminError(_explain(exc, admin.base_url)) from None
         except _AdminError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -233,24 +238,24 @@ def _admin_verb(run: Callable[[argparse.Namespace, Settings], None]) -> Callable
     return handler
 
 
-def _keys_create(args: argparse.Namespace, settings: Settings) -> None:
-    body: dict[str, Any] = {"org": args.org, "team": args.team, "project": args.project}
-    body["user"] = args.user
-    if args.models:
-        body["models"] = [m for item in args.models for m in item.split(",") if m]
-    for field in ("rpm", "tpm"):
-        if getattr(args, field) is not None:
-            body[field] = getattr(args, field)
-    if args.budget:
-        body["budget_ids"] = args.budget
-    created = _admin(settings, "POST", "/admin/keys", body)
+def _keys_create(args: argparse.Namespace, admin: AdminClient) -> None:
+    created = admin.create_key(
+        org=args.org,
+        team=args.team,
+        project=args.project,
+        user=args.user,
+        models=[m for item in args.models for m in item.split(",") if m] if args.models else None,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        budget_ids=args.budget or None,
+    )
     print(f"key_id: {created['key_id']}")
     print(f"key:    {created['key']}")
     print("The key is shown once; store it now.", file=sys.stderr)
 
 
-def _keys_list(args: argparse.Namespace, settings: Settings) -> None:
-    keys = _admin(settings, "GET", "/admin/keys")["data"]
+def _keys_list(args: argparse.Namespace, admin: AdminClient) -> None:
+    keys = admin.list_keys()
     for key in keys:
         limits = f"rpm={key['rpm'] or '-'} tpm={key['tpm'] or '-'}"
         where = "/".join(part for part in (key["org"], key["team"], key["project"]) if part)
@@ -259,14 +264,15 @@ def _keys_list(args: argparse.Namespace, settings: Settings) -> None:
     print(f"{len(keys)} key(s)", file=sys.stderr)
 
 
-def _keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
-    _admin(settings, "DELETE", f"/admin/keys/{args.key_id}")
+def _keys_revoke(args: argparse.Namespace, admin: AdminClient) -> None:
+    admin.revoke_key(args.key_id)
     print(f"revoked {args.key_id}")
 
 
-def _ingest_tokens_create(args: argparse.Namespace, settings: Settings) -> None:
-    body = {"org": args.org, "team": args.team, "project": args.project, "name": args.name}
-    created = _admin(settings, "POST", "/admin/ingest-tokens", body)
+def _ingest_tokens_create(args: argparse.Namespace, admin: AdminClient) -> None:
+    created = admin.create_ingest_token(
+        org=args.org, team=args.team, project=args.project, name=args.name
+    )
     print(f"token_id: {created['token_id']}")
     print(f"token:    {created['token']}")
     print(
@@ -276,33 +282,29 @@ def _ingest_tokens_create(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
-def _ingest_tokens_list(args: argparse.Namespace, settings: Settings) -> None:
-    tokens = _admin(settings, "GET", "/admin/ingest-tokens")["data"]
+def _ingest_tokens_list(args: argparse.Namespace, admin: AdminClient) -> None:
+    tokens = admin.list_ingest_tokens()
     for token in tokens:
         where = "/".join(part for part in (token["org"], token["team"], token["project"]) if part)
         print(f"{token['token_id']}  {where}  {token['name'] or '-'}")
     print(f"{len(tokens)} ingest token(s)", file=sys.stderr)
 
 
-def _ingest_tokens_revoke(args: argparse.Namespace, settings: Settings) -> None:
-    from urllib.parse import quote
-
-    _admin(settings, "DELETE", f"/admin/ingest-tokens/{quote(args.token_id, safe='')}")
+def _ingest_tokens_revoke(args: argparse.Namespace, admin: AdminClient) -> None:
+    admin.revoke_ingest_token(args.token_id)
     print(f"revoked {args.token_id}")
 
 
-def _budgets_set(args: argparse.Namespace, settings: Settings) -> None:
-    body: dict[str, Any] = {
-        "subject": args.subject,
-        "period": args.period,
-        "limit_usd": args.limit_usd,
-        "soft_pct": args.soft_pct,
-        "action_on_hard": args.action,
-        "timezone": args.timezone,
-    }
-    if args.throttle_rpm is not None:
-        body["throttle_rpm"] = args.throttle_rpm
-    budget = _admin(settings, "POST", "/admin/budgets", body)
+def _budgets_set(args: argparse.Namespace, admin: AdminClient) -> None:
+    budget = admin.set_budget(
+        args.subject,
+        period=args.period,
+        limit_usd=args.limit_usd,
+        soft_pct=args.soft_pct,
+        action_on_hard=args.action,
+        throttle_rpm=args.throttle_rpm,
+        timezone=args.timezone,
+    )
     print(
         f"budget {budget['budget_id']}: {budget['subject']} ${budget['limit_usd']} per "
         f"{budget['period']} ({budget['timezone']}), soft at {budget['soft_pct']}%, "
@@ -310,8 +312,8 @@ def _budgets_set(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
-def _budgets_list(args: argparse.Namespace, settings: Settings) -> None:
-    budgets = _admin(settings, "GET", "/admin/budgets")["data"]
+def _budgets_list(args: argparse.Namespace, admin: AdminClient) -> None:
+    budgets = admin.list_budgets()
     for budget in budgets:
         state = budget.get("state") or {}
         spent = f"spent ${state['spent_usd']} ({state['status']})" if state else "no spend yet"
@@ -322,19 +324,14 @@ def _budgets_list(args: argparse.Namespace, settings: Settings) -> None:
     print(f"{len(budgets)} budget(s)", file=sys.stderr)
 
 
-def _block(args: argparse.Namespace, settings: Settings) -> None:
-    body: dict[str, Any] = {"subject": args.subject, "action": "block", "reason": args.reason}
-    if args.duration is not None:
-        body["for_seconds"] = args.duration
-    decision = _admin(settings, "POST", "/admin/enforcement", body)
+def _block(args: argparse.Namespace, admin: AdminClient) -> None:
+    decision = admin.block(args.subject, args.reason, for_seconds=args.duration)
     until = f" until {decision['expires_at']}" if decision.get("expires_at") else ""
     print(f"blocked {decision['subject']}{until}: {decision['reason']}")
 
 
-def _unblock(args: argparse.Namespace, settings: Settings) -> None:
-    from urllib.parse import quote
-
-    lifted = _admin(settings, "DELETE", f"/admin/enforcement/{quote(args.subject, safe='')}")
+def _unblock(args: argparse.Namespace, admin: AdminClient) -> None:
+    lifted = admin.lift(args.subject)
     was = lifted.get("was")
     print(f"unblocked {args.subject}" + ("" if was else " (no active decision was known)"))
 
