@@ -1,47 +1,62 @@
-"""OTLP/HTTP JSON (`application/json`) -> DecodedBatch.
+"""OTLP/HTTP JSON (`application/json`) -> DecodedBatch, through protobuf's own JSON parser.
 
-The OTLP JSON mapping differs from plain protobuf JSON: trace and span ids are hex
-strings, enums are integers (names are accepted too), fields are lowerCamelCase
-(snake_case is accepted, as protobuf JSON parsers do), 64-bit integers may be strings,
-and values are AnyValue objects (`{"stringValue": ...}`, `{"intValue": "3"}`, ...).
-Errors inside one span reject that span only; a body that is not such a document at
-all is refused as a whole.
+protobuf's `json_format` reads the OTLP messages (lowerCamelCase or snake_case fields,
+enum names or integers, 64-bit integers as strings, AnyValue objects). What it cannot
+know is OTLP/JSON's one deviation from the protobuf JSON mapping: trace and span ids are
+hex strings, not base64, so a pre-pass rewrites them first. Each span is parsed on its
+own, so an error inside one span rejects that span only; a body that is not an export
+document at all is refused whole. The parsed `Span` messages then take the protobuf
+path's `raw_span`, so both encodings share one normalizer.
+
+Measured (one export of 500 GenAI spans with 10 attributes each, ~470 KB, 2 slow vCPUs):
+~120 ms per batch (~240 us per span) here, against ~22-27 ms for the hand-written parser
+this replaced and ~9-18 ms for the same spans as protobuf. json_format is ~5x slower, and
+kept: OTLP ingest is not the gateway hot path, exporters default to protobuf, and ~4,000
+JSON spans/s per core is well above what one OTLP/JSON sender emits. Should JSON ingest
+ever become a bottleneck, the figure to beat is the one above.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import math
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from google.protobuf.json_format import ParseDict, ParseError
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from ingest.otlp.decode_proto import MAX_VALUE_DEPTH
+from ingest.otlp.decode_proto import attributes_of, raw_span
 from ingest.otlp.errors import MalformedPayloadError
-from ingest.otlp.spans import (
-    SPAN_ID_BYTES,
-    TRACE_ID_BYTES,
-    DecodedBatch,
-    RawSpan,
-    RejectedSpan,
-    check_times,
-    id_hex,
-    parent_id_hex,
-)
+from ingest.otlp.spans import DecodedBatch, RawSpan, RejectedSpan
 
 __all__ = ["decode_json"]
 
-_SPAN_KINDS = {
-    "SPAN_KIND_UNSPECIFIED": 0,
-    "SPAN_KIND_INTERNAL": 1,
-    "SPAN_KIND_SERVER": 2,
-    "SPAN_KIND_CLIENT": 3,
-    "SPAN_KIND_PRODUCER": 4,
-    "SPAN_KIND_CONSUMER": 5,
-}
-_STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
-_SPECIAL_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# Hex-encoded in OTLP/JSON, base64 in protobuf's JSON mapping: both spellings of each.
+_ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
+# Read by nobody downstream, so not parsed at all (their ids are hex too).
+_UNUSED_FIELDS = frozenset({"events", "links"})
+
+
+def _known(descriptor: Any, unused: frozenset[str] = frozenset()) -> frozenset[str]:
+    names = {f.json_name for f in descriptor.fields} | {f.name for f in descriptor.fields}
+    return frozenset(names - unused)
+
+
+# A span's or resource's own fields that this protobuf build does not know (a newer OTLP)
+# are dropped before parsing, as the OTLP spec asks; inside those fields parsing is strict,
+# so a misspelled AnyValue or an unknown enum name rejects the span with the reason.
+_SPAN_FIELDS = _known(Span.DESCRIPTOR, _UNUSED_FIELDS)
+_RESOURCE_FIELDS = _known(Resource.DESCRIPTOR)
+# Message nesting json_format may follow: AnyValue arrays/maps deeper than MAX_VALUE_DEPTH
+# are summarised later anyway; this bound keeps a hostile document off Python's own
+# recursion limit (orjson already refuses JSON nested deeper than 1024).
+_MAX_MESSAGE_DEPTH = 200
+_PARSE_ERRORS = (ParseError, ValueError, TypeError)
+_TOO_DEEP = f"attribute values are nested deeper than {_MAX_MESSAGE_DEPTH} messages"
+_MAX_REASON_CHARS = 300
+
+M = TypeVar("M", Span, Resource)
 
 
 def decode_json(body: bytes) -> DecodedBatch:
@@ -57,10 +72,12 @@ def decode_json(body: bytes) -> DecodedBatch:
         _require_object(resource_spans, where_r)
         resource_error: str | None = None
         resource: dict[str, Any] = {}
+        resource_obj = _field(resource_spans, "resource", "resource") or {}
+        _require_object(resource_obj, f"{where_r}.resource")
         try:
-            resource_obj = _field(resource_spans, "resource", "resource") or {}
-            _require_object(resource_obj, f"{where_r}.resource")
-            resource = _attributes(_field(resource_obj, "attributes", "attributes"))
+            resource = attributes_of(
+                _parse(_only(resource_obj, _RESOURCE_FIELDS), Resource()).attributes
+            )
         except ValueError as exc:
             resource_error = f"resource: {exc}"
         for s, scope_spans in enumerate(
@@ -71,7 +88,6 @@ def decode_json(body: bytes) -> DecodedBatch:
             scope = _field(scope_spans, "scope", "scope")
             scope_name = scope.get("name") if isinstance(scope, dict) else None
             for p, span in enumerate(_list(scope_spans, "spans", "spans", where_s)):
-                where = f"{where_s}.spans[{p}]"
                 try:
                     if resource_error is not None:
                         raise ValueError(resource_error)
@@ -79,40 +95,55 @@ def decode_json(body: bytes) -> DecodedBatch:
                         _span(span, resource, scope_name if isinstance(scope_name, str) else "")
                     )
                 except ValueError as exc:
-                    batch.rejected.append(RejectedSpan(where, str(exc)))
+                    batch.rejected.append(RejectedSpan(f"{where_s}.spans[{p}]", str(exc)))
     return batch
 
 
 def _span(span: Any, resource: dict[str, Any], scope_name: str) -> RawSpan:
     if not isinstance(span, dict):
         raise ValueError("span must be a JSON object")
-    start_ns = _uint(_field(span, "startTimeUnixNano", "start_time_unix_nano"), "start time")
-    end_ns = _uint(_field(span, "endTimeUnixNano", "end_time_unix_nano"), "end time")
-    check_times(start_ns, end_ns)
-    status = _field(span, "status", "status") or {}
-    if not isinstance(status, dict):
-        raise ValueError("status must be an object")
-    status_message = status.get("message") or ""
-    name = span.get("name") or ""
-    if not isinstance(name, str) or not isinstance(status_message, str):
-        raise ValueError("name and status.message must be strings")
-    return RawSpan(
-        trace_id=_id(_field(span, "traceId", "trace_id"), TRACE_ID_BYTES, "trace_id"),
-        span_id=_id(_field(span, "spanId", "span_id"), SPAN_ID_BYTES, "span_id"),
-        parent_span_id=parent_id_hex(_hex_bytes(_field(span, "parentSpanId", "parent_span_id"))),
-        name=name,
-        kind=_enum(span.get("kind"), _SPAN_KINDS, "kind"),
-        start_ns=start_ns,
-        end_ns=end_ns,
-        status_code=_enum(status.get("code"), _STATUS_CODES, "status.code"),
-        status_message=status_message,
-        attributes=_attributes(span.get("attributes")),
-        resource=resource,
-        scope_name=scope_name,
-    )
+    fields = {key: value for key, value in span.items() if key in _SPAN_FIELDS}
+    for key in _ID_FIELDS:
+        if key in fields:
+            fields[key] = _hex_to_base64(fields[key])
+    return raw_span(_parse(fields, Span()), resource, scope_name)
 
 
-# --- fields ---------------------------------------------------------------------------
+def _parse(fields: dict[str, Any], message: M) -> M:
+    """json_format's ParseDict; every way it can fail becomes a ValueError with its reason."""
+    try:
+        return ParseDict(fields, message, max_recursion_depth=_MAX_MESSAGE_DEPTH)
+    except _PARSE_ERRORS as exc:
+        raise ValueError(_reason(str(exc))) from exc
+    except RecursionError as exc:
+        raise ValueError(_TOO_DEEP) from exc
+
+
+def _reason(message: str) -> str:
+    """json_format's message, short: its first line (the rest lists the field names)."""
+    if "Message too deep" in message:  # prefixed by one "Failed to parse" per level
+        return _TOO_DEEP
+    first = message.partition("\n")[0]
+    return first if len(first) <= _MAX_REASON_CHARS else first[:_MAX_REASON_CHARS] + "..."
+
+
+def _only(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    return {key: value for key, value in obj.items() if key in known}
+
+
+def _hex_to_base64(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise ValueError("ids must be hex strings")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError as exc:
+        raise ValueError(f"id {value[:40]!r} is not hex") from exc
+    return base64.b64encode(raw).decode("ascii")
+
+
+# --- document structure ---------------------------------------------------------------
 
 
 def _field(obj: dict[str, Any], camel: str, snake: str) -> Any:
@@ -132,107 +163,3 @@ def _list(obj: dict[str, Any], camel: str, snake: str, where: str) -> list[Any]:
     if not isinstance(value, list):
         raise MalformedPayloadError(f"{where + '.' if where else ''}{camel} must be a list")
     return value
-
-
-def _hex_bytes(value: Any) -> bytes:
-    if value is None or value == "":
-        return b""
-    if not isinstance(value, str):
-        raise ValueError("ids must be hex strings")
-    try:
-        return bytes.fromhex(value)
-    except ValueError as exc:
-        raise ValueError(f"id {value[:40]!r} is not hex") from exc
-
-
-def _id(value: Any, size: int, what: str) -> str:
-    return id_hex(_hex_bytes(value), size, what)
-
-
-def _uint(value: Any, what: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if value is None:
-        return 0
-    raise ValueError(f"{what} must be an integer (unix nanoseconds)")
-
-
-def _enum(value: Any, names: dict[str, int], what: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value in names:
-        return names[value]
-    raise ValueError(f"{what} must be an enum integer")
-
-
-# --- attributes -----------------------------------------------------------------------
-
-
-def _attributes(pairs: Any) -> dict[str, Any]:
-    if pairs is None:
-        return {}
-    if not isinstance(pairs, list):
-        raise ValueError("attributes must be a list of {key, value}")
-    result: dict[str, Any] = {}
-    for pair in pairs:
-        if not isinstance(pair, dict) or not isinstance(pair.get("key"), str):
-            raise ValueError("each attribute must be an object with a string key")
-        result[pair["key"]] = _value(pair.get("value"), 0)
-    return result
-
-
-def _value(value: Any, depth: int) -> Any:
-    """AnyValue object -> Python value."""
-    if value is None or value == {}:
-        return None
-    if not isinstance(value, dict) or len(value) != 1:
-        raise ValueError("attribute value must be an AnyValue object with one field")
-    ((kind, inner),) = value.items()
-    if kind in ("stringValue", "string_value"):
-        if not isinstance(inner, str):
-            raise ValueError("stringValue must be a string")
-        return inner
-    if kind in ("boolValue", "bool_value"):
-        if not isinstance(inner, bool):
-            raise ValueError("boolValue must be true or false")
-        return inner
-    if kind in ("intValue", "int_value"):
-        if isinstance(inner, bool) or not isinstance(inner, (int, str)):
-            raise ValueError("intValue must be an integer")
-        try:
-            return int(inner)
-        except ValueError as exc:
-            raise ValueError("intValue must be an integer") from exc
-    if kind in ("doubleValue", "double_value"):
-        if isinstance(inner, str) and inner in _SPECIAL_DOUBLES:
-            return _SPECIAL_DOUBLES[inner]
-        if isinstance(inner, bool) or not isinstance(inner, (int, float)):
-            raise ValueError("doubleValue must be a number")
-        return float(inner)
-    if kind in ("bytesValue", "bytes_value"):
-        try:
-            return base64.b64decode(inner, validate=True)
-        except (binascii.Error, TypeError, ValueError) as exc:
-            raise ValueError("bytesValue must be base64") from exc
-    if kind in ("arrayValue", "array_value", "kvlistValue", "kvlist_value"):
-        if depth >= MAX_VALUE_DEPTH:
-            return "[nested too deep]"
-        items = inner.get("values") if isinstance(inner, dict) else None
-        items = [] if items is None else items
-        if not isinstance(items, list):
-            raise ValueError(f"{kind}.values must be a list")
-        if kind.startswith("array"):
-            return [_value(item, depth + 1) for item in items]
-        nested: dict[str, Any] = {}
-        for pair in items:
-            if not isinstance(pair, dict) or not isinstance(pair.get("key"), str):
-                raise ValueError("kvlistValue entries must have a string key")
-            nested[pair["key"]] = _value(pair.get("value"), depth + 1)
-        return nested
-    raise ValueError(f"unknown AnyValue field {kind[:40]!r}")

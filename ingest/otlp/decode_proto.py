@@ -1,4 +1,8 @@
-"""OTLP/HTTP protobuf (`application/x-protobuf`) -> DecodedBatch."""
+"""OTLP/HTTP protobuf (`application/x-protobuf`) -> DecodedBatch.
+
+`raw_span` is the one place an OTLP `Span` message becomes a `RawSpan`: the JSON
+encoding parses into the same messages (decode_json.py) and ends here too.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ingest.otlp.errors import MalformedPayloadError
 from ingest.otlp.spans import (
@@ -20,7 +25,7 @@ from ingest.otlp.spans import (
     parent_id_hex,
 )
 
-__all__ = ["MAX_VALUE_DEPTH", "decode_protobuf"]
+__all__ = ["MAX_VALUE_DEPTH", "attributes_of", "decode_protobuf", "raw_span", "value_of"]
 
 # Nested arrays/maps deeper than this are summarised, not walked (bounded work per value).
 MAX_VALUE_DEPTH = 8
@@ -40,28 +45,31 @@ def decode_protobuf(body: bytes) -> DecodedBatch:
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             scope_name = scope_spans.scope.name
             for p, span in enumerate(scope_spans.spans):
-                where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{p}]"
                 try:
-                    check_times(span.start_time_unix_nano, span.end_time_unix_nano)
-                    batch.spans.append(
-                        RawSpan(
-                            trace_id=id_hex(span.trace_id, TRACE_ID_BYTES, "trace_id"),
-                            span_id=id_hex(span.span_id, SPAN_ID_BYTES, "span_id"),
-                            parent_span_id=parent_id_hex(span.parent_span_id),
-                            name=span.name,
-                            kind=int(span.kind),
-                            start_ns=span.start_time_unix_nano,
-                            end_ns=span.end_time_unix_nano,
-                            status_code=int(span.status.code),
-                            status_message=span.status.message,
-                            attributes=attributes_of(span.attributes),
-                            resource=resource,
-                            scope_name=scope_name,
-                        )
-                    )
+                    batch.spans.append(raw_span(span, resource, scope_name))
                 except ValueError as exc:
+                    where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{p}]"
                     batch.rejected.append(RejectedSpan(where, str(exc)))
     return batch
+
+
+def raw_span(span: Span, resource: dict[str, Any], scope_name: str) -> RawSpan:
+    """Span message -> RawSpan; ValueError names what makes the span unacceptable."""
+    check_times(span.start_time_unix_nano, span.end_time_unix_nano)
+    return RawSpan(
+        trace_id=id_hex(span.trace_id, TRACE_ID_BYTES, "trace_id"),
+        span_id=id_hex(span.span_id, SPAN_ID_BYTES, "span_id"),
+        parent_span_id=parent_id_hex(span.parent_span_id),
+        name=span.name,
+        kind=int(span.kind),
+        start_ns=span.start_time_unix_nano,
+        end_ns=span.end_time_unix_nano,
+        status_code=int(span.status.code),
+        status_message=span.status.message,
+        attributes=attributes_of(span.attributes),
+        resource=resource,
+        scope_name=scope_name,
+    )
 
 
 def attributes_of(pairs: Any) -> dict[str, Any]:
