@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboards.api import read_client, read_problem
 from dashboards.budgets_data import budget_table, history_frame
 from dashboards.page import load_settings, refreshing
-from dashboards.read_api import ReadApi, ReadApiError
+from meterline.clients import ClientError, Role
 
 settings = load_settings()
-api = ReadApi.from_settings(settings, "finance")
+ROLE: Role = "finance"
+api = read_client(settings, ROLE)
 
 st.title("Budgets")
 st.caption("Spent against each limit in the current period, how fast, and when it runs out.")
@@ -19,8 +21,8 @@ st.caption("Spent against each limit in the current period, how fast, and when i
 def budgets_body() -> None:
     try:
         body = api.budgets()
-    except ReadApiError as exc:
-        st.error(str(exc))
+    except ClientError as exc:
+        st.error(read_problem(exc, api, ROLE))
         return
     table = budget_table(body)
     if table.empty:
@@ -55,8 +57,8 @@ def budgets_body() -> None:
     )
     try:
         history = history_frame(api.budgets(chosen))
-    except ReadApiError as exc:
-        st.error(str(exc))
+    except ClientError as exc:
+        st.error(read_problem(exc, api, ROLE))
         return
     if history.empty:
         st.info("No spend recorded against this budget in its current period yet.")

@@ -6,6 +6,7 @@ from datetime import date
 
 import streamlit as st
 
+from dashboards.api import read_client, read_problem
 from dashboards.formatting import count
 from dashboards.operations_data import (
     drift_table,
@@ -16,10 +17,11 @@ from dashboards.operations_data import (
     pipeline_figures,
 )
 from dashboards.page import date_range, load_settings, refreshing
-from dashboards.read_api import ReadApi, ReadApiError
+from meterline.clients import ClientError, Role
 
 settings = load_settings()
-api = ReadApi.from_settings(settings, "security")
+ROLE: Role = "security"
+api = read_client(settings, ROLE)
 
 st.title("Operations")
 st.caption("How the gateway and its upstreams behave, and whether the pipeline keeps up.")
@@ -38,8 +40,8 @@ def operations_body(start: date, end: date) -> None:
         ops = api.operations(start, end)
         drift = api.drift(start, end)["reports"]
         health = api.health()
-    except ReadApiError as exc:
-        st.error(str(exc))
+    except ClientError as exc:
+        st.error(read_problem(exc, api, ROLE))
         return
     totals = ops["totals"]
     a, b, c, d, e, f = st.columns(6)

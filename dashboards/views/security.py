@@ -11,10 +11,9 @@ from typing import Any
 
 import streamlit as st
 
-from dashboards.admin_api import AdminApi, AdminApiError
+from dashboards.api import admin_client, admin_problem, read_client, read_problem
 from dashboards.formatting import when
 from dashboards.page import date_range, load_settings, refreshing
-from dashboards.read_api import ReadApi, ReadApiError
 from dashboards.security_data import (
     BLOCK_DURATIONS,
     anomaly_table,
@@ -22,11 +21,13 @@ from dashboards.security_data import (
     blocked_table,
     detections_timeline,
 )
+from meterline.clients import AdminClient, ClientError, Role
 
 EVIDENCE_SHOWN = 10  # anomalies whose evidence is laid out below the table
 
 settings = load_settings()
-api = ReadApi.from_settings(settings, "security")
+ROLE: Role = "security"
+api = read_client(settings, ROLE)
 state = st.session_state
 subject = (st.query_params.get("subject") or "").strip() or None
 if subject and state.get("linked_subject") != subject:
@@ -53,8 +54,8 @@ def security_body(start: date, end: date, subject: str | None) -> None:
         anomalies = api.anomalies(start, end, subject)["anomalies"]
         decisions = api.enforcement(subject)["decisions"]
         history = api.enforcement_history(start, end, subject)["decisions"]
-    except ReadApiError as exc:
-        st.error(str(exc))
+    except ClientError as exc:
+        st.error(read_problem(exc, api, ROLE))
         return
     blocked = blocked_subjects(decisions)
     serious = sum(1 for a in anomalies if a["severity"] in ("critical", "high"))
@@ -114,8 +115,8 @@ security_body(start, end, subject)
 # --- block / unblock (gateway admin API), each after a confirmation ---------------------
 
 
-def admin() -> AdminApi | None:
-    return AdminApi.from_settings(settings, state.get("admin_token") or None)
+def admin() -> AdminClient | None:
+    return admin_client(settings, state.get("admin_token") or None)
 
 
 def ask(action: str) -> None:
@@ -139,16 +140,18 @@ def confirm() -> None:
         state["action_result"] = ("error", "Enter the admin token first.")
         return
     try:
-        if pending["action"] == "block":
-            reason = pending["reason"] or "blocked from the Security dashboard"
-            client.block(pending["subject"], reason, BLOCK_DURATIONS[pending["duration"]])
-            done = f"Blocked {pending['subject']} ({pending['duration']})."
-        else:
-            lifted = client.unblock(pending["subject"])
-            sources = ", ".join(lifted.get("sources") or [])
-            done = f"Lifted every block on {pending['subject']} (sources: {sources})."
-    except AdminApiError as exc:
-        state["action_result"] = ("error", str(exc))
+        with client:
+            if pending["action"] == "block":
+                reason = pending["reason"] or "blocked from the Security dashboard"
+                duration = BLOCK_DURATIONS[pending["duration"]]
+                client.block(pending["subject"], reason, for_seconds=duration)
+                done = f"Blocked {pending['subject']} ({pending['duration']})."
+            else:
+                lifted = client.lift(pending["subject"])
+                sources = ", ".join(lifted.get("sources") or [])
+                done = f"Lifted every block on {pending['subject']} (sources: {sources})."
+    except ClientError as exc:
+        state["action_result"] = ("error", admin_problem(exc, client))
         return
     state["action_result"] = ("success", done + " Every gateway applies it within a second.")
 

@@ -6,9 +6,9 @@ from datetime import date
 
 import streamlit as st
 
+from dashboards.api import read_client, read_problem
 from dashboards.formatting import count, money, money_places, percent
 from dashboards.page import date_range, load_settings, refreshing
-from dashboards.read_api import ReadApi, ReadApiError
 from dashboards.showback_data import (
     FILTERS,
     GROUPINGS,
@@ -20,12 +20,14 @@ from dashboards.showback_data import (
     totals_table,
     unpriced_models,
 )
+from meterline.clients import ClientError, Role
 
 ALL = "All"
 MEASURES = {"Spend (USD)": "cost_usd", "Requests": "requests", "Tokens": "tokens"}
 
 settings = load_settings()
-api = ReadApi.from_settings(settings, "finance")
+ROLE: Role = "finance"
+api = read_client(settings, ROLE)
 
 st.title("Showback")
 st.caption("Spend by org, team, project, key, user, model and provider, from the read API.")
@@ -38,8 +40,8 @@ grouping = right.selectbox("Group by", GROUPINGS, index=GROUPINGS.index("team"),
 def showback_body(start: date, end: date, grouping: str) -> None:
     try:
         everything = api.showback(FILTERS, start, end)
-    except ReadApiError as exc:
-        st.error(str(exc))
+    except ClientError as exc:
+        st.error(read_problem(exc, api, ROLE))
         return
     options = filter_options(everything["rows"])
     columns = st.columns(len(FILTERS))
@@ -51,8 +53,8 @@ def showback_body(start: date, end: date, grouping: str) -> None:
     try:
         showback = api.showback([grouping], start, end, chosen, compare=True)
         series = api.timeseries(grouping, start, end, chosen)
-    except ReadApiError as exc:
-        st.error(str(exc))
+    except ClientError as exc:
+        st.error(read_problem(exc, api, ROLE))
         return
 
     figures = summary(showback)
@@ -131,8 +133,8 @@ def showback_body(start: date, end: date, grouping: str) -> None:
     def focus() -> bytes:
         try:
             return api.focus_csv(start, end, chosen)
-        except ReadApiError as exc:
-            return f"error: {exc}\n".encode()
+        except ClientError as exc:
+            return f"error: {read_problem(exc, api, ROLE)}\n".encode()
 
     two.download_button(
         "Download FOCUS",

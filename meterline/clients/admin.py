@@ -134,6 +134,7 @@ class AdminClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.token = token
         headers = {"X-Meterline-Actor": actor} if actor else None
         self._http = sync_client(
             self.base_url, token, headers=headers, timeout=timeout, transport=transport

@@ -1,0 +1,78 @@
+"""The dashboards' doors: `meterline.clients` for the calls, and here what a person reads
+when one fails — which command to run, which setting to change.
+
+Pages read through `ReadClient` (the ingest read API; none opens ClickHouse, ARCHITECTURE
+§6) and change things only through `AdminClient` (gateway admin API §9: block and
+unblock, after a confirmation). The clients say what happened; `read_problem` and
+`admin_problem` turn that into advice for someone looking at a dashboard.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from meterline.clients import AdminClient, ApiError, ApiUnreachable, ClientError, ReadClient, Role
+from meterline.clients.read import read_token
+from meterline.settings import Settings
+
+__all__ = ["admin_client", "admin_problem", "read_client", "read_problem"]
+
+
+@st.cache_resource(show_spinner=False)
+def _read_client(base_url: str, token: str | None) -> ReadClient:
+    # One client (one connection pool) per address and token, shared by every rerun;
+    # a changed setting makes a new one.
+    return ReadClient(base_url, token)
+
+
+def read_client(settings: Settings, role: Role) -> ReadClient:
+    """The read API with the role's token, else admin's (which may read anything)."""
+    return _read_client(settings.resolved_read_api_url, read_token(settings, role))
+
+
+def admin_client(settings: Settings, token: str | None = None) -> AdminClient | None:
+    """`token` typed in the page wins over the configured (or `meterline up`'s) one; None
+    when there is no token at all: the page then offers no actions."""
+    if not token:
+        secret = settings.resolved_admin_token
+        token = secret.get_secret_value() if secret is not None else None
+    if not token:
+        return None
+    return AdminClient(settings.resolved_gateway_url, token)
+
+
+def read_problem(error: ClientError, client: ReadClient, role: Role) -> str:
+    if not isinstance(error, ApiError):
+        reason = error.reason if isinstance(error, ApiUnreachable) else str(error)
+        return (
+            f"The read API at {client.base_url} is unreachable ({reason}). Start it with "
+            "`meterline up` (or `meterline ingest`), or set METERLINE_READ_API_URL to where "
+            "it runs."
+        )
+    if error.status in (401, 403):
+        if error.status == 401:
+            problem = "rejected the dashboards' token" if client.token else "requires a token"
+        else:
+            problem = f"does not let the configured token read {error.path}"
+        return (
+            f"The read API at {client.base_url} {problem}. Set "
+            f"METERLINE_READ_TOKEN_{role.upper()} (or METERLINE_READ_TOKEN_ADMIN) for "
+            "`meterline dashboard` to the token ingest uses."
+        )
+    return f"The read API answered {error.status} on {error.path}: {error.message}"
+
+
+def admin_problem(error: ClientError, client: AdminClient) -> str:
+    if not isinstance(error, ApiError):
+        reason = error.reason if isinstance(error, ApiUnreachable) else str(error)
+        return (
+            f"The gateway admin API at {client.base_url} is unreachable ({reason}). Start it "
+            "with `meterline up` (or `meterline gateway`), or set METERLINE_GATEWAY_URL to "
+            "where it runs."
+        )
+    if error.status == 401:
+        return (
+            "The gateway refused the admin token. Enter the token `meterline up` printed, "
+            "or set METERLINE_ADMIN_TOKEN."
+        )
+    return f"The gateway answered {error.status}: {error.message}"
