@@ -28,6 +28,7 @@ from gateway.errors import AuthenticationFailed, ControlPlaneUnavailable, Invali
 from gateway.guardrails import GUARDRAILS, parse_kind, policy_id_for
 from gateway.keys import new_key
 from gateway.runtime import GatewayRuntime
+from schemas.enforcement import EnforcementAction
 from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord, PolicyRecord
 from schemas.ids import hash_key
 from schemas.subjects import SubjectError, parse_subject, validate_subject
@@ -74,7 +75,7 @@ class EnforcementCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     subject: str
-    action: Literal["block", "throttle", "allow"] = "block"
+    action: EnforcementAction = "block"
     reason: str = Field(default="", max_length=1000)
     expires_at: datetime | None = None
     for_seconds: float | None = Field(default=None, gt=0)

@@ -18,13 +18,14 @@ from typing import Any
 
 import orjson
 
+from schemas.enforcement import ENFORCEMENT_ACTIONS
 from schemas.topics import parse_enforcement_key
 
 __all__ = ["Decision", "EnforcementView", "parse_ts"]
 
 log = logging.getLogger(__name__)
 
-_ACTIONS = frozenset({"block", "throttle", "allow"})
+_ACTIONS = frozenset(ENFORCEMENT_ACTIONS)
 DEFAULT_THROTTLE_RPM = 60  # a throttle decision without `rpm`
 
 

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import orjson
 
+from schemas import error_types
+
 __all__ = [
     "AuthenticationFailed",
     "Blocked",
@@ -137,7 +139,7 @@ class Blocked(GatewayError):
 
     status = 403
     type = "permission_error"
-    code = "blocked"
+    code = error_types.BLOCKED
 
     def __init__(
         self,
@@ -157,17 +159,17 @@ class Blocked(GatewayError):
 
 
 class BudgetExceeded(Blocked):
-    code = "budget_exceeded"
+    code = error_types.BUDGET_EXCEEDED
 
 
 class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"
-    code = "rate_limit_exceeded"
+    code = error_types.RATE_LIMIT_EXCEEDED
 
 
 class Throttled(RateLimited):
-    code = "throttled"
+    code = error_types.THROTTLED
 
 
 class NotFound(GatewayError):
@@ -176,7 +178,7 @@ class NotFound(GatewayError):
 
 
 class ModelNotFound(NotFound):
-    code = "model_not_found"
+    code = error_types.MODEL_NOT_FOUND
 
 
 class MethodNotAllowed(GatewayError):

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from meterline.warehouse import SharedClient
+from schemas.enforcement import ENFORCEMENT_ACTIONS
 from schemas.events.v1 import EnforcementDecision
 
 __all__ = ["DECISION_COLUMNS", "active_decisions"]
@@ -50,7 +51,7 @@ def active_decisions(
     lifted_all = {r["subject"]: r["ts"] for r in records if r["source"] == "*"}
     decisions = []
     for record in records:
-        if record["action"] not in ("block", "throttle", "allow"):
+        if record["action"] not in ENFORCEMENT_ACTIONS:
             continue  # 'lift': a tombstone was the last word for this source
         if record["subject"] in lifted_all and lifted_all[record["subject"]] >= record["ts"]:
             continue

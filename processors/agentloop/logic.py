@@ -39,9 +39,10 @@ from typing import Any
 from meterline.settings import Settings
 from processors.agentloop.patterns import cycle_of, near_duplicate
 from processors.errors import parse_event
-from processors.llmjacking.policy import ENFORCED_ERRORS, PolicyBook, Publication
+from processors.llmjacking.policy import PolicyBook, Publication
 from processors.llmjacking.signals import MEDIUM, SEVERITIES, STRONG, Signal, combine
 from processors.spans.logic import is_gateway_span
+from schemas.error_types import ENFORCED_ERRORS
 from schemas.events.v1 import (
     Anomaly,
     CostEvent,

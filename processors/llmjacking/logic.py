@@ -32,7 +32,7 @@ from meterline.settings import Settings
 from processors.errors import parse_event
 from processors.llmjacking.forest import ForestModels, window_features
 from processors.llmjacking.network import network_of
-from processors.llmjacking.policy import ENFORCED_ERRORS, PolicyBook, Publication
+from processors.llmjacking.policy import PolicyBook, Publication
 from processors.llmjacking.profile import KeyProfile, KeyWindow
 from processors.llmjacking.signals import (
     MEDIUM,
@@ -46,6 +46,7 @@ from processors.llmjacking.signals import (
     is_validation_error,
     rule_signals,
 )
+from schemas.error_types import ENFORCED_ERRORS, MODEL_NOT_FOUND
 from schemas.events.v1 import Anomaly, EnforcementDecision, RequestEvent, format_ts, utc_now
 from schemas.subjects import key_subject, org_subject
 from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
@@ -244,7 +245,7 @@ class LlmjackingDetector:
         if event.max_tokens_requested is not None and event.max_tokens_requested <= 0:
             window.invalid_max_tokens += 1
             marks.append("validation_probes")
-        if event.status_code == 404 or event.error_type == "model_not_found":
+        if event.status_code == 404 or event.error_type == MODEL_NOT_FOUND:
             window.model_not_found += 1
             marks.append("model_enumeration")
         net = network_of(event.client_ip)

@@ -19,12 +19,7 @@ from processors.errors import Rejected, describe_validation_error
 from schemas.events.v1 import Event, PolicyRecord
 from schemas.topics import control_record_id
 
-__all__ = ["ENFORCED_ERRORS", "PolicyBook", "Publication", "RejectedPolicy"]
-
-# Requests the gateway refused because of a decision or a limit: no model was called,
-# so detectors neither learn from them nor count them as evidence (a blocked attacker
-# keeps knocking; that must not look like fresh activity).
-ENFORCED_ERRORS = frozenset({"blocked", "budget_exceeded", "throttled", "rate_limit_exceeded"})
+__all__ = ["PolicyBook", "Publication", "RejectedPolicy"]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
+from schemas.enforcement import DecisionSource, EnforcementAction
 from schemas.ids import new_event_id
 
 __all__ = [
@@ -283,9 +284,9 @@ class EnforcementDecision(Event):
     event_type: Literal["enforcement"] = "enforcement"
 
     subject: str
-    action: Literal["block", "throttle", "allow"]
+    action: EnforcementAction
     reason: str
-    source: Literal["budget", "llmjacking", "agent_loop", "guardrail", "manual"]
+    source: DecisionSource
     rpm: int | None = None
     expires_at: Timestamp | None = None
     decided_at: Timestamp = Field(default_factory=utc_now)
