@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from meterline.clients._http import json_body, sync_client, translate_transport_errors
+from meterline.settings import Settings
 
 __all__ = [
     "AdminClient",
@@ -139,6 +140,16 @@ class AdminClient:
         self._http = sync_client(
             self.base_url, token, headers=headers, timeout=timeout, transport=transport
         )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, base_url: str | None = None, actor: str | None = None
+    ) -> AdminClient:
+        """The configured gateway (or `base_url`) with the configured admin token, or the
+        one `meterline up` generated; without any, requests carry none (and get a 401)."""
+        secret = settings.resolved_admin_token
+        token = secret.get_secret_value() if secret is not None else None
+        return cls(base_url or settings.resolved_gateway_url, token, actor=actor)
 
     def __enter__(self) -> AdminClient:
         return self

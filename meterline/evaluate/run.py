@@ -17,13 +17,13 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
+from meterline.clients import AdminClient, ClientError
 from meterline.evaluate.collect import Collected, collect
 from meterline.evaluate.scoring import DetectorScore, score
 from meterline.settings import ProviderConfig, Settings
 from meterline.simulate import SimulationConfig, SimulationResult, build_plan, simulate
 from meterline.simulate.catalog import SERVED_MODELS
+from meterline.simulate.send import admin_failure
 from schemas.subjects import org_subject
 
 __all__ = [
@@ -119,20 +119,15 @@ def enforce(
 ) -> list[str]:
     """Detectors enforcing for `orgs`, set through the gateway admin API (POST
     /admin/policies), which publishes the PolicyRecords the processors read."""
-    token = settings.resolved_admin_token
-    headers = {"Authorization": f"Bearer {token.get_secret_value() if token else ''}"}
     done = []
-    for org in sorted(orgs):
-        for kind in kinds:
-            body = {"subject": org_subject(org), "kind": kind, "mode": ENFORCING_MODE[kind]}
-            response = httpx.post(
-                f"{gateway_url}/admin/policies", json=body, headers=headers, timeout=10
-            )
-            if response.status_code != 201:
-                raise RuntimeError(
-                    f"POST /admin/policies failed ({response.status_code}): {response.text[:200]}"
-                )
-            done.append(f"{kind} {body['mode']} for org:{org}")
+    try:
+        with AdminClient.from_settings(settings, base_url=gateway_url) as admin:
+            for org in sorted(orgs):
+                for kind in kinds:
+                    policy = admin.set_policy(org_subject(org), kind, ENFORCING_MODE[kind])
+                    done.append(f"{kind} {policy['mode']} for org:{org}")
+    except ClientError as exc:
+        raise RuntimeError(admin_failure(exc)) from exc
     return done
 
 

@@ -12,18 +12,18 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 from openai import NOT_GIVEN, APIStatusError, AsyncOpenAI, OpenAIError
 
+from meterline.clients import AdminClient, ApiError, ClientError
 from meterline.settings import Settings
 from meterline.simulate.config import SimulationConfig
 from meterline.simulate.labels import GroundTruth
 from meterline.simulate.plan import Plan, Step
 from schemas.subjects import key_subject, session_subject
 
-__all__ = ["CreatedKey", "SendStats", "create_keys", "send_plan"]
+__all__ = ["CreatedKey", "SendStats", "admin_failure", "create_keys", "send_plan"]
 
 
 @dataclass(frozen=True)
@@ -45,36 +45,32 @@ class SendStats:
         return f"{sum(self.sent.values())} sent ({scenarios}); status {statuses or '-'}{late}"
 
 
+def admin_failure(error: ClientError) -> str:
+    """One line for a failed admin call (the simulator and the evaluation stop on it)."""
+    if isinstance(error, ApiError) and error.status == 401:
+        return f"{error}. Is METERLINE_ADMIN_TOKEN the gateway's admin token?"
+    return str(error)
+
+
 def create_keys(settings: Settings, config: SimulationConfig, plan: Plan) -> dict[str, CreatedKey]:
     """Create the plan's keys and budgets; plan key name -> created key."""
-    token = settings.resolved_admin_token
-    headers = {"Authorization": f"Bearer {token.get_secret_value() if token else ''}"}
     created: dict[str, CreatedKey] = {}
-    with httpx.Client(base_url=config.gateway_url, headers=headers, timeout=10.0) as client:
-
-        def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
-            response = client.post(path, json=body)
-            if response.status_code != 201:
-                raise RuntimeError(
-                    f"POST {path} failed ({response.status_code}): {response.text[:300]}. "
-                    "Is METERLINE_ADMIN_TOKEN the gateway's admin token?"
+    try:
+        with AdminClient.from_settings(settings, base_url=config.gateway_url) as admin:
+            for spec in plan.keys:
+                key = admin.create_key(
+                    org=spec.org, team=spec.team, project=spec.project, user=spec.user
                 )
-            return dict(response.json())
-
-        for spec in plan.keys:
-            body = {"org": spec.org, "team": spec.team, "project": spec.project, "user": spec.user}
-            data = post("/admin/keys", body)
-            created[spec.name] = CreatedKey(data["key_id"], data["key"])
-        for budget in plan.budgets:
-            post(
-                "/admin/budgets",
-                {
-                    "subject": key_subject(created[budget.key].key_id),
-                    "period": budget.period,
-                    "limit_usd": budget.limit_usd,
-                    "action_on_hard": budget.action_on_hard,
-                },
-            )
+                created[spec.name] = CreatedKey(key["key_id"], key["key"])
+            for budget in plan.budgets:
+                admin.set_budget(
+                    key_subject(created[budget.key].key_id),
+                    period=budget.period,
+                    limit_usd=budget.limit_usd,
+                    action_on_hard=budget.action_on_hard,
+                )
+    except ClientError as exc:
+        raise RuntimeError(admin_failure(exc)) from exc
     return created
 
 
