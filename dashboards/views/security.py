@@ -22,6 +22,7 @@ from dashboards.security_data import (
     detections_timeline,
 )
 from meterline.clients import AdminClient, ClientError, Role
+from schemas.subjects import key_subject, team_subject
 
 EVIDENCE_SHOWN = 10  # anomalies whose evidence is laid out below the table
 
@@ -174,7 +175,8 @@ if admin() is None:
     st.info("Enter the admin token to block or unblock subjects.")
 else:
     who, why, how_long = st.columns([2, 3, 1])
-    who.text_input("Subject", key="action_subject", placeholder="key:key_… or team:acme/search")
+    example = f"{key_subject('key_…')} or {team_subject('acme', 'search')}"
+    who.text_input("Subject", key="action_subject", placeholder=example)
     why.text_input("Reason", key="action_reason", placeholder="why, for the audit trail")
     how_long.selectbox("Block for", list(BLOCK_DURATIONS), index=1, key="action_duration")
     left, right, _ = st.columns([1, 1, 4])
