@@ -19,6 +19,7 @@ from datetime import datetime
 import faust
 from faust.types import Message
 
+from meterline.clients import AsyncReadClient
 from meterline.settings import Settings
 from processors.budgets.control import ControlReader
 from processors.budgets.logic import (
@@ -32,7 +33,6 @@ from processors.budgets.logic import (
 from processors.budgets.reconcile import reconcile_from_warehouse
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
-from processors.read_api import spend_token
 from processors.streams import Guard, consume, raw_topic, send_all
 from schemas.events.v1 import BudgetRecord, utc_now
 from schemas.topics import BUDGETS, COSTS, ENFORCEMENT
@@ -92,14 +92,11 @@ def register_budget_agent(
         nonlocal early
         await control.ready.wait()  # count nothing against a half-loaded book
         # Then seed the book from the warehouse: a restart must forget no spend.
-        await publish(
-            await reconcile_from_warehouse(
-                book,
-                settings.resolved_read_api_url,
-                settings.budget_reconcile_timeout_s,
-                token=spend_token(settings),
+        async with AsyncReadClient.from_settings(settings, "finance") as read:
+            updates = await reconcile_from_warehouse(
+                book, read, settings.budget_reconcile_timeout_s
             )
-        )
+        await publish(updates)
         while early:
             await guarded(early.pop(0), apply_cost)
         early = None

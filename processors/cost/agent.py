@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 
 import faust
-import httpx
 from faust.types import Message
 
+from meterline.clients import AsyncReadClient, ClientError
 from meterline.settings import Settings
 from processors.cost.logic import STAGE, Pricer, RejectedEvent, cost_for_payload
 from processors.cost.recost import fetch_uncosted, recost
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
-from processors.read_api import read_api_client
 from processors.streams import Guard, consume, raw_topic
 from schemas.events.v1 import CostEvent
 from schemas.topics import COSTS, REQUESTS
@@ -62,15 +61,15 @@ def register_cost_agent(
 
     async def recost_uncosted() -> None:
         try:
-            async with read_api_client(settings) as client:
+            async with AsyncReadClient.from_settings(settings, "finance") as read:
                 pages = fetch_uncosted(
-                    client, grace_s=settings.recost_grace_s, lookback_s=settings.recost_lookback_s
+                    read, grace_s=settings.recost_grace_s, lookback_s=settings.recost_lookback_s
                 )
                 async for page in pages:
                     if emitted := await recost(page, pricer, emit_recosted):
                         metrics.recosted(emitted)
                         log.warning("recost: priced %d stored request(s) that had no cost", emitted)
-        except httpx.HTTPError as exc:  # ingest down or restarting: the next round retries
+        except ClientError as exc:  # ingest down or restarting: the next round retries
             log.info("recost: read API unavailable (%s)", exc)
 
     app.timer(settings.recost_interval_s, name="recost_uncosted")(recost_uncosted)

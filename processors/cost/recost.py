@@ -13,37 +13,25 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
 import orjson
 
+from meterline.clients import AsyncReadClient
 from processors.cost.logic import Pricer, RejectedEvent, cost_for_payload
 from schemas.events.v1 import CostEvent
 
-__all__ = ["UNCOSTED_PATH", "fetch_uncosted", "recost"]
+__all__ = ["fetch_uncosted", "recost"]
 
 log = logging.getLogger(__name__)
 
-UNCOSTED_PATH = "/api/spend/uncosted"
-
 
 async def fetch_uncosted(
-    client: httpx.AsyncClient, *, grace_s: float, lookback_s: float, page_size: int = 1000
+    read: AsyncReadClient, *, grace_s: float, lookback_s: float, page_size: int = 1000
 ) -> AsyncIterator[list[bytes]]:
     """Pages of uncosted requests as RequestEvent JSON, oldest first, the whole window:
     a request the pricing keeps rejecting never hides the ones after it."""
-    params: dict[str, str | float] = {
-        "older_than_s": grace_s,
-        "within_s": lookback_s,
-        "limit": page_size,
-    }
-    while True:
-        response = await client.get(UNCOSTED_PATH, params=params)
-        response.raise_for_status()
-        body = response.json()
-        yield [orjson.dumps(event) for event in body["requests"]]
-        if not body.get("next_cursor"):
-            return
-        params["cursor"] = body["next_cursor"]
+    pages = read.uncosted_pages(older_than_s=grace_s, within_s=lookback_s, page_size=page_size)
+    async for page in pages:
+        yield [orjson.dumps(event) for event in page["requests"]]
 
 
 async def recost(

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from ingest.api import create_app
 from ingest.api.auth import ReadTokens
 from ingest.tables import COSTS, row_for
+from meterline.clients import AsyncReadClient
 from processors.budgets.logic import BudgetBook
 from processors.budgets.reconcile import reconcile_from_warehouse
 from schemas.events.v1 import BudgetRecord, CostEvent
@@ -158,13 +159,15 @@ async def test_budgets_reconcile_with_the_admin_token(harness, caplog) -> None:
     book = BudgetBook()
     book.apply(BudgetRecord(budget_id="b", subject="key:k1", period="day", limit_usd=10))
     with _serving(_guarded_app(harness)) as base:
-        updates = await reconcile_from_warehouse(book, base, timeout_s=5, token=TOKENS["admin"])
+        async with AsyncReadClient(base, TOKENS["admin"]) as read:
+            updates = await reconcile_from_warehouse(book, read, timeout_s=5)
         assert book.spent("b") == cost.total_cost
         assert any(getattr(u.value, "spent_usd", None) == cost.total_cost for u in updates)
 
         caplog.set_level(logging.ERROR, logger="processors.budgets.reconcile")
         other = BudgetBook()
         other.apply(BudgetRecord(budget_id="b", subject="key:k1", period="day", limit_usd=10))
-        await reconcile_from_warehouse(other, base, timeout_s=0.3, delay_s=0.1)  # no token
+        async with AsyncReadClient(base) as no_token:
+            await reconcile_from_warehouse(other, no_token, timeout_s=0.3, delay_s=0.1)
         assert other.spent("b") == 0
         assert "WITHOUT reconciling" in caplog.text

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from meterline.clients import ApiError, AsyncReadClient
 from meterline.settings import PriceOverride
 from processors.cost.logic import Pricer, PricingError, cost_for_payload
-from processors.cost.recost import UNCOSTED_PATH, fetch_uncosted, recost
+from processors.cost.recost import fetch_uncosted, recost
 from schemas.events.v1 import CostEvent, RequestEvent
 
 TS = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
@@ -106,7 +107,7 @@ async def test_fetch_uncosted_follows_the_cursor_across_pages() -> None:
     seen: list[dict[str, str]] = []
 
     def handler(http_request: httpx.Request) -> httpx.Response:
-        assert http_request.url.path == UNCOSTED_PATH
+        assert http_request.url.path == "/api/spend/uncosted"
         params = dict(http_request.url.params)
         seen.append(params)
         page = {None: (events[:3], "c1"), "c1": (events[3:], None)}[params.get("cursor")]
@@ -119,7 +120,7 @@ async def test_fetch_uncosted_follows_the_cursor_across_pages() -> None:
         return httpx.Response(200, json=body)
 
     transport = httpx.MockTransport(handler)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+    async with AsyncReadClient("http://ingest", transport=transport) as client:
         pages = [
             page async for page in fetch_uncosted(client, grace_s=120, lookback_s=3600, page_size=3)
         ]
@@ -134,7 +135,7 @@ async def test_fetch_uncosted_follows_the_cursor_across_pages() -> None:
 
 async def test_fetch_uncosted_raises_on_an_error_answer() -> None:
     transport = httpx.MockTransport(lambda _: httpx.Response(401, json={"error": {}}))
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
-        with pytest.raises(httpx.HTTPStatusError):
+    async with AsyncReadClient("http://ingest", transport=transport) as client:
+        with pytest.raises(ApiError):
             async for _ in fetch_uncosted(client, grace_s=120, lookback_s=3600):
                 pass
