@@ -213,3 +213,27 @@ async def test_async_errors_are_the_same_types() -> None:
         with pytest.raises(ApiError) as caught:
             await client.spend("org:acme", datetime.now(UTC), datetime.now(UTC))
     assert caught.value.status == 403 and caught.value.path == "/api/spend"
+
+
+def test_admin_from_settings_uses_the_configured_or_generated_token(tmp_path: Path) -> None:
+    configured = Settings(data_dir=tmp_path, admin_token="conf", gateway_url="http://gw:8080/")
+    client = AdminClient.from_settings(configured)
+    assert (client.base_url, client.token) == ("http://gw:8080", "conf")
+    assert AdminClient.from_settings(configured, base_url="http://other:1").base_url == (
+        "http://other:1"
+    )
+    assert AdminClient.from_settings(Settings(data_dir=tmp_path)).token is None
+    (tmp_path / "admin_token").write_text("generated\n")  # what `meterline up` leaves
+    assert AdminClient.from_settings(Settings(data_dir=tmp_path)).token == "generated"
+
+
+def test_a_failed_admin_call_is_one_line_for_the_simulator() -> None:
+    from meterline.simulate.send import admin_failure
+
+    refused = ApiError(401, "missing or invalid admin token", method="POST", path="/admin/keys")
+    assert admin_failure(refused) == (
+        "POST /admin/keys answered 401: missing or invalid admin token. "
+        "Is METERLINE_ADMIN_TOKEN the gateway's admin token?"
+    )
+    down = ApiUnreachable("http://gw:8080", "ConnectError")
+    assert admin_failure(down) == "http://gw:8080 is unreachable (ConnectError)"
