@@ -1,6 +1,10 @@
 """Prometheus text metrics with plain counters (a dict increment per request).
 
-`prometheus_client` would cost more on the hot path than these few lines.
+Hand-written on purpose, for the hot path (ARCHITECTURE §8): one request's `observe()`
+(request count, latency histogram, input and output tokens) costs ~1.0 us here, the same
+four updates through prometheus_client ~6.0 us, and a single labelled
+`Counter.labels(...).inc()` ~1.6 us against ~0.18 us for `inc()` below (timeit, best of
+5 x 200k, 2 slow vCPUs). The processors, off the hot path, use prometheus_client.
 """
 
 from __future__ import annotations

@@ -1,91 +1,101 @@
-"""Counters of the processors worker, rendered as Prometheus text (GET /metrics).
+"""Counters of the processors worker, exposed as Prometheus text (GET /metrics).
 
-Plain Python, no Faust: agents bump the counters, the web view renders them.
+prometheus_client with one `CollectorRegistry` per `ProcessorMetrics` (not the global
+registry), so every app, and every test, counts on its own. Plain Python, no Faust:
+agents bump the counters, the web view renders them. The `_created` series are turned
+off so /metrics shows the same series as before the library took over; values are floats
+(`2.0`) and labels sorted by name, as prometheus_client writes them. The gateway keeps
+its own hand-written counters for a measured hot-path reason (gateway/metrics.py).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import collections
 from decimal import Decimal
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 __all__ = ["PROMETHEUS_CONTENT_TYPE", "ProcessorMetrics"]
 
+# The format generate_latest writes; without the library's "; charset=utf-8", which
+# aiohttp (under Faust's web view) refuses inside a content type.
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
+_PREFIX = "meterline_processors_"
 _OTHER = "__other__"
+
+prometheus_client.disable_created_metrics()
 
 
 class ProcessorMetrics:
-    """In-memory counters; one instance per worker process.
+    """The worker's counters; one instance (and registry) per worker process.
 
     Model names come from client traffic, so the unpriced-by-model series is capped:
     a flood of invented model names must not grow the metrics without bound.
     """
 
     def __init__(self, max_model_labels: int = 500) -> None:
-        self.events_processed: Counter[str] = Counter()  # by agent
-        self.costs_emitted = 0
-        self.cost_usd_total = Decimal(0)
-        self.unpriced_by_model: Counter[str] = Counter()
-        self.dead_letters: Counter[str] = Counter()  # by stage
-        self.recosted_total = 0  # stored requests priced again because their cost was lost
-        # (outcome: sent|failed|suppressed|dropped, category: budget|enforcement|anomaly)
-        self.alerts: Counter[tuple[str, str]] = Counter()
+        self.registry = CollectorRegistry()
+        self._events = self._counter("events_processed", "Input events handled.", "agent")
+        self._costs = self._counter("costs_emitted", "CostEvents sent to the costs topic.")
+        self._cost_usd = self._counter("cost_usd", "Sum of total_cost emitted, USD.")
+        self._recosted = self._counter("recosted", "Stored requests priced again (cost lost).")
+        self._unpriced = self._counter(
+            "unpriced", "CostEvents with priced=false, by model.", "model"
+        )
+        self._dead_letters = self._counter(
+            "dead_letters", "Messages sent to the dead-letter topic.", "stage"
+        )
+        # outcome: sent|failed|suppressed|dropped, category: budget|enforcement|anomaly
+        self._alerts = self._counter(
+            "alerts", "Alert deliveries and alerts held back.", "outcome", "category"
+        )
+        self._unpriced_models: set[str] = set()
         self._max_model_labels = max_model_labels
 
+    def _counter(self, name: str, help_text: str, *labels: str) -> Counter:
+        return Counter(_PREFIX + name, help_text, labels, registry=self.registry)
+
     def event_processed(self, agent: str) -> None:
-        self.events_processed[agent] += 1
+        self._events.labels(agent).inc()
 
     def cost_emitted(self, total_cost: Decimal, priced: bool, model: str | None) -> None:
-        self.costs_emitted += 1
-        self.cost_usd_total += total_cost
+        self._costs.inc()
+        self._cost_usd.inc(float(total_cost))
         if not priced:
             label = model or ""
-            known = label in self.unpriced_by_model
-            if not known and len(self.unpriced_by_model) >= self._max_model_labels:
-                label = _OTHER
-            self.unpriced_by_model[label] += 1
+            if label not in self._unpriced_models:
+                if len(self._unpriced_models) >= self._max_model_labels:
+                    label = _OTHER
+                self._unpriced_models.add(label)
+            self._unpriced.labels(label).inc()
 
     def recosted(self, count: int) -> None:
-        self.recosted_total += count
+        self._recosted.inc(count)
 
     def dead_letter(self, stage: str) -> None:
-        self.dead_letters[stage] += 1
+        self._dead_letters.labels(stage).inc()
 
     def alert(self, outcome: str, category: str) -> None:
-        self.alerts[(outcome, category)] += 1
+        self._alerts.labels(outcome, category).inc()
+
+    @property
+    def unpriced_by_model(self) -> collections.Counter[str]:
+        return collections.Counter({k[0]: n for k, n in _series(self._unpriced).items()})
+
+    @property
+    def alerts(self) -> collections.Counter[tuple[str, str]]:
+        return collections.Counter({(k[0], k[1]): n for k, n in _series(self._alerts).items()})
 
     def render(self) -> str:
-        lines: list[str] = []
-        _family(lines, "events_processed_total", "counter", "Input events handled.")
-        for agent, count in sorted(self.events_processed.items()):
-            lines.append(
-                f'meterline_processors_events_processed_total{{agent="{_esc(agent)}"}} {count}'
-            )
-        _family(lines, "costs_emitted_total", "counter", "CostEvents sent to the costs topic.")
-        lines.append(f"meterline_processors_costs_emitted_total {self.costs_emitted}")
-        _family(lines, "cost_usd_total", "counter", "Sum of total_cost emitted, USD.")
-        lines.append(f"meterline_processors_cost_usd_total {self.cost_usd_total:f}")
-        _family(lines, "recosted_total", "counter", "Stored requests priced again (cost lost).")
-        lines.append(f"meterline_processors_recosted_total {self.recosted_total}")
-        _family(lines, "unpriced_total", "counter", "CostEvents with priced=false, by model.")
-        for model, count in sorted(self.unpriced_by_model.items()):
-            lines.append(f'meterline_processors_unpriced_total{{model="{_esc(model)}"}} {count}')
-        _family(lines, "dead_letters_total", "counter", "Messages sent to the dead-letter topic.")
-        for stage, count in sorted(self.dead_letters.items()):
-            lines.append(
-                f'meterline_processors_dead_letters_total{{stage="{_esc(stage)}"}} {count}'
-            )
-        _family(lines, "alerts_total", "counter", "Alert deliveries and alerts held back.")
-        for (outcome, category), count in sorted(self.alerts.items()):
-            labels = f'outcome="{_esc(outcome)}",category="{_esc(category)}"'
-            lines.append(f"meterline_processors_alerts_total{{{labels}}} {count}")
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode()
 
 
-def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:
-    lines.append(f"# HELP meterline_processors_{name} {help_text}")
-    lines.append(f"# TYPE meterline_processors_{name} {kind}")
-
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _series(counter: Counter) -> dict[tuple[str, ...], int]:
+    """A labelled counter's `_total` samples, keyed by label values (for tests, health)."""
+    return {
+        tuple(sample.labels.values()): int(sample.value)
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }

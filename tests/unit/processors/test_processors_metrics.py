@@ -39,3 +39,13 @@ def test_model_labels_are_capped() -> None:
         metrics.cost_emitted(Decimal(0), priced=False, model=name)
 
     assert metrics.unpriced_by_model == {"a": 2, "b": 1, "__other__": 2}
+
+
+def test_each_instance_counts_on_its_own() -> None:
+    # One registry per app: several workers (or tests) in one process never share counts.
+    first, second = ProcessorMetrics(), ProcessorMetrics()
+    first.event_processed("cost")
+
+    assert 'events_processed_total{agent="cost"} 1.0' in first.render()
+    assert 'agent="cost"' not in second.render()
+    assert "_created" not in first.render()
