@@ -19,13 +19,22 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
+from tenacity.wait import wait_base
 
 from processors.metrics import ProcessorMetrics
 
-__all__ = ["Notification", "RetryPolicy", "WebhookSender"]
+__all__ = ["Answer", "Notification", "RetryPolicy", "WebhookSender"]
 
 log = logging.getLogger(__name__)
 
@@ -40,36 +49,59 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What one POST got: a status (None: no response at all) and its Retry-After."""
+
+    status: int | None
+    retry_after: str | None = None
+    problem: str = ""
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        """5xx, 408, 429 and no response are worth another try; any other 4xx is not."""
+        return self.status is None or self.status >= 500 or self.status in (408, 429)
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     """When to try a webhook again: 5xx, 408, timeouts and network errors get exponential
     backoff; 429 waits for its Retry-After (capped, so one webhook cannot park its queue
-    for hours); any other 4xx is permanent."""
+    for hours); any other 4xx is permanent. tenacity runs the loop (`strategies()`)."""
 
     max_retries: int = 4
     base_delay_s: float = 0.5
     max_delay_s: float = 30.0
     max_retry_after_s: float = 60.0
 
-    def delay(
-        self,
-        retries_done: int,
-        status: int | None,
-        retry_after: str | None = None,
-        now: datetime | None = None,
-    ) -> float | None:
-        """Seconds to wait before the next attempt, or None to stop trying.
+    def strategies(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> dict[str, Any]:
+        """tenacity keyword arguments for a loop over `Answer`s; add `sleep=`."""
+        backoff = wait_exponential(multiplier=self.base_delay_s, max=self.max_delay_s)
+        return {
+            "retry": retry_if_result(lambda answer: answer.retryable),
+            "stop": stop_after_attempt(self.max_retries + 1),
+            "wait": _RetryAfterOr(backoff, self.max_retry_after_s, now),
+            "retry_error_callback": lambda state: state.outcome.result(),  # the last Answer
+        }
 
-        `status` None means no response (timeout, connection error).
-        """
-        if status is not None and (status < 400 or (status < 500 and status not in (408, 429))):
-            return None  # delivered, or refused for good
-        if retries_done >= self.max_retries:
-            return None
-        if status == 429 and retry_after is not None:
-            asked = _retry_after_s(retry_after, now or datetime.now(UTC))
+
+class _RetryAfterOr(wait_base):
+    """A 429's Retry-After (seconds or an HTTP date, capped), else the fallback backoff."""
+
+    def __init__(self, fallback: wait_base, cap_s: float, now: Callable[[], datetime]) -> None:
+        self._fallback, self._cap_s, self._now = fallback, cap_s, now
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        answer = outcome.result() if outcome is not None and not outcome.failed else None
+        if isinstance(answer, Answer) and answer.status == 429 and answer.retry_after:
+            asked = _retry_after_s(answer.retry_after, self._now())
             if asked is not None:
-                return min(asked, self.max_retry_after_s)
-        return min(self.base_delay_s * 2**retries_done, self.max_delay_s)
+                return min(asked, self._cap_s)
+        return float(self._fallback(retry_state))
 
 
 def _retry_after_s(value: str, now: datetime) -> float | None:
@@ -157,31 +189,31 @@ class WebhookSender:
         self, client: httpx.AsyncClient, url: str, notification: Notification
     ) -> bool:
         """POST one alert, retrying as the policy says; True when the webhook took it."""
-        retries = 0
-        while True:
-            status: int | None = None
-            retry_after: str | None = None
-            try:
-                response = await client.post(
-                    url,
-                    content=notification.body,
-                    headers={"content-type": "application/json"},
-                )
-                status, retry_after = response.status_code, response.headers.get("retry-after")
-                problem = f"HTTP {status}"
-            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-                log.error("alert webhook %s is not usable: %s", _where(url), exc)
-                return False
-            except httpx.TransportError as exc:  # timeouts, refused connections, resets
-                problem = type(exc).__name__
-            if status is not None and status < 300:
-                return True
-            wait = self._policy.delay(retries, status, retry_after)
-            if wait is None:
-                log.warning("alert to %s not delivered: %s", _where(url), problem)
-                return False
-            retries += 1
-            await self._sleep(wait)
+        try:
+            answer: Answer = await AsyncRetrying(**self._policy.strategies(), sleep=self._sleep)(
+                self._post, client, url, notification
+            )
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            log.error("alert webhook %s is not usable: %s", _where(url), exc)
+            return False
+        if not answer.delivered:
+            log.warning("alert to %s not delivered: %s", _where(url), answer.problem)
+        return answer.delivered
+
+    @staticmethod
+    async def _post(client: httpx.AsyncClient, url: str, notification: Notification) -> Answer:
+        """One attempt. A misconfigured URL raises (no retry); a network failure is an
+        Answer without a status (retried)."""
+        try:
+            response = await client.post(
+                url, content=notification.body, headers={"content-type": "application/json"}
+            )
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            raise  # (UnsupportedProtocol is a TransportError too: never retried)
+        except httpx.TransportError as exc:  # timeouts, refused connections, resets
+            return Answer(None, problem=type(exc).__name__)
+        status = response.status_code
+        return Answer(status, response.headers.get("retry-after"), f"HTTP {status}")
 
 
 def _where(url: str) -> str:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from tenacity import Retrying
 
-from processors.alerts.delivery import Notification, RetryPolicy, WebhookSender
+from processors.alerts.delivery import Answer, Notification, RetryPolicy, WebhookSender
 from processors.metrics import ProcessorMetrics
 
 POLICY = RetryPolicy(max_retries=3, base_delay_s=0.5, max_delay_s=1.5, max_retry_after_s=60)
@@ -22,32 +23,54 @@ SECURITY = "http://127.0.0.1:1/security"
 # --- the policy -----------------------------------------------------------------------
 
 
+def sleeps(policy: RetryPolicy, *answers: Answer) -> tuple[list[float], Answer]:
+    """Run the policy's tenacity loop over scripted answers: the sleeps asked, the result."""
+    asked: list[float] = []
+    script = iter(answers)
+    result = Retrying(**policy.strategies(now=lambda: NOW), sleep=asked.append)(
+        lambda: next(script)
+    )
+    return asked, result
+
+
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 408, None])
 def test_server_errors_timeouts_and_network_errors_back_off_exponentially(
     status: int | None,
 ) -> None:
-    delays = [POLICY.delay(done, status) for done in range(4)]
+    asked, last = sleeps(POLICY, *[Answer(status)] * 10)
 
-    assert delays == [0.5, 1.0, 1.5, None]  # capped at max_delay_s, then give up
+    assert asked == [0.5, 1.0, 1.5]  # capped at max_delay_s, then give up
+    assert last == Answer(status)
 
 
 @pytest.mark.parametrize("status", [200, 204, 301, 400, 401, 403, 404, 410, 422])
 def test_success_redirects_and_client_errors_are_never_retried(status: int) -> None:
-    assert POLICY.delay(0, status) is None
+    assert sleeps(POLICY, Answer(status), Answer(200)) == ([], Answer(status))
 
 
-def test_429_honours_retry_after_seconds_and_dates_within_a_cap() -> None:
-    assert POLICY.delay(0, 429, "7") == 7.0
-    assert POLICY.delay(0, 429, "Mon, 10 Mar 2025 12:00:20 GMT", now=NOW) == 20.0
-    assert POLICY.delay(0, 429, "Mon, 10 Mar 2025 11:00:00 GMT", now=NOW) == 0.0
-    assert POLICY.delay(0, 429, "86400") == 60.0  # one webhook cannot park its queue
-    assert POLICY.delay(1, 429, "soon") == 1.0  # unreadable: plain backoff
-    assert POLICY.delay(1, 429) == 1.0
-    assert POLICY.delay(3, 429, "1") is None
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [
+        ("7", 7.0),
+        ("Mon, 10 Mar 2025 12:00:20 GMT", 20.0),
+        ("Mon, 10 Mar 2025 11:00:00 GMT", 0.0),
+        ("86400", 60.0),  # one webhook cannot park its queue
+    ],
+)
+def test_429_honours_retry_after_seconds_and_dates_within_a_cap(
+    retry_after: str, wait: float
+) -> None:
+    assert sleeps(POLICY, Answer(429, retry_after), Answer(200)) == ([wait], Answer(200))
+
+
+def test_429_without_a_readable_retry_after_backs_off_and_gives_up_like_the_rest() -> None:
+    unreadable = (Answer(503), Answer(429, "soon"), Answer(429), Answer(429, "1"))
+
+    assert sleeps(POLICY, *unreadable, Answer(200)) == ([0.5, 1.0, 1.5], Answer(429, "1"))
 
 
 def test_no_retries_configured_means_one_attempt() -> None:
-    assert RetryPolicy(max_retries=0).delay(0, 503) is None
+    assert sleeps(RetryPolicy(max_retries=0), Answer(503), Answer(200)) == ([], Answer(503))
 
 
 # --- the sender -----------------------------------------------------------------------
