@@ -28,11 +28,12 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.guardrails import GUARDRAILS, Guardrails, scan  # noqa: E402
+from gateway.guardrails import Guardrails, scan  # noqa: E402
 from gateway.keys import KeyInfo  # noqa: E402
 from gateway.metrics import Metrics  # noqa: E402
 from gateway.record import RequestRecord  # noqa: E402
 from meterline.settings import Settings  # noqa: E402
+from schemas.policies import GUARDRAILS  # noqa: E402
 from schemas.subjects import attribution_subjects  # noqa: E402
 
 SIZE = 4096

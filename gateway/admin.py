@@ -25,12 +25,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.admin_ingest_tokens import ingest_tokens_router
 from gateway.enforcement import DEFAULT_THROTTLE_RPM, Decision
 from gateway.errors import AuthenticationFailed, ControlPlaneUnavailable, InvalidRequest, NotFound
-from gateway.guardrails import GUARDRAILS, parse_kind, policy_id_for
+from gateway.guardrails import policy_id_for
 from gateway.keys import new_key
 from gateway.runtime import GatewayRuntime
 from schemas.enforcement import EnforcementAction
-from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord, PolicyRecord
+from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord, policy_record
 from schemas.ids import hash_key
+from schemas.policies import (
+    DETECTOR_KINDS,
+    GUARDRAIL_MODES,
+    GUARDRAILS,
+    guardrail_kind,
+    guardrail_of,
+)
 from schemas.subjects import SubjectError, parse_subject, validate_subject
 from schemas.topics import control_key, enforcement_key
 
@@ -90,13 +97,6 @@ class PolicyCreate(BaseModel):
         description="guardrail:<pii|secrets|prompt_injection>, llmjacking or agent_loop"
     )
     mode: Literal["off", "monitor", "redact", "block", "enforce", "throttle"]
-
-
-# Policies the stream processors act on (the gateway only publishes them): kind -> modes.
-DETECTOR_POLICY_MODES: dict[str, tuple[str, ...]] = {
-    "llmjacking": ("off", "monitor", "enforce"),
-    "agent_loop": ("off", "monitor", "throttle", "block"),
-}
 
 
 def budget_id_for(subject: str, period: str) -> str:
@@ -292,26 +292,28 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
                 "a policy applies to a key, user, team, project or org, not a session",
                 param="subject",
             )
-        detector_modes = DETECTOR_POLICY_MODES.get(body.kind)
+        detector_modes = DETECTOR_KINDS.get(body.kind)
         if detector_modes is not None:
             if parse_subject(subject)[0] != "org":
                 raise InvalidRequest(f"a {body.kind} policy applies to an org", param="subject")
             if body.mode not in detector_modes:
                 allowed = ", ".join(detector_modes)
                 raise InvalidRequest(f"{body.kind} mode must be one of {allowed}", param="mode")
-        elif parse_kind(body.kind) is None:
-            kinds = ", ".join([*(f"'guardrail:{g}'" for g in GUARDRAILS), *DETECTOR_POLICY_MODES])
+        elif guardrail_of(body.kind) is None:
+            kinds = ", ".join([*(f"'{guardrail_kind(g)}'" for g in GUARDRAILS), *DETECTOR_KINDS])
             raise InvalidRequest(f"kind must be one of {kinds}", param="kind")
-        elif body.mode in ("enforce", "throttle"):
+        elif body.mode not in GUARDRAIL_MODES:
             raise InvalidRequest(
                 "guardrail mode must be one of off, monitor, redact, block", param="mode"
             )
-        record = PolicyRecord(
-            policy_id=policy_id_for(subject, body.kind),
-            subject=subject,
-            kind=body.kind,
-            mode=body.mode,
-            created_by=who,
+        record = policy_record(
+            {
+                "policy_id": policy_id_for(subject, body.kind),
+                "subject": subject,
+                "kind": body.kind,
+                "mode": body.mode,
+                "created_by": who,
+            }
         )
         await send(control_key("policy", record.policy_id), record.to_json(), None, "policy")
         payload = orjson.loads(record.to_json())
@@ -332,13 +334,15 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         current = runtime.guardrails.policies.get(policy_id)
         if current is None:
             raise NotFound(f"no policy with id '{policy_id}'", param="policy_id")
-        record = PolicyRecord(
-            policy_id=policy_id,
-            subject=current["subject"],
-            kind=current["kind"],
-            mode=current["mode"],
-            deleted=True,
-            created_by=who,
+        record = policy_record(
+            {
+                "policy_id": policy_id,
+                "subject": current["subject"],
+                "kind": current["kind"],
+                "mode": current["mode"],
+                "deleted": True,
+                "created_by": who,
+            }
         )
         await send(control_key("policy", policy_id), record.to_json(), None, "policy")
         runtime.guardrails.policies.remove(policy_id)

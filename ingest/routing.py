@@ -30,6 +30,8 @@ from ingest.tables import (
 from ingest.tables import Row as Row
 from schemas import topics
 from schemas.events.v1 import (
+    EVENT_ADAPTERS,
+    POLICY_RECORD_MODELS,
     Anomaly,
     BudgetRecord,
     BudgetState,
@@ -41,7 +43,6 @@ from schemas.events.v1 import (
     GuardrailEvent,
     IngestTokenRecord,
     KeyRecord,
-    PolicyRecord,
     RequestEvent,
     SpanEvent,
 )
@@ -63,7 +64,7 @@ TOPIC_MODELS: dict[str, tuple[type[Event], ...]] = {
     topics.ANOMALIES: (Anomaly,),
     topics.DRIFT: (DriftReport,),
     topics.ENFORCEMENT: (EnforcementDecision,),
-    topics.CONTROL: (KeyRecord, IngestTokenRecord, BudgetRecord, PolicyRecord),
+    topics.CONTROL: (KeyRecord, IngestTokenRecord, BudgetRecord, *POLICY_RECORD_MODELS),
     topics.DLQ: (DeadLetter,),
 }
 
@@ -106,8 +107,13 @@ class Router:
     def __init__(self, topic_prefix: str) -> None:
         self.prefix = topic_prefix
         self._models = {f"{topic_prefix}{base}": models for base, models in TOPIC_MODELS.items()}
+        # Several event types share a topic (control): dispatch on event_type, then let the
+        # type's validator pick the model (policies: one per kind).
         self._by_type = {
-            full: {model.model_fields["event_type"].default: model for model in models}
+            full: {
+                event_type: EVENT_ADAPTERS[event_type]
+                for event_type in {model.model_fields["event_type"].default for model in models}
+            }
             for full, models in self._models.items()
         }
         self.dlq_topic = f"{topic_prefix}{topics.DLQ}"
@@ -187,11 +193,12 @@ class Router:
         if not isinstance(data, dict):
             raise ValueError("expected a JSON object")
         event_type = data.get("event_type")
-        model = self._by_type[topic].get(event_type) if isinstance(event_type, str) else None
-        if model is None:
+        adapter = self._by_type[topic].get(event_type) if isinstance(event_type, str) else None
+        if adapter is None:
             allowed = sorted(self._by_type[topic])
             raise ValueError(f"event_type {event_type!r} is not one of {allowed} on {topic}")
-        return model.model_validate(data)
+        event: Event = adapter.validate_python(data)
+        return event
 
     def _tombstone(
         self,

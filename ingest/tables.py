@@ -19,17 +19,21 @@ import orjson
 import pyarrow as pa
 
 from schemas.events.v1 import (
+    AgentLoopPolicyRecord,
     Anomaly,
     BudgetRecord,
     BudgetState,
+    CachePolicyRecord,
     CostEvent,
     DeadLetter,
     DriftReport,
     EnforcementDecision,
     Event,
     GuardrailEvent,
+    GuardrailPolicyRecord,
     IngestTokenRecord,
     KeyRecord,
+    LlmjackingPolicyRecord,
     PolicyRecord,
     RequestEvent,
     SpanEvent,
@@ -670,7 +674,10 @@ _MAPPERS: dict[type[Event], tuple[str, Callable[[Any], Row]]] = {
     KeyRecord: ("control_records", _key_record_row),
     IngestTokenRecord: ("control_records", _ingest_token_row),
     BudgetRecord: ("control_records", _budget_record_row),
-    PolicyRecord: ("control_records", _policy_record_row),
+    GuardrailPolicyRecord: ("control_records", _policy_record_row),
+    LlmjackingPolicyRecord: ("control_records", _policy_record_row),
+    AgentLoopPolicyRecord: ("control_records", _policy_record_row),
+    CachePolicyRecord: ("control_records", _policy_record_row),
     DeadLetter: ("dead_letters", _dead_letter_row),
 }
 

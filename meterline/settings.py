@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from meterline.config_sources import ConfigError, EnvSource, YamlFileSource, describe_settings_error
+from schemas.policies import AgentLoopMode, GuardrailMode, LlmjackingMode
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -144,7 +145,7 @@ class Settings(BaseSettings):
     # project or org. Streams hold back `guardrail_stream_hold_chars` of text (at least 48,
     # the longest finding with spaces) so nothing is released before it is judged; a text
     # longer than `guardrail_max_scan_chars` is scanned up to there (and counted).
-    guardrail_modes: dict[str, Literal["off", "monitor", "redact", "block"]] = Field(
+    guardrail_modes: dict[str, GuardrailMode] = Field(
         default_factory=lambda: {
             "pii": "monitor",
             "secrets": "redact",
@@ -203,7 +204,7 @@ class Settings(BaseSettings):
     # model signals armed) after `llmjacking_learning_requests` AND `llmjacking_learning_s`.
     # Mode per org from PolicyRecord(kind="llmjacking"), else the default; `enforce` blocks
     # the key for `llmjacking_block_s` on a high-severity detection.
-    llmjacking_default_mode: Literal["monitor", "enforce", "off"] = "monitor"
+    llmjacking_default_mode: LlmjackingMode = "monitor"
     llmjacking_window_s: float = 300.0
     llmjacking_learning_requests: int = 200
     llmjacking_learning_s: float = 86400.0
@@ -220,7 +221,7 @@ class Settings(BaseSettings):
     llmjacking_max_keys: int = 100_000  # key ids come from traffic: bound the memory
     # Agent loops (processors/agentloop), per session (x-session-id, span session.id, else
     # trace id). Mode per org from PolicyRecord(kind="agent_loop"), else the default.
-    agent_loop_default_mode: Literal["monitor", "throttle", "block", "off"] = "monitor"
+    agent_loop_default_mode: AgentLoopMode = "monitor"
     agent_loop_repeat_threshold: int = 5  # identical steps (or cycle length) that make a loop
     agent_loop_history: int = 30  # recent steps a session's repeats are counted over
     agent_loop_prompt_similarity: float = 0.97  # signature similarity of near-duplicates

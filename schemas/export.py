@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from schemas.events.v1 import EVENT_MODELS, SCHEMA_VERSION
+from schemas.events.v1 import EVENT_ADAPTERS, SCHEMA_VERSION
 
 __all__ = ["export_json_schemas"]
 
@@ -14,8 +14,8 @@ __all__ = ["export_json_schemas"]
 def export_json_schemas(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for event_type, model in sorted(EVENT_MODELS.items()):
-        schema = model.model_json_schema(mode="serialization")
+    for event_type, adapter in sorted(EVENT_ADAPTERS.items()):
+        schema = adapter.json_schema(mode="serialization")
         schema["$id"] = f"meterline/{event_type}/v{SCHEMA_VERSION}"
         path = directory / f"{event_type}.v{SCHEMA_VERSION}.schema.json"
         path.write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))

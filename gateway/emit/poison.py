@@ -25,7 +25,7 @@ from confluent_kafka import KafkaError
 from pydantic import ValidationError
 
 from gateway.bounds import MAX_TEXT_CHARS
-from schemas.events.v1 import EVENT_MODELS, DeadLetter
+from schemas.events.v1 import EVENT_ADAPTERS, DeadLetter
 from schemas.ids import deterministic_id
 
 __all__ = [
@@ -102,12 +102,13 @@ def minimal_event(value: bytes) -> bytes | None:
         return None
     if not isinstance(event, dict):
         return None
-    model = EVENT_MODELS.get(event.get("event_type"))  # type: ignore[arg-type]
-    if model is None or model is DeadLetter:
+    event_type = event.get("event_type")
+    adapter = EVENT_ADAPTERS.get(event_type) if isinstance(event_type, str) else None
+    if adapter is None or event_type == "dead_letter":
         return None
     reduced = {name: _reduced(field) for name, field in event.items()}
     try:
-        model.model_validate(reduced)
+        adapter.validate_python(reduced)
     except ValidationError:
         return None
     return orjson.dumps(reduced)

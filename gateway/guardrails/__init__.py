@@ -6,24 +6,20 @@ guards streamed text, `policies` resolves modes, `service.Guardrails` ties them 
 request.
 """
 
-from gateway.guardrails.policies import GuardrailPolicies, parse_kind, policy_id_for
+from gateway.guardrails.policies import GuardrailPolicies, policy_id_for
 from gateway.guardrails.redaction import excerpt, redact
 from gateway.guardrails.scanner import scan
 from gateway.guardrails.service import Guardrails
 from gateway.guardrails.stream import Hit, StreamGuard
-from gateway.guardrails.taxonomy import GUARDRAILS, MODES, Finding, Mode
+from gateway.guardrails.taxonomy import Finding
 
 __all__ = [
-    "GUARDRAILS",
-    "MODES",
     "Finding",
     "GuardrailPolicies",
     "Guardrails",
     "Hit",
-    "Mode",
     "StreamGuard",
     "excerpt",
-    "parse_kind",
     "policy_id_for",
     "redact",
     "scan",

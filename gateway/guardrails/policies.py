@@ -14,11 +14,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.guardrails.taxonomy import GUARDRAILS, MODES, Mode
+from schemas.policies import GUARDRAIL_MODES, GUARDRAILS, GuardrailMode, guardrail_of
 
-__all__ = ["KIND_PREFIX", "GuardrailPolicies", "parse_kind", "policy_id_for"]
-
-KIND_PREFIX = "guardrail:"
+__all__ = ["GuardrailPolicies", "policy_id_for"]
 
 
 def policy_id_for(subject: str, kind: str) -> str:
@@ -26,30 +24,23 @@ def policy_id_for(subject: str, kind: str) -> str:
     return "pol_" + hashlib.sha256(f"{subject}\x1f{kind}".encode()).hexdigest()[:16]
 
 
-def parse_kind(kind: str) -> str | None:
-    """The guardrail a policy kind names (`guardrail:pii` -> `pii`), or None."""
-    if kind.startswith(KIND_PREFIX) and kind[len(KIND_PREFIX) :] in GUARDRAILS:
-        return kind[len(KIND_PREFIX) :]
-    return None
-
-
 class GuardrailPolicies:
     def __init__(self, defaults: Mapping[str, str]) -> None:
         unknown = set(defaults) - set(GUARDRAILS)
         if unknown:
             raise ValueError(f"guardrail_modes: unknown guardrails {sorted(unknown)}")
-        bad = {name: mode for name, mode in defaults.items() if mode not in MODES}
+        bad = {name: mode for name, mode in defaults.items() if mode not in GUARDRAIL_MODES}
         if bad:
-            raise ValueError(f"guardrail_modes: unknown modes {bad}; use one of {MODES}")
-        self.defaults: dict[str, Mode] = {g: defaults.get(g, "off") for g in GUARDRAILS}  # type: ignore[misc]
-        self._modes: dict[tuple[str, str], Mode] = {}  # (subject, guardrail) -> mode
+            raise ValueError(f"guardrail_modes: unknown modes {bad}; use one of {GUARDRAIL_MODES}")
+        self.defaults: dict[str, GuardrailMode] = {g: defaults.get(g, "off") for g in GUARDRAILS}  # type: ignore[misc]
+        self._modes: dict[tuple[str, str], GuardrailMode] = {}  # (subject, guardrail) -> mode
         self._records: dict[str, dict[str, Any]] = {}  # policy_id -> record
         self._lock = threading.Lock()  # writers only
 
     def __len__(self) -> int:
         return len(self._records)
 
-    def modes(self, subjects: tuple[str, ...]) -> dict[str, Mode]:
+    def modes(self, subjects: tuple[str, ...]) -> dict[str, GuardrailMode]:
         """Each guardrail's mode for a request whose key has these subjects."""
         if not self._modes:
             return self.defaults
@@ -68,13 +59,13 @@ class GuardrailPolicies:
         policy_id, subject, kind = (record.get(f) for f in ("policy_id", "subject", "kind"))
         if not all(isinstance(v, str) and v for v in (policy_id, subject, kind)):
             return False
-        guardrail = parse_kind(kind)  # type: ignore[arg-type]
+        guardrail = guardrail_of(kind)  # type: ignore[arg-type]
         if guardrail is None:
             return False  # other kinds (llmjacking, agent_loop) belong to the processors
         if record.get("deleted"):
             return self.remove(policy_id)  # type: ignore[arg-type]
         mode = record.get("mode")
-        if mode not in MODES:
+        if mode not in GUARDRAIL_MODES:
             return False
         with self._lock:
             self._drop(policy_id)  # type: ignore[arg-type]
@@ -90,10 +81,10 @@ class GuardrailPolicies:
         old = self._records.pop(policy_id, None)
         if old is None:
             return False
-        slot = (old["subject"], parse_kind(old["kind"]) or "")
+        slot = (old["subject"], guardrail_of(old["kind"]) or "")
         self._modes.pop(slot, None)
         for other in self._records.values():  # another record for the same slot takes over
-            if (other["subject"], parse_kind(other["kind"])) == slot:
+            if (other["subject"], guardrail_of(other["kind"])) == slot:
                 self._modes[slot] = other["mode"]
         return True
 

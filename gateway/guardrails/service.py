@@ -24,12 +24,13 @@ from gateway.guardrails.policies import GuardrailPolicies
 from gateway.guardrails.redaction import excerpt, redact
 from gateway.guardrails.scanner import scan
 from gateway.guardrails.stream import Hit, StreamGuard
-from gateway.guardrails.taxonomy import GUARDRAILS, INPUT_ONLY, Finding, Mode, Stage
+from gateway.guardrails.taxonomy import INPUT_ONLY, Finding, Stage
 from gateway.metrics import Metrics
 from gateway.record import RequestRecord, iso_ms
 from meterline.settings import Settings
 from schemas.events.v1 import SCHEMA_VERSION
 from schemas.ids import new_event_id
+from schemas.policies import GUARDRAILS, GuardrailMode
 from schemas.topics import GUARDRAILS as GUARDRAILS_TOPIC
 
 __all__ = ["FINDINGS_COUNTER", "TRUNCATED_COUNTER", "Guardrails"]
@@ -94,7 +95,7 @@ class Guardrails:
         metrics.counter(FINDINGS_COUNTER, "Guardrail findings, by guardrail, stage and action.")
         metrics.counter(TRUNCATED_COUNTER, "Texts longer than guardrail_max_scan_chars.")
 
-    def modes(self, record: RequestRecord) -> dict[str, Mode]:
+    def modes(self, record: RequestRecord) -> dict[str, GuardrailMode]:
         return self.policies.modes(record.key.subjects if record.key else ())
 
     # --- input ----------------------------------------------------------------------
@@ -163,7 +164,7 @@ class Guardrails:
         self,
         record: RequestRecord,
         events: AsyncGenerator[bytes, None],
-        modes: dict[str, Mode],
+        modes: dict[str, GuardrailMode],
         rewrite: bool,
     ) -> AsyncIterator[bytes]:
         guards: dict[int, StreamGuard] = {}
@@ -199,7 +200,7 @@ class Guardrails:
         record: RequestRecord,
         choice: dict[str, Any],
         guards: dict[int, StreamGuard],
-        modes: dict[str, Mode],
+        modes: dict[str, GuardrailMode],
     ) -> bool:
         """Feed one choice's delta through its guard; True if its content changed."""
         delta = choice.get("delta")
@@ -259,7 +260,7 @@ class Guardrails:
         stage: Stage,
         text: str,
         guardrails: tuple[str, ...],
-        modes: dict[str, Mode],
+        modes: dict[str, GuardrailMode],
     ) -> tuple[str | None, Finding | None]:
         """(masked text or None if unchanged, first blocking finding or None)."""
         if len(text) > self._max_scan:
@@ -283,7 +284,12 @@ class Guardrails:
         return None, blocking
 
     def _report(
-        self, record: RequestRecord, stage: Stage, finding: Finding, action: Mode, snippet: str
+        self,
+        record: RequestRecord,
+        stage: Stage,
+        finding: Finding,
+        action: GuardrailMode,
+        snippet: str,
     ) -> None:
         """One event per guardrail, stage and category of a request (the first finding's)."""
         summary = {

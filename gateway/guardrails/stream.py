@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from gateway.guardrails.redaction import excerpt, redact
 from gateway.guardrails.scanner import scan
-from gateway.guardrails.taxonomy import Finding, Mode
+from gateway.guardrails.taxonomy import Finding
+from schemas.policies import GuardrailMode
 
 __all__ = ["MIN_HOLD", "Hit", "StreamGuard"]
 
@@ -34,7 +35,7 @@ class Hit:
     """A settled finding: what was found, what happens to it, and a safe excerpt."""
 
     finding: Finding
-    action: Mode
+    action: GuardrailMode
     excerpt: str
 
 
@@ -43,7 +44,9 @@ class StreamGuard:
     `hold` (characters always held back, at least MIN_HOLD), `max_hold` (pending
     characters beyond which only findings are held)."""
 
-    def __init__(self, modes: dict[str, Mode], *, hold: int = 48, max_hold: int = 16384) -> None:
+    def __init__(
+        self, modes: dict[str, GuardrailMode], *, hold: int = 48, max_hold: int = 16384
+    ) -> None:
         self._modes = modes
         self._guardrails = tuple(g for g, m in modes.items() if m != "off")
         self._hold = max(hold, MIN_HOLD)

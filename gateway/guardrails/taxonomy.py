@@ -47,20 +47,14 @@ from gateway.guardrails.validators import (
 
 __all__ = [
     "DETECTORS",
-    "GUARDRAILS",
     "INPUT_ONLY",
-    "MODES",
     "Detector",
     "Finding",
     "Gate",
-    "Mode",
     "Stage",
 ]
 
-Mode = Literal["off", "monitor", "redact", "block"]
 Stage = Literal["input", "output"]
-MODES: Final = ("off", "monitor", "redact", "block")
-GUARDRAILS: Final = ("pii", "secrets", "prompt_injection")
 INPUT_ONLY: Final = frozenset({"prompt_injection"})  # a response cannot inject into itself
 
 

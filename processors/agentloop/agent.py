@@ -23,7 +23,6 @@ from faust.types import Message
 from meterline.settings import Settings
 from processors.agentloop.logic import (
     KIND,
-    MODES,
     STAGE,
     AgentLoopConfig,
     AgentLoopDetector,
@@ -48,7 +47,7 @@ def register_agentloop_agents(
     dead_letters: DeadLetterPublisher,
 ) -> AgentLoopDetector:
     outputs = {name: raw_topic(app, settings, name) for name in (ANOMALIES, ENFORCEMENT)}
-    policies = PolicyBook(KIND, MODES, settings.agent_loop_default_mode)
+    policies = PolicyBook(KIND, settings.agent_loop_default_mode)
     # Decisions wait in the detector until the policies are known: an agent must not
     # stall on start (it would stop receiving, see processors/llmjacking/agent.py).
     detector = AgentLoopDetector(

@@ -57,7 +57,6 @@ from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
 
 __all__ = [
     "KIND",
-    "MODES",
     "STAGE",
     "AgentLoopConfig",
     "AgentLoopDetector",
@@ -66,7 +65,6 @@ __all__ = [
 
 STAGE = "processors.agentloop"
 KIND = "agent_loop"
-MODES = ("monitor", "throttle", "block", "off")
 _MAX_SAMPLES = 10
 _MAX_SEEN = 512  # recent request/span ids per session, to drop redeliveries
 _SWEEP_EVERY = 1000  # events between sweeps of idle sessions

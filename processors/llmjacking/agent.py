@@ -23,7 +23,6 @@ from meterline.settings import Settings
 from processors.dlq import DeadLetterPublisher
 from processors.llmjacking.logic import (
     KIND,
-    MODES,
     STAGE,
     LlmjackingConfig,
     LlmjackingDetector,
@@ -50,7 +49,7 @@ def register_llmjacking_agent(
     dead_letters: DeadLetterPublisher,
 ) -> LlmjackingDetector:
     outputs = {name: raw_topic(app, settings, name) for name in (ANOMALIES, ENFORCEMENT)}
-    policies = PolicyBook(KIND, MODES, settings.llmjacking_default_mode)
+    policies = PolicyBook(KIND, settings.llmjacking_default_mode)
     detector = LlmjackingDetector(
         LlmjackingConfig.from_settings(settings),
         policies,

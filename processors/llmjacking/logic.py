@@ -53,7 +53,6 @@ from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
 
 __all__ = [
     "KIND",
-    "MODES",
     "STAGE",
     "LlmjackingConfig",
     "LlmjackingDetector",
@@ -62,7 +61,6 @@ __all__ = [
 
 STAGE = "processors.llmjacking"
 KIND = "llmjacking"
-MODES = ("monitor", "enforce", "off")
 _REPORTED = 1  # severity rank from which a window is reported (medium)
 _BLOCKING = 2  # high and critical block under `enforce`
 _FOREST_MIN_REQUESTS = 10  # a closing window is scored by the forest from this size

@@ -16,7 +16,8 @@ import orjson
 from pydantic import ValidationError
 
 from processors.errors import Rejected, describe_validation_error
-from schemas.events.v1 import Event, PolicyRecord
+from schemas.events.v1 import Event, policy_record
+from schemas.policies import POLICY_MODES
 from schemas.topics import control_record_id
 
 __all__ = ["PolicyBook", "Publication", "RejectedPolicy"]
@@ -48,9 +49,9 @@ class _Policy:
 class PolicyBook:
     """The live policies of one kind; `mode()` answers for a request's subjects."""
 
-    def __init__(self, kind: str, modes: Iterable[str], default: str) -> None:
+    def __init__(self, kind: str, default: str) -> None:
         self.kind = kind
-        self.modes = frozenset(modes)
+        self.modes = frozenset(POLICY_MODES[kind])  # KeyError: not a policy kind
         self.default = default
         self._by_id: dict[str, _Policy] = {}
         self._by_subject: dict[str, str] = {}  # subject -> policy_id (the latest wins)
@@ -69,17 +70,18 @@ class PolicyBook:
         if record.get("kind") != self.kind:
             # Another kind, or the same id re-used for another kind: ours is gone.
             return self._remove(str(record.get("policy_id", "")))
+        if not record.get("deleted") and record.get("mode") not in self.modes:
+            allowed = ", ".join(sorted(self.modes))
+            raise RejectedPolicy(
+                f"invalid PolicyRecord: {self.kind} mode {record.get('mode')!r} "
+                f"is not one of {allowed}"
+            )
         try:
-            policy = PolicyRecord.model_validate(record)
+            policy = policy_record(record)
         except ValidationError as exc:
             raise RejectedPolicy(f"invalid PolicyRecord: {describe_validation_error(exc)}") from exc
         if policy.deleted:
             return self._remove(policy.policy_id)
-        if policy.mode not in self.modes:
-            allowed = ", ".join(sorted(self.modes))
-            raise RejectedPolicy(
-                f"invalid PolicyRecord: {self.kind} mode {policy.mode!r} is not one of {allowed}"
-            )
         self._remove(policy.policy_id)
         self._by_id[policy.policy_id] = _Policy(policy.subject, policy.mode, dict(policy.params))
         self._by_subject[policy.subject] = policy.policy_id

@@ -11,31 +11,46 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter
 
 from schemas.enforcement import DecisionSource, EnforcementAction
 from schemas.ids import new_event_id
+from schemas.policies import (
+    AgentLoopMode,
+    CacheMode,
+    GuardrailKind,
+    GuardrailMode,
+    LlmjackingMode,
+)
 
 __all__ = [
+    "EVENT_ADAPTERS",
     "EVENT_MODELS",
+    "POLICY_RECORD_MODELS",
     "SCHEMA_VERSION",
+    "AgentLoopPolicyRecord",
     "Anomaly",
     "BudgetRecord",
     "BudgetState",
+    "CachePolicyRecord",
     "CostEvent",
     "DeadLetter",
     "DriftReport",
     "EnforcementDecision",
     "Event",
     "GuardrailEvent",
+    "GuardrailPolicyRecord",
     "GuardrailSummary",
     "IngestTokenRecord",
     "KeyRecord",
+    "LlmjackingPolicyRecord",
     "PolicyRecord",
     "RequestEvent",
     "SpanEvent",
     "ToolCall",
     "format_ts",
+    "policy_record",
+    "policy_record_json",
     "utc_now",
 ]
 
@@ -348,16 +363,64 @@ class BudgetRecord(Event):
     created_by: str = "admin"
 
 
-class PolicyRecord(Event):
+class _PolicyRecord(Event):
+    """The fields every policy shares; each kind narrows `kind` and `mode` (schemas.policies)."""
+
     event_type: Literal["policy"] = "policy"
 
     policy_id: str
     subject: str  # usually org:<org>
-    kind: str  # llmjacking, agent_loop, guardrail:<name>, ...
-    mode: str  # monitor | enforce | off | redact | block
+    kind: str
+    mode: str
     params: dict[str, Any] = Field(default_factory=dict)
     deleted: bool = False
     created_by: str = "admin"
+
+
+class GuardrailPolicyRecord(_PolicyRecord):
+    kind: GuardrailKind
+    mode: GuardrailMode
+
+
+class LlmjackingPolicyRecord(_PolicyRecord):
+    kind: Literal["llmjacking"]
+    mode: LlmjackingMode
+
+
+class AgentLoopPolicyRecord(_PolicyRecord):
+    kind: Literal["agent_loop"]
+    mode: AgentLoopMode
+
+
+class CachePolicyRecord(_PolicyRecord):
+    kind: Literal["cache"]
+    mode: CacheMode
+
+
+# A policy record: one model per kind, chosen by `kind` (ARCHITECTURE §9). The wire format is
+# the same flat JSON object as before; a mode outside its kind's list does not validate.
+PolicyRecord = Annotated[
+    GuardrailPolicyRecord | LlmjackingPolicyRecord | AgentLoopPolicyRecord | CachePolicyRecord,
+    Field(discriminator="kind"),
+]
+POLICY_RECORD_MODELS: tuple[type[_PolicyRecord], ...] = (
+    GuardrailPolicyRecord,
+    LlmjackingPolicyRecord,
+    AgentLoopPolicyRecord,
+    CachePolicyRecord,
+)
+_POLICY_RECORD: TypeAdapter[PolicyRecord] = TypeAdapter(PolicyRecord)
+
+
+def policy_record(data: Any) -> PolicyRecord:
+    """A PolicyRecord of the right kind from a dict or keywords' mapping; ValidationError if
+    the kind is unknown or the mode is not one of its modes."""
+    return _POLICY_RECORD.validate_python(data)
+
+
+def policy_record_json(data: bytes | str) -> PolicyRecord:
+    """policy_record() from JSON bytes."""
+    return _POLICY_RECORD.validate_json(data)
 
 
 class DeadLetter(Event):
@@ -372,7 +435,8 @@ class DeadLetter(Event):
     payload: str  # original bytes, decoded with errors="replace"
 
 
-EVENT_MODELS: dict[str, type[Event]] = {
+# event_type -> its model: a class, or (policy) the union of one class per kind.
+EVENT_MODELS: dict[str, Any] = {
     model.model_fields["event_type"].default: model
     for model in (
         RequestEvent,
@@ -386,7 +450,11 @@ EVENT_MODELS: dict[str, type[Event]] = {
         KeyRecord,
         IngestTokenRecord,
         BudgetRecord,
-        PolicyRecord,
         DeadLetter,
     )
+}
+EVENT_MODELS["policy"] = PolicyRecord
+# event_type -> a validator (and JSON Schema) for it, whichever shape its model has.
+EVENT_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    event_type: TypeAdapter(model) for event_type, model in EVENT_MODELS.items()
 }

@@ -21,7 +21,7 @@ from schemas.events.v1 import (
     EnforcementDecision,
     GuardrailEvent,
     KeyRecord,
-    PolicyRecord,
+    LlmjackingPolicyRecord,
     RequestEvent,
     SpanEvent,
 )
@@ -161,7 +161,11 @@ def test_every_topic_lands_in_its_table_and_garbage_in_dead_letters(harness) -> 
     )
     h.produce(
         "control",
-        [PolicyRecord(policy_id="p", subject="org:acme", kind="llmjacking", mode="enforce")],
+        [
+            LlmjackingPolicyRecord(
+                policy_id="p", subject="org:acme", kind="llmjacking", mode="enforce"
+            )
+        ],
         key=b"policy:p",
     )
     h.produce(

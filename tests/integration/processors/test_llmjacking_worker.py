@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from meterline.settings import Settings
-from schemas.events.v1 import Anomaly, EnforcementDecision, PolicyRecord, RequestEvent
+from schemas.events.v1 import Anomaly, EnforcementDecision, LlmjackingPolicyRecord, RequestEvent
 from schemas.topics import ANOMALIES, CONTROL, ENFORCEMENT, REQUESTS
 from tests.conftest import free_port
 from tests.integration.processors.worker_helpers import Record, TopicReader, produce, worker_process
@@ -37,7 +37,9 @@ def test_stolen_key_blocked_and_looping_session_blocked(
         llmjacking_learning_s=6 * 3600,
         agent_loop_default_mode="block",
     )
-    policy = PolicyRecord(policy_id="p-acme", subject="org:acme", kind="llmjacking", mode="enforce")
+    policy = LlmjackingPolicyRecord(
+        policy_id="p-acme", subject="org:acme", kind="llmjacking", mode="enforce"
+    )
     produce(settings, CONTROL, [(b"policy:p-acme", policy.to_json())])
     keys = [normal_key(10 + i, f"n{i}", org="acme") for i in range(4)]
     victim = normal_key(20, "victim", org="acme")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from gateway.guardrails import GUARDRAILS, Finding, excerpt, redact, scan
+from gateway.guardrails import Finding, excerpt, redact, scan
+from schemas.policies import GUARDRAILS
 
 OPENAI_KEY = "sk-proj-" + "Ab3Xy9" * 8
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.guardrails import GUARDRAILS, scan
+from gateway.guardrails import scan
 from gateway.guardrails.validators import iban_valid, luhn_valid, ssn_valid
+from schemas.policies import GUARDRAILS
 
 OPENAI_KEY = "sk-proj-" + "Ab3Xy9" * 8
 ANTHROPIC_KEY = "sk-ant-api03-" + "Qw7Er5" * 8

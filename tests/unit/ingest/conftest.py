@@ -20,7 +20,7 @@ from schemas.events.v1 import (
     GuardrailSummary,
     IngestTokenRecord,
     KeyRecord,
-    PolicyRecord,
+    LlmjackingPolicyRecord,
     RequestEvent,
     SpanEvent,
     ToolCall,
@@ -136,7 +136,7 @@ def sample_events() -> dict[str, Event]:
         "budget": BudgetRecord(
             budget_id="b1", subject="team:acme/search", period="month", limit_usd=Decimal("100")
         ),
-        "policy": PolicyRecord(
+        "policy": LlmjackingPolicyRecord(
             policy_id="p1", subject="org:acme", kind="llmjacking", mode="enforce"
         ),
         "dead_letter": DeadLetter(

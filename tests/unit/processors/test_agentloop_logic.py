@@ -12,7 +12,6 @@ import pytest
 
 from processors.agentloop.logic import (
     KIND,
-    MODES,
     AgentLoopConfig,
     AgentLoopDetector,
     parse_event,
@@ -20,10 +19,10 @@ from processors.agentloop.logic import (
 from processors.agentloop.patterns import cycle_of, near_duplicate
 from processors.llmjacking.policy import PolicyBook, Publication
 from schemas.events.v1 import (
+    AgentLoopPolicyRecord,
     Anomaly,
     CostEvent,
     EnforcementDecision,
-    PolicyRecord,
     RequestEvent,
     SpanEvent,
     ToolCall,
@@ -112,7 +111,7 @@ def looping_session(session: str, pattern: str, loops: int = 8) -> list[RequestE
 def detector(default: str = "monitor", **config: object) -> AgentLoopDetector:
     return AgentLoopDetector(
         AgentLoopConfig(**config),  # type: ignore[arg-type]
-        PolicyBook(KIND, MODES, default),
+        PolicyBook(KIND, default),
         lambda: NOW,
     )
 
@@ -260,7 +259,7 @@ def test_session_id_falls_back_to_the_trace_and_spans_count_tool_calls() -> None
 
 def test_policies_throttle_or_block_the_session_not_the_key() -> None:
     det = detector()
-    record = PolicyRecord(
+    record = AgentLoopPolicyRecord(
         policy_id="p", subject="org:acme", kind=KIND, mode="throttle", params={"rpm": 3}
     )
     det.policies.apply(b"policy:p", record.to_json())
@@ -292,13 +291,11 @@ def test_refused_and_unreadable_events_are_skipped() -> None:
 
 
 def test_decisions_found_before_the_policies_loaded_wait_for_them() -> None:
-    det = AgentLoopDetector(
-        CONFIG, PolicyBook(KIND, MODES, "monitor"), lambda: NOW, policies_ready=False
-    )
+    det = AgentLoopDetector(CONFIG, PolicyBook(KIND, "monitor"), lambda: NOW, policies_ready=False)
     early = run(det, looping_session("s-early", "repeat"))
     assert anomalies(early) and not decisions(early)
     assert anomalies(early)[0].evidence["mode"] == "pending"
-    record = PolicyRecord(policy_id="p", subject="org:acme", kind=KIND, mode="block")
+    record = AgentLoopPolicyRecord(policy_id="p", subject="org:acme", kind=KIND, mode="block")
     det.policies.apply(b"policy:p", record.to_json())
     [(key, decision)] = decisions(det.policies_loaded())
     assert key == "agent_loop|session:s-early" and decision.action == "block"
