@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from ingest.checkpoint import FlushPolicy, OffsetTracker
 from ingest.errors import SinkError
@@ -35,6 +36,23 @@ log = logging.getLogger(__name__)
 _CONSUME_BATCH = 10_000
 _INITIAL_BACKOFF_S = 0.1
 _SHUTDOWN_FLUSH_S = 10.0
+
+
+class _Stopped(Exception):
+    """The worker is stopping while a write is being retried."""
+
+
+def _sleeper(stop: threading.Event | None) -> Callable[[float], None]:
+    """tenacity's sleep: wakes early, and ends the retries, when `stop` is set."""
+    if stop is None:
+        return time.sleep
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise _Stopped
+
+    return sleep
+
 
 Committer = Callable[[dict[tuple[str, int], int]], None]
 Publisher = Callable[[DeadLetter], None]
@@ -159,6 +177,24 @@ class SinkConsumer:
 
     # --- flush + commit ------------------------------------------------------------------
 
+    def _write_failed(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        self.status.update(
+            consecutive_failures=state.attempt_number,
+            last_error=str(error),
+            pending_rows=self.sink.pending_rows,
+        )
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        log.warning(
+            "ClickHouse write failed (attempt %d): %s. Keeping %d rows, committing "
+            "nothing; retrying in %.1fs.",
+            state.attempt_number,
+            state.outcome.exception() if state.outcome is not None else None,
+            self.sink.pending_rows,
+            state.upcoming_sleep,
+        )
+
     def checkpoint(
         self, stop: threading.Event | None = None, deadline: float | None = None
     ) -> bool:
@@ -169,36 +205,25 @@ class SinkConsumer:
         """
         if self.sink.pending_rows == 0 and not self.offsets:
             return True
-        backoff = _INITIAL_BACKOFF_S
-        failures = 0
-        while True:
-            try:
-                written = self.sink.flush()
-                break
-            except SinkError as exc:
-                failures += 1
-                self.status.update(
-                    consecutive_failures=failures,
-                    last_error=str(exc),
-                    pending_rows=self.sink.pending_rows,
-                )
-                log.warning(
-                    "ClickHouse write failed (attempt %d): %s. Keeping %d rows, committing "
-                    "nothing; retrying in %.1fs.",
-                    failures,
-                    exc,
-                    self.sink.pending_rows,
-                    backoff,
-                )
-                if deadline is not None and time.monotonic() + backoff > deadline:
-                    log.error("giving up the flush at shutdown; the rows will be re-read")
-                    return False
-                if stop is not None:
-                    if stop.wait(backoff):
-                        return False
-                else:
-                    time.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_s)
+        retrying = Retrying(
+            retry=retry_if_exception_type(SinkError),
+            wait=wait_exponential(multiplier=_INITIAL_BACKOFF_S, max=self.max_backoff_s),
+            stop=lambda state: (
+                deadline is not None and time.monotonic() + state.upcoming_sleep > deadline
+            ),
+            sleep=_sleeper(stop),
+            after=self._write_failed,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            written = retrying(self.sink.flush)
+        except SinkError:
+            log.error("giving up the flush at shutdown; the rows will be re-read")
+            return False
+        except _Stopped:
+            return False
+        failures = retrying.statistics.get("attempt_number", 1) - 1
         if failures:
             log.info("ClickHouse writes succeed again after %d failed attempts", failures)
         refused = self.sink.take_dead_letters()

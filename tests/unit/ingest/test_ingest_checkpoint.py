@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -113,6 +114,21 @@ def test_stop_during_outage_gives_up_without_commit(clock: FakeClock, events) ->
     assert commits == []
     assert sink.pending_rows == 1  # still buffered; Kafka will deliver it again anyway
     assert consumer.status.snapshot()["last_error"]
+
+
+def test_shutdown_deadline_ends_the_retries_without_commit(
+    clock: FakeClock, events, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer, sink, commits, _ = make_consumer(clock)
+    consumer.handle(PREFIX + "costs", 0, 0, None, events["cost"].to_json())
+    sink.fail_next_writes = 1_000
+
+    # Backoff 0.1 s doubling, capped at 0.05 s here: a 0.2 s deadline allows a few tries.
+    assert consumer.checkpoint(deadline=time.monotonic() + 0.2) is False
+
+    assert commits == [] and sink.pending_rows == 1
+    assert consumer.status.snapshot()["consecutive_failures"] >= 2
+    assert "giving up the flush at shutdown" in caplog.text
 
 
 def test_garbage_becomes_a_dead_letter_row_and_is_published(clock: FakeClock, events) -> None:
