@@ -202,7 +202,7 @@ def _explain(error: ClientError, url: str) -> str:
     """What the user must do, from what the admin client saw."""
     from meterline.clients import ApiError, ApiUnreachable
 
-    if isinstance(error, ApiUnreachable) or not isinstance(error, ApiError):
+    if not isinstance(error, ApiError):  # no answer at all
         reason = error.reason if isinstance(error, ApiUnreachable) else str(error)
         return (
             f"cannot reach the gateway at {url} ({reason}). Start it with "
