@@ -16,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from meterline.settings import Settings
 from schemas.topics import COMPACTED_TOPICS, TOPICS
@@ -136,19 +137,18 @@ def consumer_config(settings: Settings, group_id: str | None, **overrides: Any) 
 def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
     """Block until the broker answers a metadata request, or raise with advice."""
     admin = AdminClient(admin_config(settings))
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            admin.list_topics(timeout=2)
-            return
-        except KafkaException as exc:
-            last_error = exc
-            time.sleep(0.2)
-    raise RuntimeError(
-        f"Kafka at {settings.bootstrap} did not answer within {timeout_s:.0f}s ({last_error}). "
-        "Start it, or unset METERLINE_KAFKA_BOOTSTRAP to use the embedded broker."
-    )
+    try:
+        Retrying(
+            retry=retry_if_exception_type(KafkaException),
+            stop=stop_after_delay(timeout_s),
+            wait=wait_fixed(0.2),
+            reraise=True,
+        )(admin.list_topics, timeout=2)
+    except KafkaException as exc:
+        raise RuntimeError(
+            f"Kafka at {settings.bootstrap} did not answer within {timeout_s:.0f}s ({exc}). "
+            "Start it, or unset METERLINE_KAFKA_BOOTSTRAP to use the embedded broker."
+        ) from exc
 
 
 def create_topics(settings: Settings, names: Iterable[str] = TOPICS) -> list[str]:

@@ -21,6 +21,13 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics, wait_for_broker
@@ -65,24 +72,27 @@ class ServiceProcess:
         return None if self.process is None else self.process.poll()
 
     def wait_healthy(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.exit_code is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with code {self.exit_code} while starting.\n"
-                    f"Last lines of {self.log_path}:\n{self.log_tail()}"
-                )
-            if self.health_url is None:
-                return
-            try:
-                if httpx.get(self.health_url, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"{self.name} was not healthy at {self.health_url} within {timeout_s:.0f}s.\n"
-            f"Last lines of {self.log_path}:\n{self.log_tail()}"
+        healthy = Retrying(
+            retry=retry_if_exception_type(httpx.HTTPError) | retry_if_result(lambda ok: not ok),
+            stop=stop_after_delay(timeout_s),
+            wait=wait_fixed(0.1),
+            retry_error_callback=lambda state: False,
+        )(self._healthy)
+        if not healthy:
+            raise RuntimeError(
+                f"{self.name} was not healthy at {self.health_url} within {timeout_s:.0f}s.\n"
+                f"Last lines of {self.log_path}:\n{self.log_tail()}"
+            )
+
+    def _healthy(self) -> bool:
+        """One health probe; a child that exited is an error at once, not retried."""
+        if self.exit_code is not None:
+            raise RuntimeError(
+                f"{self.name} exited with code {self.exit_code} while starting.\n"
+                f"Last lines of {self.log_path}:\n{self.log_tail()}"
+            )
+        return self.health_url is None or (
+            httpx.get(self.health_url, timeout=1.0).status_code == 200
         )
 
     def stop(self, timeout_s: float = 15.0) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 __all__ = ["EmbeddedBroker", "tansu_binary"]
 
@@ -63,20 +64,29 @@ class EmbeddedBroker:
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"tansu exited with code {self._process.returncode}; "
-                    f"is port {self.port} already in use?"
-                )
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        self._terminate()
-        raise RuntimeError(f"tansu did not listen on {self.bootstrap} within {timeout_s}s")
+        try:
+            Retrying(
+                retry=retry_if_exception_type(OSError),
+                stop=stop_after_delay(timeout_s),
+                wait=wait_fixed(0.02),
+                reraise=True,
+            )(self._connect)
+        except OSError as exc:
+            self._terminate()
+            raise RuntimeError(
+                f"tansu did not listen on {self.bootstrap} within {timeout_s}s"
+            ) from exc
+
+    def _connect(self) -> None:
+        """One try at the listener; OSError means not yet. A dead broker is not retried."""
+        assert self._process is not None
+        if self._process.poll() is not None:
+            raise RuntimeError(
+                f"tansu exited with code {self._process.returncode}; "
+                f"is port {self.port} already in use?"
+            )
+        with socket.create_connection((self.host, self.port), timeout=0.2):
+            pass
 
     @property
     def running(self) -> bool:

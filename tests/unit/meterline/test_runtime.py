@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
-from meterline.runtime import Stack, ensure_admin_token
+import pytest
+
+from meterline.runtime import ServiceProcess, Stack, ensure_admin_token
 from meterline.settings import Settings
 
 
@@ -32,3 +36,30 @@ def test_demo_routes_every_model_to_the_mock_provider(tmp_path: Path, monkeypatc
     provider = child.provider_for("any-model-at-all")
     assert provider is not None and provider.base_url == "http://127.0.0.1:19100/v1"
     assert child.admin_token == stack.settings.admin_token
+
+
+def _child(tmp_path: Path, code: str, health_url: str | None) -> ServiceProcess:
+    return ServiceProcess("child", [sys.executable, "-c", code], health_url, tmp_path / "log")
+
+
+def test_wait_healthy_fails_at_once_when_the_child_exits(tmp_path: Path) -> None:
+    child = _child(tmp_path, "import sys; sys.exit(3)", "http://127.0.0.1:9/healthz")
+    child.start()
+    started = time.monotonic()
+
+    with pytest.raises(RuntimeError, match="exited with code 3 while starting"):
+        child.wait_healthy(30)
+    assert time.monotonic() - started < 10  # not retried until the timeout
+
+
+def test_wait_healthy_gives_up_after_the_timeout(tmp_path: Path) -> None:
+    child = _child(tmp_path, "import time; time.sleep(30)", "http://127.0.0.1:9/healthz")
+    child.start()
+    try:
+        with pytest.raises(RuntimeError, match=r"was not healthy at \S+ within"):
+            child.wait_healthy(0.5)
+        assert child.exit_code is None
+    finally:
+        assert child.process is not None
+        child.process.kill()
+        child.process.wait()
