@@ -35,6 +35,9 @@ from schemas.policies import (
     DETECTOR_KINDS,
     GUARDRAIL_MODES,
     GUARDRAILS,
+    AgentLoopMode,
+    GuardrailMode,
+    LlmjackingMode,
     guardrail_kind,
     guardrail_of,
 )
@@ -96,7 +99,8 @@ class PolicyCreate(BaseModel):
     kind: str = Field(
         description="guardrail:<pii|secrets|prompt_injection>, llmjacking or agent_loop"
     )
-    mode: Literal["off", "monitor", "redact", "block", "enforce", "throttle"]
+    # Every mode of the kinds the admin API accepts (a kind's own list is checked below).
+    mode: Literal[GuardrailMode, LlmjackingMode, AgentLoopMode]
 
 
 def budget_id_for(subject: str, period: str) -> str:

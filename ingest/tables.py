@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from schemas.enforcement import LIFT
 from schemas.events.v1 import (
     AgentLoopPolicyRecord,
     Anomaly,
@@ -536,7 +537,7 @@ def enforcement_lift_row(event_id: str, ts: datetime, key: str) -> Row:
     """A tombstone on the compacted enforcement topic (key `<source>|<subject>`): that
     source's decision on the subject is lifted; a key without a source lifts them all."""
     source, subject = parse_enforcement_key(key)
-    return (event_id, ts, 1, subject, "lift", "tombstone", source or "*", None, None, ts, "", "")
+    return (event_id, ts, 1, subject, LIFT, "tombstone", source or "*", None, None, ts, "", "")
 
 
 CONTROL_RECORDS = TableSpec(

@@ -13,12 +13,19 @@ from typing import Final, Literal, get_args
 __all__ = [
     "DECISION_SOURCES",
     "ENFORCEMENT_ACTIONS",
+    "LIFT",
     "DecisionSource",
     "EnforcementAction",
+    "HistoryAction",
 ]
 
 EnforcementAction = Literal["block", "throttle", "allow"]
 ENFORCEMENT_ACTIONS: Final[tuple[EnforcementAction, ...]] = get_args(EnforcementAction)
+
+# In the decision history (ClickHouse, read API), a tombstone on the enforcement topic is
+# stored as a row with action `lift`: that source's decision on the subject was lifted.
+LIFT: Final = "lift"
+HistoryAction = Literal[EnforcementAction, "lift"]
 
 DecisionSource = Literal["budget", "llmjacking", "agent_loop", "guardrail", "manual"]
 DECISION_SOURCES: Final[tuple[DecisionSource, ...]] = get_args(DecisionSource)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.enforcement import HistoryAction
+
 __all__ = [
     "AnomaliesResponse",
     "AnomalyRow",
@@ -156,7 +158,7 @@ class DecisionRow(BaseModel):
     event_id: str
     ts: datetime
     subject: str
-    action: Literal["block", "throttle", "allow", "lift"]
+    action: HistoryAction
     reason: str
     source: str  # '*' on a lift of every source
     rpm: int | None

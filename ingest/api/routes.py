@@ -8,7 +8,7 @@ one place before any route runs (`ingest.api.auth`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -31,6 +31,7 @@ from ingest.api.operations import operations
 from ingest.api.showback import parse_bound
 from ingest.api.timeseries import parse_timeseries, run_timeseries
 from meterline.warehouse import SharedClient
+from schemas.enforcement import HistoryAction
 
 __all__ = ["MAX_ROWS", "router"]
 
@@ -137,7 +138,7 @@ def enforcement_history_(
     to: str | None = None,
     subject: str | None = None,
     source: str | None = None,
-    action: Literal["block", "throttle", "allow", "lift"] | None = None,
+    action: HistoryAction | None = None,
     limit: Limit = 100,
 ) -> EnforcementResponse:
     start, end = _range(from_, to)
