@@ -61,7 +61,8 @@ class ProcessorMetrics:
 
     def cost_emitted(self, total_cost: Decimal, priced: bool, model: str | None) -> None:
         self._costs.inc()
-        self._cost_usd.inc(float(total_cost))
+        # A float, as Prometheus holds it; a counter refuses to go down (ValueError).
+        self._cost_usd.inc(max(float(total_cost), 0.0))
         if not priced:
             label = model or ""
             if label not in self._unpriced_models:
@@ -71,7 +72,7 @@ class ProcessorMetrics:
             self._unpriced.labels(label).inc()
 
     def recosted(self, count: int) -> None:
-        self._recosted.inc(count)
+        self._recosted.inc(max(count, 0))
 
     def dead_letter(self, stage: str) -> None:
         self._dead_letters.labels(stage).inc()

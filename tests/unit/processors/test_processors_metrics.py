@@ -49,3 +49,12 @@ def test_each_instance_counts_on_its_own() -> None:
     assert 'events_processed_total{agent="cost"} 1.0' in first.render()
     assert 'agent="cost"' not in second.render()
     assert "_created" not in first.render()
+
+
+def test_a_negative_amount_never_raises_into_the_stream() -> None:
+    # prometheus_client refuses to decrease a counter; the agents must not see that.
+    metrics = ProcessorMetrics()
+    metrics.cost_emitted(Decimal("-0.5"), priced=True, model="m")
+    metrics.recosted(-1)
+
+    assert "meterline_processors_cost_usd_total 0.0" in metrics.render()
