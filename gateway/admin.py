@@ -28,6 +28,7 @@ from gateway.errors import AuthenticationFailed, ControlPlaneUnavailable, Invali
 from gateway.guardrails import policy_id_for
 from gateway.keys import new_key
 from gateway.runtime import GatewayRuntime
+from schemas.budgets import BudgetPeriod, HardLimitAction
 from schemas.enforcement import EnforcementAction
 from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord, policy_record
 from schemas.ids import hash_key
@@ -72,10 +73,10 @@ class BudgetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     subject: str
-    period: Literal["day", "week", "month"]
+    period: BudgetPeriod
     limit_usd: Decimal = Field(gt=0, max_digits=20, decimal_places=6)
     soft_pct: float = Field(default=80.0, gt=0, le=100)
-    action_on_hard: Literal["block", "throttle", "alert"] = "block"
+    action_on_hard: HardLimitAction = "block"
     throttle_rpm: int | None = Field(default=None, ge=0)
     timezone: str = "UTC"
     budget_id: str | None = Field(default=None, min_length=1, max_length=200)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas import budgets
 from schemas.enforcement import HistoryAction
 
 __all__ = [
@@ -116,7 +117,7 @@ class BudgetStatePoint(BaseModel):
     percent_used: float
     burn_rate_usd_per_hour: str
     projected_exhaustion: datetime | None
-    status: Literal["ok", "soft", "hard"]
+    status: budgets.BudgetStatus
 
 
 class BudgetStatus(BaseModel):

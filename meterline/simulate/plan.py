@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from itertools import islice, takewhile
 from typing import Any, Literal
 
+from schemas.budgets import BudgetPeriod, HardLimitAction
 from schemas.subjects import key_subject, session_subject
 
 __all__ = ["BudgetSpec", "KeySpec", "Plan", "Step", "merge_steps"]
@@ -36,8 +37,8 @@ class KeySpec:
 class BudgetSpec:
     key: str  # KeySpec.name; the budget's subject is that key
     limit_usd: str
-    period: Literal["day", "week", "month"] = "day"
-    action_on_hard: Literal["block", "throttle", "alert"] = "block"
+    period: BudgetPeriod = "day"
+    action_on_hard: HardLimitAction = "block"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,13 +31,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from pydantic import ValidationError
 
 from processors.errors import Rejected, describe_validation_error
+from schemas.budgets import BudgetPeriod, BudgetStatus
 from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, EnforcementDecision, utc_now
 from schemas.spend import WHOLE_MS, SpendMark, epoch_ms, mark_at, ms_datetime
 from schemas.subjects import attribution_subjects
@@ -47,7 +47,6 @@ __all__ = [
     "STAGE",
     "BudgetBook",
     "BudgetUpdate",
-    "Period",
     "RejectedMessage",
     "parse_control",
     "parse_cost",
@@ -55,7 +54,6 @@ __all__ = [
 ]
 
 STAGE = "processors.budgets"
-Period = Literal["day", "week", "month"]
 _ZERO = Decimal(0)
 _US_PER_HOUR = Decimal(3_600_000_000)
 
@@ -67,7 +65,7 @@ class RejectedMessage(Rejected):
 # --- periods --------------------------------------------------------------------------
 
 
-def period_bounds(ts: datetime, period: Period, timezone: str) -> tuple[datetime, datetime]:
+def period_bounds(ts: datetime, period: BudgetPeriod, timezone: str) -> tuple[datetime, datetime]:
     """[start, end) in UTC of the calendar day / week (from Monday) / month holding `ts`."""
     zone = _zone(timezone)
     day = _utc(ts).astimezone(zone).date()
@@ -424,7 +422,7 @@ def _outcome(decision: EnforcementDecision) -> tuple[str, int | None, datetime |
     return decision.action, decision.rpm, decision.expires_at
 
 
-def _status(spent: Decimal, budget: BudgetRecord) -> Literal["ok", "soft", "hard"]:
+def _status(spent: Decimal, budget: BudgetRecord) -> BudgetStatus:
     if spent >= budget.limit_usd:
         return "hard"  # nothing left (a zero budget is exhausted from the start)
     if _percent(spent, budget.limit_usd) >= budget.soft_pct:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter
 
+from schemas.budgets import BudgetPeriod, BudgetStatus, HardLimitAction
 from schemas.enforcement import DecisionSource, EnforcementAction
 from schemas.ids import new_event_id
 from schemas.policies import (
@@ -252,7 +253,7 @@ class BudgetState(Event):
 
     budget_id: str
     subject: str
-    period: Literal["day", "week", "month"]
+    period: BudgetPeriod
     period_start: Timestamp
     period_end: Timestamp
     spent_usd: Money
@@ -260,7 +261,7 @@ class BudgetState(Event):
     percent_used: float
     burn_rate_usd_per_hour: Money = Decimal(0)
     projected_exhaustion: Timestamp | None = None
-    status: Literal["ok", "soft", "hard"] = "ok"
+    status: BudgetStatus = "ok"
     # The watermark (schemas.spend): request_ts and request_id of the greatest request mark
     # counted; gateways add their own spend after it. No id: all of that millisecond.
     counted_through: Timestamp | None = None
@@ -353,10 +354,10 @@ class BudgetRecord(Event):
 
     budget_id: str
     subject: str
-    period: Literal["day", "week", "month"]
+    period: BudgetPeriod
     limit_usd: Money
     soft_pct: float = 80.0
-    action_on_hard: Literal["block", "throttle", "alert"] = "block"
+    action_on_hard: HardLimitAction = "block"
     throttle_rpm: int | None = None
     timezone: str = "UTC"
     deleted: bool = False
