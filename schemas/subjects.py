@@ -22,6 +22,7 @@ __all__ = [
     "key_subject",
     "org_of",
     "org_subject",
+    "parse_scoped",
     "parse_subject",
     "project_subject",
     "request_subjects",
@@ -77,6 +78,12 @@ def parse_subject(value: str) -> tuple[str, str]:
     return (kind, name) if separator else ("", value)
 
 
+def parse_scoped(name: str) -> tuple[str, str]:
+    """A team or project subject's name `<org>/<name>` -> (org, name); a missing part is ''."""
+    org, _, rest = name.partition("/")
+    return org, rest
+
+
 def key_id_of(value: str) -> str | None:
     """The key id of a `key:<key_id>` subject; None for any other subject."""
     kind, name = parse_subject(value)
@@ -87,7 +94,7 @@ def org_of(value: str) -> str:
     """`org:<org>`, `team:<org>/<team>`, `project:<org>/<project>` -> `<org>`; else ''."""
     kind, name = parse_subject(value)
     if kind == "org" or kind in _SCOPED:
-        return name.split("/", 1)[0]
+        return parse_scoped(name)[0]
     return ""
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from ingest.api.errors import InvalidParameter
 from meterline.warehouse import SharedClient
-from schemas.subjects import parse_subject
+from schemas.subjects import parse_scoped, parse_subject
 
 __all__ = ["SpendResponse", "spend_for_subject", "subject_filter"]
 
@@ -41,7 +41,7 @@ def subject_filter(subject: str) -> tuple[str, dict[str, Any]]:
     if kind == "org":
         return "org = {a:String}", {"a": value}
     if kind in ("team", "project"):
-        org, _, name = value.partition("/")
+        org, name = parse_scoped(value)
         if not org or not name:
             raise InvalidParameter("subject", f"{kind} subjects are {kind}:<org>/<{kind}>")
         return f"org = {{a:String}} AND {kind} = {{b:String}}", {"a": org, "b": name}

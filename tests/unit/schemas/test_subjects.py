@@ -11,6 +11,7 @@ from schemas.subjects import (
     key_subject,
     org_of,
     org_subject,
+    parse_scoped,
     parse_subject,
     project_subject,
     request_subjects,
@@ -85,6 +86,8 @@ def test_subjects_build_and_parse_back() -> None:
     assert user_subject("ana") == "user:ana"
     assert parse_subject("team:acme/ml") == ("team", "acme/ml")
     assert parse_subject("acme") == ("", "acme")
+    assert parse_scoped("acme/ml") == ("acme", "ml")
+    assert parse_scoped("acme") == ("acme", "")
     assert key_id_of("key:k1") == "k1"
     assert key_id_of("org:k1") is None
     assert [org_of(s) for s in ("team:acme/ml", "org:acme", "key:k1", "user:a")] == [
