@@ -21,7 +21,7 @@ from ingest.decisions import active_decisions
 from meterline.kafka import consumer_config, producer_config
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient
-from schemas.topics import CONTROL, ENFORCEMENT, enforcement_key
+from schemas.topics import CONTROL, ENFORCEMENT, control_key, enforcement_key
 
 __all__ = ["ControlPlaneWatch", "RestoreReport", "restore_control_plane", "topic_is_empty"]
 
@@ -60,7 +60,9 @@ def _latest_control_records(client: SharedClient) -> list[tuple[str, str]]:
         "WHERE NOT deleted AND payload != '' ORDER BY updated_at",
         {},
     )
-    return [(f"{record_type}:{record_id}", payload) for record_type, record_id, payload in rows]
+    return [
+        (control_key(record_type, record_id), payload) for record_type, record_id, payload in rows
+    ]
 
 
 def restore_control_plane(
