@@ -1,3 +1,14 @@
-"""Meterline's single source of truth: event models, topic names, ClickHouse DDL."""
+"""Meterline's single source of truth: every contract between services.
+
+- `events` (models of every event and control record), `topics` (names, enforcement and
+  control keys), `clickhouse` (DDL);
+- `subjects` (the subject grammar, attribution -> subjects), `policies` (policy kinds and
+  modes), `enforcement` (actions, decision sources), `budgets` (periods, hard-limit
+  actions, states), `error_types` (refusals the detectors must not learn from),
+  `sources` (who produced an event), `credentials`, `signature`, `spend`, `ids`.
+
+Services import these and never spell a contract themselves
+(tests/unit/schemas/test_contract_boundaries.py).
+"""
 
 __all__: list[str] = []

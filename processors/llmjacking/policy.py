@@ -70,11 +70,12 @@ class PolicyBook:
         if record.get("kind") != self.kind:
             # Another kind, or the same id re-used for another kind: ours is gone.
             return self._remove(str(record.get("policy_id", "")))
-        if not record.get("deleted") and record.get("mode") not in self.modes:
+        mode = record.get("mode")
+        if not record.get("deleted") and isinstance(mode, str) and mode not in self.modes:
+            # Said before validating, so the dead letter names this kind's modes.
             allowed = ", ".join(sorted(self.modes))
             raise RejectedPolicy(
-                f"invalid PolicyRecord: {self.kind} mode {record.get('mode')!r} "
-                f"is not one of {allowed}"
+                f"invalid PolicyRecord: {self.kind} mode {mode!r} is not one of {allowed}"
             )
         try:
             policy = policy_record(record)
