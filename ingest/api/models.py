@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import budgets
 from schemas.enforcement import HistoryAction
+from schemas.severity import Severity
 
 __all__ = [
     "AnomaliesResponse",
@@ -144,7 +145,7 @@ class AnomalyRow(BaseModel):
     kind: str
     subject: str
     score: float
-    severity: Literal["low", "medium", "high", "critical"]
+    severity: Severity
     signals: list[str]
     evidence: dict[str, Any]
     recommended_action: str

@@ -11,13 +11,15 @@ response models; they are plain dicts at run time, so callers index them as befo
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 from urllib.parse import quote
 
 import httpx
 
 from meterline.clients._http import json_body, sync_client, translate_transport_errors
 from meterline.settings import Settings
+from schemas.budgets import BudgetPeriod, HardLimitAction
+from schemas.enforcement import EnforcementAction
 
 __all__ = [
     "AdminClient",
@@ -65,10 +67,10 @@ class CreatedIngestToken(IngestToken):
 class Budget(TypedDict):
     budget_id: str
     subject: str
-    period: Literal["day", "week", "month"]
+    period: BudgetPeriod
     limit_usd: str
     soft_pct: float
-    action_on_hard: Literal["block", "throttle", "alert"]
+    action_on_hard: HardLimitAction
     throttle_rpm: int | None
     timezone: str
 
@@ -89,7 +91,7 @@ class BudgetListing(Budget):
 
 class Decision(TypedDict):
     subject: str
-    action: Literal["block", "throttle", "allow"]
+    action: EnforcementAction
     reason: str
     source: str
     rpm: int | None
@@ -214,10 +216,10 @@ class AdminClient:
         self,
         subject: str,
         *,
-        period: Literal["day", "week", "month"],
+        period: BudgetPeriod,
         limit_usd: str,
         soft_pct: float | None = None,
-        action_on_hard: Literal["block", "throttle", "alert"] | None = None,
+        action_on_hard: HardLimitAction | None = None,
         throttle_rpm: int | None = None,
         timezone: str | None = None,
     ) -> Budget:

@@ -25,6 +25,9 @@ from meterline.clients._http import (
 )
 from meterline.clients.errors import ApiError
 from meterline.settings import Settings
+from schemas import budgets
+from schemas.enforcement import HistoryAction
+from schemas.severity import Severity
 
 __all__ = [
     "AnomaliesResponse",
@@ -125,7 +128,7 @@ class BudgetStatePoint(TypedDict):
     percent_used: float
     burn_rate_usd_per_hour: str
     projected_exhaustion: str | None
-    status: Literal["ok", "soft", "hard"]
+    status: budgets.BudgetStatus
 
 
 class BudgetStatus(TypedDict):
@@ -150,7 +153,7 @@ class AnomalyRow(TypedDict):
     kind: str
     subject: str
     score: float
-    severity: Literal["low", "medium", "high", "critical"]
+    severity: Severity
     signals: list[str]
     evidence: dict[str, Any]
     recommended_action: str
@@ -165,7 +168,7 @@ class DecisionRow(TypedDict):
     event_id: str
     ts: str
     subject: str
-    action: Literal["block", "throttle", "allow", "lift"]
+    action: HistoryAction
     reason: str
     source: str
     rpm: int | None

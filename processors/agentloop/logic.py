@@ -40,7 +40,7 @@ from meterline.settings import Settings
 from processors.agentloop.patterns import cycle_of, near_duplicate
 from processors.errors import parse_event
 from processors.llmjacking.policy import PolicyBook, Publication
-from processors.llmjacking.signals import MEDIUM, SEVERITIES, STRONG, Signal, combine
+from processors.llmjacking.signals import MEDIUM, STRONG, Signal, combine
 from processors.spans.logic import is_gateway_span
 from schemas.error_types import ENFORCED_ERRORS
 from schemas.events.v1 import (
@@ -52,6 +52,7 @@ from schemas.events.v1 import (
     format_ts,
     utc_now,
 )
+from schemas.severity import SEVERITIES
 from schemas.subjects import key_subject, org_subject, session_subject
 from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
 

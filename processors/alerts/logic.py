@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from processors.budgets.logic import RejectedMessage
 from processors.errors import describe_validation_error
 from schemas.events.v1 import Anomaly, BudgetState, EnforcementDecision, utc_now
+from schemas.severity import Severity
 from schemas.subjects import key_id_of
 from schemas.topics import parse_enforcement_key
 
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 STAGE = "processors.alerts"
-Severity = Literal["low", "medium", "high", "critical"]
 Category = Literal["budget", "enforcement", "anomaly"]
 # Decisions from these detectors also go to the security webhooks.
 SECURITY_SOURCES = frozenset({"llmjacking", "agent_loop"})

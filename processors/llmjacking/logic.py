@@ -36,7 +36,6 @@ from processors.llmjacking.policy import PolicyBook, Publication
 from processors.llmjacking.profile import KeyProfile, KeyWindow
 from processors.llmjacking.signals import (
     MEDIUM,
-    SEVERITIES,
     Signal,
     SignalConfig,
     combine,
@@ -48,6 +47,7 @@ from processors.llmjacking.signals import (
 )
 from schemas.error_types import ENFORCED_ERRORS, MODEL_NOT_FOUND
 from schemas.events.v1 import Anomaly, EnforcementDecision, RequestEvent, format_ts, utc_now
+from schemas.severity import SEVERITIES
 from schemas.subjects import key_subject, org_subject
 from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
 

@@ -17,14 +17,13 @@ The score is a noisy-or of the signals' weights, so it grows with the evidence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from processors.llmjacking.profile import KeyProfile, KeyWindow
 from schemas.events.v1 import format_ts
 
 __all__ = [
     "MEDIUM",
-    "SEVERITIES",
     "STRONG",
     "WEAK",
     "Signal",
@@ -36,12 +35,6 @@ __all__ = [
 
 WEAK, MEDIUM, STRONG = 1, 2, 3
 _WEIGHT = {WEAK: 0.3, MEDIUM: 0.5, STRONG: 0.8}
-SEVERITIES: tuple[Literal["low", "medium", "high", "critical"], ...] = (
-    "low",
-    "medium",
-    "high",
-    "critical",
-)
 _VOLUME_MIN_REQUESTS = 10  # per minute: below this no rate is "far above" anything
 _VOLUME_MIN_TOKENS = 20_000
 _BASELINE_MINUTES = 10  # active minutes learned before volume is judged

@@ -23,6 +23,7 @@ from schemas.policies import (
     GuardrailMode,
     LlmjackingMode,
 )
+from schemas.severity import Severity
 
 __all__ = [
     "EVENT_ADAPTERS",
@@ -275,7 +276,7 @@ class Anomaly(Event):
     kind: str  # llmjacking, agent_loop, ...
     subject: str
     score: float
-    severity: Literal["low", "medium", "high", "critical"]
+    severity: Severity
     signals: list[str] = Field(default_factory=list)
     evidence: dict[str, Any] = Field(default_factory=dict)
     recommended_action: Literal["none", "alert", "throttle", "block"] = "alert"
