@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from dashboards.formatting import when
+from schemas.severity import SEVERITIES as SEVERITY_SCALE
 
 __all__ = [
     "BLOCK_DURATIONS",
@@ -18,7 +19,7 @@ __all__ = [
     "detections_timeline",
 ]
 
-SEVERITIES = ["critical", "high", "medium", "low"]
+SEVERITIES = list(reversed(SEVERITY_SCALE))  # worst first, as the dashboard lists them
 # Choices offered when blocking; None blocks until someone lifts it.
 BLOCK_DURATIONS: dict[str, float | None] = {
     "1 hour": 3600.0,

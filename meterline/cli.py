@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meterline.settings import ConfigError, Settings, load_settings
+from schemas.budgets import BUDGET_PERIODS, HARD_LIMIT_ACTIONS
 
 if TYPE_CHECKING:  # the client (and httpx) load only for the admin verbs
     from meterline.clients import AdminClient, ClientError
@@ -376,10 +377,10 @@ def _add_admin_verbs(verbs: Any) -> None:
     )
     bset = budgets.add_parser("set", help="create or change the budget of a subject and period")
     bset.add_argument("subject", help="e.g. team:acme/ml, org:acme, key:key_...")
-    bset.add_argument("--period", choices=["day", "week", "month"], default="month")
+    bset.add_argument("--period", choices=BUDGET_PERIODS, default="month")
     bset.add_argument("--limit-usd", required=True)
     bset.add_argument("--soft-pct", type=float, default=80.0)
-    bset.add_argument("--action", choices=["block", "throttle", "alert"], default="block")
+    bset.add_argument("--action", choices=HARD_LIMIT_ACTIONS, default="block")
     bset.add_argument("--throttle-rpm", type=int, default=None)
     bset.add_argument("--timezone", default="UTC")
     bset.set_defaults(handler=_admin_verb(_budgets_set))

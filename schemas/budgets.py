@@ -7,11 +7,19 @@ the budgets processor, the read API and the simulator use the same names.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal, get_args
 
-__all__ = ["BudgetPeriod", "BudgetStatus", "HardLimitAction"]
+__all__ = [
+    "BUDGET_PERIODS",
+    "HARD_LIMIT_ACTIONS",
+    "BudgetPeriod",
+    "BudgetStatus",
+    "HardLimitAction",
+]
 
 BudgetPeriod = Literal["day", "week", "month"]
+BUDGET_PERIODS: Final[tuple[BudgetPeriod, ...]] = get_args(BudgetPeriod)
 # What crossing the hard limit does: an enforcement decision (block, throttle) or only an alert.
 HardLimitAction = Literal["block", "throttle", "alert"]
+HARD_LIMIT_ACTIONS: Final[tuple[HardLimitAction, ...]] = get_args(HardLimitAction)
 BudgetStatus = Literal["ok", "soft", "hard"]

@@ -6,7 +6,10 @@ Two guards, both reading the source with `ast` (no import side effects):
 - no service spells a subject or a control key by hand: a string constant starting with
   `key:`, `session:`, `team:`, `org:`, `project:`, `user:`, `budget:`, `policy:` or
   `ingest_token:` outside schemas/ means the grammar is being re-written
-  (build with schemas.subjects / schemas.topics.control_key, parse with their parsers).
+  (build with schemas.subjects / schemas.topics.control_key, parse with their parsers);
+- no service re-lists a shared vocabulary: a `Literal[...]`, tuple, list or set of strings
+  equal to one of schemas' vocabularies (policy modes, actions, sources, periods, ...)
+  means a copy that can drift from the contract.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
+
+from schemas import budgets, credentials, enforcement, policies, severity, subjects, topics
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ("gateway", "ingest", "processors", "dashboards")
@@ -26,6 +32,33 @@ _LITERAL = re.compile(r"^(key|session|team|org|project|user|budget|policy|ingest
 NOT_CONTRACTS = {
     # An alert's dedup kind, `budget:<crossing>:<budget_id>`: alert categories, not a key.
     ("processors/alerts/logic.py", "budget:"),
+}
+
+
+# Every vocabulary schemas/ owns, as the set of its values.
+VOCABULARIES = {
+    frozenset(get_args(vocabulary)): f"{module.__name__}.{name}"
+    for module, names in [
+        (subjects, ["SubjectKind"]),
+        (topics, ["ControlRecordType"]),
+        (enforcement, ["EnforcementAction", "DecisionSource", "HistoryAction"]),
+        (budgets, ["BudgetPeriod", "HardLimitAction", "BudgetStatus"]),
+        (
+            policies,
+            [
+                "GuardrailName",
+                "GuardrailKind",
+                "GuardrailMode",
+                "LlmjackingMode",
+                "AgentLoopMode",
+                "CacheMode",
+            ],
+        ),
+        (severity, ["Severity"]),
+        (credentials, ["CredentialKind"]),
+    ]
+    for name in names
+    for vocabulary in [getattr(module, name)]
 }
 
 
@@ -50,6 +83,23 @@ def _string_constants(tree: ast.AST) -> list[tuple[int, str]]:
         for node in ast.walk(tree)
         if isinstance(node, ast.Constant) and isinstance(node.value, str)
     ]
+
+
+def _string_collections(tree: ast.AST) -> list[tuple[int, frozenset[str]]]:
+    """Every `Literal[...]`, tuple, list or set made only of str constants, as a set."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "Literal":
+            items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        elif isinstance(node, ast.Tuple | ast.List | ast.Set):
+            items = node.elts
+        else:
+            continue
+        if len(items) > 1 and all(
+            isinstance(item, ast.Constant) and isinstance(item.value, str) for item in items
+        ):
+            found.append((node.lineno, frozenset(item.value for item in items)))  # type: ignore[attr-defined]
+    return found
 
 
 @pytest.mark.parametrize("package", [*SERVICES, "schemas"])
@@ -79,6 +129,35 @@ def test_no_subject_or_control_key_is_spelled_outside_schemas() -> None:
                     found.append(f"{name}:{line}: {value!r}")
 
     assert found == [], "use schemas.subjects / schemas.topics instead:\n" + "\n".join(found)
+
+
+def test_no_shared_vocabulary_is_listed_again_outside_schemas() -> None:
+    found = []
+    for package in CONTRACT_USERS:
+        for path in _modules(package):
+            for line, values in _string_collections(ast.parse(path.read_text())):
+                if values in VOCABULARIES:
+                    name = str(path.relative_to(ROOT))
+                    found.append(f"{name}:{line}: {sorted(values)} is {VOCABULARIES[values]}")
+
+    assert len(VOCABULARIES) >= 15  # no two vocabularies have the same values
+    assert found == [], "import the vocabulary from schemas/ instead:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("source", "relisted"),
+    [
+        ('mode: Literal["off", "monitor", "enforce"]', True),
+        ('choices = ("day", "week", "month")', True),
+        ('allowed = {"block", "throttle", "allow"}', True),
+        ('drift: Literal["low", "medium", "high"]', False),  # not a schemas vocabulary
+        ("mode: LlmjackingMode", False),
+    ],
+)
+def test_the_vocabulary_guard_sees_a_copied_list(source: str, relisted: bool) -> None:
+    found = [values in VOCABULARIES for _, values in _string_collections(ast.parse(source))]
+
+    assert any(found) is relisted
 
 
 @pytest.mark.parametrize(
