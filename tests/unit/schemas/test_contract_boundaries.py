@@ -77,12 +77,15 @@ def _imported_roots(tree: ast.AST) -> set[str]:
 
 
 def _string_constants(tree: ast.AST) -> list[tuple[int, str]]:
-    """Every str constant, including the literal parts of f-strings."""
-    return [
-        (node.lineno, node.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str)
-    ]
+    """Every str constant, including the literal parts of f-strings, and every bytes
+    constant (Kafka keys are bytes), decoded."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append((node.lineno, node.value))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, bytes):
+            found.append((node.lineno, node.value.decode("latin-1")))
+    return found
 
 
 def _string_collections(tree: ast.AST) -> list[tuple[int, frozenset[str]]]:
@@ -165,6 +168,7 @@ def test_the_vocabulary_guard_sees_a_copied_list(source: str, relisted: bool) ->
     [
         ('subject = f"key:{key_id}"', True),
         ('ok = name.startswith("policy:")', True),
+        ('tombstone = (b"budget:b1", None)', True),
         ('scope = "team:acme/search"', True),
         ('print(f"key:    {secret}")', False),  # a label, not a subject
         ("subject = key_subject(key_id)", False),
