@@ -140,15 +140,19 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> GatewayApp:
     app.include_router(admin_router(runtime))
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
+    async def healthz() -> JSONResponse:
+        # 503 `starting` until the views were read to their end once: a gateway that does
+        # not know the keys yet would answer 401 to every client (readiness).
         # `degraded` while events wait for the broker (spooled, not draining), still 200:
         # the gateway serves every request and loses no event, so a load balancer must not
         # take it out of rotation; monitoring alerts on the status and the oldest's age.
         emitter = runtime.emitter
         waiting = emitter.spool_size
         age = emitter.oldest_undelivered_age_s
-        return {
-            "status": "degraded" if waiting else "ok",
+        ready = runtime.reader.ready
+        status = "starting" if not ready else "degraded" if waiting else "ok"
+        body = {
+            "status": status,
             "emitter": emitter.state,
             "spool_size": waiting,
             "oldest_undelivered_age_s": round(age, 3) if age is not None else None,
@@ -160,6 +164,7 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> GatewayApp:
             "enforcement_view_age_s": round(runtime.reader.age_s, 3),
             "enforcement_fail_mode": runtime.settings.enforcement_fail_mode,
         }
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:

@@ -55,6 +55,11 @@ class ViewReader:
         return time.monotonic() - (self._fresh_at or self._started)
 
     @property
+    def ready(self) -> bool:
+        """The views were complete at least once: every key, budget and decision is known."""
+        return self._fresh_at is not None
+
+    @property
     def caught_up(self) -> bool:
         return len(self._assigned) == len(self._handlers) and not self._pending
 
