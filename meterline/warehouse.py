@@ -32,6 +32,7 @@ __all__ = [
     "load_migrations",
     "migrate",
     "rebuild_aggregates",
+    "spend_daily_refill_sql",
     "validate_identifier",
 ]
 
@@ -134,25 +135,28 @@ def migrate(client: Client, database: str) -> list[str]:
     return applied
 
 
-# Same shape as the spend_daily_mv select (0004_spend_daily.sql), but over costs FINAL.
-_SPEND_DAILY_REFILL = """
-INSERT INTO {db}.spend_daily
-SELECT
-    toDate(request_ts) AS day, org, team, project, key_id, provider, model, priced,
-    sum(total_cost) AS cost_usd,
-    sum(input_cost) AS input_cost_usd,
-    sum(output_cost) AS output_cost_usd,
-    sum(cache_read_cost) AS cache_read_cost_usd,
-    sum(cache_write_cost) AS cache_write_cost_usd,
-    sum(input_tokens) AS input_tokens,
-    sum(output_tokens) AS output_tokens,
-    sum(cache_read_tokens) AS cache_read_tokens,
-    sum(cache_write_tokens) AS cache_write_tokens,
-    count() AS requests,
-    countIf(NOT priced) AS unpriced_requests
-FROM {db}.costs FINAL
-GROUP BY day, org, team, project, key_id, provider, model, priced
-"""
+SPEND_DAILY_MIGRATION = "0004_spend_daily"
+# The materialized view's SELECT, up to its FROM table (which the refill reads FINAL).
+_MV_SELECT = re.compile(
+    r"CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<db>\S+)\.spend_daily_mv\s+TO\s+\S+\s+AS\s+"
+    r"(?P<select>SELECT\b.*?\bFROM\s+(?P=db)\.costs)\b(?P<rest>.*)",
+    re.DOTALL,
+)
+
+
+def spend_daily_refill_sql(database: str) -> str:
+    """The INSERT that refills spend_daily: spend_daily_mv's own SELECT over costs FINAL.
+
+    Read from the migration rather than copied, so the rebuild cannot drift from the view
+    that fills the table in normal operation.
+    """
+    db = validate_identifier(database)
+    migration = next(m for m in load_migrations() if m.name == SPEND_DAILY_MIGRATION)
+    for statement in migration.statements(db):
+        match = _MV_SELECT.fullmatch(statement)
+        if match is not None:
+            return f"INSERT INTO {db}.spend_daily\n{match['select']} FINAL{match['rest']}"
+    raise WarehouseError(f"no spend_daily_mv SELECT in migration {SPEND_DAILY_MIGRATION}")
 
 
 def rebuild_aggregates(client: Client, database: str) -> int:
@@ -162,7 +166,7 @@ def rebuild_aggregates(client: Client, database: str) -> int:
     """
     db = validate_identifier(database)
     client.command(f"TRUNCATE TABLE IF EXISTS {db}.spend_daily")
-    client.command(_SPEND_DAILY_REFILL.format(db=db))
+    client.command(spend_daily_refill_sql(db))
     client.command(f"OPTIMIZE TABLE {db}.spend_daily FINAL")
     return int(client.query(f"SELECT count() FROM {db}.spend_daily").result_rows[0][0])
 
