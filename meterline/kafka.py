@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
@@ -22,18 +22,47 @@ from meterline.settings import Settings
 from schemas.topics import COMPACTED_TOPICS, TOPICS
 
 __all__ = [
+    "RECORD_ERRORS",
     "REPEAT_WINDOW_S",
     "RepeatFilter",
     "admin_config",
     "consumer_config",
     "create_topics",
     "install_repeat_filter",
+    "is_record_error",
     "librdkafka_logger",
     "producer_config",
     "wait_for_broker",
 ]
 
 REPEAT_WINDOW_S = 30.0
+
+# Produce errors about the record itself: no retry can fix them, so a producer must set
+# the record aside (dead-letter it, refuse it with the reason) rather than retry it and
+# block what comes after. Every other produce error is the broker's: keep and retry.
+RECORD_ERRORS: frozenset[int] = frozenset(
+    code
+    for code in (
+        KafkaError.MSG_SIZE_TOO_LARGE,  # broker limit, and librdkafka's local size check
+        getattr(KafkaError, "_MSG_SIZE_TOO_LARGE", None),  # older librdkafka spelling
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG,  # CRC / corrupt record
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_TIMESTAMP,
+        KafkaError.POLICY_VIOLATION,  # a broker policy refuses this record
+        KafkaError._BAD_MSG,
+        KafkaError._INVALID_ARG,
+        KafkaError._KEY_SERIALIZATION,
+        KafkaError._VALUE_SERIALIZATION,
+    )
+    if code is not None
+)
+
+
+def is_record_error(error: KafkaError) -> bool:
+    """True when this record can never be produced (see RECORD_ERRORS)."""
+    return error.code() in RECORD_ERRORS
 
 
 class RepeatFilter(logging.Filter):

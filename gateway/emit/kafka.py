@@ -12,9 +12,9 @@ on, so per-partition order is kept across an outage; a restart resumes the repla
 `max.in.flight=1` stops librdkafka's retries from reordering messages.
 
 Only "the broker is unavailable" leads to the spool. A record that can never be produced
-(too large, invalid, not bytes: `poison.is_poison`) never enters it: it is replaced by a
-minimal event that still meters the request and dead-lettered with the reason, and
-counted (`meterline_gateway_emitter_poison_total`). While spooling, an event is checked
+(too large, invalid, not bytes: `meterline.kafka.is_record_error`) never enters it: it is
+replaced by a minimal event that still meters the request and dead-lettered with the
+reason, and counted (`meterline_gateway_emitter_poison_total`). While spooling, an event is checked
 before it is held (size, bytes, one line), so poison never reaches the spool's head. A
 spooled record the broker still refuses for good on replay (written by an older run, or
 before a config change) is quarantined (`Spool.quarantine`).
@@ -36,13 +36,12 @@ from gateway.emit.poison import (
     RECORD_OVERHEAD_BYTES,
     dead_letter,
     describe,
-    is_poison,
     minimal_event,
 )
 from gateway.emit.redelivery import RecentDeliveries
 from gateway.emit.spool import Spool, SpoolRecord
 from gateway.metrics import Metrics
-from meterline.kafka import producer_config
+from meterline.kafka import is_record_error, producer_config
 from meterline.settings import Settings
 from schemas.topics import DLQ
 
@@ -196,7 +195,7 @@ class KafkaEmitter:
                 log.warning("emitter: local queue full, spooling events to disk")
             except KafkaException as exc:  # librdkafka's own checks, e.g. message.max.bytes
                 error = exc.args[0]
-                if is_poison(error):
+                if is_record_error(error):
                     return describe(error)
                 log.warning("emitter: produce failed (%s), spooling", error.name())
             except TypeError as exc:
@@ -262,7 +261,7 @@ class KafkaEmitter:
                 self._note_delivered(message)
             return
         record = (message.topic() or "", message.key() or b"", message.value() or b"")
-        if is_poison(error):  # e.g. the broker's own, lower, message size limit
+        if is_record_error(error):  # e.g. the broker's own, lower, message size limit
             self._poisoned(*record, describe(error), salvage)
             return
         created_ms = message.timestamp()[1]
@@ -349,7 +348,7 @@ class KafkaEmitter:
                 break
             except KafkaException as exc:
                 error = exc.args[0]
-                if not is_poison(error):
+                if not is_record_error(error):
                     break
                 results[index] = describe(error)
         self._producer.flush(self._delivery_timeout_s + 1)
@@ -373,7 +372,7 @@ class KafkaEmitter:
     def _on_replayed(
         self, results: list[_Outcome], index: int, error: KafkaError | None, message: Message
     ) -> None:
-        if error is not None and is_poison(error):
+        if error is not None and is_record_error(error):
             results[index] = describe(error)
             return
         results[index] = error is None

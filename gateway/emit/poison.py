@@ -33,7 +33,6 @@ __all__ = [
     "RECORD_OVERHEAD_BYTES",
     "dead_letter",
     "describe",
-    "is_poison",
     "minimal_event",
 ]
 
@@ -45,31 +44,6 @@ RECORD_OVERHEAD_BYTES: Final = 64
 # As processors/dlq.py and ingest/routing.py: a dead letter keeps at most 64 KiB of text.
 _MAX_PAYLOAD_CHARS: Final = 64 * 1024
 _MAX_ERROR_CHARS: Final = 1000
-
-# Errors about the record itself; every other error is treated as the broker's.
-_POISON_CODES: Final = frozenset(
-    code
-    for code in (
-        KafkaError.MSG_SIZE_TOO_LARGE,  # broker limit, and librdkafka's local size check
-        getattr(KafkaError, "_MSG_SIZE_TOO_LARGE", None),  # older librdkafka spelling
-        KafkaError.INVALID_MSG_SIZE,
-        KafkaError.RECORD_LIST_TOO_LARGE,
-        KafkaError.INVALID_MSG,  # CRC / corrupt record
-        KafkaError.INVALID_RECORD,
-        KafkaError.INVALID_TIMESTAMP,
-        KafkaError.POLICY_VIOLATION,  # a broker policy refuses this record
-        KafkaError._BAD_MSG,
-        KafkaError._INVALID_ARG,
-        KafkaError._KEY_SERIALIZATION,
-        KafkaError._VALUE_SERIALIZATION,
-    )
-    if code is not None
-)
-
-
-def is_poison(error: KafkaError) -> bool:
-    """True when this record can never be produced: retrying it would block the stream."""
-    return error.code() in _POISON_CODES
 
 
 def describe(error: KafkaError) -> str:

@@ -22,26 +22,14 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from ingest.otlp.errors import PublishUnavailableError
-from meterline.kafka import producer_config
+from meterline.kafka import is_record_error, producer_config
 from meterline.settings import Settings
 from schemas.events.v1 import SpanEvent
 from schemas.topics import SPANS
 
-__all__ = ["PERMANENT_PRODUCE_ERRORS", "KafkaSpanPublisher", "Unpublishable"]
+__all__ = ["KafkaSpanPublisher", "Unpublishable"]
 
 log = logging.getLogger(__name__)
-
-# Errors no retry can fix: the record itself is refused (size, format, policy).
-PERMANENT_PRODUCE_ERRORS = frozenset(
-    {
-        KafkaError.MSG_SIZE_TOO_LARGE,
-        KafkaError.INVALID_MSG_SIZE,
-        KafkaError.RECORD_LIST_TOO_LARGE,
-        KafkaError.INVALID_RECORD,
-        KafkaError.POLICY_VIOLATION,
-        KafkaError._INVALID_ARG,
-    }
-)
 
 Unpublishable = tuple[SpanEvent, str]  # a span that can never be produced, and why
 
@@ -82,7 +70,7 @@ class KafkaSpanPublisher:
                 )
             except KafkaException as exc:
                 error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-                if error is not None and error.code() in PERMANENT_PRODUCE_ERRORS:
+                if error is not None and is_record_error(error):
                     refused.append((event, _reason(error, len(value))))
                     continue
                 _cancel(pending)
@@ -105,7 +93,7 @@ class KafkaSpanPublisher:
         for (event, _), error in zip(pending, outcomes, strict=True):
             if error is None:
                 continue
-            if error.code() in PERMANENT_PRODUCE_ERRORS:
+            if is_record_error(error):
                 refused.append((event, _reason(error, None)))
             else:
                 transient = error

@@ -4,10 +4,11 @@ import orjson
 import pytest
 from confluent_kafka import KafkaError
 
-from gateway.emit.poison import dead_letter, is_poison, minimal_event
+from gateway.emit.poison import dead_letter, minimal_event
 from gateway.keys import KeyInfo
 from gateway.record import RequestRecord
 from gateway.usage import ResponseSummary
+from meterline.kafka import is_record_error
 from schemas.events.v1 import DeadLetter, RequestEvent, SpanEvent
 
 
@@ -27,7 +28,7 @@ from schemas.events.v1 import DeadLetter, RequestEvent, SpanEvent
     ],
 )
 def test_record_errors_are_poison(code: int) -> None:
-    assert is_poison(KafkaError(code))
+    assert is_record_error(KafkaError(code))
 
 
 @pytest.mark.parametrize(
@@ -46,7 +47,7 @@ def test_record_errors_are_poison(code: int) -> None:
     ],
 )
 def test_broker_errors_are_not_poison(code: int) -> None:
-    assert not is_poison(KafkaError(code))
+    assert not is_record_error(KafkaError(code))
 
 
 def _big_request_event() -> dict:
