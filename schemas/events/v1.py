@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter
 
@@ -54,6 +54,7 @@ __all__ = [
     "policy_record",
     "policy_record_json",
     "utc_now",
+    "validate_produced",
 ]
 
 SCHEMA_VERSION = 1
@@ -91,6 +92,21 @@ Timestamp = Annotated[
 class _Model(BaseModel):
     # Consumers ignore unknown fields; records are immutable once built.
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def validate_produced(model: type[_M], data: bytes | str) -> _M:
+    """Validate `data` (the JSON a producer sends) as a producer must: strict types, and
+    an unknown field anywhere is an error.
+
+    The models themselves stay lenient (`extra="ignore"`) because that is what consumers
+    need (a newer producer must not break an older consumer, ARCHITECTURE §4); producers
+    check their output through this instead. Hot-path producers that build a plain dict
+    (gateway.record) are checked by tests through it, not per event.
+    """
+    return model.model_validate_json(data, strict=True, extra="forbid")
 
 
 class Event(_Model):
