@@ -109,8 +109,13 @@ class GatewayApp(FastAPI):
                 await send_response(send, error.status, error.render(), JSON_HEADERS)
 
 
-def create_app(settings: Settings, *, freeze_gc: bool = False) -> GatewayApp:
-    runtime = GatewayRuntime(settings)
+def create_app(
+    settings: Settings, *, freeze_gc: bool = False, runtime: GatewayRuntime | None = None
+) -> GatewayApp:
+    """The gateway app over `runtime` (by default the production one built from settings;
+    a test passes one with in-memory collaborators)."""
+    if runtime is None:
+        runtime = GatewayRuntime.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -11,7 +11,6 @@ produces exactly one event; nothing a client sends escapes as a 500.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 import orjson
@@ -84,6 +83,7 @@ class ProxyRoutes:
         self._limit = runtime.settings.max_body_bytes
         self._trusted = parse_networks(runtime.settings.trusted_proxies)
         self._sign_prompts = runtime.settings.gateway_prompt_signature
+        self._clock = runtime.clock
 
     # --- entry points ---------------------------------------------------------------
 
@@ -240,7 +240,7 @@ class ProxyRoutes:
         key = record.key
         assert key is not None
         estimate = estimate_tokens(record.prompt_chars, parsed.max_tokens)
-        check = self._rt.limiter.check(key.key_id, key.rpm, key.tpm, estimate, time.monotonic())
+        check = self._rt.limiter.check(key.key_id, key.rpm, key.tpm, estimate, self._clock())
         if check.exceeded:
             record.enforcement = {
                 "action": "rate_limit",

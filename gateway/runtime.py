@@ -1,27 +1,30 @@
 """Everything one gateway process holds: keys, views, limits, providers, emitter, metrics.
 
-Built from settings by `create_app`; `start()` runs inside the server's event loop (the
-upstream session must be created there) and `aclose()` stops intake, then flushes.
+The runtime owns the in-memory state (keys, decisions, budgets, limits) and takes its I/O
+as collaborators: the emitter, the upstream, the view reader, the control publisher and
+the clock. `GatewayRuntime.from_settings` is the one place production builds them
+(Kafka, aiohttp); a unit test passes in-memory ones (`MemoryEmitter`,
+`InProcessUpstream`, `StaticViews`) and drives the proxy with no broker and no socket.
+`start()` runs inside the server's event loop (the upstream session must be created
+there) and `aclose()` stops intake, then flushes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-from typing import TYPE_CHECKING
+import time
 
 from gateway.budgets import BudgetGuard
+from gateway.collaborators import Clock, ControlSink, ViewsFactory
 from gateway.control import ControlPublisher, apply_control_record
-from gateway.emit import KafkaEmitter
+from gateway.emit import EventEmitter, KafkaEmitter
 from gateway.enforcement import EnforcementView
 from gateway.enforcer import Enforcer
 from gateway.guardrails import Guardrails
 from gateway.keys import KeyStore
 from gateway.metrics import Metrics
 from gateway.pricing import PriceEstimator
-from gateway.providers import OpenAICompatibleProvider, Provider
-from gateway.providers.openai import create_session
+from gateway.providers import AiohttpUpstream, Provider, Upstream
 from gateway.ratelimit import KeyLimiter
 from gateway.reader import ViewReader
 from gateway.tracing import GatewayTracer
@@ -29,22 +32,33 @@ from meterline.settings import Settings
 from schemas.credentials import CredentialBook
 from schemas.topics import BUDGETS, CONTROL, ENFORCEMENT, REQUESTS, SPANS
 
-if TYPE_CHECKING:
-    import aiohttp
-
 __all__ = ["GatewayRuntime"]
-
-log = logging.getLogger(__name__)
 
 
 class GatewayRuntime:
-    def __init__(self, settings: Settings) -> None:
+    """**Collaborators:** `emitter`, `upstream`, `views` (builds the view reader from the
+    runtime's apply functions), `publisher` (admin API writes), `metrics` (shared with the
+    emitter), `clock` (monotonic seconds for rate limits and view staleness)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        emitter: EventEmitter,
+        upstream: Upstream,
+        views: ViewsFactory,
+        publisher: ControlSink,
+        metrics: Metrics | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.settings = settings
+        self.clock = clock
         self.requests_topic = settings.topic(REQUESTS)
         self.keys = KeyStore()
         self.ingest_tokens = CredentialBook(kinds=("ingest_token",))  # admin listing only
-        self.metrics = Metrics()
-        self.emitter = KafkaEmitter(settings, metrics=self.metrics)
+        self.metrics = metrics or Metrics()
+        self.emitter = emitter
+        self.upstream = upstream
         self.tracer = (
             GatewayTracer(self.emitter.emit, settings.topic(SPANS))
             if settings.gateway_spans
@@ -56,8 +70,7 @@ class GatewayRuntime:
         self.guardrails = Guardrails(settings, self.emitter.emit, self.metrics)
         self.prices = PriceEstimator(settings.price_overrides)
         self.enforcement_topic = settings.topic(ENFORCEMENT)
-        self.reader = ViewReader(
-            settings,
+        self.reader = views(
             {
                 settings.topic(CONTROL): lambda k, v: (
                     self.ingest_tokens.apply(k, v)
@@ -73,11 +86,11 @@ class GatewayRuntime:
             view_age_s=lambda: self.reader.age_s,
             stale_after_s=settings.enforcement_stale_after_s,
             fail_mode=settings.enforcement_fail_mode,
+            monotonic=clock,
             metrics=self.metrics,
         )
-        self.publisher = ControlPublisher(settings)
+        self.publisher = publisher
         self.providers: list[tuple[str, Provider]] = []
-        self._session: aiohttp.ClientSession | None = None
         self._routes: dict[str, Provider | None] = {}
         self.metrics.gauge(
             "meterline_gateway_emitter_queue_depth",
@@ -108,25 +121,27 @@ class GatewayRuntime:
             lambda: len(self.enforcement),
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewayRuntime:
+        """The production runtime: Kafka emitter, view reader and control publisher, and
+        providers over one pooled aiohttp session. The only place they are built."""
+        metrics = Metrics()
+        return cls(
+            settings,
+            emitter=KafkaEmitter(settings, metrics=metrics),
+            upstream=AiohttpUpstream(
+                connect_timeout_s=settings.upstream_connect_timeout_s,
+                timeout_s=settings.upstream_timeout_s,
+            ),
+            views=lambda handlers: ViewReader(settings, handlers),
+            publisher=ControlPublisher(settings),
+            metrics=metrics,
+        )
+
     async def start(self) -> None:
-        self._session = create_session(self.settings.upstream_connect_timeout_s)
+        await self.upstream.start()
         for config in self.settings.providers:
-            api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
-            if config.api_key_env and not api_key:
-                log.warning(
-                    "provider %s: environment variable %s is not set",
-                    config.name,
-                    config.api_key_env,
-                )
-            provider = OpenAICompatibleProvider(
-                name=config.name,
-                base_url=config.base_url,
-                api_key=api_key,
-                session=self._session,
-                timeout_s=self.settings.upstream_timeout_s,
-                price_provider=config.price_provider,
-            )
-            self.providers.append((config.name, provider))
+            self.providers.append((config.name, self.upstream.provider(config)))
         self.emitter.start()
         self.reader.start()
 
@@ -146,8 +161,7 @@ class GatewayRuntime:
         self.reader.close()
         for _, provider in self.providers:
             await provider.aclose()
-        if self._session is not None:
-            await self._session.close()
+        await self.upstream.aclose()
         if self.tracer is not None:
             self.tracer.shutdown()
         await asyncio.to_thread(self.emitter.close)

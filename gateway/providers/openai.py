@@ -17,7 +17,7 @@ from gateway.errors import (
 )
 from gateway.providers.base import Provider
 
-__all__ = ["OpenAICompatibleProvider", "create_session", "map_upstream_errors"]
+__all__ = ["OpenAICompatibleProvider", "create_session", "map_upstream_errors", "raise_for_status"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ def map_upstream_errors(provider: str) -> Iterator[None]:
         raise UpstreamUnavailable(f"upstream {provider} failed: {type(exc).__name__}") from exc
 
 
-def _raise_for_status(provider: str, status: int, body: bytes, retry_after: str | None) -> None:
+def raise_for_status(provider: str, status: int, body: bytes, retry_after: str | None) -> None:
+    """An upstream's 5xx is unavailable (502); its 4xx passes through with its body.
+    Shared by every provider so all of them fail the same way."""
     if status < 400:
         return
     if status >= 500:
@@ -94,7 +96,7 @@ class OpenAICompatibleProvider(Provider):
                 self._base_url + path, data=body, headers=self._headers, timeout=self._timeout
             ) as response:
                 data = await response.read()
-                _raise_for_status(
+                raise_for_status(
                     self.name, response.status, data, response.headers.get("Retry-After")
                 )
                 return data
@@ -109,7 +111,7 @@ class OpenAICompatibleProvider(Provider):
             ) as response:
                 if response.status >= 400:
                     data = await response.read()
-                    _raise_for_status(
+                    raise_for_status(
                         self.name, response.status, data, response.headers.get("Retry-After")
                     )
                 buffer = b""
@@ -130,7 +132,7 @@ class OpenAICompatibleProvider(Provider):
                 self._base_url + "/models", headers=self._headers, timeout=self._timeout
             ) as response:
                 data = await response.read()
-                _raise_for_status(self.name, response.status, data, None)
+                raise_for_status(self.name, response.status, data, None)
         try:
             listing = orjson.loads(data)
             return [m["id"] for m in listing.get("data", []) if isinstance(m.get("id"), str)]
