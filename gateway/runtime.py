@@ -163,6 +163,6 @@ class GatewayRuntime:
             await provider.aclose()
         await self.upstream.aclose()
         if self.tracer is not None:
-            self.tracer.shutdown()
+            self.tracer.close()
         await asyncio.to_thread(self.emitter.close)
         await asyncio.to_thread(self.publisher.close)

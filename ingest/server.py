@@ -68,7 +68,7 @@ class IngestService:
             log.exception("the sink loop stopped on an unexpected error")
             self.status.update(running=False, last_error="sink loop crashed; see the log")
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def _stop_sink(self, timeout_s: float = 30.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -79,7 +79,7 @@ class IngestService:
         self.spans.close()  # uvicorn has drained the OTLP requests: deliver what is left
         self.credentials.close()
         self.control_watch.close()
-        self.stop()
+        self._stop_sink()
         self.client.close()
 
 

@@ -81,5 +81,7 @@ class GatewayTracer:
         except Exception:
             log.exception("gateway span for request %s could not be recorded", record.request_id)
 
-    def shutdown(self) -> None:
+    def close(self) -> None:
+        """Flush and end the span pipeline (`close`, as every thread-owning component:
+        meterline.lifecycle)."""
         self.provider.shutdown()

@@ -54,7 +54,7 @@ class Spans:
 def spans() -> Iterator[Spans]:
     instance = Spans()
     yield instance
-    instance.tracer.shutdown()
+    instance.tracer.close()
 
 
 def chat_record(**fields: object) -> RequestRecord:
@@ -271,7 +271,7 @@ def test_a_span_that_cannot_be_published_costs_nothing_else(
     record = chat_record(traceparent=f"00-{TRACE}-{PARENT}-01")
     with caplog.at_level(logging.ERROR, logger="gateway.tracing.tracer"):
         tracer.record(record)  # does not raise
-    tracer.shutdown()
+    tracer.close()
     assert record.trace_id == TRACE
     assert RequestEvent.model_validate_json(orjson.dumps(record.to_event())).trace_id == TRACE
     assert "could not be recorded" in caplog.text
