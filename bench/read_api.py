@@ -2,7 +2,7 @@
 
 Seeds N RequestEvents and their CostEvents (plus budget states, anomalies, decisions,
 drift reports, guardrail events and dead letters) straight into a temp chDB database with
-columnar Arrow inserts in the ingest table layout (ingest.tables; Kafka is bypassed, the
+columnar Arrow inserts in the ingest table layout (schemas.clickhouse.tables; Kafka is bypassed, the
 spend_daily materialized view fills as in production), then calls each endpoint through
 the FastAPI app (real ASGI request handling, httpx transport) and prints a table of
 median / max latency per endpoint. Exits non-zero when a median reaches the target.
@@ -27,9 +27,9 @@ import pyarrow as pa
 from fastapi.testclient import TestClient
 
 from ingest.api import create_app
-from ingest.tables import TABLES, TableSpec
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient, connect, migrate
+from schemas.clickhouse.tables import TABLES, TableSpec
 
 TARGET_MS = 1000.0
 CHUNK = 20_000  # rows per insert: the sink's batch size, so parts look like production's

@@ -27,11 +27,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, PlainSerializer
 
-from ingest.tables import MONEY, STR, TS, TableSpec
+from schemas.clickhouse import column as ch
+from schemas.clickhouse.column import Column
+from schemas.clickhouse.tables import TableSpec, arrow_type
 from schemas.events.v1 import Event, Money, Timestamp
 
 __all__ = ["ColumnDecoder", "compile_decoder"]
 
+STR = pa.string()
+TS = arrow_type(ch.TS.type)
+MONEY = arrow_type(ch.MONEY.type)
 _MISSING = object()  # a required field, or one whose default comes from a factory
 _NONE = type(None)
 # Strings Arrow parses to exactly the instant/amount pydantic would: ISO-8601 with an
@@ -170,51 +175,52 @@ def _failures(column: _Column, values: Sequence[Any]) -> list[int]:
     return [i for i, value in enumerate(values) if _array(column, [value], True) is None]
 
 
-def compile_decoder(
-    model: type[Event], spec: TableSpec, *, empty_lists: dict[str, str] | None = None
-) -> ColumnDecoder | None:
+def compile_decoder(model: type[Event], spec: TableSpec) -> ColumnDecoder | None:
     """A decoder for `model` into `spec`, or None if some column needs the slow path.
 
-    A column is the model field of the same name. `empty_lists` maps a column that
-    flattens a list of sub-models (requests.tool_call_names <- tool_calls) to that field:
-    the fast path takes only events where the list is empty.
+    Each column reads the model field `spec.sources` names (schemas.clickhouse.tables
+    derives both from the model). A column that flattens a list of sub-models
+    (requests.tool_call_names <- tool_calls[].name): the fast path takes only events where
+    the list is empty.
     """
     if (
-        model.model_post_init is not Event.model_post_init
+        not spec.sources
+        or model.model_post_init is not Event.model_post_init
         or model.__pydantic_decorators__.field_validators
         or model.__pydantic_decorators__.model_validators
     ):
         return None
-    empty_lists = empty_lists or {}
     columns: list[_Column] = []
-    for name, arrow_type in spec.columns:
-        column = _column(model, name, arrow_type, empty_lists.get(name))
+    for (_, arrow), (field, item) in zip(spec.columns, spec.sources, strict=True):
+        column = _column(model, field, arrow, flattened=item is not None)
         if column is None:
             return None
         columns.append(column)
     # pydantic validates every field, stored or not: so does the fast path.
     read = {column.key for column in columns}
-    unstored = [_column(model, name, None, None) for name in model.model_fields if name not in read]
+    unstored = [_column(model, name, None) for name in model.model_fields if name not in read]
     if any(column is None for column in unstored):
         return None
     return ColumnDecoder(spec, columns, unstored)  # type: ignore[arg-type]
 
 
 def _column(
-    model: type[BaseModel], name: str, arrow_type: pa.DataType | None, list_field: str | None
+    model: type[BaseModel], name: str, arrow_type: pa.DataType | None, *, flattened: bool = False
 ) -> _Column | None:
-    field = model.model_fields.get(list_field or name)
+    field = model.model_fields.get(name)
     if field is None or field.alias is not None or field.validation_alias is not None:
         return None
+    if any(isinstance(m, Column) and m.json for m in field.metadata):
+        return None  # stored as JSON text: the slow path encodes it
     if field.is_required() or field.default_factory is not None:
         default: Any = _MISSING
     else:
         default = field.default
     annotation, metadata, optional = _unwrap(field.annotation, tuple(field.metadata))
     allowed = {_NONE} if optional else set()
-    base = dict(key=list_field or name, default=default, arrow_type=arrow_type)
+    base = dict(key=name, default=default, arrow_type=arrow_type)
     origin, args = get_origin(annotation), get_args(annotation)
-    if list_field is not None:
+    if flattened:
         if origin is list and args and issubclass(args[0], BaseModel):
             return _Column(**base, allowed=frozenset({list}), empty_only=True)
         return None
@@ -262,4 +268,6 @@ def _unwrap(annotation: Any, metadata: tuple[Any, ...]) -> tuple[Any, tuple[Any,
     if get_origin(annotation) is Annotated:
         metadata = metadata + tuple(annotation.__metadata__)
         annotation = annotation.__origin__
-    return annotation, tuple(m for m in metadata if not isinstance(m, PlainSerializer)), optional
+    # Serializers only matter on output; Column declarations only to the tables.
+    kept = tuple(m for m in metadata if not isinstance(m, PlainSerializer | Column))
+    return annotation, kept, optional

@@ -24,9 +24,9 @@ from ingest.errors import SinkError
 from ingest.routing import Decoded, Record, Rejected, Routed, Router
 from ingest.sinks.base import Sink
 from ingest.status import SinkStatus
-from ingest.tables import row_for
 from meterline.kafka import consumer_config, producer_config
 from meterline.settings import Settings
+from schemas.clickhouse.tables import row_for
 from schemas.events.v1 import DeadLetter
 
 __all__ = ["SinkConsumer"]

@@ -17,8 +17,8 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from ingest.columns import ColumnDecoder, compile_decoder
-from ingest.tables import (
-    REQUEST_FLATTENED,
+from schemas import topics
+from schemas.clickhouse.tables import (
     TABLE_FOR_EVENT_TYPE,
     TABLES,
     RowMappingError,
@@ -27,8 +27,7 @@ from ingest.tables import (
     row_for,
     utc_from_ms,
 )
-from ingest.tables import Row as Row
-from schemas import topics
+from schemas.clickhouse.tables import Row as Row
 from schemas.events.v1 import (
     EVENT_ADAPTERS,
     POLICY_RECORD_MODELS,
@@ -122,8 +121,7 @@ class Router:
             if len(models) != 1:
                 continue  # several event types share the topic: pydantic dispatches
             table = TABLE_FOR_EVENT_TYPE[models[0].model_fields["event_type"].default]
-            flattened = REQUEST_FLATTENED if table == "requests" else None
-            decoder = compile_decoder(models[0], TABLES[table], empty_lists=flattened)
+            decoder = compile_decoder(models[0], TABLES[table])
             if decoder is not None:
                 self._decoders[full] = decoder
 

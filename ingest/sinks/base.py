@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ingest.errors import PermanentSinkError, RetryableSinkError, SinkError
 from ingest.sinks.dead_letters import records_of, refused_row
-from ingest.tables import Row
+from schemas.clickhouse.tables import Row
 from schemas.events.v1 import DeadLetter
 
 __all__ = ["Batch", "BatchingSink", "Sink"]

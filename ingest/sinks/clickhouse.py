@@ -35,8 +35,8 @@ import pyarrow.compute as pc
 from ingest.errors import PermanentSinkError, RetryableSinkError
 from ingest.sinks.base import Batch, BatchingSink
 from ingest.sinks.refusals import classify_insert_error
-from ingest.tables import DEAD_LETTERS, TABLES, Row, TableSpec, row_for
 from meterline.warehouse import SharedClient
+from schemas.clickhouse.tables import DEAD_LETTERS, TABLES, Row, TableSpec, row_for
 from schemas.events.v1 import DeadLetter
 
 __all__ = ["ClickHouseSink"]

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ingest.tables import TABLES
+from schemas.clickhouse.tables import TABLES
 from schemas.events.v1 import DeadLetter, utc_now
 from schemas.ids import deterministic_id
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ingest.errors import PermanentSinkError, RetryableSinkError
 from ingest.sinks.base import Batch, BatchingSink
-from ingest.tables import TABLES, Row
+from schemas.clickhouse.tables import TABLES, Row
 
 __all__ = ["MemorySink"]
 

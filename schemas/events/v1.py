@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter
 
 from schemas.budgets import BudgetPeriod, BudgetStatus, HardLimitAction
+from schemas.clickhouse import column as ch
 from schemas.enforcement import DecisionSource, EnforcementAction
 from schemas.ids import new_event_id
 from schemas.policies import (
@@ -114,10 +115,10 @@ class Event(_Model):
 
     event_type: str = "event"
 
-    event_id: str = Field(default_factory=new_event_id)
-    schema_version: int = SCHEMA_VERSION
-    ts: Timestamp = Field(default_factory=utc_now)
-    source: str = "meterline"
+    event_id: Annotated[str, ch.STRING] = Field(default_factory=new_event_id)
+    schema_version: Annotated[int, ch.UINT16] = SCHEMA_VERSION
+    ts: Annotated[Timestamp, ch.TS] = Field(default_factory=utc_now)
+    source: Annotated[str, ch.LOW] = "meterline"
 
     def model_post_init(self, __context: Any) -> None:
         if self.schema_version < 1:
@@ -145,93 +146,105 @@ class GuardrailSummary(_Model):
 class RequestEvent(Event):
     event_type: Literal["request"] = "request"
 
-    request_id: str
-    ts_start: Timestamp
-    ts_end: Timestamp
-    latency_ms: float
-    ttft_ms: float | None = None
-    key_id: str | None = None
-    org: str = ""
-    team: str = ""
-    project: str = ""
-    user: str = ""
-    session_id: str | None = None
-    trace_id: str | None = None
-    app: str | None = None
-    client_ip: str | None = None
-    user_agent: str | None = None
-    provider: str | None = None
-    model_requested: str | None = None
-    model_used: str | None = None
-    endpoint: str
-    stream: bool = False
-    status_code: int
-    error_type: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    max_tokens_requested: int | None = None
-    prompt_hash: str | None = None
-    prompt_chars: int = 0
-    response_chars: int = 0
+    request_id: Annotated[str, ch.STRING]
+    ts_start: Annotated[Timestamp, ch.TS]
+    ts_end: Annotated[Timestamp, ch.TS]
+    latency_ms: Annotated[float, ch.FLOAT]
+    ttft_ms: Annotated[float | None, ch.NULL_FLOAT] = None
+    key_id: Annotated[str | None, ch.STRING] = None
+    org: Annotated[str, ch.LOW] = ""
+    team: Annotated[str, ch.LOW] = ""
+    project: Annotated[str, ch.LOW] = ""
+    user: Annotated[str, ch.STRING] = ""
+    session_id: Annotated[str | None, ch.STRING] = None
+    trace_id: Annotated[str | None, ch.STRING] = None
+    app: Annotated[str | None, ch.LOW] = None
+    client_ip: Annotated[str | None, ch.STRING] = None
+    user_agent: Annotated[str | None, ch.STRING] = None
+    provider: Annotated[str | None, ch.LOW] = None
+    model_requested: Annotated[str | None, ch.LOW] = None
+    model_used: Annotated[str | None, ch.LOW] = None
+    endpoint: Annotated[str, ch.LOW]
+    stream: Annotated[bool, ch.BOOL] = False
+    status_code: Annotated[int, ch.INT32]
+    error_type: Annotated[str | None, ch.LOW] = None
+    input_tokens: Annotated[int, ch.INT] = 0
+    output_tokens: Annotated[int, ch.INT] = 0
+    cache_read_tokens: Annotated[int, ch.INT] = 0
+    cache_write_tokens: Annotated[int, ch.INT] = 0
+    reasoning_tokens: Annotated[int, ch.INT] = 0
+    max_tokens_requested: Annotated[int | None, ch.NULL_INT] = None
+    prompt_hash: Annotated[str | None, ch.STRING] = None
+    prompt_chars: Annotated[int, ch.INT] = 0
+    response_chars: Annotated[int, ch.INT] = 0
     # Content fingerprint for drift: 32 hex digits, one byte per bucket of 16, each the share
     # (x255) of the prompt's UTF-8 character 3-grams hashed into that bucket (reference:
     # schemas/signature.py). None when the gateway does not compute it.
     prompt_signature: str | None = None
-    tool_calls: list[ToolCall] = Field(default_factory=list)
-    finish_reason: str | None = None
-    enforcement: dict[str, str] = Field(default_factory=dict)
-    guardrails: list[GuardrailSummary] = Field(default_factory=list)
+    tool_calls: Annotated[
+        list[ToolCall],
+        ch.STRINGS.flattening("name", "tool_call_names"),
+        ch.STRINGS.flattening("arguments_hash", "tool_call_argument_hashes"),
+    ] = Field(default_factory=list)
+    finish_reason: Annotated[str | None, ch.LOW] = None
+    enforcement: Annotated[dict[str, str], ch.STR_MAP] = Field(default_factory=dict)
+    guardrails: Annotated[
+        list[GuardrailSummary],
+        ch.STRINGS.flattening("guardrail", "guardrail_names"),
+        ch.STRINGS.flattening("stage", "guardrail_stages"),
+        ch.STRINGS.flattening("action", "guardrail_actions"),
+        ch.STRINGS.flattening("category", "guardrail_categories"),
+    ] = Field(default_factory=list)
 
 
 class SpanEvent(Event):
     event_type: Literal["span"] = "span"
 
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None = None
-    name: str
-    kind: str = "UNKNOWN"  # OpenInference span kind: LLM, CHAIN, TOOL, RETRIEVER, AGENT, ...
-    start_ts: Timestamp
-    end_ts: Timestamp
-    duration_ms: float
-    status: Literal["unset", "ok", "error"] = "unset"
-    service_name: str | None = None
-    key_id: str | None = None
-    org: str = ""
-    team: str = ""
-    project: str = ""
-    user: str | None = None
-    session_id: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    operation: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    tool_name: str | None = None
-    tool_arguments_hash: str | None = None
-    finish_reasons: list[str] = Field(default_factory=list)
-    attributes: dict[str, str] = Field(default_factory=dict)
+    trace_id: Annotated[str, ch.STRING]
+    span_id: Annotated[str, ch.STRING]
+    parent_span_id: Annotated[str | None, ch.STRING] = None
+    name: Annotated[str, ch.STRING]
+    kind: Annotated[str, ch.LOW] = (
+        "UNKNOWN"  # OpenInference span kind: LLM, CHAIN, TOOL, RETRIEVER, AGENT, ...
+    )
+    start_ts: Annotated[Timestamp, ch.TS]
+    end_ts: Annotated[Timestamp, ch.TS]
+    duration_ms: Annotated[float, ch.FLOAT]
+    status: Annotated[Literal["unset", "ok", "error"], ch.LOW] = "unset"
+    service_name: Annotated[str | None, ch.LOW] = None
+    key_id: Annotated[str | None, ch.STRING] = None
+    org: Annotated[str, ch.LOW] = ""
+    team: Annotated[str, ch.LOW] = ""
+    project: Annotated[str, ch.LOW] = ""
+    user: Annotated[str | None, ch.STRING] = None
+    session_id: Annotated[str | None, ch.STRING] = None
+    provider: Annotated[str | None, ch.LOW] = None
+    model: Annotated[str | None, ch.LOW] = None
+    operation: Annotated[str | None, ch.LOW] = None
+    input_tokens: Annotated[int, ch.INT] = 0
+    output_tokens: Annotated[int, ch.INT] = 0
+    cache_read_tokens: Annotated[int, ch.INT] = 0
+    cache_write_tokens: Annotated[int, ch.INT] = 0
+    tool_name: Annotated[str | None, ch.STRING] = None
+    tool_arguments_hash: Annotated[str | None, ch.STRING] = None
+    finish_reasons: Annotated[list[str], ch.STRINGS] = Field(default_factory=list)
+    attributes: Annotated[dict[str, str], ch.STR_MAP] = Field(default_factory=dict)
 
 
 class GuardrailEvent(Event):
     event_type: Literal["guardrail"] = "guardrail"
 
-    request_id: str
-    key_id: str | None = None
-    org: str = ""
-    team: str = ""
-    project: str = ""
-    guardrail: str
-    stage: Literal["input", "output"]
-    action: Literal["monitor", "redact", "block"]
-    category: str
-    confidence: float = 1.0
-    excerpt: str = ""  # redacted, never the raw secret
+    request_id: Annotated[str, ch.STRING]
+    key_id: Annotated[str | None, ch.STRING] = None
+    org: Annotated[str, ch.LOW] = ""
+    team: Annotated[str, ch.LOW] = ""
+    project: Annotated[str, ch.LOW] = ""
+    guardrail: Annotated[str, ch.LOW]
+    stage: Annotated[Literal["input", "output"], ch.LOW]
+    action: Annotated[Literal["monitor", "redact", "block"], ch.LOW]
+    category: Annotated[str, ch.LOW]
+    confidence: Annotated[float, ch.FLOAT] = 1.0
+    excerpt: Annotated[str, ch.STRING] = ""  # redacted, never the raw secret
 
 
 # --- processors ------------------------------------------------------------------------
@@ -240,45 +253,45 @@ class GuardrailEvent(Event):
 class CostEvent(Event):
     event_type: Literal["cost"] = "cost"
 
-    request_id: str
-    source_type: Literal["request", "span"] = "request"
-    request_ts: Timestamp
-    key_id: str | None = None
-    org: str = ""
-    team: str = ""
-    project: str = ""
-    user: str = ""
-    session_id: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    input_cost: Money = Decimal(0)
-    output_cost: Money = Decimal(0)
-    cache_read_cost: Money = Decimal(0)
-    cache_write_cost: Money = Decimal(0)
-    total_cost: Money = Decimal(0)
-    currency: Literal["USD"] = "USD"
-    price_source: str
-    priced: bool
+    request_id: Annotated[str, ch.STRING]
+    source_type: Annotated[Literal["request", "span"], ch.LOW] = "request"
+    request_ts: Annotated[Timestamp, ch.TS]
+    key_id: Annotated[str | None, ch.STRING] = None
+    org: Annotated[str, ch.LOW] = ""
+    team: Annotated[str, ch.LOW] = ""
+    project: Annotated[str, ch.LOW] = ""
+    user: Annotated[str, ch.STRING] = ""
+    session_id: Annotated[str | None, ch.STRING] = None
+    provider: Annotated[str | None, ch.LOW] = None
+    model: Annotated[str | None, ch.LOW] = None
+    input_tokens: Annotated[int, ch.INT] = 0
+    output_tokens: Annotated[int, ch.INT] = 0
+    cache_read_tokens: Annotated[int, ch.INT] = 0
+    cache_write_tokens: Annotated[int, ch.INT] = 0
+    input_cost: Annotated[Money, ch.MONEY] = Decimal(0)
+    output_cost: Annotated[Money, ch.MONEY] = Decimal(0)
+    cache_read_cost: Annotated[Money, ch.MONEY] = Decimal(0)
+    cache_write_cost: Annotated[Money, ch.MONEY] = Decimal(0)
+    total_cost: Annotated[Money, ch.MONEY] = Decimal(0)
+    currency: Annotated[Literal["USD"], ch.LOW] = "USD"
+    price_source: Annotated[str, ch.LOW]
+    priced: Annotated[bool, ch.BOOL]
 
 
 class BudgetState(Event):
     event_type: Literal["budget_state"] = "budget_state"
 
-    budget_id: str
-    subject: str
-    period: BudgetPeriod
-    period_start: Timestamp
-    period_end: Timestamp
-    spent_usd: Money
-    limit_usd: Money
-    percent_used: float
-    burn_rate_usd_per_hour: Money = Decimal(0)
-    projected_exhaustion: Timestamp | None = None
-    status: BudgetStatus = "ok"
+    budget_id: Annotated[str, ch.STRING]
+    subject: Annotated[str, ch.STRING]
+    period: Annotated[BudgetPeriod, ch.LOW]
+    period_start: Annotated[Timestamp, ch.TS]
+    period_end: Annotated[Timestamp, ch.TS]
+    spent_usd: Annotated[Money, ch.MONEY]
+    limit_usd: Annotated[Money, ch.MONEY]
+    percent_used: Annotated[float, ch.FLOAT]
+    burn_rate_usd_per_hour: Annotated[Money, ch.MONEY] = Decimal(0)
+    projected_exhaustion: Annotated[Timestamp | None, ch.NULL_TS] = None
+    status: Annotated[BudgetStatus, ch.LOW] = "ok"
     # The watermark (schemas.spend): request_ts and request_id of the greatest request mark
     # counted; gateways add their own spend after it. No id: all of that millisecond.
     counted_through: Timestamp | None = None
@@ -288,43 +301,47 @@ class BudgetState(Event):
 class Anomaly(Event):
     event_type: Literal["anomaly"] = "anomaly"
 
-    anomaly_id: str = Field(default_factory=new_event_id)
-    kind: str  # llmjacking, agent_loop, ...
-    subject: str
-    score: float
-    severity: Severity
-    signals: list[str] = Field(default_factory=list)
-    evidence: dict[str, Any] = Field(default_factory=dict)
-    recommended_action: Literal["none", "alert", "throttle", "block"] = "alert"
+    anomaly_id: Annotated[str, ch.STRING] = Field(default_factory=new_event_id)
+    kind: Annotated[str, ch.LOW]  # llmjacking, agent_loop, ...
+    subject: Annotated[str, ch.STRING]
+    score: Annotated[float, ch.FLOAT]
+    severity: Annotated[Severity, ch.LOW]
+    signals: Annotated[list[str], ch.STRINGS] = Field(default_factory=list)
+    evidence: Annotated[dict[str, Any], ch.Column("String", json=True)] = Field(
+        default_factory=dict
+    )
+    recommended_action: Annotated[Literal["none", "alert", "throttle", "block"], ch.LOW] = "alert"
 
 
 class DriftReport(Event):
     event_type: Literal["drift"] = "drift"
 
-    scope: str  # e.g. app:<app>/model:<model>
-    metric: str
-    statistic: Literal["psi", "ks"]
-    value: float
-    threshold: float
-    drifted: bool
-    window_start: Timestamp
-    window_end: Timestamp
-    reference_start: Timestamp | None = None
-    reference_end: Timestamp | None = None
+    scope: Annotated[str, ch.STRING]  # e.g. app:<app>/model:<model>
+    metric: Annotated[str, ch.LOW]
+    statistic: Annotated[Literal["psi", "ks"], ch.LOW]
+    value: Annotated[float, ch.FLOAT]
+    threshold: Annotated[float, ch.FLOAT]
+    drifted: Annotated[bool, ch.BOOL]
+    window_start: Annotated[Timestamp, ch.TS]
+    window_end: Annotated[Timestamp, ch.TS]
+    reference_start: Annotated[Timestamp | None, ch.NULL_TS] = None
+    reference_end: Annotated[Timestamp | None, ch.NULL_TS] = None
 
 
 class EnforcementDecision(Event):
     event_type: Literal["enforcement"] = "enforcement"
 
-    subject: str
-    action: EnforcementAction
-    reason: str
-    source: DecisionSource
-    rpm: int | None = None
-    expires_at: Timestamp | None = None
-    decided_at: Timestamp = Field(default_factory=utc_now)
-    anomaly_id: str | None = None
-    decided_by: str | None = None  # who: the detector's stage, or the admin API's actor
+    subject: Annotated[str, ch.STRING]
+    action: Annotated[EnforcementAction, ch.LOW]
+    reason: Annotated[str, ch.STRING]
+    source: Annotated[DecisionSource, ch.LOW]
+    rpm: Annotated[int | None, ch.NULL_INT] = None
+    expires_at: Annotated[Timestamp | None, ch.NULL_TS] = None
+    decided_at: Annotated[Timestamp, ch.TS] = Field(default_factory=utc_now)
+    anomaly_id: Annotated[str | None, ch.STRING] = None
+    decided_by: Annotated[str | None, ch.STRING] = (
+        None  # who: the detector's stage, or the admin API's actor
+    )
 
 
 # --- control plane (compacted `meterline.control`) -------------------------------------
@@ -444,13 +461,13 @@ def policy_record_json(data: bytes | str) -> PolicyRecord:
 class DeadLetter(Event):
     event_type: Literal["dead_letter"] = "dead_letter"
 
-    original_topic: str
-    original_partition: int | None = None
-    original_offset: int | None = None
-    original_key: str | None = None
-    error: str
-    stage: str  # which component rejected it
-    payload: str  # original bytes, decoded with errors="replace"
+    original_topic: Annotated[str, ch.LOW]
+    original_partition: Annotated[int | None, ch.NULL_INT32] = None
+    original_offset: Annotated[int | None, ch.NULL_INT] = None
+    original_key: Annotated[str | None, ch.STRING] = None
+    error: Annotated[str, ch.STRING]
+    stage: Annotated[str, ch.LOW]  # which component rejected it
+    payload: Annotated[str, ch.STRING]  # original bytes, decoded with errors="replace"
 
 
 # event_type -> its model: a class, or (policy) the union of one class per kind.

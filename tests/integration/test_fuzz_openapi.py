@@ -28,9 +28,9 @@ from schemathesis import GenerationMode
 from gateway.app import create_app as create_gateway_app
 from ingest.api import create_app as create_read_api
 from ingest.sinks.clickhouse import ClickHouseSink
-from ingest.tables import row_for
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient, connect, migrate
+from schemas.clickhouse.tables import row_for
 from schemas.events.v1 import Anomaly, CostEvent, RequestEvent, SpanEvent
 
 pytestmark = pytest.mark.integration

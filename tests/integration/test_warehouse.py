@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 
 from ingest.sinks.clickhouse import ClickHouseSink
-from ingest.tables import TABLES, row_for
 from meterline.warehouse import (
     SharedClient,
     WarehouseError,
@@ -19,6 +18,7 @@ from meterline.warehouse import (
     rebuild_aggregates,
     validate_identifier,
 )
+from schemas.clickhouse.tables import TABLES, row_for
 from schemas.events.v1 import CostEvent
 
 pytestmark = pytest.mark.integration
@@ -47,21 +47,6 @@ def test_migrations_apply_once(warehouse) -> None:
     assert {"spend_daily", "spend_daily_mv", "control_current", "schema_migrations"} <= tables
 
 
-def test_every_mapped_column_exists(warehouse) -> None:
-    settings, client = warehouse
-    migrate(client, settings.clickhouse_database)
-    for spec in TABLES.values():
-        columns = {
-            row[0]
-            for row in client.query(
-                "SELECT name FROM system.columns "
-                "WHERE database = {db:String} AND table = {t:String}",
-                parameters={"db": settings.clickhouse_database, "t": spec.name},
-            ).result_rows
-        }
-        assert set(spec.column_names) <= columns, spec.name
-
-
 def test_database_name_is_validated() -> None:
     with pytest.raises(WarehouseError):
         validate_identifier("x; DROP DATABASE meterline")
@@ -85,6 +70,25 @@ def _costs(count: int) -> list[CostEvent]:
         )
         for i in range(count)
     ]
+
+
+def test_every_table_is_what_the_contract_derives(warehouse) -> None:
+    """After `migrate`, each table has exactly the columns, of exactly the types, that
+    schemas.clickhouse.tables derives from the models' Column declarations (plus the
+    insert time ClickHouse fills itself): a migration and a model cannot disagree."""
+    settings, client = warehouse
+    migrate(client, settings.clickhouse_database)
+    for spec in TABLES.values():
+        actual = {
+            name: type_
+            for name, type_ in client.query(
+                "SELECT name, type FROM system.columns "
+                "WHERE database = {db:String} AND table = {t:String} ORDER BY position",
+                parameters={"db": settings.clickhouse_database, "t": spec.name},
+            ).result_rows
+        }
+        assert actual.pop("ingested_at") == "DateTime64(3, 'UTC')", spec.name
+        assert actual == dict(spec.clickhouse_types), spec.name
 
 
 def test_rebuild_aggregates_reproduces_spend_daily(warehouse) -> None:

@@ -20,10 +20,10 @@ from pydantic import SecretStr
 
 from ingest.api import create_app
 from ingest.api.auth import ReadTokens
-from ingest.tables import COSTS, row_for
 from meterline.clients import AsyncReadClient
 from processors.budgets.logic import BudgetBook
 from processors.budgets.reconcile import reconcile_from_warehouse
+from schemas.clickhouse.tables import TABLES, row_for
 from schemas.events.v1 import BudgetRecord, CostEvent
 from tests.conftest import free_port
 
@@ -154,7 +154,9 @@ async def test_budgets_reconcile_with_the_admin_token(harness, caplog) -> None:
     _, row = row_for(cost)
     harness.client.insert_arrow(
         "costs",
-        pa.Table.from_pylist([dict(zip(COSTS.column_names, row, strict=True))], COSTS.schema),
+        pa.Table.from_pylist(
+            [dict(zip(TABLES["costs"].column_names, row, strict=True))], TABLES["costs"].schema
+        ),
     )
     book = BudgetBook()
     book.apply(BudgetRecord(budget_id="b", subject="key:k1", period="day", limit_usd=10))

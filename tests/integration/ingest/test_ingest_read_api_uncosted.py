@@ -13,8 +13,8 @@ from pydantic import SecretStr
 from ingest.api import create_app
 from ingest.api.auth import ReadTokens
 from ingest.sinks.clickhouse import ClickHouseSink
-from ingest.tables import row_for
 from processors.cost.logic import Pricer, cost_for_payload
+from schemas.clickhouse.tables import row_for
 from schemas.events.v1 import CostEvent, Event, RequestEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from ingest.routing import Decoded, Record, Rejected, Routed, Router
-from ingest.tables import TABLES, row_for
+from schemas.clickhouse.tables import TABLES, row_for
 from schemas.events.v1 import Event, RequestEvent
 
 PREFIX = "c1."

@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from ingest.routing import STAGE, Rejected, Routed, Router
-from ingest.tables import TABLES
+from schemas.clickhouse.tables import TABLES
 
 PREFIX = "t1."
 TOPIC_OF = {

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from ingest.tables import (
+from schemas.clickhouse.tables import (
     TABLE_FOR_EVENT_TYPE,
     TABLES,
     RowMappingError,
