@@ -1,8 +1,9 @@
 """From Kafka messages to table rows, or to dead letters saying why not.
 
 Pure logic (no Kafka client, no database): the consumer hands in the messages' parts.
-`route_many` decodes a batch per topic through the columnar fast path (ingest.columns) and
-sends what it does not take to `route`: pydantic validation and row mapping per message.
+`route_many` decodes a batch per topic through the columnar fast path
+(schemas.clickhouse.columnar) and sends what it does not take to `route`: pydantic
+validation and row mapping per message.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import orjson
 import pyarrow as pa
 from pydantic import ValidationError
 
-from ingest.columns import ColumnDecoder, compile_decoder
 from schemas import topics
+from schemas.clickhouse.columnar import ColumnDecoder, compile_decoder
 from schemas.clickhouse.tables import (
     TABLE_FOR_EVENT_TYPE,
     TABLES,

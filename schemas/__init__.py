@@ -1,7 +1,8 @@
 """Meterline's single source of truth: every contract between services.
 
 - `events` (models of every event and control record), `topics` (names, enforcement and
-  control keys), `clickhouse` (DDL);
+  control keys), `clickhouse` (DDL; each field's column declared next to it, and the
+  tables, rows and columnar decoding derived from those);
 - `subjects` (the subject grammar, attribution -> subjects), `policies` (policy kinds and
   modes), `enforcement` (actions, decision sources), `budgets` (periods, hard-limit
   actions, states), `error_types` (refusals the detectors must not learn from),

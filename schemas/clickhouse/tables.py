@@ -112,7 +112,7 @@ class TableSpec:
     # column, fixed for an event, so a replay lands in the same range.
     time_column: str
     # Per column: the model field it reads and, for a flattened list, the item attribute
-    # (the fast path, ingest.columns, reads the same). Empty for control_records.
+    # (the fast path, schemas.clickhouse.columnar, reads the same). Empty for control_records.
     sources: tuple[tuple[str, str | None], ...] = ()
 
     @property
