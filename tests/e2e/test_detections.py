@@ -7,6 +7,7 @@ read back from the topics and scored against the simulator's ground truth."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,9 @@ def test_llmjacking_recall_and_false_positive_keys(report: EvalReport) -> None:
     assert jacking.positives >= 1 and jacking.negatives >= 15
     assert jacking.recall is not None and jacking.recall >= 0.95, format_report(report.scores)
     assert jacking.false_positive_rate is not None
-    assert jacking.false_positive_rate <= 0.01, jacking.false_positive_subjects
+    assert jacking.false_positive_rate <= 0.01, _anomalies_of(
+        report, jacking.false_positive_subjects
+    )
 
 
 def test_the_stolen_key_is_blocked_within_30s_and_told_to_rotate(report: EvalReport) -> None:
@@ -106,3 +109,13 @@ def test_no_legitimate_long_session_is_flagged(report: EvalReport) -> None:
     flagged = set(loops.false_positive_subjects)
     assert not flagged & {label.subject for label in legit}, flagged
     assert loops.false_positive_rate == 0.0, loops.false_positive_subjects
+
+
+def _anomalies_of(report: EvalReport, subjects: list[str]) -> list[dict[str, Any]]:
+    """What was raised against `subjects`: enough to tell a detector bug from a bad label."""
+    keep = ("kind", "subject", "severity", "score", "signals", "evidence", "ts")
+    return [
+        {name: anomaly.get(name) for name in keep}
+        for anomaly in report.collected.raw.get("anomalies", [])
+        if anomaly.get("subject") in subjects
+    ]

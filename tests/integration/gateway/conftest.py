@@ -88,7 +88,9 @@ def start_gateway(make_settings, broker, mock_url) -> Iterator[Callable[..., Run
     """Start a gateway against the mock; `broker_override=` picks another (or no) broker."""
     stack = ExitStack()
 
-    def start(settings: Settings | None = None, **overrides: Any) -> RunningGateway:
+    def start(
+        settings: Settings | None = None, *, wait_ready: bool = True, **overrides: Any
+    ) -> RunningGateway:
         if settings is None:
             overrides.setdefault(
                 "providers",
@@ -105,6 +107,11 @@ def start_gateway(make_settings, broker, mock_url) -> Iterator[Callable[..., Run
             overrides.setdefault("upstream_timeout_s", 1.0)
             settings = make_settings(broker, **overrides)
         server = stack.enter_context(ServerThread(create_app(settings)))
+        if wait_ready:  # its views loaded (healthz 200), as `meterline up` waits for
+            deadline = time.monotonic() + 30
+            while httpx.get(f"{server.url}/healthz", timeout=5).status_code != 200:
+                assert time.monotonic() < deadline, "the gateway never became ready"
+                time.sleep(0.05)
         return RunningGateway(settings, server)
 
     yield start

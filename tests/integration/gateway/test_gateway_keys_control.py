@@ -77,7 +77,7 @@ def test_control_plane_down_is_a_503_and_changes_nothing(make_settings, start_ga
     settings = make_settings(
         None, kafka_bootstrap=f"127.0.0.1:{free_port()}", emitter_delivery_timeout_ms=500
     )
-    gateway = start_gateway(settings)
+    gateway = start_gateway(settings, wait_ready=False)  # no broker: it never gets ready
     response = httpx.post(
         f"{gateway.url}/admin/keys",
         json={"org": "acme"},

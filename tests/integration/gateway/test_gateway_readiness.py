@@ -25,7 +25,7 @@ def _health(url: str) -> tuple[int, dict[str, Any]]:
 def test_not_ready_until_the_views_are_loaded(make_settings, start_gateway) -> None:
     broker = EmbeddedBroker(free_port())  # not started yet: nothing can be loaded
     settings = make_settings(kafka_bootstrap=broker.bootstrap)
-    gateway = start_gateway(settings)
+    gateway = start_gateway(settings, wait_ready=False)
     try:
         status, body = _health(gateway.url)
         assert status == 503 and body["status"] == "starting"
