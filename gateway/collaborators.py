@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from gateway.reader import Apply
+from meterline.views import Apply
 
 __all__ = [
     "Clock",

@@ -1,7 +1,7 @@
 """The control plane: apply control records to the key and budget views, and publish
 admin changes (to `meterline.control` or `meterline.enforcement`) waiting for the broker.
 
-Every gateway instance reads the whole topic itself (`gateway.reader.ViewReader`): all
+Every gateway instance reads the whole topic itself (`meterline.views.ViewReader`): all
 partitions from the beginning, no consumer group (ARCHITECTURE §7).
 """
 

@@ -2,7 +2,7 @@
 
 Filled from the compacted `meterline.enforcement` topic (Kafka key = `<source>|<subject>`,
 see `schemas.topics.enforcement_key`; a tombstone lifts that source's decision) by
-`gateway.reader.ViewReader`, and by the admin API at once. Sources are independent: a
+`meterline.views.ViewReader`, and by the admin API at once. Sources are independent: a
 subject is blocked while any source blocks it. A decision whose `expires_at` has passed
 is ignored at lookup time, so expiry needs no timer. `allow` decisions are kept (they are
 listed) but change nothing: they do not override a block.

@@ -26,9 +26,9 @@ from gateway.metrics import Metrics
 from gateway.pricing import PriceEstimator
 from gateway.providers import AiohttpUpstream, Provider, Upstream
 from gateway.ratelimit import KeyLimiter
-from gateway.reader import ViewReader
 from gateway.tracing import GatewayTracer
 from meterline.settings import Settings
+from meterline.views import ViewReader
 from schemas.credentials import CredentialBook
 from schemas.topics import BUDGETS, CONTROL, ENFORCEMENT, REQUESTS, SPANS
 

@@ -10,13 +10,13 @@ import pytest
 from gateway.collaborators import StaticViews
 from gateway.emit import KafkaEmitter, MemoryEmitter
 from gateway.providers import AiohttpUpstream, InProcessUpstream
-from gateway.reader import ViewReader
 from gateway.runtime import GatewayRuntime
 from ingest.credentials import CredentialReader
 from ingest.otlp.publisher import KafkaSpanPublisher
 from ingest.restore import ControlPlaneWatch
 from ingest.server import IngestService
 from meterline.lifecycle import AsyncComponent, Component
+from meterline.views import ViewReader
 
 THREADED = [
     KafkaEmitter,

@@ -1,11 +1,12 @@
-"""One background reader for every view a gateway keeps (ARCHITECTURE §7).
+"""One background reader of compacted topics, for every in-memory view (ARCHITECTURE §7):
+a gateway's keys, budgets and decisions, ingest's credentials.
 
-It assigns all partitions of `meterline.control`, `meterline.enforcement` and
-`meterline.budgets` from the beginning, with no consumer group, and hands each record to
-that topic's apply function. It also tracks how fresh the views are: the view is fresh at
-time T when, at T, every partition had been read to its end and the broker answered. A
-reader that lags, or a broker that stops answering, makes `age_s` grow; the enforcer
-turns that into fail-open or fail-closed.
+It assigns all partitions of its topics (a gateway: `meterline.control`,
+`meterline.enforcement` and `meterline.budgets`) from the beginning, with no consumer
+group, and hands each record to that topic's apply function. It also tracks how fresh
+the views are: the view is fresh at time T when, at T, every partition had been read to
+its end and the broker answered. A reader that lags, or a broker that stops answering,
+makes `age_s` grow; the gateway's enforcer turns that into fail-open or fail-closed.
 """
 
 from __future__ import annotations
