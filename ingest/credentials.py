@@ -2,8 +2,10 @@
 
 It reads through the same compacted-topic reader as every gateway (`meterline.views`):
 all partitions from the beginning, no consumer group, so no group join may delay a
-revocation. `caught_up` says whether every partition was read to its end, so an unknown
-credential before that is "not known yet" (503, the exporter retries), not "wrong" (401).
+revocation. `loaded` says whether every partition was read to its end at least once, so
+an unknown credential before that is "not known yet" (503, the exporter retries), not
+"wrong" (401). Once loaded it stays loaded: a record just read (a revocation) must not
+turn "unknown" back into "retry" until the next end-of-partition.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ class CredentialReader:
         self._reader = ViewReader(settings, {settings.topic(CONTROL): self.book.apply})
 
     @property
-    def caught_up(self) -> bool:
-        return self._reader.caught_up
+    def loaded(self) -> bool:
+        return self._reader.ready
 
     def start(self) -> None:
         self._reader.start()

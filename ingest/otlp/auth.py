@@ -24,7 +24,7 @@ class CredentialSource(Protocol):
     def book(self) -> CredentialBook: ...
 
     @property
-    def caught_up(self) -> bool: ...
+    def loaded(self) -> bool: ...
 
 
 def bearer_secret(authorization: str | None) -> str | None:
@@ -60,6 +60,6 @@ class OtlpAuth:
         credential = self.credentials.book.lookup(secret)
         if credential is not None:
             return credential
-        if not self.credentials.caught_up:
+        if not self.credentials.loaded:
             raise CredentialsLoadingError("credentials are still loading; retry shortly")
         raise UnauthenticatedError("unknown or revoked credential")

@@ -73,7 +73,7 @@ def test_token_counts_beyond_the_bound_are_refused_with_the_count() -> None:
 @dataclass
 class _Source:
     book: CredentialBook = field(default_factory=CredentialBook)
-    caught_up: bool = True
+    loaded: bool = True
 
 
 def test_who_may_export() -> None:
@@ -95,7 +95,7 @@ def test_who_may_export() -> None:
     with pytest.raises(UnauthenticatedError, match="unknown or revoked"):
         auth.sender("Bearer ml-forged", "127.0.0.1")
 
-    source.caught_up = False  # still reading the control topic: "retry", not "wrong"
+    source.loaded = False  # still reading the control topic: "retry", not "wrong"
     with pytest.raises(CredentialsLoadingError):
         auth.sender("Bearer ml-new", "10.0.0.1")
 
