@@ -24,8 +24,8 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from ingest.consumer import SinkConsumer
-from ingest.sinks.clickhouse import ClickHouseSink
+from ingest.sink.clickhouse import ClickHouseSink
+from ingest.sink.consumer import SinkConsumer
 from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics, producer_config
 from meterline.settings import Settings

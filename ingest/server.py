@@ -14,12 +14,12 @@ from fastapi import FastAPI
 
 from ingest.api import create_app
 from ingest.api.auth import ReadTokens, exposure_warning
-from ingest.consumer import SinkConsumer
-from ingest.credentials import CredentialReader
+from ingest.controlplane.restore import ControlPlaneWatch, restore_control_plane
 from ingest.otlp import KafkaSpanPublisher, OtlpAuth, OtlpStats, install_otlp_receiver
-from ingest.restore import ControlPlaneWatch, restore_control_plane
-from ingest.sinks.clickhouse import ClickHouseSink
-from ingest.status import SinkStatus
+from ingest.otlp.credentials import CredentialReader
+from ingest.sink.clickhouse import ClickHouseSink
+from ingest.sink.consumer import SinkConsumer
+from ingest.sink.status import SinkStatus
 from meterline.kafka import create_topics, wait_for_broker
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient, connect, migrate

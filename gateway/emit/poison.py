@@ -41,7 +41,7 @@ DEAD_LETTER_STAGE: Final = "gateway.emitter"
 # record without headers (confluent-kafka 2.16); a margin above that, so an event judged
 # to fit here is never refused by produce() for its size.
 RECORD_OVERHEAD_BYTES: Final = 64
-# As processors/dlq.py and ingest/routing.py: a dead letter keeps at most 64 KiB of text.
+# As processors/dlq.py and ingest/sink/routing.py: a dead letter keeps at most 64 KiB of text.
 _MAX_PAYLOAD_CHARS: Final = 64 * 1024
 _MAX_ERROR_CHARS: Final = 1000
 

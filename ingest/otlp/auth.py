@@ -1,7 +1,7 @@
 """Who sends an OTLP export: the credential in `Authorization: Bearer <secret>`.
 
 A Meterline virtual key or an ingest token (both published on the control topic and read
-by `ingest.credentials.CredentialReader`). Missing or unknown: 401. Unknown while the
+by `ingest.otlp.credentials.CredentialReader`). Missing or unknown: 401. Unknown while the
 credentials are still being read at start: 503, so the exporter retries instead of
 dropping the spans. With `otlp_auth="off"`, a sender on the loopback address may export
 without a credential (embedded demos); a credential it sends is still checked.

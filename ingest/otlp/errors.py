@@ -12,7 +12,7 @@ IngestError
 
 from __future__ import annotations
 
-from ingest.errors import IngestError
+from ingest.sink.errors import IngestError
 
 __all__ = [
     "CredentialsLoadingError",

@@ -27,7 +27,7 @@ from schemathesis import GenerationMode
 
 from gateway.app import create_app as create_gateway_app
 from ingest.api import create_app as create_read_api
-from ingest.sinks.clickhouse import ClickHouseSink
+from ingest.sink.clickhouse import ClickHouseSink
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient, connect, migrate
 from schemas.clickhouse.tables import row_for

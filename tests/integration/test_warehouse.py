@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from ingest.sinks.clickhouse import ClickHouseSink
+from ingest.sink.clickhouse import ClickHouseSink
 from meterline.warehouse import (
     SharedClient,
     WarehouseError,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from ingest.consumer import SinkConsumer
-from ingest.sinks.clickhouse import ClickHouseSink
+from ingest.sink.clickhouse import ClickHouseSink
+from ingest.sink.consumer import SinkConsumer
 from meterline.kafka import consumer_config, producer_config
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient, connect, migrate

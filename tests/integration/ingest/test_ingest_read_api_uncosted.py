@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from ingest.api import create_app
 from ingest.api.auth import ReadTokens
-from ingest.sinks.clickhouse import ClickHouseSink
+from ingest.sink.clickhouse import ClickHouseSink
 from processors.cost.logic import Pricer, cost_for_payload
 from schemas.clickhouse.tables import row_for
 from schemas.events.v1 import CostEvent, Event, RequestEvent

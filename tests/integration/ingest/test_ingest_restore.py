@@ -9,7 +9,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from ingest.restore import restore_control_plane
+from ingest.controlplane.restore import restore_control_plane
 from meterline.kafka import consumer_config, create_topics
 from schemas.events.v1 import BudgetRecord, EnforcementDecision, KeyRecord
 

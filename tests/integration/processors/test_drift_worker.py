@@ -18,7 +18,7 @@ from schemas.events.v1 import Anomaly, DeadLetter, DriftReport, RequestEvent
 from schemas.topics import ANOMALIES, DLQ, DRIFT, REQUESTS
 from tests.conftest import free_port
 from tests.integration.processors.worker_helpers import Record, TopicReader, produce, worker_process
-from tests.unit.processors.test_drift_logic import REPORTS_PER_WINDOW, T0, Shift, traffic
+from tests.unit.processors.drift.test_logic import REPORTS_PER_WINDOW, T0, Shift, traffic
 
 pytestmark = pytest.mark.integration
 

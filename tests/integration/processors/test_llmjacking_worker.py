@@ -17,8 +17,8 @@ from schemas.events.v1 import Anomaly, EnforcementDecision, LlmjackingPolicyReco
 from schemas.topics import ANOMALIES, CONTROL, ENFORCEMENT, REQUESTS
 from tests.conftest import free_port
 from tests.integration.processors.worker_helpers import Record, TopicReader, produce, worker_process
-from tests.unit.processors.test_agentloop_logic import looping_session
-from tests.unit.processors.test_llmjacking_logic import after_normal, attack, normal_key
+from tests.unit.processors.agentloop.test_logic import looping_session
+from tests.unit.processors.llmjacking.test_logic import after_normal, attack, normal_key
 
 pytestmark = pytest.mark.integration
 

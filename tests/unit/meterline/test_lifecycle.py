@@ -11,9 +11,9 @@ from gateway.collaborators import StaticViews
 from gateway.emit import KafkaEmitter, MemoryEmitter
 from gateway.providers import AiohttpUpstream, InProcessUpstream
 from gateway.runtime import GatewayRuntime
-from ingest.credentials import CredentialReader
+from ingest.controlplane.restore import ControlPlaneWatch
+from ingest.otlp.credentials import CredentialReader
 from ingest.otlp.publisher import KafkaSpanPublisher
-from ingest.restore import ControlPlaneWatch
 from ingest.server import IngestService
 from meterline.lifecycle import AsyncComponent, Component
 from meterline.views import ViewReader

@@ -15,7 +15,7 @@ this sink inserted since: a set in memory, bounded by re-reading the floor. A li
 from many partitions, whose batches interleave in time, thus pays no lookup; a replay
 (old rows) is always checked, and so is everything after a failed or partial insert.
 
-A batch ClickHouse refuses for good (ingest/sinks/refusals.py: a violated constraint, a
+A batch ClickHouse refuses for good (ingest/sink/refusals.py: a violated constraint, a
 value out of range, too many partitions in one block) is split in halves until the rows at
 fault stand alone: every other row is stored, each refused row becomes a dead letter with
 ClickHouse's reason (stored in dead_letters here, and published to the dlq topic by the
@@ -32,9 +32,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.errors import PermanentSinkError, RetryableSinkError
-from ingest.sinks.base import Batch, BatchingSink
-from ingest.sinks.refusals import classify_insert_error
+from ingest.sink.base import Batch, BatchingSink
+from ingest.sink.errors import PermanentSinkError, RetryableSinkError
+from ingest.sink.refusals import classify_insert_error
 from meterline.warehouse import SharedClient
 from schemas.clickhouse.tables import DEAD_LETTERS, TABLES, Row, TableSpec, row_for
 from schemas.events.v1 import DeadLetter

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ingest.errors import PermanentSinkError, RetryableSinkError, SinkError
-from ingest.sinks.dead_letters import records_of, refused_row
+from ingest.sink.dead_letters import records_of, refused_row
+from ingest.sink.errors import PermanentSinkError, RetryableSinkError, SinkError
 from schemas.clickhouse.tables import Row
 from schemas.events.v1 import DeadLetter
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.errors import PermanentSinkError, RetryableSinkError
-from ingest.sinks.base import Batch, BatchingSink
+from ingest.sink.base import Batch, BatchingSink
+from ingest.sink.errors import PermanentSinkError, RetryableSinkError
 from schemas.clickhouse.tables import TABLES, Row
 
 __all__ = ["MemorySink"]

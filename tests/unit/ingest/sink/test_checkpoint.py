@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from ingest.checkpoint import FlushPolicy, OffsetTracker
-from ingest.consumer import SinkConsumer
-from ingest.sinks.memory import MemorySink
+from ingest.sink.checkpoint import FlushPolicy, OffsetTracker
+from ingest.sink.consumer import SinkConsumer
+from ingest.sink.memory import MemorySink
 from meterline.settings import Settings
 
 PREFIX = "u1."

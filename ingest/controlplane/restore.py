@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from ingest.decisions import active_decisions
+from ingest.controlplane.decisions import active_decisions
 from meterline.kafka import consumer_config, producer_config
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient

@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
-from ingest.checkpoint import FlushPolicy, OffsetTracker
-from ingest.errors import SinkError
-from ingest.routing import Decoded, Record, Rejected, Routed, Router
-from ingest.sinks.base import Sink
-from ingest.status import SinkStatus
+from ingest.sink.base import Sink
+from ingest.sink.checkpoint import FlushPolicy, OffsetTracker
+from ingest.sink.errors import SinkError
+from ingest.sink.routing import Decoded, Record, Rejected, Routed, Router
+from ingest.sink.status import SinkStatus
 from meterline.kafka import consumer_config, producer_config
 from meterline.settings import Settings
 from schemas.clickhouse.tables import row_for

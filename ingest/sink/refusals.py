@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ingest.errors import PermanentSinkError, RetryableSinkError, SinkError
+from ingest.sink.errors import PermanentSinkError, RetryableSinkError, SinkError
 
 __all__ = ["PERMANENT_CODES", "classify_insert_error", "error_code"]
 

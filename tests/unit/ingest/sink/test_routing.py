@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from ingest.routing import STAGE, Rejected, Routed, Router
+from ingest.sink.routing import STAGE, Rejected, Routed, Router
 from schemas.clickhouse.tables import TABLES
 
 PREFIX = "t1."

@@ -1,4 +1,4 @@
-"""Fixtures for the ingest unit tests: one valid event of every type."""
+"""Fixtures shared by the unit tests: one valid event of every type (`events`), and `now`."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from ingest.routing import Decoded, Record, Rejected, Routed, Router
+from ingest.sink.routing import Decoded, Record, Rejected, Routed, Router
 from schemas.clickhouse.tables import TABLES, row_for
 from schemas.events.v1 import Event, RequestEvent
 
