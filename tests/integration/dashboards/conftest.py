@@ -22,8 +22,8 @@ from pydantic import SecretStr
 import dashboards
 from ingest.api import create_app
 from ingest.api.auth import ReadTokens
-from ingest.consumer import SinkConsumer
-from ingest.sinks.clickhouse import ClickHouseSink
+from ingest.sink.clickhouse import ClickHouseSink
+from ingest.sink.consumer import SinkConsumer
 from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics, producer_config
 from meterline.settings import Settings
