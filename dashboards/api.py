@@ -5,17 +5,24 @@ Pages read through `ReadClient` (the ingest read API; none opens ClickHouse, ARC
 §6) and change things only through `AdminClient` (gateway admin API §9: block and
 unblock, after a confirmation). The clients say what happened; `read_problem` and
 `admin_problem` turn that into advice for someone looking at a dashboard.
+
+`ReadClient` answers with `schemas.api.read` models; the pages turn each into its wire
+form with `wire()` (plain dicts and lists, times as ISO strings, money as exact decimal
+strings), which is what the `*_data` modules build their frames from.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
+from pydantic import BaseModel
 
 from meterline.clients import AdminClient, ApiError, ApiUnreachable, ClientError, ReadClient, Role
 from meterline.clients.read import read_token
 from meterline.settings import Settings
 
-__all__ = ["admin_client", "admin_problem", "read_client", "read_problem"]
+__all__ = ["admin_client", "admin_problem", "read_client", "read_problem", "wire"]
 
 
 @st.cache_resource(show_spinner=False)
@@ -28,6 +35,11 @@ def _read_client(base_url: str, token: str | None) -> ReadClient:
 def read_client(settings: Settings, role: Role) -> ReadClient:
     """The read API with the role's token, else admin's (which may read anything)."""
     return _read_client(settings.resolved_read_api_url, read_token(settings, role))
+
+
+def wire(answer: BaseModel) -> dict[str, Any]:
+    """A read API answer as the JSON it arrived as: the `*_data` modules' input."""
+    return answer.model_dump(mode="json", by_alias=True)
 
 
 def admin_client(settings: Settings, token: str | None = None) -> AdminClient | None:

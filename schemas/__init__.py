@@ -3,6 +3,7 @@
 - `events` (models of every event and control record), `topics` (names, enforcement and
   control keys), `clickhouse` (DDL; each field's column declared next to it, and the
   tables, rows and columnar decoding derived from those);
+- `api` (the HTTP APIs' answers: `api.read`, served by ingest, parsed by the clients);
 - `subjects` (the subject grammar, attribution -> subjects), `policies` (policy kinds and
   modes), `enforcement` (actions, decision sources), `budgets` (periods, hard-limit
   actions, states), `error_types` (refusals the detectors must not learn from),

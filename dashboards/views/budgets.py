@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.api import read_client, read_problem
+from dashboards.api import read_client, read_problem, wire
 from dashboards.budgets_data import budget_table, history_frame
 from dashboards.page import load_settings, refreshing
 from meterline.clients import ClientError, Role
@@ -20,7 +20,7 @@ st.caption("Spent against each limit in the current period, how fast, and when i
 @refreshing(settings)
 def budgets_body() -> None:
     try:
-        body = api.budgets()
+        body = wire(api.budgets())
     except ClientError as exc:
         st.error(read_problem(exc, api, ROLE))
         return
@@ -56,7 +56,7 @@ def budgets_body() -> None:
         "Budget", list(labels), format_func=labels.__getitem__, key="history_budget"
     )
     try:
-        history = history_frame(api.budgets(chosen))
+        history = history_frame(wire(api.budgets(chosen)))
     except ClientError as exc:
         st.error(read_problem(exc, api, ROLE))
         return

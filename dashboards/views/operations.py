@@ -6,7 +6,7 @@ from datetime import date
 
 import streamlit as st
 
-from dashboards.api import read_client, read_problem
+from dashboards.api import read_client, read_problem, wire
 from dashboards.formatting import count
 from dashboards.operations_data import (
     drift_table,
@@ -37,9 +37,9 @@ def _ms(value: float | None) -> str:
 @refreshing(settings)
 def operations_body(start: date, end: date) -> None:
     try:
-        ops = api.operations(start, end)
-        drift = api.drift(start, end)["reports"]
-        health = api.health()
+        ops = wire(api.operations(start, end))
+        drift = wire(api.drift(start, end))["reports"]
+        health = wire(api.health())
     except ClientError as exc:
         st.error(read_problem(exc, api, ROLE))
         return

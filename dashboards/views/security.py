@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboards.api import admin_client, admin_problem, read_client, read_problem
+from dashboards.api import admin_client, admin_problem, read_client, read_problem, wire
 from dashboards.formatting import when
 from dashboards.page import date_range, load_settings, refreshing
 from dashboards.security_data import (
@@ -52,9 +52,9 @@ start, end = date_range(7)
 @refreshing(settings)
 def security_body(start: date, end: date, subject: str | None) -> None:
     try:
-        anomalies = api.anomalies(start, end, subject)["anomalies"]
-        decisions = api.enforcement(subject)["decisions"]
-        history = api.enforcement_history(start, end, subject)["decisions"]
+        anomalies = wire(api.anomalies(start, end, subject))["anomalies"]
+        decisions = wire(api.enforcement(subject))["decisions"]
+        history = wire(api.enforcement_history(start, end, subject))["decisions"]
     except ClientError as exc:
         st.error(read_problem(exc, api, ROLE))
         return

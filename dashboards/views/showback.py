@@ -6,7 +6,7 @@ from datetime import date
 
 import streamlit as st
 
-from dashboards.api import read_client, read_problem
+from dashboards.api import read_client, read_problem, wire
 from dashboards.formatting import count, money, money_places, percent
 from dashboards.page import date_range, load_settings, refreshing
 from dashboards.showback_data import (
@@ -39,7 +39,7 @@ grouping = right.selectbox("Group by", GROUPINGS, index=GROUPINGS.index("team"),
 @refreshing(settings)
 def showback_body(start: date, end: date, grouping: str) -> None:
     try:
-        everything = api.showback(FILTERS, start, end)
+        everything = wire(api.showback(FILTERS, start, end))
     except ClientError as exc:
         st.error(read_problem(exc, api, ROLE))
         return
@@ -51,8 +51,8 @@ def showback_body(start: date, end: date, grouping: str) -> None:
     }
     chosen = {name: value for name, value in filters.items() if value != ALL}
     try:
-        showback = api.showback([grouping], start, end, chosen, compare=True)
-        series = api.timeseries(grouping, start, end, chosen)
+        showback = wire(api.showback([grouping], start, end, chosen, compare=True))
+        series = wire(api.timeseries(grouping, start, end, chosen))
     except ClientError as exc:
         st.error(read_problem(exc, api, ROLE))
         return

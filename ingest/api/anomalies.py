@@ -8,10 +8,10 @@ from typing import Any, get_args
 import orjson
 
 from ingest.api.errors import InvalidParameter
-from ingest.api.models import AnomaliesResponse, AnomalyRow
 from ingest.api.sql import Where
 from ingest.api.values import utc
 from meterline.warehouse import SharedClient
+from schemas.api.read import AnomaliesResponse, AnomalyRow
 
 __all__ = ["SEVERITIES", "anomalies", "parse_severities"]
 

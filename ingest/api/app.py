@@ -11,15 +11,21 @@ from fastapi.responses import JSONResponse
 
 from ingest.api.auth import ReadAuthMiddleware, ReadTokens
 from ingest.api.errors import InvalidParameter, install_error_handlers
-from ingest.api.models import HealthResponse, RequestsResponse, ShowbackResponse
 from ingest.api.recent_requests import MAX_LIMIT, recent_requests
 from ingest.api.routes import router
 from ingest.api.showback import parse_bound, parse_showback, run_showback
-from ingest.api.spend import SpendResponse, spend_for_subject
+from ingest.api.spend import spend_for_subject
 from ingest.api.traces import TraceResponse, trace_spans
-from ingest.api.uncosted import MAX_UNCOSTED_LIMIT, UncostedResponse, uncosted_requests
-from ingest.status import SinkStatus
+from ingest.api.uncosted import MAX_UNCOSTED_LIMIT, uncosted_requests
+from ingest.sink.status import SinkStatus
 from meterline.warehouse import SharedClient
+from schemas.api.read import (
+    HealthResponse,
+    RequestsResponse,
+    ShowbackResponse,
+    SpendResponse,
+    UncostedResponse,
+)
 
 __all__ = ["create_app"]
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ingest.api.models import BudgetsResponse, BudgetStatePoint, BudgetStatus
 from ingest.api.sql import Where
 from ingest.api.values import money_text, utc
 from meterline.warehouse import SharedClient
+from schemas.api.read import BudgetsResponse, BudgetStatePoint, BudgetStatus
 from schemas.events.v1 import BudgetRecord
 
 __all__ = ["CURRENT_WINDOW", "MAX_HISTORY", "budgets"]

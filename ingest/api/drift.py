@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ingest.api.models import DriftResponse, DriftRow
 from ingest.api.sql import Where
 from ingest.api.values import utc
 from meterline.warehouse import SharedClient
+from schemas.api.read import DriftResponse, DriftRow
 
 __all__ = ["drift_reports"]
 

@@ -1,15 +1,15 @@
-"""Enforcement: the decisions in force now (ingest.decisions, shared with the restore),
+"""Enforcement: the decisions in force now (ingest.controlplane.decisions, shared with the restore),
 and the audit trail of every decision and lift."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from ingest.api.models import DecisionRow, EnforcementResponse
 from ingest.api.sql import Where
 from ingest.api.values import utc
-from ingest.decisions import DECISION_COLUMNS, active_decisions
+from ingest.controlplane.decisions import DECISION_COLUMNS, active_decisions
 from meterline.warehouse import SharedClient
+from schemas.api.read import DecisionRow, EnforcementResponse
 
 __all__ = ["current_enforcement", "enforcement_history"]
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ingest.api.models import (
+from ingest.api.sql import Where
+from meterline.warehouse import SharedClient
+from schemas.api.read import (
     DeadLetterCount,
     ErrorCount,
     GuardrailCount,
     ModelOperations,
     OperationsResponse,
 )
-from ingest.api.sql import Where
-from meterline.warehouse import SharedClient
 
 __all__ = ["FILTERS", "MAX_GROUPS", "operations"]
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ingest.api.models import RequestRow, RequestsResponse
 from ingest.api.sql import Where
 from meterline.warehouse import SharedClient
+from schemas.api.read import RequestRow, RequestsResponse
 
 __all__ = ["MAX_LIMIT", "REQUEST_FILTERS", "STATUS_CONDITIONS", "recent_requests"]
 

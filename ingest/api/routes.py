@@ -19,7 +19,11 @@ from ingest.api.drift import drift_reports
 from ingest.api.enforcement import current_enforcement, enforcement_history
 from ingest.api.errors import InvalidParameter
 from ingest.api.focus import focus_filename, focus_rows, parse_focus
-from ingest.api.models import (
+from ingest.api.operations import operations
+from ingest.api.showback import parse_bound
+from ingest.api.timeseries import parse_timeseries, run_timeseries
+from meterline.warehouse import SharedClient
+from schemas.api.read import (
     AnomaliesResponse,
     BudgetsResponse,
     DriftResponse,
@@ -27,10 +31,6 @@ from ingest.api.models import (
     OperationsResponse,
     TimeseriesResponse,
 )
-from ingest.api.operations import operations
-from ingest.api.showback import parse_bound
-from ingest.api.timeseries import parse_timeseries, run_timeseries
-from meterline.warehouse import SharedClient
 from schemas.enforcement import HistoryAction
 
 __all__ = ["MAX_ROWS", "router"]

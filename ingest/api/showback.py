@@ -14,15 +14,15 @@ from decimal import Decimal
 from typing import Any
 
 from ingest.api.errors import InvalidParameter
-from ingest.api.models import (
+from ingest.api.times import TIME_MIN, check_instant
+from ingest.api.values import money_text, utc
+from meterline.warehouse import SharedClient
+from schemas.api.read import (
     ShowbackComparison,
     ShowbackResponse,
     ShowbackRow,
     ShowbackTotals,
 )
-from ingest.api.times import TIME_MIN, check_instant
-from ingest.api.values import money_text, utc
-from meterline.warehouse import SharedClient
 
 __all__ = [
     "FILTERS",

@@ -10,23 +10,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
-
 from ingest.api.errors import InvalidParameter
 from meterline.warehouse import SharedClient
+from schemas.api.read import SpendResponse
 from schemas.subjects import parse_scoped, parse_subject
 
-__all__ = ["SpendResponse", "spend_for_subject", "subject_filter"]
-
-
-class SpendResponse(BaseModel):
-    subject: str
-    start: datetime
-    end: datetime  # exclusive
-    cost_usd: str  # exact decimal
-    requests: int
-    # Every cost with request_ts <= as_of is included (None: no cost stored yet).
-    as_of: datetime | None
+__all__ = ["spend_for_subject", "subject_filter"]
 
 
 def subject_filter(subject: str) -> tuple[str, dict[str, Any]]:

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 from ingest.api.errors import InvalidParameter
-from ingest.api.models import TimeseriesPoint, TimeseriesResponse
 from ingest.api.showback import (
     GROUPS,
     TIME_GROUPS,
@@ -24,6 +23,7 @@ from ingest.api.showback import (
 )
 from ingest.api.values import money_text
 from meterline.warehouse import SharedClient
+from schemas.api.read import TimeseriesPoint, TimeseriesResponse
 
 __all__ = ["OTHER", "TimeseriesQuery", "parse_timeseries", "run_timeseries"]
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
 from ingest.api.errors import InvalidParameter
 from meterline.warehouse import SharedClient
+from schemas.api.read import UncostedResponse
 from schemas.events.v1 import RequestEvent
 
-__all__ = ["MAX_UNCOSTED_LIMIT", "UncostedResponse", "uncosted_requests"]
+__all__ = ["MAX_UNCOSTED_LIMIT", "uncosted_requests"]
 
 MAX_UNCOSTED_LIMIT = 5000
 _LONGEST_REQUEST = timedelta(hours=1)
@@ -55,15 +54,6 @@ _COLUMNS = (
     "reasoning_tokens",
 )
 _OPTIONAL = {"key_id", "session_id", "provider", "model_requested", "model_used", "error_type"}
-
-
-class UncostedResponse(BaseModel):
-    # Requests stored in [start, end) with no cost row, oldest first; pass `next_cursor`
-    # as `cursor` for the next page (None: this was the last one).
-    start: datetime
-    end: datetime
-    requests: list[RequestEvent]
-    next_cursor: str | None = None
 
 
 def parse_cursor(cursor: str) -> tuple[datetime, str]:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from meterline.clients.errors import ApiError, ApiUnreachable
 
@@ -29,9 +30,12 @@ __all__ = [
     "BearerAuth",
     "async_client",
     "json_body",
+    "parse_body",
     "sync_client",
     "translate_transport_errors",
 ]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 # Admin changes wait for the broker's acknowledgement (the gateway answers 503 if it
 # does not come) and read queries may scan months of rows: 30 s for an answer. 5 s to
@@ -123,6 +127,22 @@ def json_body(response: httpx.Response) -> Any:
         raise ApiError(
             response.status_code,
             f"not a JSON answer: {response.text[:300]!r}",
+            type="invalid_response",
+            method=response.request.method,
+            path=response.request.url.path,
+            response=response,
+        ) from None
+
+
+def parse_body(response: httpx.Response, model: type[_M]) -> _M:
+    """The answer parsed as `model` (a `schemas.api` model, the one the server declares);
+    an answer that does not fit it is an `ApiError` too, never a bare ValidationError."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise ApiError(
+            response.status_code,
+            f"not a {model.__name__}: {exc.errors(include_url=False)[:3]!r}",
             type="invalid_response",
             method=response.request.method,
             path=response.request.url.path,

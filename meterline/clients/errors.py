@@ -38,7 +38,7 @@ class ApiUnreachable(ClientError):
 
 
 class ApiError(ClientError):
-    """The API answered `status` (>= 400, or a 2xx that is not JSON).
+    """The API answered `status` (>= 400, or a 2xx that is not the expected JSON).
 
     `response` is kept (as `httpx.HTTPStatusError` does) for a caller that needs the body
     of an error answer, e.g. ingest's /healthz, whose 503 still carries the status."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from decimal import Decimal
 
 from meterline.clients import AsyncReadClient, ClientError
@@ -39,10 +38,9 @@ async def reconcile_from_warehouse(
         try:
             for budget_id, subject, start, end in periods:
                 spend = await read.spend(subject, start, end)
-                if spend["as_of"] is not None:
-                    as_of = datetime.fromisoformat(spend["as_of"])
-                    amount = Decimal(spend["cost_usd"])
-                    updates += book.reconcile({(budget_id, start): amount}, as_of=as_of)
+                if spend.as_of is not None:
+                    amount = Decimal(spend.cost_usd)
+                    updates += book.reconcile({(budget_id, start): amount}, as_of=spend.as_of)
             log.info("reconciled %d budget(s) from the warehouse", len(periods))
             return updates
         except (ClientError, KeyError, ValueError, ArithmeticError) as exc:

@@ -1,7 +1,7 @@
 """Price again what the warehouse holds without a cost (ARCHITECTURE §7: heal, don't trust).
 
 Periodically asks ingest's read API (`GET /api/spend/uncosted`) for requests stored more
-than `recost_grace_s` ago with no cost row, and prices each exactly as the cost agent
+than `processors.recost.grace_s` ago with no cost row, and prices each exactly as the cost agent
 does: the same `cost_for_payload`, the same deterministic event id (the request's), so
 a cost that was only late, not lost, is counted once by the sink and the budget book.
 The processors never open ClickHouse (ingest owns the embedded engine), as for
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-
-import orjson
 
 from meterline.clients import AsyncReadClient
 from processors.cost.logic import Pricer, RejectedEvent, cost_for_payload
@@ -31,7 +29,7 @@ async def fetch_uncosted(
     a request the pricing keeps rejecting never hides the ones after it."""
     pages = read.uncosted_pages(older_than_s=grace_s, within_s=lookback_s, page_size=page_size)
     async for page in pages:
-        yield [orjson.dumps(event) for event in page["requests"]]
+        yield [event.to_json() for event in page.requests]
 
 
 async def recost(

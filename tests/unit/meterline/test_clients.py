@@ -21,6 +21,7 @@ from meterline.clients import (
     read_token,
 )
 from meterline.settings import Settings
+from schemas.api.read import BudgetsResponse, HealthResponse, ShowbackResponse, ShowbackTotals
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -71,7 +72,7 @@ def test_no_token_sends_no_authorization_header() -> None:
         seen.append(request)
         return httpx.Response(200, json={"count": 0, "budgets": [], "history": None})
 
-    assert read(handler).budgets() == {"count": 0, "budgets": [], "history": None}
+    assert read(handler).budgets() == BudgetsResponse(count=0, budgets=[], history=None)
     assert "Authorization" not in seen[0].headers
     assert "X-Meterline-Actor" not in seen[0].headers
 
@@ -115,6 +116,14 @@ def test_a_success_that_is_not_json_is_an_api_error() -> None:
     assert caught.value.type == "invalid_response"
 
 
+def test_an_answer_that_does_not_fit_its_model_is_an_api_error() -> None:
+    client = read(lambda _: httpx.Response(200, json={"count": 1, "anomalies": [{"ts": 1}]}))
+    with pytest.raises(ApiError) as caught:
+        client.anomalies(None, None)
+    assert caught.value.type == "invalid_response" and caught.value.path == "/api/anomalies"
+    assert "AnomaliesResponse" in caught.value.message
+
+
 def test_a_transport_failure_is_api_unreachable_naming_it() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
@@ -150,7 +159,12 @@ def test_read_query_parameters_and_dates() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(dict(request.url.params))
-        return httpx.Response(200, json={"rows": []})
+        return httpx.Response(200, json=empty.model_dump(mode="json", by_alias=True))
+
+    totals = ShowbackTotals(
+        cost_usd="0", input_tokens=0, output_tokens=0, requests=0, unpriced_requests=0
+    )
+    empty = ShowbackResponse(group_by=[], source="costs", rows=[], totals=totals)
 
     client = read(handler, token="fin")
     client.showback(["team", "model"], date(2025, 1, 1), date(2025, 1, 31), {"org": "acme"})
@@ -163,7 +177,8 @@ def test_read_query_parameters_and_dates() -> None:
 
 def test_health_returns_the_degraded_body_of_a_503() -> None:
     degraded = {"status": "degraded", "clickhouse_reachable": False, "database": "meterline"}
-    assert read(lambda _: httpx.Response(503, json=degraded)).health() == degraded
+    answer = read(lambda _: httpx.Response(503, json=degraded)).health()
+    assert answer == HealthResponse.model_validate(degraded)
     with pytest.raises(ApiError):
         read(lambda _: httpx.Response(404, json={"error": {"message": "no"}})).health()
 
@@ -184,19 +199,22 @@ async def test_async_spend_and_uncosted_pages_follow_the_cursor() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         params = dict(request.url.params)
         seen.append((request.url.path, params, request.headers.get("Authorization")))
+        window = {"start": "2025-01-01T00:00:00Z", "end": "2025-02-01T00:00:00Z"}
         if request.url.path == "/api/spend":
-            return httpx.Response(200, json={"cost_usd": "1.5", "as_of": None})
-        cursor = params.get("cursor")
-        following = None if cursor else "c1"
-        return httpx.Response(200, json={"requests": [{"n": cursor}], "next_cursor": following})
+            spent = {"subject": "team:acme/ml", "cost_usd": "1.500000000000000001"}
+            as_of = "2025-01-31T12:00:00.123000Z"
+            return httpx.Response(200, json={**window, **spent, "requests": 3, "as_of": as_of})
+        following = None if params.get("cursor") else "c1"
+        return httpx.Response(200, json={**window, "requests": [], "next_cursor": following})
 
     start, end = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC)
     transport = httpx.MockTransport(handler)
     async with AsyncReadClient("http://ingest", "fin", transport=transport) as client:
         spend = await client.spend("team:acme/ml", start, end)
         pages = [p async for p in client.uncosted_pages(older_than_s=120, within_s=3600)]
-    assert spend["cost_usd"] == "1.5"
-    assert [page["requests"] for page in pages] == [[{"n": None}], [{"n": "c1"}]]
+    assert spend.cost_usd == "1.500000000000000001"  # exact: a decimal string
+    assert spend.as_of == datetime(2025, 1, 31, 12, 0, 0, 123000, tzinfo=UTC)
+    assert [page.next_cursor for page in pages] == ["c1", None]
     assert seen[0] == (
         "/api/spend",
         {"subject": "team:acme/ml", "from": start.isoformat(), "to": end.isoformat()},

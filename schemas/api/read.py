@@ -1,4 +1,9 @@
-"""Typed responses of the read API. Money is a decimal string, exact to 18 places."""
+"""Answers of ingest's read API (ARCHITECTURE §10), served by `ingest.api` and parsed by
+`meterline.clients.ReadClient` / `AsyncReadClient`: one model per answer, for both sides.
+
+Money is a decimal string, exact to 18 places (`Decimal(answer.cost_usd)` keeps it so);
+times are timezone-aware UTC datetimes (ISO 8601 on the wire).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import budgets
 from schemas.enforcement import HistoryAction
+from schemas.events.v1 import RequestEvent
 from schemas.severity import Severity
 
 __all__ = [
@@ -33,8 +39,10 @@ __all__ = [
     "ShowbackResponse",
     "ShowbackRow",
     "ShowbackTotals",
+    "SpendResponse",
     "TimeseriesPoint",
     "TimeseriesResponse",
+    "UncostedResponse",
 ]
 
 
@@ -279,3 +287,25 @@ class HealthResponse(BaseModel):
     database: str
     sink: dict[str, Any] | None = None
     otlp: dict[str, Any] | None = None  # OTLP receiver counters (ingest.otlp.OtlpStats)
+
+
+class SpendResponse(BaseModel):
+    """What one subject spent in [start, end), as the warehouse knows it (`GET /api/spend`)."""
+
+    subject: str
+    start: datetime
+    end: datetime  # exclusive
+    cost_usd: str  # exact decimal
+    requests: int
+    # Every cost with request_ts <= as_of is included (None: no cost stored yet).
+    as_of: datetime | None
+
+
+class UncostedResponse(BaseModel):
+    """A page of `GET /api/spend/uncosted`: requests stored in [start, end) with no cost
+    row, oldest first; pass `next_cursor` as `cursor` for the next page (None: last one)."""
+
+    start: datetime
+    end: datetime
+    requests: list[RequestEvent]
+    next_cursor: str | None = None
