@@ -2,8 +2,10 @@
 
 Values come from, in order of precedence: constructor arguments, `METERLINE_*`
 environment variables, the YAML file named by `METERLINE_CONFIG` (default
-`./meterline.yaml` when it exists), then the defaults below. Components receive a
-`Settings` instance and never read the environment themselves.
+`./meterline.yaml` when it exists), then the defaults below. Values shared by several
+services sit at the top; each service's own are grouped in nested sections (`gateway`,
+`processors.llmjacking`, `ingest.sink`, ...), each field with its one default. Components
+receive their section (and the shared values they need) and never read the environment.
 
 Mistakes are one line, not a traceback: `load_settings()` raises `ConfigError` naming the
 variable or the file and key (meterline/config_sources.py), and every CLI verb prints it.
@@ -18,22 +20,54 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from meterline.config_sources import ConfigError, EnvSource, YamlFileSource, describe_settings_error
+from meterline.config_sources import (
+    ConfigError,
+    EnvSource,
+    YamlFileSource,
+    describe_settings_error,
+    settings_env,
+    warn_unknown_env,
+)
 from schemas.policies import AgentLoopMode, GuardrailMode, LlmjackingMode
 
 __all__ = [
     "CONFIG_FILE_ENV",
+    "FORMER_NAMES",
     "READ_TOKEN_FIELDS",
+    "AgentLoopSettings",
+    "AlertSettings",
+    "BudgetSettings",
     "ConfigError",
+    "DashboardSettings",
+    "DriftSettings",
+    "EmitterSettings",
+    "EnforcementSettings",
+    "GatewaySettings",
+    "GuardrailSettings",
+    "IngestSettings",
+    "LlmjackingSettings",
+    "OtlpSettings",
     "PriceOverride",
+    "ProcessorsSettings",
     "ProviderConfig",
+    "RecostSettings",
     "Settings",
+    "SinkSettings",
     "config_file",
     "get_settings",
     "load_settings",
+    "merged",
 ]
 
 # A TCP port to listen on or connect to.
@@ -96,8 +130,266 @@ def config_file() -> Path | None:
     return default if default.is_file() else None
 
 
+class EmitterSettings(BaseModel):
+    """The gateway's Kafka producer of events (gateway/emit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delivery_timeout_ms: int = 5000
+    # Events the broker acknowledged in the last window are kept (at most max_events) and
+    # sent again if it restarts without its data (the embedded broker's memory storage).
+    redelivery_window_s: float = Field(default=30.0, ge=0)
+    redelivery_max_events: int = Field(default=50_000, ge=0)
+
+
+class EnforcementSettings(BaseModel):
+    """Enforcement view staleness: older than `stale_after_s` (reader lagging, broker
+    unreachable) the gateway serves anyway ("open") or answers 503 ("closed")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stale_after_s: float = 30.0
+    fail_mode: Literal["open", "closed"] = "open"
+
+
+class GuardrailSettings(BaseModel):
+    """Guardrails (gateway/guardrails): each guardrail's default mode, `off`, `monitor` (event
+    only), `redact` (mask, then forward or return) or `block` (400); a guardrail left out
+    is off. PolicyRecords (POST /admin/policies) override them per key, user, team,
+    project or org. Streams hold back `stream_hold_chars` of text (at least 48, the longest
+    finding with spaces) so nothing is released before it is judged; a text longer than
+    `max_scan_chars` is scanned up to there (and counted)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    modes: dict[str, GuardrailMode] = Field(
+        default_factory=lambda: {
+            "pii": "monitor",
+            "secrets": "redact",
+            "prompt_injection": "monitor",
+        }
+    )
+    stream_hold_chars: int = 48
+    max_scan_chars: int = 256 * 1024
+
+
+class GatewaySettings(BaseModel):
+    """The gateway (gateway/): request limits, upstream timeouts, spool, proxies, tracing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    upstream_timeout_s: float = 60.0
+    upstream_connect_timeout_s: float = 5.0
+    spool_dir: Path | None = None  # None: <data_dir>/spool
+    # CIDRs of proxies whose X-Forwarded-For names the client (gateway/client_address.py).
+    # Empty trusts nobody: the recorded client is the socket peer.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # The gateway's own span per request on the spans topic (gateway/tracing), and the
+    # prompt content signature drift reads (gateway/signature.py, ~11-20 us per request).
+    spans: bool = True
+    prompt_signature: bool = True
+    emitter: EmitterSettings = Field(default_factory=EmitterSettings)
+    enforcement: EnforcementSettings = Field(default_factory=EnforcementSettings)
+    guardrail: GuardrailSettings = Field(default_factory=GuardrailSettings)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(cidr.strip(), strict=False)) for cidr in value]
+        except ValueError as exc:
+            raise ValueError(f"expected networks such as 10.0.0.0/8 ({exc})") from None
+
+
+class BudgetSettings(BaseModel):
+    """The budgets agent (processors/budgets)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tick_interval_s: float = 5.0  # how often budgets check for period rollover
+    reconcile_timeout_s: float = 15.0  # how long to wait for the read API at start
+    control_ready_timeout_s: float = 10.0  # longest wait for all BudgetRecords at start
+
+
+class RecostSettings(BaseModel):
+    """Requests stored without a cost for `grace_s` (a cost lost in a broker restart) are
+    priced again, every `interval_s`, looking back `lookback_s` (processors/cost/recost.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_s: float = Field(default=30.0, gt=0)
+    grace_s: float = Field(default=120.0, ge=0)
+    lookback_s: float = Field(default=86_400.0, gt=0)
+
+
+class AlertSettings(BaseModel):
+    """Alerts (Slack-compatible webhooks, processors/alerts). `webhooks` get every alert;
+    `security_webhooks` get anomalies and llmjacking/agent_loop enforcement. No webhook:
+    alerts are off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhooks: list[str] = Field(default_factory=list)
+    security_webhooks: list[str] = Field(default_factory=list)
+    dedup_window_s: float = 600.0  # one alert per subject and kind per window
+    max_retries: int = 4  # per webhook and alert, on 5xx, 429, timeouts, network errors
+    timeout_s: float = 5.0  # per webhook request
+    queue_size: int = 1000  # per webhook; when full the oldest alert is dropped
+    max_age_s: float = 3600.0  # older events only update state: a replay must not page
+    on_lift: bool = True  # also notify when a block or throttle is lifted
+
+
+class DriftSettings(BaseModel):
+    """Drift (processors/drift): a window per scope closes after `window_events` events, or
+    once `window_s` of event time has passed (0: no time limit) with at least `min_events`;
+    it is compared with the first window ("fixed") or the previous one ("trailing")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_events: int = 500
+    window_s: float = 3600.0
+    min_events: int = 100
+    reference: Literal["fixed", "trailing"] = "trailing"
+    psi_threshold: float = 0.25
+    psi_bins: int = 10
+    ks_pvalue: float = 0.01
+    # Mean n-gram bucket mass moves far less than a per-event histogram (see drift/logic.py).
+    signature_psi_threshold: float = 0.1
+    max_scopes: int = 1000  # scopes come from client traffic: bound the memory
+
+    @model_validator(mode="after")
+    def _window_holds_min_events(self) -> DriftSettings:
+        if not 2 <= self.min_events <= self.window_events:
+            raise ValueError("need 2 <= min_events <= window_events")
+        return self
+
+
+class LlmjackingSettings(BaseModel):
+    """LLMjacking (processors/llmjacking): per-key behaviour profiles judged per window of
+    event time. A key is "long-lived" (new-network/agent, volume, off-hours and pricier-
+    model signals armed) after `learning_requests` AND `learning_s`. Mode per org from
+    PolicyRecord(kind="llmjacking"), else `default_mode`; `enforce` blocks the key for
+    `block_s` on a high-severity detection."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_mode: LlmjackingMode = "monitor"
+    window_s: float = 300.0
+    learning_requests: int = 200
+    learning_s: float = 86400.0
+    block_s: float = 86400.0
+    enumeration_models: int = 5  # distinct models new to the key, in one window
+    probe_errors: int = 5  # validation errors (400/422) in one window
+    volume_z: float = 6.0  # requests or tokens per minute vs the key's EWMA
+    many_networks: int = 4  # distinct client networks in one window
+    expensive_ratio: float = 3.0  # unit price vs the key's usual priciest model
+    iforest_threshold: float = 0.65  # IsolationForest anomaly score (0..1)
+    retrain_windows: int = 1000  # closed windows between retrainings
+    min_train_windows: int = 50  # an org below this uses the global model
+    persist_interval_s: float = 60.0  # profiles + model to <data_dir>/llmjacking
+    max_keys: int = 100_000  # key ids come from traffic: bound the memory
+
+
+class AgentLoopSettings(BaseModel):
+    """Agent loops (processors/agentloop), per session (x-session-id, span session.id, else
+    trace id). Mode per org from PolicyRecord(kind="agent_loop"), else `default_mode`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_mode: AgentLoopMode = "monitor"
+    repeat_threshold: int = 5  # identical steps (or cycle length) that make a loop
+    history: int = 30  # recent steps a session's repeats are counted over
+    prompt_similarity: float = 0.97  # signature similarity of near-duplicates
+    max_steps: int = 100  # billable calls per session
+    max_session_usd: Decimal = Decimal("5")
+    max_session_tokens: int = 2_000_000
+    throttle_rpm: int = 6
+    block_s: float = 3600.0  # expiry of a session throttle or block
+    session_ttl_s: float = 3600.0  # idle sessions are forgotten (event time)
+    max_sessions: int = 50_000
+
+
+class ProcessorsSettings(BaseModel):
+    """The stream processors (processors/): the Faust app and each agent's section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_id: str = "meterline-processors"
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    recost: RecostSettings = Field(default_factory=RecostSettings)
+    alert: AlertSettings = Field(default_factory=AlertSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    llmjacking: LlmjackingSettings = Field(default_factory=LlmjackingSettings)
+    agent_loop: AgentLoopSettings = Field(default_factory=AgentLoopSettings)
+
+
+class OtlpSettings(BaseModel):
+    """OTLP/HTTP receiver (ingest/otlp, POST /v1/traces)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = 8 * 1024 * 1024  # also enforced after gzip (zip bombs)
+    publish_timeout_s: float = 10.0  # longest wait for Kafka to acknowledge spans
+    # "required": every export needs `Authorization: Bearer <virtual key | ingest token>`
+    # and spans are attributed from it. "off": a sender on the loopback address may also
+    # export without one, its claimed `meterline.*` attribution kept (embedded demos only;
+    # ingest logs a warning at start). Any credential sent is always checked.
+    auth: Literal["required", "off"] = "required"
+    # A span claiming more tokens than this (any one count) is rejected, with the reason.
+    max_span_tokens: int = Field(default=10_000_000, ge=1)
+
+
+class SinkSettings(BaseModel):
+    """The ingest sink (ingest/sink): Kafka topics into ClickHouse, in batches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group_id: str = "meterline-ingest"
+    batch_rows: int = 20_000
+    flush_interval_s: float = 0.5
+    retry_max_backoff_s: float = 10.0
+
+
+class IngestSettings(BaseModel):
+    """Ingest (ingest/): the OTLP receiver and the ClickHouse sink."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    otlp: OtlpSettings = Field(default_factory=OtlpSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
+
+
+class DashboardSettings(BaseModel):
+    """The dashboards (dashboards/)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Seconds between automatic refreshes of each page's figures (0: never).
+    refresh_s: float = Field(default=30.0, ge=0)
+
+
+# Flat names whose variable or key changed beyond "<section>_<field>" when settings were
+# grouped (issue 11): config errors and the unknown-variable warning name the new place.
+FORMER_NAMES = {
+    "max_body_bytes": "gateway.max_body_bytes",
+    "upstream_timeout_s": "gateway.upstream_timeout_s",
+    "upstream_connect_timeout_s": "gateway.upstream_connect_timeout_s",
+    "spool_dir": "gateway.spool_dir",
+    "trusted_proxies": "gateway.trusted_proxies",
+    "security_webhooks": "processors.alert.security_webhooks",
+}
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="METERLINE_", extra="ignore")
+    """Every Meterline setting: shared values at the top, each service's in its section.
+
+    A leaf is set by `METERLINE_<SECTION>_<FIELD>`, SECTION its innermost section
+    (`METERLINE_LLMJACKING_WINDOW_S`), or in YAML by its path
+    (`processors: {llmjacking: {window_s: 300}}`); top-level fields by `METERLINE_<FIELD>`.
+    """
+
+    model_config = SettingsConfigDict(extra="forbid")
 
     # Where embedded state lives (ClickHouse engine files, gateway spool).
     data_dir: Path = Path(".meterline")
@@ -121,117 +413,13 @@ class Settings(BaseSettings):
     broker_port: Port = 9092
     mock_provider_port: Port = 9100
 
-    # Gateway.
+    # How processes reach each other, and the admin API's token.
     admin_token: SecretStr | None = None
     gateway_url: str | None = None  # how other processes reach the gateway
     read_api_url: str | None = None  # how dashboards reach ingest's read API
-    max_body_bytes: int = 4 * 1024 * 1024
-    upstream_timeout_s: float = 60.0
-    upstream_connect_timeout_s: float = 5.0
-    providers: list[ProviderConfig] = Field(default_factory=list)
-    spool_dir: Path | None = None
-    emitter_delivery_timeout_ms: int = 5000
-    # Events the broker acknowledged in the last window are kept (at most max_events) and
-    # sent again if it restarts without its data (the embedded broker's memory storage).
-    emitter_redelivery_window_s: float = Field(default=30.0, ge=0)
-    emitter_redelivery_max_events: int = Field(default=50_000, ge=0)
-    # Enforcement view staleness: older than this (reader lagging, broker unreachable) the
-    # gateway serves anyway ("open") or answers 503 ("closed").
-    enforcement_stale_after_s: float = 30.0
-    enforcement_fail_mode: Literal["open", "closed"] = "open"
-    # Guardrails (gateway/guardrails): each guardrail's default mode, `off`, `monitor` (event
-    # only), `redact` (mask, then forward or return) or `block` (400); a guardrail left out
-    # is off. PolicyRecords (POST /admin/policies) override them per key, user, team,
-    # project or org. Streams hold back `guardrail_stream_hold_chars` of text (at least 48,
-    # the longest finding with spaces) so nothing is released before it is judged; a text
-    # longer than `guardrail_max_scan_chars` is scanned up to there (and counted).
-    guardrail_modes: dict[str, GuardrailMode] = Field(
-        default_factory=lambda: {
-            "pii": "monitor",
-            "secrets": "redact",
-            "prompt_injection": "monitor",
-        }
-    )
-    guardrail_stream_hold_chars: int = 48
-    guardrail_max_scan_chars: int = 256 * 1024
-    # CIDRs of proxies whose X-Forwarded-For names the client (gateway/client_address.py).
-    # Empty trusts nobody: the recorded client is the socket peer.
-    trusted_proxies: list[str] = Field(default_factory=list)
-    # The gateway's own span per request on the spans topic (gateway/tracing), and the
-    # prompt content signature drift reads (gateway/signature.py, ~11-20 us per request).
-    gateway_spans: bool = True
-    gateway_prompt_signature: bool = True
-
-    # Processors.
-    processors_app_id: str = "meterline-processors"
-    price_overrides: dict[str, PriceOverride] = Field(default_factory=dict)
-    budget_tick_interval_s: float = 5.0  # how often budgets check for period rollover
-    budget_reconcile_timeout_s: float = 15.0  # how long to wait for the read API at start
-    # Requests stored without a cost for `recost_grace_s` (a cost lost in a broker restart)
-    # are priced again, every `recost_interval_s`, looking back `recost_lookback_s`.
-    recost_interval_s: float = Field(default=30.0, gt=0)
-    recost_grace_s: float = Field(default=120.0, ge=0)
-    recost_lookback_s: float = Field(default=86_400.0, gt=0)
-    budget_control_ready_timeout_s: float = 10.0  # longest wait for all BudgetRecords at start
-    # Alerts (Slack-compatible webhooks). `alert_webhooks` get every alert; `security_webhooks`
-    # get anomalies and llmjacking/agent_loop enforcement. No webhook: alerts are off.
-    alert_webhooks: list[str] = Field(default_factory=list)
-    security_webhooks: list[str] = Field(default_factory=list)
-    alert_dedup_window_s: float = 600.0  # one alert per subject and kind per window
-    alert_max_retries: int = 4  # per webhook and alert, on 5xx, 429, timeouts, network errors
-    alert_timeout_s: float = 5.0  # per webhook request
-    alert_queue_size: int = 1000  # per webhook; when full the oldest alert is dropped
-    alert_max_age_s: float = 3600.0  # older events only update state: a replay must not page
-    alert_on_lift: bool = True  # also notify when a block or throttle is lifted
     dashboard_url: str | None = None  # how alert readers reach the dashboards
-    # Dashboards: seconds between automatic refreshes of each page's figures (0: never).
-    dashboard_refresh_s: float = Field(default=30.0, ge=0)
-    # Drift (processors/drift): a window per scope closes after `drift_window_events` events,
-    # or once `drift_window_s` of event time has passed (0: no time limit) with at least
-    # `drift_min_events`; it is compared with the first window ("fixed") or the previous one.
-    drift_window_events: int = 500
-    drift_window_s: float = 3600.0
-    drift_min_events: int = 100
-    drift_reference: Literal["fixed", "trailing"] = "trailing"
-    drift_psi_threshold: float = 0.25
-    drift_psi_bins: int = 10
-    drift_ks_pvalue: float = 0.01
-    # Mean n-gram bucket mass moves far less than a per-event histogram (see drift/logic.py).
-    drift_signature_psi_threshold: float = 0.1
-    drift_max_scopes: int = 1000  # scopes come from client traffic: bound the memory
-    # LLMjacking (processors/llmjacking): per-key behaviour profiles judged per window of
-    # event time. A key is "long-lived" (new-network/agent, volume, off-hours and pricier-
-    # model signals armed) after `llmjacking_learning_requests` AND `llmjacking_learning_s`.
-    # Mode per org from PolicyRecord(kind="llmjacking"), else the default; `enforce` blocks
-    # the key for `llmjacking_block_s` on a high-severity detection.
-    llmjacking_default_mode: LlmjackingMode = "monitor"
-    llmjacking_window_s: float = 300.0
-    llmjacking_learning_requests: int = 200
-    llmjacking_learning_s: float = 86400.0
-    llmjacking_block_s: float = 86400.0
-    llmjacking_enumeration_models: int = 5  # distinct models new to the key, in one window
-    llmjacking_probe_errors: int = 5  # validation errors (400/422) in one window
-    llmjacking_volume_z: float = 6.0  # requests or tokens per minute vs the key's EWMA
-    llmjacking_many_networks: int = 4  # distinct client networks in one window
-    llmjacking_expensive_ratio: float = 3.0  # unit price vs the key's usual priciest model
-    llmjacking_iforest_threshold: float = 0.65  # IsolationForest anomaly score (0..1)
-    llmjacking_retrain_windows: int = 1000  # closed windows between retrainings
-    llmjacking_min_train_windows: int = 50  # an org below this uses the global model
-    llmjacking_persist_interval_s: float = 60.0  # profiles + model to <data_dir>/llmjacking
-    llmjacking_max_keys: int = 100_000  # key ids come from traffic: bound the memory
-    # Agent loops (processors/agentloop), per session (x-session-id, span session.id, else
-    # trace id). Mode per org from PolicyRecord(kind="agent_loop"), else the default.
-    agent_loop_default_mode: AgentLoopMode = "monitor"
-    agent_loop_repeat_threshold: int = 5  # identical steps (or cycle length) that make a loop
-    agent_loop_history: int = 30  # recent steps a session's repeats are counted over
-    agent_loop_prompt_similarity: float = 0.97  # signature similarity of near-duplicates
-    agent_loop_max_steps: int = 100  # billable calls per session
-    agent_loop_max_session_usd: Decimal = Decimal("5")
-    agent_loop_max_session_tokens: int = 2_000_000
-    agent_loop_throttle_rpm: int = 6
-    agent_loop_block_s: float = 3600.0  # expiry of a session throttle or block
-    agent_loop_session_ttl_s: float = 3600.0  # idle sessions are forgotten (event time)
-    agent_loop_max_sessions: int = 50_000
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    price_overrides: dict[str, PriceOverride] = Field(default_factory=dict)
 
     # Read API role tokens (ingest /api/*, `Authorization: Bearer <token>`): finance sees spend
     # and budgets, security anomalies, enforcement and request metadata, admin everything.
@@ -241,35 +429,21 @@ class Settings(BaseSettings):
     read_token_security: SecretStr | None = None
     read_token_admin: SecretStr | None = None
 
-    # OTLP/HTTP receiver (ingest, POST /v1/traces).
-    otlp_max_body_bytes: int = 8 * 1024 * 1024  # also enforced after gzip (zip bombs)
-    otlp_publish_timeout_s: float = 10.0  # longest wait for Kafka to acknowledge spans
-    # "required": every export needs `Authorization: Bearer <virtual key | ingest token>`
-    # and spans are attributed from it. "off": a sender on the loopback address may also
-    # export without one, its claimed `meterline.*` attribution kept (embedded demos only;
-    # ingest logs a warning at start). Any credential sent is always checked.
-    otlp_auth: Literal["required", "off"] = "required"
-    # A span claiming more tokens than this (any one count) is rejected, with the reason.
-    otlp_max_span_tokens: int = Field(default=10_000_000, ge=1)
-
-    # Ingest sink.
-    sink_group_id: str = "meterline-ingest"
-    sink_batch_rows: int = 20_000
-    sink_flush_interval_s: float = 0.5
-    sink_retry_max_backoff_s: float = 10.0
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        try:
-            return [str(ipaddress.ip_network(cidr.strip(), strict=False)) for cidr in value]
-        except ValueError as exc:
-            raise ValueError(f"expected networks such as 10.0.0.0/8 ({exc})") from None
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    processors: ProcessorsSettings = Field(default_factory=ProcessorsSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @field_validator("topic_prefix")
     @classmethod
     def _prefix_ends_with_dot(cls, value: str) -> str:
         return value if not value or value.endswith(".") else value + "."
+
+    @model_validator(mode="after")
+    def _warn_unknown_variables(self) -> Settings:
+        ignored = {CONFIG_FILE_ENV, *(p.api_key_env for p in self.providers if p.api_key_env)}
+        warn_unknown_env(type(self), os.environ, ignored, FORMER_NAMES)
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -284,7 +458,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, EnvSource(settings_cls)]
         path = config_file()
         if path is not None:
-            sources.append(YamlFileSource(settings_cls, path))
+            sources.append(YamlFileSource(settings_cls, path, FORMER_NAMES))
         return tuple(sources)
 
     # Derived values, computed so nobody re-derives them differently.
@@ -300,7 +474,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_spool_dir(self) -> Path:
-        return self.spool_dir or self.data_dir / "spool"
+        return self.gateway.spool_dir or self.data_dir / "spool"
 
     @property
     def bootstrap(self) -> str:
@@ -336,25 +510,9 @@ class Settings(BaseSettings):
     def provider_for(self, model: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.serves(model)), None)
 
-    def child_env(self) -> dict[str, Any]:
-        """Environment that reproduces these settings in a child process."""
-        env: dict[str, Any] = {}
-        for name, value in self.model_dump(mode="json").items():
-            if value is None:
-                continue
-            key = f"METERLINE_{name.upper()}"
-            if isinstance(value, (dict, list)):
-                import orjson
-
-                env[key] = orjson.dumps(value).decode()
-            else:
-                env[key] = str(value)
-        # model_dump masks secrets: pass the real values on.
-        for name in ("admin_token", *READ_TOKEN_FIELDS):
-            secret = getattr(self, name)
-            if secret is not None:
-                env[f"METERLINE_{name.upper()}"] = secret.get_secret_value()
-        return env
+    def child_env(self) -> dict[str, str]:
+        """Environment that reproduces these settings in a child process (secrets unmasked)."""
+        return settings_env(self)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -367,6 +525,18 @@ def load_settings(**overrides: Any) -> Settings:
         except ConfigError:
             path = None
         raise ConfigError(describe_settings_error(exc, Settings, path)) from None
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` updated by `overrides`, nested dicts merged key by key (section overrides:
+    `merged(defaults, {"processors": {"drift": {"window_s": 0}}})`)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 @lru_cache

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from meterline.config_sources import env_leaves
 from meterline.settings import CONFIG_FILE_ENV, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -43,7 +44,7 @@ def test_kafka_runs_in_kraft_mode_without_auto_creation() -> None:
 
 
 def test_every_meterline_variable_exists_in_settings() -> None:
-    known = {f"METERLINE_{name.upper()}" for name in Settings.model_fields} | {CONFIG_FILE_ENV}
+    known = set(env_leaves(Settings)) | {CONFIG_FILE_ENV}
     seen = set()
     for name, service in SERVICES.items():
         for variable in service.get("environment", {}):
