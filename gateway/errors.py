@@ -5,7 +5,7 @@ nothing a client sends produces a 500.
 
     GatewayError                        (any status; `render()` -> OpenAI JSON)
     ├── InvalidRequest        400       bad JSON, missing or wrong-typed field (`param`)
-    │   ├── BodyTooLarge      413       body over `max_body_bytes`
+    │   ├── BodyTooLarge      413       body over `gateway.max_body_bytes`
     │   └── GuardrailBlocked  400       a guardrail in mode `block` found something
     ├── AuthenticationFailed  401       missing or unknown virtual key / admin token
     ├── ModelNotAllowed       403       model outside the key's allow-list
@@ -21,7 +21,7 @@ nothing a client sends produces a 500.
     ├── InternalGatewayError  502       unexpected exception (logged without secrets)
     └── UpstreamError         502       provider failure, mapped at the transport boundary
         ├── UpstreamUnavailable 502     connection refused/reset, upstream 5xx, bad payload
-        ├── UpstreamTimeout     504     no answer within `upstream_timeout_s`
+        ├── UpstreamTimeout     504     no answer within `gateway.upstream_timeout_s`
         └── UpstreamStatusError 4xx     upstream 4xx/429 passed through (body, Retry-After)
 """
 
@@ -208,10 +208,22 @@ class UpstreamError(GatewayError):
     status = 502
     type = "api_error"
     code = "upstream_error"
+    upstream_status: int | None = None  # the upstream's HTTP status, when it answered
+    retry_after: str | None = None  # the upstream's Retry-After header, when it sent one
 
 
 class UpstreamUnavailable(UpstreamError):
+    """Connection refused or reset, an incomplete or malformed answer, or an upstream 5xx
+    (`upstream_status`, and its `retry_after` when given)."""
+
     code = "upstream_unavailable"
+
+    def __init__(
+        self, message: str, *, upstream_status: int | None = None, retry_after: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
 
 
 class UpstreamTimeout(UpstreamError):
@@ -228,6 +240,8 @@ class UpstreamStatusError(UpstreamError):
         headers = {"retry-after": retry_after} if retry_after else {}
         super().__init__(message or f"upstream returned {status}", headers=headers)
         self.status = status
+        self.upstream_status = status
+        self.retry_after = retry_after
         self.body = body
         self.code = "rate_limited" if status == 429 else f"upstream_{status}"
 

@@ -58,7 +58,11 @@ def raise_for_status(provider: str, status: int, body: bytes, retry_after: str |
     if status < 400:
         return
     if status >= 500:
-        raise UpstreamUnavailable(f"upstream {provider} returned {status}")
+        raise UpstreamUnavailable(
+            f"upstream {provider} returned {status}",
+            upstream_status=status,
+            retry_after=retry_after,
+        )
     raise UpstreamStatusError(status, body, retry_after=retry_after)
 
 

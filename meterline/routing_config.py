@@ -1,0 +1,117 @@
+"""How models reach providers: model groups of deployments, retries, fallbacks, breakers.
+
+Configured in `meterline.yaml` (README "Routing"); the gateway reads it at start and
+keeps every decision in memory (gateway/routing). A model group is a public model name
+(plus aliases) served by one or more deployments; a deployment is one provider serving
+one upstream model. A request for a name no group claims falls back to the providers'
+`models` patterns: one deployment, the provider named by the first matching pattern.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "BreakerConfig",
+    "DeploymentConfig",
+    "ModelGroupConfig",
+    "RetryConfig",
+    "RoutingConfig",
+    "TimeoutsConfig",
+]
+
+# Statuses a retry or fallback may follow, plus the failures that have no status.
+Trigger = int | Literal["timeout", "connection", "context_window"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a misspelt key is an error
+
+
+class TimeoutsConfig(_Strict):
+    """Seconds; `None` keeps the gateway-wide default (`upstream_*` settings)."""
+
+    connect_s: float | None = Field(default=None, gt=0)
+    # Until the upstream's response headers (non-streaming) or first event (streams).
+    first_byte_s: float | None = Field(default=None, gt=0)
+    total_s: float | None = Field(default=None, gt=0)
+
+
+class DeploymentConfig(_Strict):
+    """One provider serving one upstream model within a group."""
+
+    provider: str  # a `providers[].name`
+    model: str | None = None  # the upstream's model (Azure: deployment) name; default: group
+    name: str | None = None  # shown in events and metrics; default `<provider>/<model>`
+    weight: float = Field(default=1.0, gt=0)
+    rpm: int | None = Field(default=None, ge=1)  # this gateway's share of the upstream limit
+    tpm: int | None = Field(default=None, ge=1)
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+
+
+class ModelGroupConfig(_Strict):
+    name: str  # the public model name clients send
+    aliases: list[str] = Field(default_factory=list)
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+    # Groups tried in order when this one fails on a `fallback_on` trigger.
+    fallbacks: list[str] = Field(default_factory=list)
+
+
+class RetryConfig(_Strict):
+    """Retries within a group (another deployment when there is one, else the same after
+    a backoff); bounded in attempts and in total time, never on a client error."""
+
+    attempts: int = Field(default=3, ge=1, le=10)  # tries per group, the first included
+    backoff_s: float = Field(default=0.25, ge=0)  # doubled per retry, full jitter
+    max_backoff_s: float = Field(default=4.0, ge=0)
+    # A Retry-After longer than this is not waited for: the next deployment or group is.
+    max_retry_after_s: float = Field(default=10.0, ge=0)
+    total_s: float = Field(default=60.0, gt=0)  # the whole request, fallbacks included
+    on: list[Trigger] = Field(
+        default_factory=lambda: [408, 409, 429, 500, 502, 503, 504, "timeout", "connection"]
+    )
+
+
+class BreakerConfig(_Strict):
+    """Per deployment: `failures` consecutive failures open it; after `cooldown_s` one
+    probe request is let through (half-open); its success closes it."""
+
+    failures: int = Field(default=5, ge=1)
+    cooldown_s: float = Field(default=30.0, gt=0)
+
+
+class RoutingConfig(_Strict):
+    strategy: Literal["weighted", "least_busy", "latency"] = "weighted"
+    retry: RetryConfig = RetryConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    fallback_on: list[Trigger] = Field(
+        default_factory=lambda: [
+            429,
+            500,
+            502,
+            503,
+            504,
+            "timeout",
+            "connection",
+            "context_window",
+        ]
+    )
+    groups: list[ModelGroupConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> RoutingConfig:
+        names: set[str] = set()
+        for group in self.groups:
+            for name in (group.name, *group.aliases):
+                if name in names:
+                    raise ValueError(f"model name '{name}' is claimed by two groups")
+                names.add(name)
+        for group in self.groups:
+            for target in group.fallbacks:
+                if target not in names:
+                    raise ValueError(
+                        f"group '{group.name}' falls back to '{target}', which no group serves"
+                    )
+        return self
