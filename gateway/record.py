@@ -39,6 +39,11 @@ class RequestRecord:
     client_ip: str | None = None
     user_agent: str | None = None
     provider: str | None = None
+    deployment: str | None = None
+    upstream_api: str | None = None
+    # Every routing try (gateway.routing.Attempt.as_event dicts); the event keeps them only
+    # when there was more than one.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
     model_requested: str | None = None
     stream: bool = False
     status_code: int = 200
@@ -87,13 +92,16 @@ class RequestRecord:
             "model_requested": self.model_requested,
             "model_used": summary.model_used,
             "endpoint": self.endpoint,
+            "deployment": self.deployment,
+            "upstream_api": self.upstream_api,
+            "attempts": self.attempts if len(self.attempts) > 1 else [],
             "stream": self.stream,
             "status_code": self.status_code,
             "error_type": self.error_type,
             "input_tokens": summary.input_tokens,
             "output_tokens": summary.output_tokens,
             "cache_read_tokens": summary.cache_read_tokens,
-            "cache_write_tokens": 0,
+            "cache_write_tokens": summary.cache_write_tokens,
             "reasoning_tokens": summary.reasoning_tokens,
             "max_tokens_requested": self.max_tokens_requested,
             "prompt_hash": self.prompt_hash,

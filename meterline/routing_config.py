@@ -17,6 +17,8 @@ __all__ = [
     "BreakerConfig",
     "DeploymentConfig",
     "ModelGroupConfig",
+    "ProviderConfig",
+    "ProviderKind",
     "RetryConfig",
     "RoutingConfig",
     "TimeoutsConfig",
@@ -28,6 +30,43 @@ Trigger = int | Literal["timeout", "connection", "context_window"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)  # a misspelt key is an error
+
+
+# What an upstream speaks: `openai` (OpenAI and every compatible server: vLLM, Ollama,
+# LiteLLM, ...: chat completions, completions, embeddings, Responses), `azure` (Azure
+# OpenAI: deployment paths, `api-version`, `api-key` header), `anthropic` (Messages).
+ProviderKind = Literal["openai", "azure", "anthropic"]
+
+
+class ProviderConfig(_Strict):
+    """One upstream. `base_url` ends in `/v1` (OpenAI-compatible, Anthropic) or is the Azure
+    resource's endpoint; `api_key_env` names the environment variable holding its key, so
+    the key never sits in a config file. `models`: exact names or `prefix*` patterns this
+    provider serves when no routing group claims the model."""
+
+    name: str
+    base_url: str
+    kind: ProviderKind = "openai"
+    api_key_env: str | None = None
+    models: list[str] = Field(default_factory=lambda: ["*"])
+    # Provider id for pricing (genai-prices); defaults to `name`.
+    price_provider: str | None = None
+    api_version: str | None = None  # azure: required (`?api-version=`)
+    anthropic_version: str = "2023-06-01"  # anthropic: the `anthropic-version` header
+
+    @model_validator(mode="after")
+    def _azure_needs_a_version(self) -> ProviderConfig:
+        if self.kind == "azure" and not self.api_version:
+            raise ValueError(f"provider '{self.name}': kind azure needs api_version")
+        return self
+
+    def serves(self, model: str) -> bool:
+        for pattern in self.models:
+            if pattern == "*" or pattern == model:
+                return True
+            if pattern.endswith("*") and model.startswith(pattern[:-1]):
+                return True
+        return False
 
 
 class TimeoutsConfig(_Strict):

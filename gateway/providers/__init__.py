@@ -1,15 +1,17 @@
 """Upstream providers behind one transport interface."""
 
 from gateway.providers.asgi import ASGIProvider
-from gateway.providers.base import Provider
-from gateway.providers.openai import OpenAICompatibleProvider
+from gateway.providers.base import NATIVE_APIS, Provider, Timeouts
+from gateway.providers.http import HttpProvider
 from gateway.providers.upstream import AiohttpUpstream, InProcessUpstream, Upstream
 
 __all__ = [
+    "NATIVE_APIS",
     "ASGIProvider",
     "AiohttpUpstream",
+    "HttpProvider",
     "InProcessUpstream",
-    "OpenAICompatibleProvider",
     "Provider",
+    "Timeouts",
     "Upstream",
 ]

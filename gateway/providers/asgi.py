@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
-from gateway.providers.base import Provider
-from gateway.providers.openai import raise_for_status
+from gateway.providers.base import Provider, Timeouts
+from gateway.providers.http import raise_for_status, split_events
+from gateway.providers.wire import Wire
+from meterline.routing_config import ProviderConfig
 
 __all__ = ["ASGIApp", "ASGIProvider"]
 
@@ -35,34 +38,39 @@ _END = object()  # the app returned
 
 
 class ASGIProvider(Provider):
-    """**Parameters:** `name`, `app` (an ASGI app serving `/v1/...`), `timeout_s` (whole
-    answer, or gap between stream events, as upstream), `price_provider`."""
+    """**Parameters:** `config` (kind, base URL: its path and query are what the app sees),
+    `app` (an ASGI app), `api_key`. Timeouts as upstream: `first_byte_s` for the whole
+    answer or the gap between stream events."""
 
-    def __init__(
-        self, *, name: str, app: ASGIApp, timeout_s: float, price_provider: str | None = None
-    ) -> None:
-        self.name = name
-        self.price_provider = price_provider or name
+    def __init__(self, *, config: ProviderConfig, app: ASGIApp, api_key: str | None = None) -> None:
+        self.name = config.name
+        self.kind = config.kind
+        self.price_provider = config.price_provider or config.name
+        self._wire = Wire.of(config, api_key)
         self._app = app
-        self._timeout_s = timeout_s
+        self._timeout_s = 5.0
 
     def __repr__(self) -> str:
         return f"ASGIProvider(name={self.name!r})"
 
     def _call(
-        self, method: str, path: str, body: bytes
+        self, method: str, url: str, body: bytes
     ) -> tuple[asyncio.Queue[Any], asyncio.Task[None]]:
         """Start the app on one request; its messages (then `_END` or the error) go to a queue."""
+        target = urlsplit(url)
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
             "method": method,
             "scheme": "http",
-            "path": "/v1" + path,
-            "raw_path": ("/v1" + path).encode(),
-            "query_string": b"",
-            "headers": [(b"content-type", b"application/json")],
+            "path": target.path,
+            "raw_path": target.path.encode(),
+            "query_string": target.query.encode(),
+            "headers": [
+                (name.lower().encode(), value.encode())
+                for name, value in self._wire.headers.items()
+            ],
             "client": ("127.0.0.1", 0),
             "server": ("upstream", 80),
         }
@@ -91,9 +99,9 @@ class ASGIProvider(Provider):
 
         return messages, asyncio.ensure_future(run())
 
-    async def _next(self, messages: asyncio.Queue[Any]) -> Any:
+    async def _next(self, messages: asyncio.Queue[Any], timeout_s: float) -> Any:
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(timeout_s):
                 item = await messages.get()
         except TimeoutError:
             raise UpstreamTimeout(f"upstream {self.name} timed out") from None
@@ -101,15 +109,15 @@ class ASGIProvider(Provider):
             raise UpstreamUnavailable(f"upstream {self.name} sent an incomplete response")
         return item
 
-    async def _exchange(self, method: str, path: str, body: bytes) -> bytes:
-        messages, task = self._call(method, path, body)
+    async def _exchange(self, method: str, url: str, body: bytes, timeout_s: float) -> bytes:
+        messages, task = self._call(method, url, body)
         try:
-            start = await self._next(messages)
+            start = await self._next(messages, timeout_s)
             if start is _END:
                 raise UpstreamUnavailable(f"upstream {self.name} sent no response")
             data = b""
             while True:
-                item = await self._next(messages)
+                item = await self._next(messages, timeout_s)
                 if item is _END:
                     break
                 data += item.get("body", b"")
@@ -118,36 +126,37 @@ class ASGIProvider(Provider):
         finally:
             await _cancel(task)
 
-    async def send(self, path: str, body: bytes) -> bytes:
-        return await self._exchange("POST", path, body)
+    async def send(self, path: str, body: bytes, *, model: str, timeouts: Timeouts) -> bytes:
+        url = self._wire.url(path, model)
+        return await self._exchange("POST", url, body, timeouts.first_byte_s)
 
-    async def stream(self, path: str, body: bytes) -> AsyncGenerator[bytes, None]:
-        messages, task = self._call("POST", path, body)
+    async def stream(
+        self, path: str, body: bytes, *, model: str, timeouts: Timeouts
+    ) -> AsyncGenerator[bytes, None]:
+        messages, task = self._call("POST", self._wire.url(path, model), body)
+        wait = timeouts.first_byte_s
         try:
-            start = await self._next(messages)
+            start = await self._next(messages, wait)
             if start is _END:
                 raise UpstreamUnavailable(f"upstream {self.name} sent no response")
             if start["status"] >= 400:
                 data = b""
-                while (item := await self._next(messages)) is not _END:
+                while (item := await self._next(messages, wait)) is not _END:
                     data += item.get("body", b"")
                 raise_for_status(self.name, start["status"], data, _retry_after(start))
             buffer = b""
-            while (item := await self._next(messages)) is not _END:
+            while (item := await self._next(messages, wait)) is not _END:
                 buffer += item.get("body", b"")
-                if _SSE_SEPARATOR not in buffer:
-                    continue
-                *events, buffer = buffer.replace(b"\r\n", b"\n").split(_SSE_SEPARATOR)
+                events, buffer = split_events(buffer)
                 for event in events:
-                    if event.strip():
-                        yield event + _SSE_SEPARATOR
+                    yield event
             if buffer.strip():
                 yield buffer + _SSE_SEPARATOR
         finally:
             await _cancel(task)
 
     async def list_models(self) -> list[str]:
-        data = await self._exchange("GET", "/models", b"")
+        data = await self._exchange("GET", self._wire.models_url(), b"", self._timeout_s)
         try:
             listing = orjson.loads(data)
             return [m["id"] for m in listing.get("data", []) if isinstance(m.get("id"), str)]

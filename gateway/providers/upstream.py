@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from gateway.providers.asgi import ASGIApp, ASGIProvider
 from gateway.providers.base import Provider
-from gateway.providers.openai import OpenAICompatibleProvider, create_session
-from meterline.settings import ProviderConfig
+from gateway.providers.http import HttpProvider, create_session
+from meterline.routing_config import ProviderConfig
 
 if TYPE_CHECKING:
     import aiohttp
@@ -38,9 +38,8 @@ class Upstream(Protocol):
 class AiohttpUpstream:
     """Providers over one shared aiohttp session (created in `start`, inside the loop)."""
 
-    def __init__(self, *, connect_timeout_s: float, timeout_s: float) -> None:
+    def __init__(self, *, connect_timeout_s: float) -> None:
         self._connect_timeout_s = connect_timeout_s
-        self._timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -53,14 +52,7 @@ class AiohttpUpstream:
             log.warning(
                 "provider %s: environment variable %s is not set", config.name, config.api_key_env
             )
-        return OpenAICompatibleProvider(
-            name=config.name,
-            base_url=config.base_url,
-            api_key=api_key,
-            session=self._session,
-            timeout_s=self._timeout_s,
-            price_provider=config.price_provider,
-        )
+        return HttpProvider(config=config, api_key=api_key, session=self._session)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -68,22 +60,17 @@ class AiohttpUpstream:
 
 
 class InProcessUpstream:
-    """Every configured provider answered by `app` (its `base_url` is ignored)."""
+    """Every configured provider answered by `app` (the path and query of its `base_url`
+    and its kind's headers are what the app sees)."""
 
-    def __init__(self, app: ASGIApp, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self._app = app
-        self._timeout_s = timeout_s
 
     async def start(self) -> None:
         pass
 
     def provider(self, config: ProviderConfig) -> Provider:
-        return ASGIProvider(
-            name=config.name,
-            app=self._app,
-            timeout_s=self._timeout_s,
-            price_provider=config.price_provider,
-        )
+        return ASGIProvider(config=config, app=self._app)
 
     async def aclose(self) -> None:
         pass

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from gateway.errors import UpstreamError, UpstreamUnavailable
-from gateway.providers.base import Provider
+from gateway.providers.base import Provider, Timeouts
 from gateway.ratelimit import TokenBucket
 from gateway.routing.breaker import CircuitBreaker
 from gateway.routing.failures import is_upstream_fault, retry_after_s, trigger_of
@@ -39,13 +39,6 @@ T = TypeVar("T")
 
 _MAX_IMPLICIT_GROUPS = 10_000  # clients choose model names: bound the memo
 _LATENCY_ALPHA = 0.2  # EWMA weight of the newest latency sample
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    connect_s: float
-    first_byte_s: float
-    total_s: float
 
 
 @dataclass(slots=True)
@@ -103,7 +96,7 @@ class Attempt:
     model: str
     status: int = 0
     latency_ms: float = 0.0
-    error: str | None = None
+    error: str = ""
 
     def as_event(self) -> dict[str, object]:
         return {

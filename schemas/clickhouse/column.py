@@ -14,8 +14,10 @@ from dataclasses import dataclass
 __all__ = [
     "BOOL",
     "FLOAT",
+    "FLOATS",
     "INT",
     "INT32",
+    "INT32S",
     "LOW",
     "MONEY",
     "NULL_FLOAT",
@@ -64,4 +66,6 @@ UINT16 = Column("UInt16")
 BOOL = Column("Bool")
 MONEY = Column("Decimal(38, 18)")
 STRINGS = Column("Array(String)")
+INT32S = Column("Array(Int32)")
+FLOATS = Column("Array(Float64)")
 STR_MAP = Column("Map(String, String)")

@@ -75,6 +75,8 @@ _ARROW_BASE: dict[str, pa.DataType] = {
     "Bool": pa.bool_(),
     "Decimal(38, 18)": pa.decimal128(38, 18),
     "Array(String)": pa.list_(pa.string()),
+    "Array(Int32)": pa.list_(pa.int32()),
+    "Array(Float64)": pa.list_(pa.float64()),
     "Map(String, String)": pa.map_(pa.string(), pa.string()),
 }
 

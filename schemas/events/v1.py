@@ -49,6 +49,7 @@ __all__ = [
     "LlmjackingPolicyRecord",
     "PolicyRecord",
     "RequestEvent",
+    "RouteAttempt",
     "SpanEvent",
     "ToolCall",
     "format_ts",
@@ -136,6 +137,20 @@ class ToolCall(_Model):
     arguments_hash: str
 
 
+class RouteAttempt(_Model):
+    """One try of a routed request: the group and deployment tried, how it ended (`status`
+    0 when no HTTP answer came), how long it took, and why it failed (`error`: the
+    gateway's error type, or `timeout`, `connection`, `context_window`; "" on success)."""
+
+    group: str
+    deployment: str
+    provider: str
+    model: str
+    status: int
+    latency_ms: float
+    error: str = ""
+
+
 class GuardrailSummary(_Model):
     guardrail: str
     stage: Literal["input", "output"]
@@ -165,6 +180,22 @@ class RequestEvent(Event):
     model_requested: Annotated[str | None, ch.LOW] = None
     model_used: Annotated[str | None, ch.LOW] = None
     endpoint: Annotated[str, ch.LOW]
+    # What served the request: the routing deployment, and the API spoken to it (differs
+    # from the endpoint's when the gateway translated, e.g. chat -> Anthropic messages).
+    deployment: Annotated[str | None, ch.LOW] = None
+    upstream_api: Annotated[str | None, ch.LOW] = None
+    # Every try when there was more than one (retries, fallbacks); empty when the first
+    # try served or failed (then provider, deployment and status say all).
+    attempts: Annotated[
+        list[RouteAttempt],
+        ch.STRINGS.flattening("group", "attempt_groups"),
+        ch.STRINGS.flattening("deployment", "attempt_deployments"),
+        ch.STRINGS.flattening("provider", "attempt_providers"),
+        ch.STRINGS.flattening("model", "attempt_models"),
+        ch.INT32S.flattening("status", "attempt_statuses"),
+        ch.FLOATS.flattening("latency_ms", "attempt_latencies_ms"),
+        ch.STRINGS.flattening("error", "attempt_errors"),
+    ] = Field(default_factory=list)
     stream: Annotated[bool, ch.BOOL] = False
     status_code: Annotated[int, ch.INT32]
     error_type: Annotated[str | None, ch.LOW] = None

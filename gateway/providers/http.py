@@ -1,4 +1,8 @@
-"""OpenAI-compatible upstream over one shared, pooled aiohttp session (ARCHITECTURE §8)."""
+"""Every kind of upstream over one shared, pooled aiohttp session (ARCHITECTURE §8).
+
+OpenAI and compatible servers, Azure OpenAI and Anthropic differ only in URL and headers
+(`wire.py`); the transport, the timeouts and the error mapping are the same.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,17 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.providers.base import Provider
+from gateway.providers.base import Provider, Timeouts
+from gateway.providers.wire import Wire
+from meterline.routing_config import ProviderConfig
 
-__all__ = ["OpenAICompatibleProvider", "create_session", "map_upstream_errors", "raise_for_status"]
+__all__ = [
+    "HttpProvider",
+    "create_session",
+    "map_upstream_errors",
+    "raise_for_status",
+    "split_events",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,38 +78,40 @@ def raise_for_status(provider: str, status: int, body: bytes, retry_after: str |
     raise UpstreamStatusError(status, body, retry_after=retry_after)
 
 
-class OpenAICompatibleProvider(Provider):
-    """**Parameters:** `name`, `base_url` (ending in `/v1`), `api_key` (sent as a bearer
-    token, never logged), `session` (shared), `timeout_s` (whole answer, or gap between
-    stream events), `price_provider`."""
+def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Complete SSE events in `buffer` (each ending in a blank line), and the rest."""
+    if _SSE_SEPARATOR not in buffer and b"\r\n\r\n" not in buffer:
+        return [], buffer
+    *events, rest = buffer.replace(b"\r\n", b"\n").split(_SSE_SEPARATOR)
+    return [event + _SSE_SEPARATOR for event in events if event.strip()], rest
+
+
+class HttpProvider(Provider):
+    """**Parameters:** `config` (kind, base URL, names), `api_key` (sent as that kind's
+    auth header, never logged), `session` (shared)."""
 
     def __init__(
-        self,
-        *,
-        name: str,
-        base_url: str,
-        api_key: str | None,
-        session: aiohttp.ClientSession,
-        timeout_s: float,
-        price_provider: str | None = None,
+        self, *, config: ProviderConfig, api_key: str | None, session: aiohttp.ClientSession
     ) -> None:
-        self.name = name
-        self.price_provider = price_provider or name
-        self._base_url = base_url.rstrip("/")
+        self.name = config.name
+        self.kind = config.kind
+        self.price_provider = config.price_provider or config.name
+        self._wire = Wire.of(config, api_key)
         self._session = session
-        self._headers = {"Content-Type": "application/json"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_s)
 
     def __repr__(self) -> str:  # never show the key
-        return f"OpenAICompatibleProvider(name={self.name!r}, base_url={self._base_url!r})"
+        return f"HttpProvider(name={self.name!r}, kind={self.kind!r})"
 
-    async def send(self, path: str, body: bytes) -> bytes:
+    async def send(self, path: str, body: bytes, *, model: str, timeouts: Timeouts) -> bytes:
+        timeout = aiohttp.ClientTimeout(
+            total=timeouts.total_s, connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
+        )
         with map_upstream_errors(self.name):
             async with self._session.post(
-                self._base_url + path, data=body, headers=self._headers, timeout=self._timeout
+                self._wire.url(path, model),
+                data=body,
+                headers=self._wire.headers,
+                timeout=timeout,
             ) as response:
                 data = await response.read()
                 raise_for_status(
@@ -105,13 +119,19 @@ class OpenAICompatibleProvider(Provider):
                 )
                 return data
 
-    async def stream(self, path: str, body: bytes) -> AsyncGenerator[bytes, None]:
+    async def stream(
+        self, path: str, body: bytes, *, model: str, timeouts: Timeouts
+    ) -> AsyncGenerator[bytes, None]:
+        # No total: a stream lasts as long as the answer; `sock_read` bounds each silence.
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
+        )
         with map_upstream_errors(self.name):
             async with self._session.post(
-                self._base_url + path,
+                self._wire.url(path, model),
                 data=body,
-                headers=self._headers,
-                timeout=self._stream_timeout,
+                headers=self._wire.headers,
+                timeout=timeout,
             ) as response:
                 if response.status >= 400:
                     data = await response.read()
@@ -121,19 +141,17 @@ class OpenAICompatibleProvider(Provider):
                 buffer = b""
                 async for piece in response.content.iter_any():
                     buffer += piece
-                    if _SSE_SEPARATOR not in buffer:
-                        continue
-                    *events, buffer = buffer.replace(b"\r\n", b"\n").split(_SSE_SEPARATOR)
+                    events, buffer = split_events(buffer)
                     for event in events:
-                        if event.strip():
-                            yield event + _SSE_SEPARATOR
+                        yield event
                 if buffer.strip():
                     yield buffer + _SSE_SEPARATOR
 
     async def list_models(self) -> list[str]:
+        timeout = aiohttp.ClientTimeout(total=10)
         with map_upstream_errors(self.name):
             async with self._session.get(
-                self._base_url + "/models", headers=self._headers, timeout=self._timeout
+                self._wire.models_url(), headers=self._wire.headers, timeout=timeout
             ) as response:
                 data = await response.read()
                 raise_for_status(self.name, response.status, data, None)
