@@ -28,6 +28,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.apis import CHAT  # noqa: E402
 from gateway.guardrails import Guardrails, scan  # noqa: E402
 from gateway.keys import KeyInfo  # noqa: E402
 from gateway.metrics import Metrics  # noqa: E402
@@ -93,7 +94,7 @@ def main() -> None:
             record = RequestRecord(endpoint="/v1/chat/completions")
             record.key = key
             fresh = {"model": "m", "messages": [{"role": "user", "content": text}]}
-            guardrails.check_input(record, fresh, "messages", raw)
+            guardrails.check_input(record, CHAT, fresh, raw)
 
         label = "with findings" if with_findings else "no findings"
         best, median = time_call(check, args.number, args.repeat)

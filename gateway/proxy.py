@@ -11,10 +11,18 @@ produces exactly one event; nothing a client sends escapes as a 500.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import orjson
 
+from gateway.apis import (
+    CHAT,
+    EMBEDDINGS,
+    Dialect,
+    ParsedRequest,
+    StreamReader,
+    prompt_stats,
+    prompt_texts,
+)
 from gateway.asgi import JSON_HEADERS, SSE_HEADERS, Receive, Scope, Send, read_body, send_response
 from gateway.bounds import clip_bytes
 from gateway.client_address import client_address, parse_networks
@@ -32,21 +40,18 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.keys import KeyInfo
-from gateway.parsing import ParsedRequest, parse_chat, parse_embeddings, prompt_stats
 from gateway.providers import Provider
 from gateway.ratelimit import estimate_tokens
 from gateway.record import RequestRecord
 from gateway.runtime import GatewayRuntime
 from gateway.signature import request_signature
-from gateway.usage import StreamAccumulator, summarize_response
+from gateway.sse import DONE, parse_event, parse_json
 from schemas.spend import SpendMark, wire_ms
 from schemas.subjects import key_subject
 
 __all__ = ["ProxyRoutes"]
 
 log = logging.getLogger(__name__)
-
-_DONE = b"[DONE]"
 
 
 class _ClientGone(Exception):
@@ -80,28 +85,18 @@ def _trace_id(traceparent: bytes) -> str | None:
 class ProxyRoutes:
     def __init__(self, runtime: GatewayRuntime) -> None:
         self._rt = runtime
-        self._limit = runtime.settings.max_body_bytes
-        self._trusted = parse_networks(runtime.settings.trusted_proxies)
-        self._sign_prompts = runtime.settings.gateway_prompt_signature
+        self._limit = runtime.settings.gateway.max_body_bytes
+        self._trusted = parse_networks(runtime.settings.gateway.trusted_proxies)
+        self._sign_prompts = runtime.settings.gateway.prompt_signature
         self._clock = runtime.clock
 
     # --- entry points ---------------------------------------------------------------
 
     async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._proxy(
-            scope,
-            receive,
-            send,
-            "/v1/chat/completions",
-            "/chat/completions",
-            parse_chat,
-            "messages",
-        )
+        await self._proxy(scope, receive, send, CHAT)
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._proxy(
-            scope, receive, send, "/v1/embeddings", "/embeddings", parse_embeddings, "input"
-        )
+        await self._proxy(scope, receive, send, EMBEDDINGS)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -168,11 +163,9 @@ class ProxyRoutes:
         scope: Scope,
         receive: Receive,
         send: Send,
-        endpoint: str,
-        upstream_path: str,
-        parse: Callable[[bytes], ParsedRequest],
-        prompt_field: str,
+        dialect: Dialect,
     ) -> None:
+        endpoint = dialect.endpoint
         record = RequestRecord(endpoint=endpoint)
         started = False
         budget_ids: tuple[str, ...] = ()
@@ -185,13 +178,14 @@ class ProxyRoutes:
             raw = await read_body(receive, self._limit, length)
             budget_ids = self._rt.enforcer.admit(record)  # a blocked key is told so first
             _check_content_type(content_type)
-            parsed = parse(raw)
+            parsed = dialect.parse(raw)
             record.model_requested = parsed.model
             record.stream = parsed.stream
             record.max_tokens_requested = parsed.max_tokens
-            record.prompt_hash, record.prompt_chars = prompt_stats(parsed.body, prompt_field)
+            texts = prompt_texts(dialect, parsed.body)
+            record.prompt_hash, record.prompt_chars = prompt_stats(dialect, parsed.body, texts)
             if self._sign_prompts:
-                record.prompt_signature = request_signature(parsed.body, prompt_field)
+                record.prompt_signature = request_signature(texts)
             provider = self._rt.provider_for(parsed.model)
             if provider is None:
                 raise ModelNotFound(
@@ -205,28 +199,29 @@ class ProxyRoutes:
                 )
             if record.key.rpm is not None or record.key.tpm is not None:
                 tokens_taken = self._rate_limit(record, parsed)
-            raw = self._rt.guardrails.check_input(record, parsed.body, prompt_field, raw)
+            raw = self._rt.guardrails.check_input(record, dialect, parsed.body, raw)
             if parsed.stream:
-                started = await self._stream(send, record, provider, upstream_path, raw, parsed)
+                started = await self._stream(send, record, provider, dialect, raw, parsed)
             else:
-                data = await provider.send(upstream_path, raw)
+                data = await provider.send(dialect.upstream_path, raw)
                 try:
                     response = orjson.loads(data)
                 except orjson.JSONDecodeError:
                     raise UpstreamUnavailable("upstream sent a response that is not JSON") from None
-                record.summary = summarize_response(response)
-                data = self._rt.guardrails.check_output(record, response, data)
+                record.summary = dialect.summarize(response)
+                data = self._rt.guardrails.check_output(record, dialect, response, data)
                 started = True
                 await send_response(send, 200, data, self._headers(record, JSON_HEADERS))
         except _ClientGone:
             record.error_type = "client_disconnected"
         except GatewayError as exc:
-            await self._fail(send, record, exc, started)
+            await self._fail(send, record, dialect, exc, started)
         except Exception as exc:  # the catch-all: never a 500, never a secret in the log
             log.error("unexpected %s on %s", type(exc).__name__, endpoint, exc_info=exc)
             await self._fail(
                 send,
                 record,
+                dialect,
                 InternalGatewayError("the gateway could not handle this request"),
                 started,
             )
@@ -278,7 +273,12 @@ class ProxyRoutes:
         return [*base, (b"x-request-id", record.request_id.encode()), *record.response_headers]
 
     async def _fail(
-        self, send: Send, record: RequestRecord, exc: GatewayError, started: bool
+        self,
+        send: Send,
+        record: RequestRecord,
+        dialect: Dialect,
+        exc: GatewayError,
+        started: bool,
     ) -> None:
         record.status_code = exc.status
         record.error_type = exc.error_type
@@ -287,7 +287,7 @@ class ProxyRoutes:
         headers = self._headers(record, JSON_HEADERS)
         headers += [(name.encode(), value.encode()) for name, value in exc.headers.items()]
         try:
-            await send_response(send, exc.status, exc.render(), headers)
+            await send_response(send, exc.status, dialect.error_body(exc), headers)
         except Exception:  # the client left; the event still records what happened
             record.error_type = record.error_type or "client_disconnected"
 
@@ -310,20 +310,15 @@ class ProxyRoutes:
         send: Send,
         record: RequestRecord,
         provider: Provider,
-        upstream_path: str,
+        dialect: Dialect,
         raw: bytes,
         parsed: ParsedRequest,
     ) -> bool:
         """Pass SSE events through as they arrive; returns True once the response began."""
-        body = raw
-        if not parsed.client_wants_usage:  # ask for usage; strip it from the client's view
-            request = dict(parsed.body)
-            options = dict(request.get("stream_options") or {})
-            options["include_usage"] = True
-            request["stream_options"] = options
-            body = orjson.dumps(request)
-        accumulator = StreamAccumulator()
-        events = self._rt.guardrails.guard_stream(record, provider.stream(upstream_path, body))
+        body = dialect.stream_body(parsed, raw)  # chat asks for usage, hidden from the client
+        reader = dialect.stream_reader(parsed)
+        upstream = provider.stream(dialect.upstream_path, body)
+        events = self._rt.guardrails.guard_stream(record, dialect, upstream)
         try:
             first = await anext(events, None)  # upstream refusals raise here, before 200
             await self._send(
@@ -336,9 +331,9 @@ class ProxyRoutes:
             )
             try:
                 if first is not None:
-                    await self._forward_event(send, record, accumulator, parsed, first)
+                    await self._forward_event(send, record, reader, first)
                 async for event in events:
-                    await self._forward_event(send, record, accumulator, parsed, event)
+                    await self._forward_event(send, record, reader, event)
             except (UpstreamError, GuardrailBlocked) as exc:  # mid-stream: report in-band
                 record.status_code = exc.status
                 record.error_type = exc.error_type
@@ -346,41 +341,27 @@ class ProxyRoutes:
                     send,
                     {
                         "type": "http.response.body",
-                        "body": b"data: " + exc.render() + b"\n\n",
+                        "body": dialect.stream_error(exc),
                         "more_body": True,
                     },
                 )
             await self._send(send, {"type": "http.response.body", "body": b""})
         finally:
             await events.aclose()
-            record.summary = accumulator.finish()
+            record.summary = reader.finish()
         return True
 
     async def _forward_event(
-        self,
-        send: Send,
-        record: RequestRecord,
-        accumulator: StreamAccumulator,
-        parsed: ParsedRequest,
-        event: bytes,
+        self, send: Send, record: RequestRecord, reader: StreamReader, event: bytes
     ) -> None:
-        for line in event.split(b"\n"):
-            if not line.startswith(b"data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == _DONE:
-                break
-            try:
-                chunk = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                break  # not ours to judge: pass it through untouched
-            usage_only = accumulator.feed(chunk)
-            if usage_only and not parsed.client_wants_usage:
-                return  # the client did not ask for it: strip it
-            if record.ttft_ms is None and (
-                accumulator.summary.response_chars or accumulator.has_tool_calls
-            ):
-                record.mark_first_token()
+        name, data = parse_event(event)
+        if data != DONE:
+            payload = parse_json(data)  # None: not ours to judge, passed through untouched
+            if payload is not None:
+                if reader.feed(name, payload):
+                    return  # chat's usage chunk the client did not ask for: strip it
+                if record.ttft_ms is None and reader.started:
+                    record.mark_first_token()
         await self._send(send, {"type": "http.response.body", "body": event, "more_body": True})
 
     @staticmethod

@@ -1,11 +1,14 @@
 """The guardrails step of the hot path (ARCHITECTURE §8): scan, then monitor, redact or
 block, per the modes the request's key resolves to.
 
-- input: the text of every message (string content and text parts; `input` strings for
-  embeddings) before forwarding; prompt injection only in untrusted messages (user, tool).
-- output: a non-streaming answer's message contents before returning it, and streamed
-  content deltas through a `StreamGuard` per choice (held back, masked, or the stream
-  ended with an OpenAI-shaped error event).
+- input: every prompt text of the request's dialect (`Dialect.input_slots`: chat message
+  contents and text parts, embeddings `input` strings, Messages blocks, Responses items)
+  before forwarding; prompt injection only in untrusted texts (user, tool).
+- output: a non-streaming answer's texts (`Dialect.output_slots`) before returning it,
+  and streamed text (`Dialect.stream_texts`) through a `StreamGuard` per output (held
+  back, masked, or the stream ended with the dialect's in-band error event). A piece
+  whose container is None carries no text and only ends its output: what its guard still
+  holds goes out as a `Dialect.text_event` just before it.
 Every verdict that is not a pass becomes one GuardrailEvent (per guardrail, stage and
 category and request) on the guardrails topic, through the same non-blocking emitter as
 RequestEvents, and a GuardrailSummary in the RequestEvent.
@@ -19,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from gateway.apis.base import Dialect, Slot, StreamText
 from gateway.errors import GuardrailBlocked
 from gateway.guardrails.policies import GuardrailPolicies
 from gateway.guardrails.redaction import excerpt, redact
@@ -27,6 +31,7 @@ from gateway.guardrails.stream import Hit, StreamGuard
 from gateway.guardrails.taxonomy import INPUT_ONLY, Finding, Stage
 from gateway.metrics import Metrics
 from gateway.record import RequestRecord, iso_ms
+from gateway.sse import DONE, encode_event, parse_event, parse_json
 from meterline.settings import Settings
 from schemas.events.v1 import SCHEMA_VERSION
 from schemas.ids import new_event_id
@@ -39,31 +44,6 @@ FINDINGS_COUNTER = "meterline_gateway_guardrail_findings_total"
 TRUNCATED_COUNTER = "meterline_gateway_guardrail_truncated_total"
 
 Emit = Callable[[str, bytes, bytes], None]
-Slot = tuple[Any, Any, bool]  # (container, key, untrusted): container[key] is one text
-
-_TRUSTED_ROLES = frozenset({"system", "developer", "assistant"})
-_DONE = b"[DONE]"
-
-
-def _input_slots(body: dict[str, Any], field: str) -> list[Slot]:
-    slots: list[Slot] = []
-    value = body.get(field)
-    if field != "messages":  # embeddings: a string or a list of strings
-        if isinstance(value, str):
-            slots.append((body, field, False))
-        elif isinstance(value, list):
-            slots.extend((value, i, False) for i, item in enumerate(value) if isinstance(item, str))
-        return slots
-    for message in value:
-        untrusted = message.get("role") not in _TRUSTED_ROLES
-        content = message.get("content")
-        if isinstance(content, str):
-            slots.append((message, "content", untrusted))
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    slots.append((part, "text", untrusted))
-    return slots
 
 
 def _blocked(finding: Finding, stage: Stage, param: str | None) -> GuardrailBlocked:
@@ -77,23 +57,20 @@ def _blocked(finding: Finding, stage: Stage, param: str | None) -> GuardrailBloc
     )
 
 
-def _sse(chunk: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-
 class Guardrails:
-    """**Parameters:** `settings` (default modes, stream hold, scan limit, topic prefix),
+    """**Parameters:** `settings` (its `gateway.guardrail` section and the topic prefix),
     `emit` (the emitter's non-blocking `emit(topic, key, value)`), `metrics`."""
 
     def __init__(self, settings: Settings, emit: Emit, metrics: Metrics) -> None:
-        self.policies = GuardrailPolicies(settings.guardrail_modes)
+        config = settings.gateway.guardrail
+        self.policies = GuardrailPolicies(config.modes)
         self._topic = settings.topic(GUARDRAILS_TOPIC)
         self._emit = emit
         self._metrics = metrics
-        self._hold = settings.guardrail_stream_hold_chars
-        self._max_scan = settings.guardrail_max_scan_chars
+        self._hold = config.stream_hold_chars
+        self._max_scan = config.max_scan_chars
         metrics.counter(FINDINGS_COUNTER, "Guardrail findings, by guardrail, stage and action.")
-        metrics.counter(TRUNCATED_COUNTER, "Texts longer than guardrail_max_scan_chars.")
+        metrics.counter(TRUNCATED_COUNTER, "Texts longer than gateway.guardrail.max_scan_chars.")
 
     def modes(self, record: RequestRecord) -> dict[str, GuardrailMode]:
         return self.policies.modes(record.key.subjects if record.key else ())
@@ -101,7 +78,7 @@ class Guardrails:
     # --- input ----------------------------------------------------------------------
 
     def check_input(
-        self, record: RequestRecord, body: dict[str, Any], field: str, raw: bytes
+        self, record: RequestRecord, dialect: Dialect, body: dict[str, Any], raw: bytes
     ) -> bytes:
         """The body to forward: `raw`, or the re-serialized body with masked texts.
         Raises GuardrailBlocked (after reporting) when a blocking guardrail finds something."""
@@ -112,7 +89,7 @@ class Guardrails:
         trusted = tuple(g for g in active if g not in INPUT_ONLY)
         changed = False
         blocking: Finding | None = None
-        for container, key, untrusted in _input_slots(body, field):
+        for container, key, untrusted in dialect.input_slots(body):
             text = container[key]
             masked, block = self._check_text(
                 record, "input", text, active if untrusted else trusted, modes
@@ -122,124 +99,121 @@ class Guardrails:
                 container[key] = masked
                 changed = True
         if blocking is not None:
-            raise _blocked(blocking, "input", field)
+            raise _blocked(blocking, "input", dialect.prompt_field)
         return orjson.dumps(body) if changed else raw
 
     # --- output ---------------------------------------------------------------------
 
-    def check_output(self, record: RequestRecord, response: Any, data: bytes) -> bytes:
-        """The answer to return: `data`, or the re-serialized answer with masked contents."""
+    def check_output(
+        self, record: RequestRecord, dialect: Dialect, response: Any, data: bytes
+    ) -> bytes:
+        """The answer to return: `data`, or the re-serialized answer with masked texts."""
         modes = self.modes(record)
         active = tuple(g for g in GUARDRAILS if modes[g] != "off" and g not in INPUT_ONLY)
-        choices = response.get("choices") if isinstance(response, dict) else None
-        if not active or not isinstance(choices, list):
+        if not active:
             return data
+        slots: list[Slot] = dialect.output_slots(response)
         changed = False
         blocking: Finding | None = None
-        for choice in choices:
-            message = choice.get("message") if isinstance(choice, dict) else None
-            if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-                continue
-            masked, block = self._check_text(record, "output", message["content"], active, modes)
+        for container, key, _ in slots:
+            masked, block = self._check_text(record, "output", container[key], active, modes)
             blocking = blocking or block
             if masked is not None:
-                message["content"] = masked
+                container[key] = masked
                 changed = True
         if blocking is not None:
             raise _blocked(blocking, "output", None)
         return orjson.dumps(response) if changed else data
 
     def guard_stream(
-        self, record: RequestRecord, events: AsyncGenerator[bytes, None]
+        self, record: RequestRecord, dialect: Dialect, events: AsyncGenerator[bytes, None]
     ) -> AsyncGenerator[bytes, None]:
         """`events` itself when no output guardrail is on; else a generator that holds
-        back, masks or (raising GuardrailBlocked) stops the streamed content."""
+        back, masks or (raising GuardrailBlocked) stops the streamed text."""
         modes = {g: m for g, m in self.modes(record).items() if m != "off" and g not in INPUT_ONLY}
         if not modes:
             return events
         rewrite = any(m in ("redact", "block") for m in modes.values())
-        return self._guarded(record, events, modes, rewrite)
+        return self._guarded(record, dialect, events, modes, rewrite)
 
     async def _guarded(
         self,
         record: RequestRecord,
+        dialect: Dialect,
         events: AsyncGenerator[bytes, None],
         modes: dict[str, GuardrailMode],
         rewrite: bool,
     ) -> AsyncIterator[bytes]:
         guards: dict[int, StreamGuard] = {}
-        template: dict[str, Any] = {}
+        template: Any = {}
         try:
             async for event in events:
-                payload = event[5:].strip() if event.startswith(b"data:") else b""
-                if payload == _DONE:
-                    yield self._flush(record, guards, template, rewrite) + event
+                name, data = parse_event(event)
+                if data == DONE:
+                    yield self._flush(record, dialect, guards, template, rewrite) + event
                     continue
-                try:
-                    chunk = orjson.loads(payload) if payload else None
-                except orjson.JSONDecodeError:
-                    chunk = None
-                choices = chunk.get("choices") if isinstance(chunk, dict) else None
-                if not choices or not isinstance(choices, list):
-                    yield event  # usage, comments, other lines: no content to judge
+                payload = parse_json(data)
+                pieces = dialect.stream_texts(name, payload) if payload is not None else []
+                if not pieces:
+                    yield event  # usage, comments, other events: no text to judge
                     continue
-                template = chunk  # type: ignore[assignment]
+                before = b""
                 changed = False
-                for choice in choices:
-                    if isinstance(choice, dict):
-                        changed |= self._guard_choice(record, choice, guards, modes) and rewrite
-                yield _sse(chunk) if changed else event  # type: ignore[arg-type]
-            tail = self._flush(record, guards, template, rewrite)
+                for piece in pieces:
+                    if piece.container is not None:
+                        template = payload
+                    released, replaced = self._guard_piece(record, piece, guards, modes)
+                    if rewrite and replaced:
+                        if piece.container is None:
+                            before += dialect.text_event(piece.index, released, template)
+                        else:
+                            piece.container[piece.key] = released
+                            changed = True
+                yield before + (encode_event(payload, name) if changed else event)
+            tail = self._flush(record, dialect, guards, template, rewrite)
             if tail:
                 yield tail
         finally:
             await events.aclose()
 
-    def _guard_choice(
+    def _guard_piece(
         self,
         record: RequestRecord,
-        choice: dict[str, Any],
+        piece: StreamText,
         guards: dict[int, StreamGuard],
         modes: dict[str, GuardrailMode],
-    ) -> bool:
-        """Feed one choice's delta through its guard; True if its content changed."""
-        delta = choice.get("delta")
-        content = delta.get("content") if isinstance(delta, dict) else None
-        finished = choice.get("finish_reason") is not None
-        if not isinstance(content, str) and not finished:
-            return False
-        index = choice.get("index") if isinstance(choice.get("index"), int) else 0
-        guard = guards.get(index)  # type: ignore[arg-type]
+    ) -> tuple[str, bool]:
+        """Feed one piece of text through its output's guard: (text to send in its place,
+        whether that differs from the piece's own text)."""
+        container = piece.container
+        content = container.get(piece.key) if isinstance(container, dict) else None
+        index = piece.index
+        guard = guards.get(index)
         if guard is None:
-            guard = guards[index] = StreamGuard(modes, hold=self._hold)  # type: ignore[index]
+            guard = guards[index] = StreamGuard(modes, hold=self._hold)
         released, hits = guard.feed(content) if isinstance(content, str) else ("", [])
-        if finished:
+        if piece.finished:
             tail, more = guard.flush()
             released, hits = released + tail, hits + more
-            del guards[index]  # type: ignore[arg-type]
+            del guards[index]
         self._settle(record, hits)
-        if released == (content or ""):
-            return False
-        if not isinstance(delta, dict):
-            delta = choice["delta"] = {}
-        delta["content"] = released
-        return True
+        return released, released != (content or "")
 
     def _flush(
         self,
         record: RequestRecord,
+        dialect: Dialect,
         guards: dict[int, StreamGuard],
-        template: dict[str, Any],
+        template: Any,
         rewrite: bool,
     ) -> bytes:
-        """What the guards still hold, as chunks shaped like the stream's last one."""
+        """What the guards still hold, as text events shaped like the stream's last one."""
         out = b""
         for index, guard in sorted(guards.items()):
             text, hits = guard.flush()
             self._settle(record, hits)
             if rewrite and text:
-                choice = {"index": index, "delta": {"content": text}, "finish_reason": None}
-                out += _sse({**template, "choices": [choice]})
+                out += dialect.text_event(index, text, template)
         guards.clear()
         return out
 

@@ -5,8 +5,9 @@ import hashlib
 import orjson
 import pytest
 
+from gateway.apis import CHAT, EMBEDDINGS, prompt_stats
+from gateway.apis.chat import ChatStreamReader
 from gateway.errors import InvalidRequest
-from gateway.parsing import parse_chat, parse_embeddings, prompt_stats
 
 
 def test_parse_chat_reads_the_fields_the_gateway_needs() -> None:
@@ -19,7 +20,7 @@ def test_parse_chat_reads_the_fields_the_gateway_needs() -> None:
             "stream_options": {"include_usage": True},
         }
     )
-    parsed = parse_chat(raw)
+    parsed = CHAT.parse(raw)
     assert (parsed.model, parsed.stream, parsed.max_tokens, parsed.client_wants_usage) == (
         "m",
         True,
@@ -91,7 +92,7 @@ M = '"messages": [{"role": "user", "content": "hi"}]'
 )
 def test_parse_chat_names_the_bad_field(body: bytes, param: str | None) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        parse_chat(body)
+        CHAT.parse(body)
     assert caught.value.param == param
     assert caught.value.status == 400
     if param:
@@ -99,9 +100,9 @@ def test_parse_chat_names_the_bad_field(body: bytes, param: str | None) -> None:
 
 
 def test_a_model_name_longer_than_openai_allows_is_refused_with_its_length() -> None:
-    parsed = parse_chat(b'{"model": "%s", %s}' % (b"m" * 256, M.encode()))
+    parsed = CHAT.parse(b'{"model": "%s", %s}' % (b"m" * 256, M.encode()))
     assert len(parsed.model) == 256
-    for parse, rest in ((parse_chat, M), (parse_embeddings, '"input": "x"')):
+    for parse, rest in ((CHAT.parse, M), (EMBEDDINGS.parse, '"input": "x"')):
         with pytest.raises(InvalidRequest) as caught:
             parse(b'{"model": "%s", %s}' % (b"m" * 257, rest.encode()))
         assert caught.value.param == "model"
@@ -111,16 +112,16 @@ def test_a_model_name_longer_than_openai_allows_is_refused_with_its_length() -> 
 
 def test_errors_use_openai_codes_and_wording() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        parse_chat(b'{"model": "m", "messages": [{"role": 1, "content": "x"}]}')
+        CHAT.parse(b'{"model": "m", "messages": [{"role": 1, "content": "x"}]}')
     assert caught.value.code == "invalid_type"
     assert caught.value.message == (
         "Invalid type for 'messages[0].role': expected a string, but got an integer instead."
     )
     with pytest.raises(InvalidRequest) as caught:
-        parse_chat(b'{"model": "m", %s, "max_tokens": 0}' % M.encode())
+        CHAT.parse(b'{"model": "m", %s, "max_tokens": 0}' % M.encode())
     assert caught.value.code == "integer_below_min_value"
     with pytest.raises(InvalidRequest) as caught:
-        parse_chat(b'{"model": "m", "messages": [{"role": "user"}]}')
+        CHAT.parse(b'{"model": "m", "messages": [{"role": "user"}]}')
     assert caught.value.code == "missing_required_parameter"
 
 
@@ -134,30 +135,16 @@ def test_assistant_messages_may_omit_content_when_they_call_tools() -> None:
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
     ):
         body = {"model": "m", "messages": [{"role": "user", "content": "q"}, message]}
-        assert parse_chat(orjson.dumps(body)).model == "m"
+        assert CHAT.parse(orjson.dumps(body)).model == "m"
 
 
 def test_valid_limits_are_kept() -> None:
     raw = b'{"model": "m", %s, "max_completion_tokens": 1, "n": 128, "user": "u"}' % M.encode()
-    assert parse_chat(raw).max_tokens == 1
-    assert parse_embeddings(b'{"model": "e", "input": "x", "user": "u"}').model == "e"
+    assert CHAT.parse(raw).max_tokens == 1
+    assert EMBEDDINGS.parse(b'{"model": "e", "input": "x", "user": "u"}').model == "e"
     with pytest.raises(InvalidRequest) as caught:
-        parse_embeddings(b'{"model": "e", "input": "x", "user": ["u"]}')
+        EMBEDDINGS.parse(b'{"model": "e", "input": "x", "user": ["u"]}')
     assert caught.value.param == "user"
-
-
-def test_parse_embeddings_accepts_strings_and_token_arrays() -> None:
-    assert parse_embeddings(b'{"model": "e", "input": "x"}').model == "e"
-    assert parse_embeddings(b'{"model": "e", "input": [[1, 2], [3]]}').stream is False
-    for bad in (
-        b'{"model": "e"}',
-        b'{"model": "e", "input": []}',
-        b'{"model": "e", "input": [true]}',
-        b'{"model": "e", "input": {"a": 1}}',
-    ):
-        with pytest.raises(InvalidRequest) as caught:
-            parse_embeddings(bad)
-        assert caught.value.param == "input"
 
 
 def test_prompt_stats_hashes_and_counts_text_only() -> None:
@@ -168,7 +155,103 @@ def test_prompt_stats_hashes_and_counts_text_only() -> None:
             "content": [{"type": "text", "text": "xy"}, {"type": "image_url", "image_url": {}}],
         },
     ]
-    digest, chars = prompt_stats({"messages": messages}, "messages")
+    digest, chars = prompt_stats(CHAT, {"messages": messages})
     assert digest == hashlib.sha256(orjson.dumps(messages)).hexdigest()
     assert chars == 6
-    assert prompt_stats({"input": ["ab", "c"]}, "input")[1] == 3
+    assert prompt_stats(EMBEDDINGS, {"input": ["ab", "c"]})[1] == 3
+
+
+def test_summarize_response_reads_usage_details_and_tool_calls() -> None:
+    summary = CHAT.summarize(
+        {
+            "model": "gpt-x-2024",
+            "choices": [
+                {
+                    "finish_reason": "tool_calls",
+                    "message": {
+                        "content": "hello",
+                        "tool_calls": [{"function": {"name": "search", "arguments": '{"q":1}'}}],
+                    },
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": 4,
+                "prompt_tokens_details": {"cached_tokens": 6},
+                "completion_tokens_details": {"reasoning_tokens": 2},
+            },
+        }
+    )
+    assert (
+        summary.model_used,
+        summary.input_tokens,
+        summary.output_tokens,
+        summary.cache_read_tokens,
+        summary.reasoning_tokens,
+        summary.response_chars,
+        summary.finish_reason,
+    ) == ("gpt-x-2024", 10, 4, 6, 2, 5, "tool_calls")
+    assert summary.tool_calls == [
+        {"name": "search", "arguments_hash": hashlib.sha256(b'{"q":1}').hexdigest()}
+    ]
+
+
+def test_summarize_response_survives_garbage() -> None:
+    for odd in (None, [], "x", {"choices": "x", "usage": [1]}, {"choices": [1, {"message": 2}]}):
+        summary = CHAT.summarize(odd)
+        assert summary.input_tokens == 0 and summary.tool_calls == []
+
+
+def test_stream_accumulator_flags_the_usage_only_chunk() -> None:
+    acc = ChatStreamReader(hide_usage=True)
+    assert (
+        acc.feed(
+            None, {"model": "m1", "choices": [{"delta": {"role": "assistant", "content": ""}}]}
+        )
+        is False
+    )
+    assert acc.feed(None, {"choices": [{"delta": {"content": "abc"}}]}) is False
+    assert (
+        acc.feed(
+            None,
+            {
+                "choices": [
+                    {
+                        "delta": {
+                            "tool_calls": [
+                                {"index": 0, "function": {"name": "f", "arguments": '{"a"'}}
+                            ]
+                        }
+                    }
+                ]
+            },
+        )
+        is False
+    )
+    assert (
+        acc.feed(
+            None,
+            {
+                "choices": [
+                    {"delta": {"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}}
+                ]
+            },
+        )
+        is False
+    )
+    assert acc.feed(None, {"choices": [{"delta": {}, "finish_reason": "stop"}]}) is False
+    assert (
+        acc.feed(None, {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+        is True
+    )
+    summary = acc.finish()
+    assert (
+        summary.model_used,
+        summary.response_chars,
+        summary.finish_reason,
+        summary.input_tokens,
+        summary.output_tokens,
+    ) == ("m1", 3, "stop", 3, 1)
+    assert summary.tool_calls == [
+        {"name": "f", "arguments_hash": hashlib.sha256(b'{"a":1}').hexdigest()}
+    ]
