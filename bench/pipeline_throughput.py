@@ -109,8 +109,7 @@ def main() -> int:
                 clickhouse_database="bench",
                 topic_prefix="bench.",
                 topic_partitions=3,
-                sink_group_id="bench-sink",
-                sink_batch_rows=args.batch_rows,
+                ingest={"sink": {"group_id": "bench-sink", "batch_rows": args.batch_rows}},
             )
             create_topics(settings)
             client = connect(settings)

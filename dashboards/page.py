@@ -28,8 +28,8 @@ def today() -> date:
 
 
 def refreshing(settings: Settings) -> Callable[[F], F]:
-    """The page body as a fragment that re-runs itself every `dashboard_refresh_s`."""
-    every = settings.dashboard_refresh_s or None
+    """The page body as a fragment that re-runs itself every `dashboard.refresh_s`."""
+    every = settings.dashboard.refresh_s or None
     return st.fragment(run_every=every)  # type: ignore[return-value]
 
 

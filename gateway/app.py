@@ -167,7 +167,7 @@ def create_app(
             "budgets_loaded": len(runtime.budgets),
             "enforcement_decisions": len(runtime.enforcement),
             "enforcement_view_age_s": round(runtime.reader.age_s, 3),
-            "enforcement_fail_mode": runtime.settings.enforcement_fail_mode,
+            "enforcement_fail_mode": runtime.settings.gateway.enforcement.fail_mode,
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -1,6 +1,6 @@
 """The client's address: the socket peer, or what trusted proxies say in X-Forwarded-For.
 
-Only a peer inside `trusted_proxies` may speak for the client. The header is read right
+Only a peer inside `gateway.trusted_proxies` may speak for the client. The header is read right
 to left (each proxy appends the address it saw), skipping hops that are themselves
 trusted; the first untrusted hop is the client. Entries left of it were written by the
 client and are never read, so a client cannot choose its own recorded address or break

@@ -63,7 +63,7 @@ class ControlPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self._topic = settings.topic(CONTROL)
-        self._timeout_s = settings.emitter_delivery_timeout_ms / 1000
+        self._timeout_s = settings.gateway.emitter.delivery_timeout_ms / 1000
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._lock = threading.Lock()
 

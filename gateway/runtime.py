@@ -61,7 +61,7 @@ class GatewayRuntime:
         self.upstream = upstream
         self.tracer = (
             GatewayTracer(self.emitter.emit, settings.topic(SPANS))
-            if settings.gateway_spans
+            if settings.gateway.spans
             else None
         )
         self.enforcement = EnforcementView()
@@ -84,8 +84,8 @@ class GatewayRuntime:
             self.enforcement,
             self.budgets,
             view_age_s=lambda: self.reader.age_s,
-            stale_after_s=settings.enforcement_stale_after_s,
-            fail_mode=settings.enforcement_fail_mode,
+            stale_after_s=settings.gateway.enforcement.stale_after_s,
+            fail_mode=settings.gateway.enforcement.fail_mode,
             monotonic=clock,
             metrics=self.metrics,
         )
@@ -130,8 +130,8 @@ class GatewayRuntime:
             settings,
             emitter=KafkaEmitter(settings, metrics=metrics),
             upstream=AiohttpUpstream(
-                connect_timeout_s=settings.upstream_connect_timeout_s,
-                timeout_s=settings.upstream_timeout_s,
+                connect_timeout_s=settings.gateway.upstream_connect_timeout_s,
+                timeout_s=settings.gateway.upstream_timeout_s,
             ),
             views=lambda handlers: ViewReader(settings, handlers),
             publisher=ControlPublisher(settings),

@@ -23,7 +23,7 @@ def serve(settings: Settings) -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,  # requests are logged through the event stream (+115 us otherwise)
-        # One trust rule for X-Forwarded-For: settings.trusted_proxies (client_address.py);
+        # One trust rule for X-Forwarded-For: settings.gateway.trusted_proxies (client_address.py);
         # uvicorn's own would trust 127.0.0.1 behind our back.
         proxy_headers=False,
         lifespan="on",

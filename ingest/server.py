@@ -90,9 +90,9 @@ def build_app(service: IngestService) -> FastAPI:
     app.state.otlp_stats = install_otlp_receiver(
         app,
         service.spans,
-        OtlpAuth(service.credentials, required=settings.otlp_auth == "required"),
-        max_body_bytes=settings.otlp_max_body_bytes,
-        max_span_tokens=settings.otlp_max_span_tokens,
+        OtlpAuth(service.credentials, required=settings.ingest.otlp.auth == "required"),
+        max_body_bytes=settings.ingest.otlp.max_body_bytes,
+        max_span_tokens=settings.ingest.otlp.max_span_tokens,
         stats=service.otlp_stats,
     )
     return app
@@ -103,7 +103,7 @@ def serve(settings: Settings) -> None:
     warning = exposure_warning(ReadTokens.from_settings(settings), settings.host)
     if warning:
         log.warning(warning)
-    if settings.otlp_auth == "off":
+    if settings.ingest.otlp.auth == "off":
         log.warning(
             "METERLINE_OTLP_AUTH=off: senders on the loopback address may export spans to "
             "/v1/traces without a credential, attributed as they claim; never use this "

@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource
 
 __all__ = [
     "ConfigError",
     "EnvSource",
+    "Section",
     "YamlFileSource",
     "decode_env_value",
     "describe_settings_error",
@@ -102,10 +103,18 @@ def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _section_model(field: FieldInfo) -> type[BaseModel] | None:
-    """The section a field opens: a field typed directly as a model (not a list of them)."""
+class Section(BaseModel):
+    """A group of settings: its fields are set one variable each (`env_leaves`), and a
+    key it does not have is an error. A value model that is not a Section (a provider, a
+    price) is one setting, written as JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _section_model(field: FieldInfo) -> type[Section] | None:
+    """The section a field opens, if it is typed as one."""
     annotation = field.annotation
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    if isinstance(annotation, type) and issubclass(annotation, Section):
         return annotation
     return None
 

@@ -134,7 +134,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "compression.type": "none",
         "enable.idempotence": False,  # not supported by the embedded broker (ARCHITECTURE §7)
         "acks": "all",
-        "message.timeout.ms": settings.emitter_delivery_timeout_ms,
+        "message.timeout.ms": settings.gateway.emitter.delivery_timeout_ms,
         "socket.keepalive.enable": True,
         "reconnect.backoff.max.ms": 1000,
         "allow.auto.create.topics": False,

@@ -146,9 +146,11 @@ class Stack:
             settings = settings.model_copy(
                 update={"providers": [ProviderConfig(name="mock", base_url=mock_url)]}
             )
-        if traffic and not settings.trusted_proxies:
+        if traffic and not settings.gateway.trusted_proxies:
             # The demo simulator plays many clients through its loopback hop (X-Forwarded-For).
-            settings = settings.model_copy(update={"trusted_proxies": ["127.0.0.0/8", "::1/128"]})
+            loopback = ["127.0.0.0/8", "::1/128"]
+            gateway = settings.gateway.model_copy(update={"trusted_proxies": loopback})
+            settings = settings.model_copy(update={"gateway": gateway})
         self.settings = settings
         # Decided once: after start() the settings name the embedded broker's address.
         self.embedded_broker = settings.kafka_bootstrap is None

@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from meterline.config_sources import (
     ConfigError,
     EnvSource,
+    Section,
     YamlFileSource,
     describe_settings_error,
     settings_env,
@@ -130,10 +131,8 @@ def config_file() -> Path | None:
     return default if default.is_file() else None
 
 
-class EmitterSettings(BaseModel):
+class EmitterSettings(Section):
     """The gateway's Kafka producer of events (gateway/emit)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     delivery_timeout_ms: int = 5000
     # Events the broker acknowledged in the last window are kept (at most max_events) and
@@ -142,25 +141,21 @@ class EmitterSettings(BaseModel):
     redelivery_max_events: int = Field(default=50_000, ge=0)
 
 
-class EnforcementSettings(BaseModel):
+class EnforcementSettings(Section):
     """Enforcement view staleness: older than `stale_after_s` (reader lagging, broker
     unreachable) the gateway serves anyway ("open") or answers 503 ("closed")."""
-
-    model_config = ConfigDict(extra="forbid")
 
     stale_after_s: float = 30.0
     fail_mode: Literal["open", "closed"] = "open"
 
 
-class GuardrailSettings(BaseModel):
+class GuardrailSettings(Section):
     """Guardrails (gateway/guardrails): each guardrail's default mode, `off`, `monitor` (event
     only), `redact` (mask, then forward or return) or `block` (400); a guardrail left out
     is off. PolicyRecords (POST /admin/policies) override them per key, user, team,
     project or org. Streams hold back `stream_hold_chars` of text (at least 48, the longest
     finding with spaces) so nothing is released before it is judged; a text longer than
     `max_scan_chars` is scanned up to there (and counted)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     modes: dict[str, GuardrailMode] = Field(
         default_factory=lambda: {
@@ -173,10 +168,8 @@ class GuardrailSettings(BaseModel):
     max_scan_chars: int = 256 * 1024
 
 
-class GatewaySettings(BaseModel):
+class GatewaySettings(Section):
     """The gateway (gateway/): request limits, upstream timeouts, spool, proxies, tracing."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_body_bytes: int = 4 * 1024 * 1024
     upstream_timeout_s: float = 60.0
@@ -202,33 +195,27 @@ class GatewaySettings(BaseModel):
             raise ValueError(f"expected networks such as 10.0.0.0/8 ({exc})") from None
 
 
-class BudgetSettings(BaseModel):
+class BudgetSettings(Section):
     """The budgets agent (processors/budgets)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     tick_interval_s: float = 5.0  # how often budgets check for period rollover
     reconcile_timeout_s: float = 15.0  # how long to wait for the read API at start
     control_ready_timeout_s: float = 10.0  # longest wait for all BudgetRecords at start
 
 
-class RecostSettings(BaseModel):
+class RecostSettings(Section):
     """Requests stored without a cost for `grace_s` (a cost lost in a broker restart) are
     priced again, every `interval_s`, looking back `lookback_s` (processors/cost/recost.py)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     interval_s: float = Field(default=30.0, gt=0)
     grace_s: float = Field(default=120.0, ge=0)
     lookback_s: float = Field(default=86_400.0, gt=0)
 
 
-class AlertSettings(BaseModel):
+class AlertSettings(Section):
     """Alerts (Slack-compatible webhooks, processors/alerts). `webhooks` get every alert;
     `security_webhooks` get anomalies and llmjacking/agent_loop enforcement. No webhook:
     alerts are off."""
-
-    model_config = ConfigDict(extra="forbid")
 
     webhooks: list[str] = Field(default_factory=list)
     security_webhooks: list[str] = Field(default_factory=list)
@@ -240,12 +227,10 @@ class AlertSettings(BaseModel):
     on_lift: bool = True  # also notify when a block or throttle is lifted
 
 
-class DriftSettings(BaseModel):
+class DriftSettings(Section):
     """Drift (processors/drift): a window per scope closes after `window_events` events, or
     once `window_s` of event time has passed (0: no time limit) with at least `min_events`;
     it is compared with the first window ("fixed") or the previous one ("trailing")."""
-
-    model_config = ConfigDict(extra="forbid")
 
     window_events: int = 500
     window_s: float = 3600.0
@@ -265,14 +250,12 @@ class DriftSettings(BaseModel):
         return self
 
 
-class LlmjackingSettings(BaseModel):
+class LlmjackingSettings(Section):
     """LLMjacking (processors/llmjacking): per-key behaviour profiles judged per window of
     event time. A key is "long-lived" (new-network/agent, volume, off-hours and pricier-
     model signals armed) after `learning_requests` AND `learning_s`. Mode per org from
     PolicyRecord(kind="llmjacking"), else `default_mode`; `enforce` blocks the key for
     `block_s` on a high-severity detection."""
-
-    model_config = ConfigDict(extra="forbid")
 
     default_mode: LlmjackingMode = "monitor"
     window_s: float = 300.0
@@ -291,11 +274,9 @@ class LlmjackingSettings(BaseModel):
     max_keys: int = 100_000  # key ids come from traffic: bound the memory
 
 
-class AgentLoopSettings(BaseModel):
+class AgentLoopSettings(Section):
     """Agent loops (processors/agentloop), per session (x-session-id, span session.id, else
     trace id). Mode per org from PolicyRecord(kind="agent_loop"), else `default_mode`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     default_mode: AgentLoopMode = "monitor"
     repeat_threshold: int = 5  # identical steps (or cycle length) that make a loop
@@ -310,10 +291,8 @@ class AgentLoopSettings(BaseModel):
     max_sessions: int = 50_000
 
 
-class ProcessorsSettings(BaseModel):
+class ProcessorsSettings(Section):
     """The stream processors (processors/): the Faust app and each agent's section."""
-
-    model_config = ConfigDict(extra="forbid")
 
     app_id: str = "meterline-processors"
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
@@ -324,10 +303,8 @@ class ProcessorsSettings(BaseModel):
     agent_loop: AgentLoopSettings = Field(default_factory=AgentLoopSettings)
 
 
-class OtlpSettings(BaseModel):
+class OtlpSettings(Section):
     """OTLP/HTTP receiver (ingest/otlp, POST /v1/traces)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_body_bytes: int = 8 * 1024 * 1024  # also enforced after gzip (zip bombs)
     publish_timeout_s: float = 10.0  # longest wait for Kafka to acknowledge spans
@@ -340,10 +317,8 @@ class OtlpSettings(BaseModel):
     max_span_tokens: int = Field(default=10_000_000, ge=1)
 
 
-class SinkSettings(BaseModel):
+class SinkSettings(Section):
     """The ingest sink (ingest/sink): Kafka topics into ClickHouse, in batches."""
-
-    model_config = ConfigDict(extra="forbid")
 
     group_id: str = "meterline-ingest"
     batch_rows: int = 20_000
@@ -351,19 +326,15 @@ class SinkSettings(BaseModel):
     retry_max_backoff_s: float = 10.0
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(Section):
     """Ingest (ingest/): the OTLP receiver and the ClickHouse sink."""
-
-    model_config = ConfigDict(extra="forbid")
 
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
 
 
-class DashboardSettings(BaseModel):
+class DashboardSettings(Section):
     """The dashboards (dashboards/)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # Seconds between automatic refreshes of each page's figures (0: never).
     refresh_s: float = Field(default=30.0, ge=0)

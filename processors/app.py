@@ -39,7 +39,7 @@ def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> f
     datadir = settings.data_dir / "processors"
     datadir.mkdir(parents=True, exist_ok=True)  # Faust only creates the last level
     app = faust.App(
-        settings.processors_app_id,
+        settings.processors.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.bootstrap.split(",")],
         store="memory://",
         processing_guarantee="at_least_once",

@@ -12,7 +12,7 @@ import pytest
 
 from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics
-from meterline.settings import Settings
+from meterline.settings import Settings, merged
 
 
 def free_port() -> int:
@@ -36,7 +36,9 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 @pytest.fixture
 def make_settings(tmp_path: Path):
-    """Settings for one test: its own data dir, and (given a broker) its own topics."""
+    """Settings for one test: its own data dir, and (given a broker) its own topics.
+    Overrides are nested like Settings (`processors={"drift": {"window_s": 0}}`) and merged
+    section by section into these defaults."""
 
     def factory(broker: EmbeddedBroker | None = None, **overrides: object) -> Settings:
         values: dict[str, object] = {
@@ -45,15 +47,16 @@ def make_settings(tmp_path: Path):
             "topic_partitions": 2,
             "clickhouse_database": unique("db_"),
             "admin_token": "test-admin-token",
-            "processors_app_id": unique("procs-"),
-            "sink_group_id": unique("sink-"),
-            # Component tests run no ingest: budgets must not wait for its read API.
-            "budget_reconcile_timeout_s": 0.0,
+            "processors": {
+                "app_id": unique("procs-"),
+                # Component tests run no ingest: budgets must not wait for its read API.
+                "budget": {"reconcile_timeout_s": 0.0},
+            },
+            "ingest": {"sink": {"group_id": unique("sink-")}},
         }
         if broker is not None:
             values["kafka_bootstrap"] = broker.bootstrap
-        values.update(overrides)
-        settings = Settings(**values)  # type: ignore[arg-type]
+        settings = Settings(**merged(values, overrides))
         if broker is not None:
             create_topics(settings)
         return settings

@@ -94,7 +94,7 @@ class KafkaEmitter:
         self._metrics = metrics or Metrics()
         self._metrics.counter(POISON_COUNTER, "Events the broker can never take, by reason.")
         self._metrics.counter(QUARANTINE_COUNTER, "Spooled events moved to quarantine.")
-        self._delivery_timeout_s = settings.emitter_delivery_timeout_ms / 1000
+        self._delivery_timeout_s = settings.gateway.emitter.delivery_timeout_ms / 1000
         self._spool = Spool(settings.resolved_spool_dir, name)
         self._replay_batch = replay_batch
         self._lock = threading.Lock()
@@ -112,9 +112,10 @@ class KafkaEmitter:
         # Delivery callbacks, bound once: an original event, or a salvage product (its
         # minimal version or dead letter), whose own poisoning must not be salvaged again.
         self._callbacks = {True: self._on_delivery, False: self._on_salvage_delivery}
-        self._redelivery_window_s = settings.emitter_redelivery_window_s
+        self._redelivery_window_s = settings.gateway.emitter.redelivery_window_s
         self._recent = RecentDeliveries(
-            settings.emitter_redelivery_window_s, settings.emitter_redelivery_max_events
+            settings.gateway.emitter.redelivery_window_s,
+            settings.gateway.emitter.redelivery_max_events,
         )
         self.redelivered = 0  # acknowledged events sent again after the broker lost them
         self.delivered = 0

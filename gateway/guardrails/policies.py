@@ -28,10 +28,12 @@ class GuardrailPolicies:
     def __init__(self, defaults: Mapping[str, str]) -> None:
         unknown = set(defaults) - set(GUARDRAILS)
         if unknown:
-            raise ValueError(f"guardrail_modes: unknown guardrails {sorted(unknown)}")
+            raise ValueError(f"gateway.guardrail.modes: unknown guardrails {sorted(unknown)}")
         bad = {name: mode for name, mode in defaults.items() if mode not in GUARDRAIL_MODES}
         if bad:
-            raise ValueError(f"guardrail_modes: unknown modes {bad}; use one of {GUARDRAIL_MODES}")
+            raise ValueError(
+                f"gateway.guardrail.modes: unknown modes {bad}; use one of {GUARDRAIL_MODES}"
+            )
         self.defaults: dict[str, GuardrailMode] = {g: defaults.get(g, "off") for g in GUARDRAILS}  # type: ignore[misc]
         self._modes: dict[tuple[str, str], GuardrailMode] = {}  # (subject, guardrail) -> mode
         self._records: dict[str, dict[str, Any]] = {}  # policy_id -> record

@@ -3,7 +3,7 @@
 A Meterline virtual key or an ingest token (both published on the control topic and read
 by `ingest.otlp.credentials.CredentialReader`). Missing or unknown: 401. Unknown while the
 credentials are still being read at start: 503, so the exporter retries instead of
-dropping the spans. With `otlp_auth="off"`, a sender on the loopback address may export
+dropping the spans. With `ingest.otlp.auth="off"`, a sender on the loopback address may export
 without a credential (embedded demos); a credential it sends is still checked.
 """
 
@@ -44,7 +44,7 @@ def _is_loopback(host: str | None) -> bool:
 @dataclass(frozen=True)
 class OtlpAuth:
     credentials: CredentialSource
-    required: bool = True  # False: `otlp_auth="off"` (loopback senders may omit it)
+    required: bool = True  # False: `ingest.otlp.auth="off"` (loopback senders may omit it)
 
     def sender(self, authorization: str | None, client_host: str | None) -> Credential | None:
         """The sender's credential; None only for an open-mode loopback sender without one.

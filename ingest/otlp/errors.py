@@ -4,7 +4,7 @@ IngestError
 +-- OtlpError                   the request as a whole is refused (status, message)
     +-- MalformedPayloadError   400: the body cannot be decoded at all
     +-- UnauthenticatedError    401: no credential, or not a known one
-    +-- PayloadTooLargeError    413: over `otlp_max_body_bytes`, before or after gzip
+    +-- PayloadTooLargeError    413: over `ingest.otlp.max_body_bytes`, before or after gzip
     +-- UnsupportedMediaError   415: content type or content encoding we do not speak
     +-- PublishUnavailableError 503: Kafka did not take the spans; the exporter retries
     +-- CredentialsLoadingError 503: credentials not read yet (at start); the exporter retries

@@ -37,7 +37,7 @@ Unpublishable = tuple[SpanEvent, str]  # a span that can never be produced, and 
 class KafkaSpanPublisher:
     def __init__(self, settings: Settings, **producer_overrides: Any) -> None:
         self._topic = settings.topic(SPANS)
-        self._timeout_s = settings.otlp_publish_timeout_s
+        self._timeout_s = settings.ingest.otlp.publish_timeout_s
         self._producer = Producer(producer_config(settings, **producer_overrides))
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="otlp-producer", daemon=True)

@@ -92,7 +92,7 @@ def _records(messages: list[Message]) -> list[Record]:
 
 
 class SinkConsumer:
-    """Owns the Kafka consumer of group `settings.sink_group_id` and drives one sink.
+    """Owns the Kafka consumer of group `settings.ingest.sink.group_id` and drives one sink.
 
     `handle` and `checkpoint` are usable without Kafka (unit tests pass `commit` and
     `publish`); `run` wires them to a real consumer and producer.
@@ -112,9 +112,11 @@ class SinkConsumer:
         self.sink = sink
         self.status = status or SinkStatus()
         self.router = Router(settings.topic_prefix)
-        self.policy = FlushPolicy(settings.sink_batch_rows, settings.sink_flush_interval_s)
+        self.policy = FlushPolicy(
+            settings.ingest.sink.batch_rows, settings.ingest.sink.flush_interval_s
+        )
         self.offsets = OffsetTracker()
-        self.max_backoff_s = settings.sink_retry_max_backoff_s
+        self.max_backoff_s = settings.ingest.sink.retry_max_backoff_s
         self._commit = commit
         self._publish = publish
         self._clock = clock
@@ -278,7 +280,7 @@ class SinkConsumer:
         consumer = Consumer(
             consumer_config(
                 settings,
-                settings.sink_group_id,
+                settings.ingest.sink.group_id,
                 # An outage holds the loop in the retry; stay in the group meanwhile.
                 **{"max.poll.interval.ms": 900_000},
             )
@@ -295,12 +297,15 @@ class SinkConsumer:
         )
         self.status.update(running=True)
         log.info(
-            "sink consuming %d topics as group %s", len(self.router.topics), settings.sink_group_id
+            "sink consuming %d topics as group %s",
+            len(self.router.topics),
+            settings.ingest.sink.group_id,
         )
         try:
             while not stop.is_set():
                 messages = consumer.consume(
-                    num_messages=_CONSUME_BATCH, timeout=min(0.2, settings.sink_flush_interval_s)
+                    num_messages=_CONSUME_BATCH,
+                    timeout=min(0.2, settings.ingest.sink.flush_interval_s),
                 )
                 self.handle_many(_records(messages))
                 if self.checkpoint_due():

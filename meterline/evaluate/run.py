@@ -20,7 +20,7 @@ from pathlib import Path
 from meterline.clients import AdminClient, ClientError
 from meterline.evaluate.collect import Collected, collect
 from meterline.evaluate.scoring import DetectorScore, score
-from meterline.settings import ProviderConfig, Settings
+from meterline.settings import ProviderConfig, Settings, merged
 from meterline.simulate import SimulationConfig, SimulationResult, build_plan, simulate
 from meterline.simulate.catalog import SERVED_MODELS
 from meterline.simulate.send import admin_failure
@@ -81,15 +81,20 @@ def eval_stack_settings(settings: Settings, data_dir: Path, **overrides: object)
         "processors_port": _free_port(),
         "broker_port": _free_port(),
         "mock_provider_port": mock_port,
-        "processors_app_id": f"eval-procs-{uuid.uuid4().hex[:8]}",
-        "sink_group_id": f"eval-sink-{uuid.uuid4().hex[:8]}",
-        "trusted_proxies": LOOPBACK,
-        # The simulator compresses a day into minutes; the detectors' time constants are
-        # scaled the same way (production keeps the defaults: 5 min windows, 1 day learning).
-        "llmjacking_window_s": 10.0,
-        "llmjacking_learning_requests": 3,
-        "llmjacking_learning_s": 10.0,
-        "llmjacking_min_train_windows": 10,
+        "gateway": {"trusted_proxies": LOOPBACK},
+        "processors": {
+            "app_id": f"eval-procs-{uuid.uuid4().hex[:8]}",
+            # The simulator compresses a day into minutes; the detectors' time constants are
+            # scaled the same way (production keeps the defaults: 5 min windows, 1 day
+            # learning).
+            "llmjacking": {
+                "window_s": 10.0,
+                "learning_requests": 3,
+                "learning_s": 10.0,
+                "min_train_windows": 10,
+            },
+        },
+        "ingest": {"sink": {"group_id": f"eval-sink-{uuid.uuid4().hex[:8]}"}},
         "providers": [
             ProviderConfig(
                 name="mock",
@@ -98,8 +103,7 @@ def eval_stack_settings(settings: Settings, data_dir: Path, **overrides: object)
             )
         ],
     }
-    values.update(overrides)
-    return settings.model_copy(update=values)
+    return type(settings).model_validate(merged(settings.model_dump(), merged(values, overrides)))
 
 
 def attacked_orgs(config: SimulationConfig, kinds: tuple[str, ...]) -> set[str]:

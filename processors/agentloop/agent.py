@@ -24,7 +24,6 @@ from meterline.settings import Settings
 from processors.agentloop.logic import (
     KIND,
     STAGE,
-    AgentLoopConfig,
     AgentLoopDetector,
     parse_event,
 )
@@ -47,12 +46,10 @@ def register_agentloop_agents(
     dead_letters: DeadLetterPublisher,
 ) -> AgentLoopDetector:
     outputs = {name: raw_topic(app, settings, name) for name in (ANOMALIES, ENFORCEMENT)}
-    policies = PolicyBook(KIND, settings.agent_loop_default_mode)
+    policies = PolicyBook(KIND, settings.processors.agent_loop.default_mode)
     # Decisions wait in the detector until the policies are known: an agent must not
     # stall on start (it would stop receiving, see processors/llmjacking/agent.py).
-    detector = AgentLoopDetector(
-        AgentLoopConfig.from_settings(settings), policies, policies_ready=False
-    )
+    detector = AgentLoopDetector(settings.processors.agent_loop, policies, policies_ready=False)
 
     async def publish(items: list[Publication]) -> None:
         await send_all(outputs, items)

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from meterline.settings import Settings
+from meterline.settings import AgentLoopSettings
 from processors.agentloop.patterns import cycle_of, near_duplicate
 from processors.errors import parse_event
 from processors.llmjacking.policy import PolicyBook, Publication
@@ -59,7 +59,6 @@ from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
 __all__ = [
     "KIND",
     "STAGE",
-    "AgentLoopConfig",
     "AgentLoopDetector",
     "parse_event",
 ]
@@ -71,37 +70,6 @@ _MAX_SEEN = 512  # recent request/span ids per session, to drop redeliveries
 _SWEEP_EVERY = 1000  # events between sweeps of idle sessions
 _LLM_KINDS = frozenset({"LLM", "EMBEDDING"})
 _MAX_PENDING = 10_000
-
-
-@dataclass(frozen=True)
-class AgentLoopConfig:
-    default_mode: str = "monitor"
-    repeat_threshold: int = 5
-    history: int = 30
-    prompt_similarity: float = 0.97
-    max_steps: int = 100
-    max_session_usd: Decimal = Decimal("5")
-    max_session_tokens: int = 2_000_000
-    throttle_rpm: int = 6
-    block_s: float = 3600.0
-    session_ttl_s: float = 3600.0
-    max_sessions: int = 50_000
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AgentLoopConfig:
-        return cls(
-            default_mode=settings.agent_loop_default_mode,
-            repeat_threshold=settings.agent_loop_repeat_threshold,
-            history=settings.agent_loop_history,
-            prompt_similarity=settings.agent_loop_prompt_similarity,
-            max_steps=settings.agent_loop_max_steps,
-            max_session_usd=settings.agent_loop_max_session_usd,
-            max_session_tokens=settings.agent_loop_max_session_tokens,
-            throttle_rpm=settings.agent_loop_throttle_rpm,
-            block_s=settings.agent_loop_block_s,
-            session_ttl_s=settings.agent_loop_session_ttl_s,
-            max_sessions=settings.agent_loop_max_sessions,
-        )
 
 
 @dataclass
@@ -164,7 +132,7 @@ class AgentLoopDetector:
 
     def __init__(
         self,
-        config: AgentLoopConfig,
+        config: AgentLoopSettings,
         policies: PolicyBook,
         now: Callable[[], datetime] = utc_now,
         source: str = STAGE,

@@ -39,21 +39,17 @@ def register_alert_agents(
     metrics: ProcessorMetrics,
     dead_letters: DeadLetterPublisher,
 ) -> WebhookSender | None:
-    if not settings.alert_webhooks and not settings.security_webhooks:
+    config = settings.processors.alert
+    if not config.webhooks and not config.security_webhooks:
         return None
-    alerter = Alerter(
-        dashboard_url=settings.resolved_dashboard_url,
-        dedup_window_s=settings.alert_dedup_window_s,
-        max_age_s=settings.alert_max_age_s,
-        alert_on_lift=settings.alert_on_lift,
-    )
+    alerter = Alerter(config, dashboard_url=settings.resolved_dashboard_url)
     sender = WebhookSender(
-        settings.alert_webhooks,
-        settings.security_webhooks,
+        config.webhooks,
+        config.security_webhooks,
         metrics,
-        timeout_s=settings.alert_timeout_s,
-        policy=RetryPolicy(max_retries=settings.alert_max_retries),
-        queue_size=settings.alert_queue_size,
+        timeout_s=config.timeout_s,
+        policy=RetryPolicy(max_retries=config.max_retries),
+        queue_size=config.queue_size,
     )
 
     guard = Guard(dead_letters, STAGE, log, "alerts", (RejectedMessage,))

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from meterline.settings import AlertSettings
 from processors.budgets.logic import RejectedMessage
 from processors.errors import describe_validation_error
 from schemas.events.v1 import Anomaly, BudgetState, EnforcementDecision, utc_now
@@ -189,21 +190,19 @@ class Alerter:
 
     def __init__(
         self,
+        config: AlertSettings,
         *,
         dashboard_url: str,
-        dedup_window_s: float,
-        max_age_s: float,
-        alert_on_lift: bool = True,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self._dashboard_url = dashboard_url.rstrip("/")
-        self._max_age = timedelta(seconds=max_age_s) if max_age_s > 0 else None
-        self._alert_on_lift = alert_on_lift
+        self._max_age = timedelta(seconds=config.max_age_s) if config.max_age_s > 0 else None
+        self._alert_on_lift = config.on_lift
         self._now = now
         self._crossings = BudgetCrossings()
         self._decisions = DecisionLedger()
-        self._dedup = Deduplicator(dedup_window_s, clock)
+        self._dedup = Deduplicator(config.dedup_window_s, clock)
 
     def on_budget_state(self, key: bytes | None, value: bytes | None) -> Outcome:
         if value is None:  # a tombstone of a budget_id: the budget is gone

@@ -94,7 +94,7 @@ def register_budget_agent(
         # Then seed the book from the warehouse: a restart must forget no spend.
         async with AsyncReadClient.from_settings(settings, "finance") as read:
             updates = await reconcile_from_warehouse(
-                book, read, settings.budget_reconcile_timeout_s
+                book, read, settings.processors.budget.reconcile_timeout_s
             )
         await publish(updates)
         while early:
@@ -110,5 +110,5 @@ def register_budget_agent(
     consume(app, raw_topic(app, settings, COSTS), AGENT_NAME, metrics, on_cost)
     app.task(budget_control)
     app.task(budget_start)
-    app.timer(settings.budget_tick_interval_s, name="budget_rollover")(budget_rollover)
+    app.timer(settings.processors.budget.tick_interval_s, name="budget_rollover")(budget_rollover)
     return book

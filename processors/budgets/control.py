@@ -62,7 +62,7 @@ class ControlReader:
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + self._settings.budget_control_ready_timeout_s
+            deadline = loop.time() + self._settings.processors.budget.control_ready_timeout_s
             # While loading, keep only the latest record per key (compacted-topic
             # semantics), so superseded versions never flap a decision.
             pending: dict[object, Message] | None = {}

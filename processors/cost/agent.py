@@ -63,7 +63,9 @@ def register_cost_agent(
         try:
             async with AsyncReadClient.from_settings(settings, "finance") as read:
                 pages = fetch_uncosted(
-                    read, grace_s=settings.recost_grace_s, lookback_s=settings.recost_lookback_s
+                    read,
+                    grace_s=settings.processors.recost.grace_s,
+                    lookback_s=settings.processors.recost.lookback_s,
                 )
                 async for page in pages:
                     if emitted := await recost(page, pricer, emit_recosted):
@@ -72,4 +74,4 @@ def register_cost_agent(
         except ClientError as exc:  # ingest down or restarting: the next round retries
             log.info("recost: read API unavailable (%s)", exc)
 
-    app.timer(settings.recost_interval_s, name="recost_uncosted")(recost_uncosted)
+    app.timer(settings.processors.recost.interval_s, name="recost_uncosted")(recost_uncosted)

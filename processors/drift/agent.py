@@ -29,7 +29,6 @@ from meterline.settings import Settings
 from processors.dlq import DeadLetterPublisher
 from processors.drift.logic import (
     STAGE,
-    DriftConfig,
     DriftDetector,
     InvalidSignature,
     request_from_payload,
@@ -53,7 +52,7 @@ def register_drift_agent(
     dead_letters: DeadLetterPublisher,
 ) -> DriftDetector:
     outputs = {name: raw_topic(app, settings, name) for name in (DRIFT, ANOMALIES)}
-    detector = DriftDetector(DriftConfig.from_settings(settings))
+    detector = DriftDetector(settings.processors.drift)
     guard = Guard(dead_letters, STAGE, log, "drift agent", (InvalidSignature,))
 
     async def publish(results: list[DriftReport | Anomaly]) -> None:

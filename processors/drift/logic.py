@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from meterline.settings import Settings
+from meterline.settings import DriftSettings
 from processors.drift.stats import KsResult, ks, psi, psi_of_fractions, rates_pvalue
 from processors.errors import Rejected, parse_event
 from schemas.events.v1 import Anomaly, DriftReport, RequestEvent, format_ts
@@ -49,7 +49,6 @@ __all__ = [
     "REFUSAL_FINISH_REASONS",
     "SIGNATURE_METRIC",
     "STAGE",
-    "DriftConfig",
     "DriftDetector",
     "InvalidSignature",
     "MetricDrift",
@@ -78,39 +77,6 @@ _SEVERITY_STEPS: tuple[tuple[float, Literal["high", "medium"]], ...] = (
     (1.0, "high"),
     (0.5, "medium"),
 )
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    window_events: int = 500
-    window_s: float = 3600.0  # 0: windows close by count only
-    min_events: int = 100
-    reference: Literal["fixed", "trailing"] = "trailing"
-    psi_threshold: float = 0.25
-    psi_bins: int = 10
-    ks_pvalue: float = 0.01
-    signature_psi_threshold: float = 0.1
-    max_scopes: int = 1000
-
-    def __post_init__(self) -> None:
-        if not 2 <= self.min_events <= self.window_events:
-            raise ValueError("need 2 <= drift_min_events <= drift_window_events")
-        if self.reference not in ("fixed", "trailing"):
-            raise ValueError(f"drift_reference must be fixed or trailing, not {self.reference!r}")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DriftConfig:
-        return cls(
-            window_events=settings.drift_window_events,
-            window_s=settings.drift_window_s,
-            min_events=settings.drift_min_events,
-            reference=settings.drift_reference,
-            psi_threshold=settings.drift_psi_threshold,
-            psi_bins=settings.drift_psi_bins,
-            ks_pvalue=settings.drift_ks_pvalue,
-            signature_psi_threshold=settings.drift_signature_psi_threshold,
-            max_scopes=settings.drift_max_scopes,
-        )
 
 
 def scope_of(event: RequestEvent) -> str:
@@ -184,7 +150,7 @@ class MetricDrift:
 
 
 def compare_windows(
-    reference: WindowedMetrics, current: WindowedMetrics, config: DriftConfig
+    reference: WindowedMetrics, current: WindowedMetrics, config: DriftSettings
 ) -> list[MetricDrift]:
     results = []
     for metric in CONTINUOUS_METRICS:
@@ -220,7 +186,7 @@ class DriftDetector:
     `max_scopes` are tracked; requests of further scopes are counted in `ignored_events`.
     """
 
-    def __init__(self, config: DriftConfig, source: str = STAGE) -> None:
+    def __init__(self, config: DriftSettings, source: str = STAGE) -> None:
         self.config = config
         self.ignored_events = 0
         self._source = source

@@ -24,7 +24,6 @@ from processors.dlq import DeadLetterPublisher
 from processors.llmjacking.logic import (
     KIND,
     STAGE,
-    LlmjackingConfig,
     LlmjackingDetector,
     request_from_payload,
 )
@@ -49,9 +48,9 @@ def register_llmjacking_agent(
     dead_letters: DeadLetterPublisher,
 ) -> LlmjackingDetector:
     outputs = {name: raw_topic(app, settings, name) for name in (ANOMALIES, ENFORCEMENT)}
-    policies = PolicyBook(KIND, settings.llmjacking_default_mode)
+    policies = PolicyBook(KIND, settings.processors.llmjacking.default_mode)
     detector = LlmjackingDetector(
-        LlmjackingConfig.from_settings(settings),
+        settings.processors.llmjacking,
         policies,
         ModelTiers(settings.price_overrides).price,
     )
@@ -98,5 +97,7 @@ def register_llmjacking_agent(
     consume(app, raw_topic(app, settings, REQUESTS), AGENT_NAME, metrics, handle, persist)
     app.task(llmjacking_control)
     app.task(llmjacking_policies_loaded)
-    app.timer(settings.llmjacking_persist_interval_s, name="llmjacking_persist")(llmjacking_persist)
+    app.timer(settings.processors.llmjacking.persist_interval_s, name="llmjacking_persist")(
+        llmjacking_persist
+    )
     return detector

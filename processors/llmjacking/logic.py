@@ -24,11 +24,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from meterline.settings import Settings
+from meterline.settings import LlmjackingSettings
 from processors.errors import parse_event
 from processors.llmjacking.forest import ForestModels, window_features
 from processors.llmjacking.network import network_of
@@ -37,7 +36,6 @@ from processors.llmjacking.profile import KeyProfile, KeyWindow
 from processors.llmjacking.signals import (
     MEDIUM,
     Signal,
-    SignalConfig,
     combine,
     forest_signal,
     is_expensive,
@@ -54,7 +52,6 @@ from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
 __all__ = [
     "KIND",
     "STAGE",
-    "LlmjackingConfig",
     "LlmjackingDetector",
     "request_from_payload",
 ]
@@ -65,40 +62,6 @@ _REPORTED = 1  # severity rank from which a window is reported (medium)
 _BLOCKING = 2  # high and critical block under `enforce`
 _FOREST_MIN_REQUESTS = 10  # a closing window is scored by the forest from this size
 _MAX_PENDING = 10_000
-
-
-@dataclass(frozen=True)
-class LlmjackingConfig:
-    window_s: float = 300.0
-    learning_requests: int = 200
-    learning_s: float = 86400.0
-    block_s: float = 86400.0
-    default_mode: str = "monitor"
-    min_train_windows: int = 50
-    retrain_windows: int = 1000
-    max_keys: int = 100_000
-    signals: SignalConfig = field(default_factory=SignalConfig)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LlmjackingConfig:
-        return cls(
-            window_s=settings.llmjacking_window_s,
-            learning_requests=settings.llmjacking_learning_requests,
-            learning_s=settings.llmjacking_learning_s,
-            block_s=settings.llmjacking_block_s,
-            default_mode=settings.llmjacking_default_mode,
-            min_train_windows=settings.llmjacking_min_train_windows,
-            retrain_windows=settings.llmjacking_retrain_windows,
-            max_keys=settings.llmjacking_max_keys,
-            signals=SignalConfig(
-                enumeration_models=settings.llmjacking_enumeration_models,
-                probe_errors=settings.llmjacking_probe_errors,
-                volume_z=settings.llmjacking_volume_z,
-                many_networks=settings.llmjacking_many_networks,
-                expensive_ratio=settings.llmjacking_expensive_ratio,
-                iforest_threshold=settings.llmjacking_iforest_threshold,
-            ),
-        )
 
 
 def request_from_payload(payload: bytes | None) -> RequestEvent | None:
@@ -117,7 +80,7 @@ class LlmjackingDetector:
 
     def __init__(
         self,
-        config: LlmjackingConfig,
+        config: LlmjackingSettings,
         policies: PolicyBook,
         price: Callable[[str | None], float | None],
         now: Callable[[], datetime] = utc_now,
@@ -164,7 +127,7 @@ class LlmjackingDetector:
         profile.last_seen = max(profile.last_seen, at)
         self._count_minute(profile, window, at, event)
         self._add(profile, window, event, at)
-        signals = rule_signals(profile, window, self._mature(profile), self.config.signals)
+        signals = rule_signals(profile, window, self._mature(profile), self.config)
         names = frozenset((signal.name, signal.strength) for signal in signals)
         if names != window.signal_names:  # something new: worth a forest score too
             window.signal_names = names
@@ -265,7 +228,7 @@ class LlmjackingDetector:
             if model not in profile.models and model not in window.new_models:
                 window.new_models[model] = at
                 marks.append("model_enumeration")
-            if is_expensive(profile, self._price(model), self.config.signals) and mature:
+            if is_expensive(profile, self._price(model), self.config) and mature:
                 window.expensive += 1
                 marks.append("expensive_models")
         if is_off_hours(profile, at.hour, mature):
@@ -277,7 +240,7 @@ class LlmjackingDetector:
         out: list[Publication] = []
         mature = self._mature(profile)
         if window.requests >= _FOREST_MIN_REQUESTS or window.signal_names:
-            signals = rule_signals(profile, window, mature, self.config.signals)
+            signals = rule_signals(profile, window, mature, self.config)
             out = self._judge(profile, window, signals, closing=True)
         profile.window = None
         if window.alerted_rank < _REPORTED:  # only clean windows become the key's normal
@@ -292,7 +255,7 @@ class LlmjackingDetector:
         forest_score = None
         if signals or closing:
             forest_score = self.forest.score(profile.org, window_features(window))
-            extra = forest_signal(forest_score, self.config.signals)
+            extra = forest_signal(forest_score, self.config)
             if extra is not None:
                 signals = [*signals, extra]
         score, rank = combine(signals)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from meterline.settings import LlmjackingSettings
 from processors.llmjacking.profile import KeyProfile, KeyWindow
 from schemas.events.v1 import format_ts
 
@@ -27,7 +28,6 @@ __all__ = [
     "STRONG",
     "WEAK",
     "Signal",
-    "SignalConfig",
     "combine",
     "forest_signal",
     "rule_signals",
@@ -49,16 +49,6 @@ _FOREST_MEDIUM_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
-class SignalConfig:
-    enumeration_models: int = 5
-    probe_errors: int = 5
-    volume_z: float = 6.0
-    many_networks: int = 4
-    expensive_ratio: float = 3.0
-    iforest_threshold: float = 0.65
-
-
-@dataclass(frozen=True)
 class Signal:
     name: str
     strength: int
@@ -66,7 +56,7 @@ class Signal:
 
 
 def rule_signals(
-    profile: KeyProfile, window: KeyWindow, mature: bool, config: SignalConfig
+    profile: KeyProfile, window: KeyWindow, mature: bool, config: LlmjackingSettings
 ) -> list[Signal]:
     signals = []
     probes = _validation_probes(window, config)
@@ -127,7 +117,7 @@ def is_off_hours(profile: KeyProfile, hour: int, mature: bool) -> bool:
     )
 
 
-def is_expensive(profile: KeyProfile, price: float | None, config: SignalConfig) -> bool:
+def is_expensive(profile: KeyProfile, price: float | None, config: LlmjackingSettings) -> bool:
     usual = profile.usual_price
     return usual is not None and price is not None and price > usual * config.expensive_ratio
 
@@ -136,7 +126,7 @@ def is_validation_error(status_code: int, error_type: str | None) -> bool:
     return status_code in (400, 422) or (error_type or "").startswith("invalid_request")
 
 
-def forest_signal(score: float | None, config: SignalConfig) -> Signal | None:
+def forest_signal(score: float | None, config: LlmjackingSettings) -> Signal | None:
     if score is None or score < config.iforest_threshold:
         return None
     strong = score >= config.iforest_threshold + _FOREST_MEDIUM_MARGIN
@@ -161,7 +151,7 @@ def combine(signals: list[Signal]) -> tuple[float, int]:
     return round(1 - miss, 4), rank
 
 
-def _validation_probes(window: KeyWindow, config: SignalConfig) -> Signal | None:
+def _validation_probes(window: KeyWindow, config: LlmjackingSettings) -> Signal | None:
     evidence = {
         "validation_errors": window.validation_errors,
         "invalid_max_tokens": window.invalid_max_tokens,
@@ -175,7 +165,7 @@ def _validation_probes(window: KeyWindow, config: SignalConfig) -> Signal | None
     return None
 
 
-def _enumeration(window: KeyWindow, config: SignalConfig) -> Signal | None:
+def _enumeration(window: KeyWindow, config: LlmjackingSettings) -> Signal | None:
     evidence = {
         "new_models": _first(window.new_models),
         "distinct_models": len(window.models),
@@ -189,7 +179,7 @@ def _enumeration(window: KeyWindow, config: SignalConfig) -> Signal | None:
     return None
 
 
-def _volume(profile: KeyProfile, window: KeyWindow, config: SignalConfig) -> Signal | None:
+def _volume(profile: KeyProfile, window: KeyWindow, config: LlmjackingSettings) -> Signal | None:
     if profile.rate.n < _BASELINE_MINUTES:
         return None
     requests_high = (

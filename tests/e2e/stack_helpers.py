@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import httpx
 
 from meterline.runtime import Stack
-from meterline.settings import Settings
+from meterline.settings import Settings, merged
 from tests.conftest import free_port, unique
 
 T = TypeVar("T")
@@ -29,11 +29,10 @@ def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
         "mock_provider_port": free_port(),
         "dashboard_port": free_port(),
         "admin_token": ADMIN_TOKEN,
-        "processors_app_id": unique("e2e-procs-"),
-        "sink_group_id": unique("e2e-sink-"),
+        "processors": {"app_id": unique("e2e-procs-")},
+        "ingest": {"sink": {"group_id": unique("e2e-sink-")}},
     }
-    values.update(overrides)
-    return Settings(**values)
+    return Settings(**merged(values, overrides))
 
 
 def eventually(check: Callable[[], T | None], timeout_s: float = 30.0, what: str = "") -> T:

@@ -50,7 +50,7 @@ MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "claude-3-5-haiku-latest", "g
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not CHROMIUM.exists():
         pytest.skip("needs /usr/bin/chromium (.ci/run installs it: apt-get install chromium)")
-    settings = stack_settings(tmp_path_factory.mktemp("dash"), dashboard_refresh_s=0)
+    settings = stack_settings(tmp_path_factory.mktemp("dash"), dashboard={"refresh_s": 0})
     instance = Stack(settings, mock_provider=True, dashboard=True, progress=print)
     try:
         instance.start()

@@ -80,8 +80,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         mock_provider_port=free_port(),
         dashboard_port=free_port(),
         admin_token="e2e-admin-token",
-        processors_app_id=unique("e2e-procs-"),
-        sink_group_id=unique("e2e-sink-"),
+        processors={"app_id": unique("e2e-procs-")},
+        ingest={"sink": {"group_id": unique("e2e-sink-")}},
     )
     instance = Stack(settings, mock_provider=True, progress=print)
     try:

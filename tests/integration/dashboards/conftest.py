@@ -291,8 +291,7 @@ def read_api(broker: EmbeddedBroker, chdb_url: str) -> Iterator[ReadApiUnderTest
         topic_partitions=1,
         clickhouse_url=chdb_url,
         clickhouse_database=unique("dash_"),
-        sink_group_id=unique("dash-sink-"),
-        sink_flush_interval_s=0.2,
+        ingest={"sink": {"group_id": unique("dash-sink-"), "flush_interval_s": 0.2}},
     )
     create_topics(settings)
     client = SharedClient(connect(settings), settings.clickhouse_database)

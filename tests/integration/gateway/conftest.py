@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from gateway.app import create_app
 from meterline.kafka import consumer_config
 from meterline.mock_provider import create_app as create_mock_app
-from meterline.settings import ProviderConfig, Settings
+from meterline.settings import ProviderConfig, Settings, merged
 from schemas.topics import REQUESTS
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -104,7 +104,7 @@ def start_gateway(make_settings, broker, mock_url) -> Iterator[Callable[..., Run
                     )
                 ],
             )
-            overrides.setdefault("upstream_timeout_s", 1.0)
+            overrides = merged({"gateway": {"upstream_timeout_s": 1.0}}, overrides)
             settings = make_settings(broker, **overrides)
         server = stack.enter_context(ServerThread(create_app(settings)))
         if wait_ready:  # its views loaded (healthz 200), as `meterline up` waits for

@@ -100,9 +100,8 @@ def test_a_refused_hard_budget_is_exhausted_for_everyone_and_lifts(
     webhook = Webhook()
     gateway = start_gateway(
         price_overrides={MODEL: PriceOverride(name="test", input_mtok=Decimal("8.125"))},
-        alert_webhooks=[webhook.url],
         processors_port=free_port(),
-        budget_tick_interval_s=1.0,
+        processors={"alert": {"webhooks": [webhook.url]}, "budget": {"tick_interval_s": 1.0}},
     )
     settings = gateway.settings
     log = tmp_path / "worker.log"

@@ -225,9 +225,10 @@ def test_a_stale_view_fails_closed_with_503(
 ) -> None:
     settings = make_settings(
         own_broker,
-        emitter_delivery_timeout_ms=1000,
-        enforcement_stale_after_s=1.0,
-        enforcement_fail_mode="closed",
+        gateway={
+            "emitter": {"delivery_timeout_ms": 1000},
+            "enforcement": {"stale_after_s": 1.0, "fail_mode": "closed"},
+        },
         providers=[ProviderConfig(name="mock", base_url=f"{mock_url}/v1")],
     )
     gateway = start_gateway(settings)

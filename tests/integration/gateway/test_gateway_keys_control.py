@@ -75,7 +75,9 @@ def test_admin_needs_the_admin_token(start_gateway, header) -> None:
 
 def test_control_plane_down_is_a_503_and_changes_nothing(make_settings, start_gateway) -> None:
     settings = make_settings(
-        None, kafka_bootstrap=f"127.0.0.1:{free_port()}", emitter_delivery_timeout_ms=500
+        None,
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        gateway={"emitter": {"delivery_timeout_ms": 500}},
     )
     gateway = start_gateway(settings, wait_ready=False)  # no broker: it never gets ready
     response = httpx.post(

@@ -53,7 +53,7 @@ def own_broker():
 def _settings(make_settings, broker, mock_url):
     return make_settings(
         broker,
-        emitter_delivery_timeout_ms=1000,
+        gateway={"emitter": {"delivery_timeout_ms": 1000}},
         providers=[ProviderConfig(name="mock", base_url=f"{mock_url}/v1")],
     )
 

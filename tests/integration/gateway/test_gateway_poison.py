@@ -112,7 +112,7 @@ def own_broker():
 def test_poison_emitted_during_an_outage_never_enters_the_spool(
     own_broker, make_settings, read_events
 ) -> None:
-    settings = make_settings(own_broker, emitter_delivery_timeout_ms=1000)
+    settings = make_settings(own_broker, gateway={"emitter": {"delivery_timeout_ms": 1000}})
     emitter = KafkaEmitter(settings, max_message_bytes=LIMIT)
     emitter.start()
     topic = settings.topic(REQUESTS)

@@ -201,7 +201,9 @@ def test_errors_are_openai_shaped_and_emitted(
         "text/plain body": dict(
             content=orjson.dumps(OK_BODY), headers={"content-type": "text/plain"}
         ),
-        "too large": dict(json={**OK_BODY, "pad": "x" * (gateway.settings.max_body_bytes + 1)}),
+        "too large": dict(
+            json={**OK_BODY, "pad": "x" * (gateway.settings.gateway.max_body_bytes + 1)}
+        ),
         "model not allowed": dict(json={**OK_BODY, "model": "claude-3"}),
         "upstream 429": dict(json={**OK_BODY, "model": "mock-fail-429"}),
         "upstream 500": dict(json={**OK_BODY, "model": "mock-fail-500"}),

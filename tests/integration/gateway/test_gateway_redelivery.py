@@ -77,8 +77,12 @@ def test_acknowledged_events_are_sent_again_after_the_broker_lost_them(
 ) -> None:
     settings = make_settings(
         own_broker,
-        emitter_delivery_timeout_ms=15_000,  # room for the reconnect after the restart
-        emitter_redelivery_window_s=600.0,  # a slow machine never ages them out
+        gateway={
+            "emitter": {
+                "delivery_timeout_ms": 15_000,  # room for the reconnect after the restart
+                "redelivery_window_s": 600.0,  # a slow machine never ages them out
+            }
+        },
     )
     topic = settings.topic(REQUESTS)
     emitter = KafkaEmitter(settings, name=unique("redelivery-"))

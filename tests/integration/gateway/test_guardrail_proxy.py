@@ -22,7 +22,11 @@ EMAIL = "jane.doe@corp.example.com"
 @pytest.fixture
 def gateway(start_gateway):
     return start_gateway(
-        guardrail_modes={"pii": "monitor", "secrets": "block", "prompt_injection": "monitor"}
+        gateway={
+            "guardrail": {
+                "modes": {"pii": "monitor", "secrets": "block", "prompt_injection": "monitor"}
+            }
+        }
     )
 
 
@@ -142,7 +146,7 @@ def test_monitor_forwards_unchanged_and_redact_masks_what_upstream_sees(
 
 
 def test_output_redaction_streaming_and_not(start_gateway, read_events, events_for) -> None:
-    gateway = start_gateway(guardrail_modes={"secrets": "redact"})
+    gateway = start_gateway(gateway={"guardrail": {"modes": {"secrets": "redact"}}})
     client = _client(gateway, gateway.create_key(org="acme"))
     reply = f"Your key is {OPENAI_KEY}. Keep it safe, do not share it with anyone."
     expected = "Your key is [REDACTED:openai_key]. Keep it safe, do not share it with anyone."
@@ -177,7 +181,7 @@ def test_output_redaction_streaming_and_not(start_gateway, read_events, events_f
 
 
 def test_a_streamed_block_ends_with_an_error_event(start_gateway, events_for) -> None:
-    gateway = start_gateway(guardrail_modes={"secrets": "block"})
+    gateway = start_gateway(gateway={"guardrail": {"modes": {"secrets": "block"}}})
     key = gateway.create_key(org="acme")
     body = {
         "model": "gpt-4o",

@@ -58,7 +58,9 @@ class Harness:
     def running_sink(self, group_id: str | None = None) -> Iterator[SinkConsumer]:
         settings = self.settings
         if group_id is not None:
-            settings = settings.model_copy(update={"sink_group_id": group_id})
+            sink = settings.ingest.sink.model_copy(update={"group_id": group_id})
+            ingest = settings.ingest.model_copy(update={"sink": sink})
+            settings = settings.model_copy(update={"ingest": ingest})
         sink = ClickHouseSink(self.client)
         sink.setup()
         consumer = SinkConsumer(settings, sink)
@@ -74,7 +76,7 @@ class Harness:
 
     def committed_offsets(self, topic: str) -> dict[int, int]:
         """Offsets committed by the sink's group (asks only; joins no group)."""
-        reader = Consumer(consumer_config(self.settings, self.settings.sink_group_id))
+        reader = Consumer(consumer_config(self.settings, self.settings.ingest.sink.group_id))
         try:
             partitions = [
                 TopicPartition(self.settings.topic(topic), p)
@@ -93,8 +95,7 @@ def harness(broker, make_settings, chdb_url) -> Harness:
     settings: Settings = make_settings(
         broker,
         clickhouse_url=chdb_url,
-        sink_flush_interval_s=0.2,
-        sink_retry_max_backoff_s=0.5,
+        ingest={"sink": {"flush_interval_s": 0.2, "retry_max_backoff_s": 0.5}},
     )
     client = SharedClient(connect(settings), settings.clickhouse_database)
     migrate(client.client, settings.clickhouse_database)

@@ -262,7 +262,7 @@ def test_replays_change_no_total(harness) -> None:
     h.produce("costs", cost_events[:150])
     with h.running_sink() as consumer:
         h.wait_until(lambda: consumer.status.snapshot()["messages_consumed"] >= 150)
-    with h.running_sink(group_id=h.settings.sink_group_id + "-replay") as consumer:
+    with h.running_sink(group_id=h.settings.ingest.sink.group_id + "-replay") as consumer:
         h.wait_until(lambda: consumer.status.snapshot()["messages_consumed"] >= 850)
         h.wait_until(lambda: consumer.status.snapshot()["uncommitted_messages"] == 0)
     assert totals() == first

@@ -51,7 +51,9 @@ def test_a_span_too_large_for_kafka_is_refused_alone(broker, make_settings) -> N
 
 
 def test_an_unreachable_broker_means_retry_later(make_settings) -> None:
-    settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", otlp_publish_timeout_s=1.0)
+    settings = make_settings(
+        kafka_bootstrap=f"127.0.0.1:{free_port()}", ingest={"otlp": {"publish_timeout_s": 1.0}}
+    )
     publisher = KafkaSpanPublisher(settings)
     publisher.start()
     try:

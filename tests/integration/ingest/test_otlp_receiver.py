@@ -64,9 +64,10 @@ def ingest(broker: Any, chdb_url: str, tmp_path_factory: pytest.TempPathFactory)
         topic_partitions=2,
         clickhouse_url=chdb_url,
         clickhouse_database=unique("db_"),
-        sink_group_id=unique("sink-"),
-        sink_flush_interval_s=0.2,
-        otlp_max_body_bytes=MAX_BODY,
+        ingest={
+            "sink": {"group_id": unique("sink-"), "flush_interval_s": 0.2},
+            "otlp": {"max_body_bytes": MAX_BODY},
+        },
     )
     create_topics(settings)
     service = IngestService(settings)

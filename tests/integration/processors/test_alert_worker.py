@@ -136,15 +136,19 @@ def test_crossings_decisions_and_one_alert_per_anomaly_burst_despite_bad_webhook
     settings = make_settings(
         broker,
         processors_port=free_port(),
-        # the bad endpoints first: they must not hold back the healthy one
-        alert_webhooks=[
-            f"{receiver.base}/slow",
-            f"{receiver.base}/failing",
-            f"{receiver.base}/healthy",
-        ],
-        security_webhooks=[f"{receiver.base}/security"],
-        alert_timeout_s=SLOW_S + 5,  # /slow answers, late: each alert holds its queue 10 s
-        alert_max_retries=2,
+        processors={
+            "alert": {
+                # the bad endpoints first: they must not hold back the healthy one
+                "webhooks": [
+                    f"{receiver.base}/slow",
+                    f"{receiver.base}/failing",
+                    f"{receiver.base}/healthy",
+                ],
+                "security_webhooks": [f"{receiver.base}/security"],
+                "timeout_s": SLOW_S + 5,  # /slow answers, late: each alert holds its queue 10 s
+                "max_retries": 2,
+            }
+        },
         dashboard_url="http://127.0.0.1:8501",
     )
     produce(

@@ -49,7 +49,9 @@ def budget(budget_id: str, subject: str, limit: str) -> Record:
 def test_budget_states_and_a_block_then_a_lift(
     broker: Any, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    settings = make_settings(broker, processors_port=free_port(), budget_tick_interval_s=1.0)
+    settings = make_settings(
+        broker, processors_port=free_port(), processors={"budget": {"tick_interval_s": 1.0}}
+    )
     log_path = tmp_path / "worker.log"
     produce(
         settings,

@@ -38,9 +38,7 @@ def test_only_the_shifted_scope_drifts_and_alerts_once(
     settings = make_settings(
         broker,
         processors_port=free_port(),
-        drift_window_events=WINDOW,
-        drift_min_events=WINDOW // 2,
-        drift_window_s=0,
+        processors={"drift": {"window_events": WINDOW, "min_events": WINDOW // 2, "window_s": 0}},
     )
     later = T0 + timedelta(days=1)
     shop = traffic(1, WINDOW, app="shop") + traffic(

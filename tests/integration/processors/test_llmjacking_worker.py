@@ -33,9 +33,10 @@ def test_stolen_key_blocked_and_looping_session_blocked(
     settings = make_settings(
         broker,
         processors_port=free_port(),
-        llmjacking_learning_requests=60,
-        llmjacking_learning_s=6 * 3600,
-        agent_loop_default_mode="block",
+        processors={
+            "llmjacking": {"learning_requests": 60, "learning_s": 6 * 3600},
+            "agent_loop": {"default_mode": "block"},
+        },
     )
     policy = LlmjackingPolicyRecord(
         policy_id="p-acme", subject="org:acme", kind="llmjacking", mode="enforce"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.client_address import client_address, parse_networks
-from meterline.settings import Settings
+from meterline.settings import GatewaySettings, Settings
 
 LOOPBACK = parse_networks(["127.0.0.0/8", "::1"])
 EDGE = parse_networks(["10.0.0.0/8", "2001:db8:ffff::/48"])
@@ -59,12 +59,10 @@ def test_ipv6_hops_ports_and_mapped_addresses() -> None:
 
 
 def test_settings_normalise_and_reject_cidrs() -> None:
-    assert Settings(trusted_proxies=["127.0.0.1/8", "::1"]).trusted_proxies == [
-        "127.0.0.0/8",
-        "::1/128",
-    ]
-    assert Settings().trusted_proxies == []
+    gateway = GatewaySettings(trusted_proxies=["127.0.0.1/8", "::1"])
+    assert gateway.trusted_proxies == ["127.0.0.0/8", "::1/128"]
+    assert Settings().gateway.trusted_proxies == []
     with pytest.raises(ValueError, match="trusted_proxies"):
-        Settings(trusted_proxies=["10.0.0.0/33"])
+        Settings(gateway={"trusted_proxies": ["10.0.0.0/33"]})
     with pytest.raises(ValueError, match="not an IP network"):
         parse_networks(["localhost"])

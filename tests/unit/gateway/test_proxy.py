@@ -77,7 +77,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     settings = Settings(
         data_dir=tmp_path,
         admin_token="test-admin-token",
-        gateway_spans=False,
+        gateway={"spans": False},
         providers=[
             ProviderConfig(name="mock", base_url="http://upstream/v1", price_provider="openai")
         ],

@@ -98,7 +98,11 @@ def test_every_verb_reports_an_unknown_yaml_key(tmp_path: Path, argv: list[str])
             None,
             ["METERLINE_ENFORCEMENT_FAIL_MODE", "'open' or 'closed'"],
         ),
-        ({"METERLINE_TRUSTED_PROXIES": "127.0.0.1/99"}, None, ["METERLINE_TRUSTED_PROXIES"]),
+        (
+            {"METERLINE_GATEWAY_TRUSTED_PROXIES": "127.0.0.1/99"},
+            None,
+            ["METERLINE_GATEWAY_TRUSTED_PROXIES"],
+        ),
         ({"METERLINE_PROVIDERS": "mock"}, None, ["METERLINE_PROVIDERS: expected JSON"]),
     ],
 )
@@ -115,7 +119,7 @@ def test_a_comma_separated_trusted_proxies_value_is_accepted(tmp_path: Path) -> 
     result = _run(
         ["keys", "list"],
         tmp_path,
-        METERLINE_TRUSTED_PROXIES="127.0.0.1/32",
+        METERLINE_GATEWAY_TRUSTED_PROXIES="127.0.0.1/32",
         METERLINE_GATEWAY_URL="http://127.0.0.1:9",  # nothing listens: the admin call fails
         METERLINE_ADMIN_TOKEN="t",
     )

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from meterline.config_sources import ConfigError, _shape, env_leaves, unknown_env_warnings
+from meterline.config_sources import (
+    ConfigError,
+    Section,
+    _shape,
+    env_leaves,
+    unknown_env_warnings,
+)
 from meterline.settings import CONFIG_FILE_ENV, Settings, load_settings
 
 
@@ -110,7 +116,7 @@ def test_every_section_forbids_unknown_keys() -> None:
     def sections(model: type[BaseModel]) -> list[type[BaseModel]]:
         found = []
         for field in model.model_fields.values():
-            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
                 found += [field.annotation, *sections(field.annotation)]
         return found
 

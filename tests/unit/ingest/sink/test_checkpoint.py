@@ -31,9 +31,7 @@ def clock() -> FakeClock:
 def make_consumer(clock: FakeClock, **overrides: object):
     settings = Settings(
         topic_prefix=PREFIX,
-        sink_batch_rows=3,
-        sink_flush_interval_s=0.5,
-        sink_retry_max_backoff_s=0.05,
+        ingest={"sink": {"batch_rows": 3, "flush_interval_s": 0.5, "retry_max_backoff_s": 0.05}},
         **overrides,  # type: ignore[arg-type]
     )
     sink = MemorySink()

@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import pytest
 
+from meterline.settings import AgentLoopSettings
 from processors.agentloop.logic import (
     KIND,
-    AgentLoopConfig,
     AgentLoopDetector,
     parse_event,
 )
@@ -32,7 +32,7 @@ from schemas.topics import ENFORCEMENT
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-CONFIG = AgentLoopConfig()
+CONFIG = AgentLoopSettings()
 
 
 def digest(text: str) -> str:
@@ -110,7 +110,7 @@ def looping_session(session: str, pattern: str, loops: int = 8) -> list[RequestE
 
 def detector(default: str = "monitor", **config: object) -> AgentLoopDetector:
     return AgentLoopDetector(
-        AgentLoopConfig(**config),  # type: ignore[arg-type]
+        AgentLoopSettings.model_validate(config),
         PolicyBook(KIND, default),
         lambda: NOW,
     )

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from meterline.settings import AlertSettings
 from processors.alerts.logic import (
     Alerter,
     BudgetCrossings,
@@ -70,15 +71,12 @@ def anomaly(subject: str = "key:key_1", kind: str = "llmjacking") -> Anomaly:
 
 
 def alerter(clock: FakeClock | None = None, **overrides: object) -> Alerter:
-    values: dict[str, object] = {
-        "dashboard_url": "http://127.0.0.1:8501/",
-        "dedup_window_s": 600.0,
-        "max_age_s": 3600.0,
-        "clock": clock or FakeClock(),
-        "now": lambda: NOW,
-    }
-    values.update(overrides)
-    return Alerter(**values)  # type: ignore[arg-type]
+    return Alerter(
+        AlertSettings.model_validate(overrides),
+        dashboard_url="http://127.0.0.1:8501/",
+        clock=clock or FakeClock(),
+        now=lambda: NOW,
+    )
 
 
 def kinds(outcome: Outcome) -> list[str]:
@@ -200,7 +198,7 @@ def test_tombstone_gives_a_lifted_notice_about_the_known_decision() -> None:
 
 
 def test_lift_notices_can_be_turned_off() -> None:
-    subject = alerter(alert_on_lift=False)
+    subject = alerter(on_lift=False)
 
     assert subject.on_decision(b"key:key_1", None, NOW) == Outcome()
 

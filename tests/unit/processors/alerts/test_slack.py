@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from meterline.settings import AlertSettings
 from processors.alerts.logic import Alert, Alerter, Notice
 from processors.alerts.slack import REDACTED, slack_message
 from schemas.events.v1 import Anomaly, EnforcementDecision
@@ -16,9 +17,8 @@ SECRET = "ml-" + "A1b2C3d4" * 5
 
 def alerter() -> Alerter:
     return Alerter(
+        AlertSettings(dedup_window_s=600, max_age_s=0),
         dashboard_url="http://127.0.0.1:8501",
-        dedup_window_s=600,
-        max_age_s=0,
         clock=lambda: 0.0,
         now=lambda: NOW,
     )

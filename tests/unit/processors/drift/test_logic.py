@@ -13,12 +13,11 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from meterline.settings import Settings
+from meterline.settings import DriftSettings, Settings
 from processors.drift.logic import (
     CONTINUOUS_METRICS,
     RATE_METRICS,
     SIGNATURE_METRIC,
-    DriftConfig,
     DriftDetector,
     InvalidSignature,
     request_from_payload,
@@ -116,10 +115,10 @@ def traffic(
     return events
 
 
-def config(**overrides: object) -> DriftConfig:
+def config(**overrides: object) -> DriftSettings:
     values: dict[str, object] = {"window_events": 200, "min_events": 100, "window_s": 0}
     values.update(overrides)
-    return DriftConfig(**values)  # type: ignore[arg-type]
+    return DriftSettings.model_validate(values)
 
 
 def run(detector: DriftDetector, events: list[RequestEvent]) -> list[DriftReport | Anomaly]:
@@ -316,11 +315,11 @@ def test_payloads() -> None:
 
 
 def test_config_from_settings_and_validation() -> None:
-    settings = Settings(drift_window_events=300, drift_min_events=30, drift_reference="fixed")
-    loaded = DriftConfig.from_settings(settings)
-    assert (loaded.window_events, loaded.min_events, loaded.reference) == (300, 30, "fixed")
+    settings = Settings(processors={"drift": {"window_events": 300, "min_events": 30}})
+    loaded = settings.processors.drift
+    assert (loaded.window_events, loaded.min_events, loaded.reference) == (300, 30, "trailing")
     assert loaded.psi_threshold == 0.25 and loaded.ks_pvalue == 0.01
     with pytest.raises(ValueError, match="min_events"):
-        DriftConfig(window_events=10, min_events=20)
+        DriftSettings(window_events=10, min_events=20)
     with pytest.raises(ValueError, match="reference"):
-        DriftConfig(reference="sliding")  # type: ignore[arg-type]
+        DriftSettings(reference="sliding")  # type: ignore[arg-type]

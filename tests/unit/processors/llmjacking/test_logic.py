@@ -17,16 +17,15 @@ import numpy as np
 import orjson
 import pytest
 
+from meterline.settings import LlmjackingSettings
 from processors.llmjacking.forest import ForestModels
 from processors.llmjacking.logic import (
     KIND,
-    LlmjackingConfig,
     LlmjackingDetector,
     request_from_payload,
 )
 from processors.llmjacking.network import network_of
 from processors.llmjacking.policy import PolicyBook, Publication, RejectedPolicy
-from processors.llmjacking.signals import SignalConfig
 from processors.llmjacking.store import load_state, save_state
 from processors.llmjacking.tiers import ModelTiers
 from schemas.events.v1 import (
@@ -43,7 +42,7 @@ CHEAP_MODELS = ("gpt-4o-mini", "gpt-4.1-nano", "claude-3-5-haiku-20241022", "gpt
 AGENTS = ("openai-python/1.54.0", "my-app/2.1", "langchain/0.3", "curl/8.5.0", "node-fetch/3")
 NORMAL_DAYS = 3
 # Small learning periods keep the synthetic history short (settings default to a day).
-CONFIG = LlmjackingConfig(
+CONFIG = LlmjackingSettings(
     window_s=300,
     learning_requests=60,
     learning_s=6 * 3600,
@@ -516,8 +515,8 @@ def test_unreadable_state_is_ignored(tmp_path: Path) -> None:
 def test_signal_config_defaults_match_settings() -> None:
     from meterline.settings import Settings
 
-    config = LlmjackingConfig.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
-    assert config.signals == SignalConfig(iforest_threshold=0.65)
+    config = Settings(_env_file=None).processors.llmjacking  # type: ignore[call-arg]
+    assert (config.iforest_threshold, config.volume_z) == (0.65, 6.0)
     assert config.default_mode == "monitor"
 
 
