@@ -4,7 +4,8 @@ Parse: `model`, `input` (a string or a list of items: messages whose content is 
 or parts `input_text` / `output_text` / ..., `function_call`, `function_call_output`,
 ...), `instructions`, `tools`, `stream`, `max_output_tokens`; `previous_response_id` and
 everything else pass through untouched. Usage: `input_tokens` (cached included, as
-`input_tokens_details.cached_tokens`), `output_tokens`, `output_tokens_details.
+`input_tokens_details.cached_tokens`, and `cache_write_tokens` where an upstream
+sends it), `output_tokens`, `output_tokens_details.
 reasoning_tokens`. finish_reason: the response's `status` (`completed`, `failed`, ...),
 or for an `incomplete` response its `incomplete_details.reason` (`max_output_tokens`).
 Streams: `response.output_text.delta` carries text (`delta`, keyed by `output_index`),
@@ -128,6 +129,7 @@ def _apply_usage(summary: ResponseSummary, usage: Any) -> None:
     details = usage.get("input_tokens_details")
     if isinstance(details, dict):
         summary.cache_read_tokens = as_int(details.get("cached_tokens"))
+        summary.cache_write_tokens = as_int(details.get("cache_write_tokens"))
     details = usage.get("output_tokens_details")
     if isinstance(details, dict):
         summary.reasoning_tokens = as_int(details.get("reasoning_tokens"))
@@ -220,6 +222,7 @@ class ResponsesStreamReader(StreamReader):
                 summary.input_tokens = final.input_tokens
                 summary.output_tokens = final.output_tokens
                 summary.cache_read_tokens = final.cache_read_tokens
+                summary.cache_write_tokens = final.cache_write_tokens
                 summary.reasoning_tokens = final.reasoning_tokens
             summary.tool_calls = final.tool_calls or summary.tool_calls
             summary.response_chars = summary.response_chars or final.response_chars
