@@ -17,8 +17,6 @@ from pydantic import TypeAdapter
 
 from meterline.mock_provider import create_app, input_tokens_for, plan_for, usage_for
 
-anthropic_types = pytest.importorskip("anthropic.types")
-
 MESSAGES = [{"role": "user", "content": "hello mock!"}]
 TOOL = {"name": "lookup", "description": "d", "input_schema": {"type": "object"}}
 
@@ -41,6 +39,7 @@ def _events(text: str) -> list[dict[str, Any]]:
 
 
 async def test_messages_text_usage_and_same_reply_as_chat() -> None:
+    anthropic_types = pytest.importorskip("anthropic.types")  # a test dependency
     body = {"model": "claude-x", "max_tokens": 100, "system": "be brief", "messages": MESSAGES}
     message = anthropic_types.Message.model_validate((await _post("/v1/messages", body)).json())
     assert message.model == "claude-x" and message.stop_reason == "end_turn"
@@ -84,6 +83,7 @@ async def test_messages_cache_tokens_by_field_and_by_cache_control() -> None:
 
 
 async def test_messages_tool_use_and_stream_events() -> None:
+    anthropic_types = pytest.importorskip("anthropic.types")  # a test dependency
     body = {"model": "c", "max_tokens": 50, "messages": MESSAGES, "tools": [TOOL]}
     message = anthropic_types.Message.model_validate((await _post("/v1/messages", body)).json())
     block = message.content[0]

@@ -14,8 +14,6 @@ import uvicorn
 
 from meterline.mock_provider import create_app, plan_for, usage_for
 
-anthropic = pytest.importorskip("anthropic")
-
 MESSAGES = [{"role": "user", "content": "hello mock!"}]
 
 
@@ -48,6 +46,7 @@ def http(base_url: str) -> Iterator[httpx.Client]:
 
 
 def test_anthropic_sdk_messages_stream_and_tools(base_url: str, http: httpx.Client) -> None:
+    anthropic = pytest.importorskip("anthropic")  # a test dependency
     client = anthropic.Anthropic(base_url=base_url + "/d/claude", api_key="k", max_retries=0)
     body = {"model": "claude-x", "max_tokens": 64, "messages": MESSAGES}
     message = client.messages.create(**body)
