@@ -1,4 +1,5 @@
-"""Operations page data: latency, errors, throughput, guardrails, drift, pipeline health."""
+"""Operations page data: latency, errors, throughput, guardrails, drift, pipeline health,
+and each routing deployment's tries with its circuit breaker."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pandas as pd
 from dashboards.formatting import count, when
 
 __all__ = [
+    "BREAKER_UNKNOWN",
+    "DEPLOYMENT_COLUMNS",
+    "deployment_table",
     "drift_table",
     "errors_table",
     "guardrail_table",
@@ -54,6 +58,89 @@ def model_table(models: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "Output tokens/s",
         ],
     )
+
+
+BREAKER_UNKNOWN = "unknown"
+DEPLOYMENT_COLUMNS = [
+    "Deployment",
+    "Provider",
+    "Groups",
+    "Requests",
+    "Tries",
+    "Error rate",
+    "Retries",
+    "Fell back from",
+    "Served after fallback",
+    "p95 latency",
+    "Breaker",
+]
+_BREAKERS = {"closed": "closed", "open": "open", "half_open": "half-open"}
+
+
+def _text(value: str | None) -> str:
+    return "—" if value is None or value == "" else str(value)
+
+
+def _latency(value: float | None) -> str:
+    return "—" if value is None else f"{float(value):,.1f} ms"
+
+
+def _breaker(state: Mapping[str, Any] | None) -> str:
+    if state is None:
+        return "not routed now"  # the gateway no longer has this deployment
+    text = _BREAKERS.get(str(state.get("breaker")), _text(state.get("breaker")))
+    failures = int(state.get("consecutive_failures") or 0)
+    return f"{text} ({failures} failed in a row)" if failures and text != "open" else text
+
+
+def deployment_table(
+    deployments: Iterable[Mapping[str, Any]],
+    routing: Iterable[Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """One row per deployment: what the read API counted over the range, and its breaker
+    from the gateway's `/admin/routing` (`routing` None: unknown). A deployment the gateway
+    routes to but that had no try in the range still gets a row, its breaker included."""
+    states = None if routing is None else {r["deployment"]: r for r in routing}
+    records = []
+    seen: set[str] = set()
+    for d in deployments:
+        seen.add(d["deployment"])
+        records.append(
+            {
+                "Deployment": _text(d["deployment"]),
+                "Provider": _text(d["provider"]),
+                "Groups": ", ".join(d.get("groups") or []) or "—",
+                "Requests": count(d["requests"]),
+                "Tries": count(d["tries"]),
+                "Error rate": f"{float(d['error_rate']) * 100:.2f}%",
+                "Retries": count(d["retries"]),
+                "Fell back from": count(d["fallbacks_from"]),
+                "Served after fallback": count(d["fallbacks_to"]),
+                "p95 latency": _latency(d["latency_p95_ms"]),
+                "Breaker": BREAKER_UNKNOWN
+                if states is None
+                else _breaker(states.get(d["deployment"])),
+            }
+        )
+    for name, state in (states or {}).items():
+        if name in seen:
+            continue
+        records.append(
+            {
+                "Deployment": _text(name),
+                "Provider": _text(state.get("provider")),
+                "Groups": _text(state.get("group")),
+                "Requests": count(0),
+                "Tries": count(0),
+                "Error rate": "—",
+                "Retries": count(0),
+                "Fell back from": count(0),
+                "Served after fallback": count(0),
+                "p95 latency": "—",
+                "Breaker": _breaker(state),
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=DEPLOYMENT_COLUMNS)
 
 
 def latency_chart(models: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -1,14 +1,17 @@
-"""Operations: latency, errors, throughput, guardrails, drift and the pipeline's health."""
+"""Operations: latency, errors, throughput, routing deployments (tries, retries, fallbacks,
+circuit breakers), guardrails, drift and the pipeline's health."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import streamlit as st
 
-from dashboards.api import read_client, read_problem, wire
+from dashboards.api import admin_problem, read_client, read_problem, wire
 from dashboards.formatting import count
 from dashboards.operations_data import (
+    deployment_table,
     drift_table,
     errors_table,
     guardrail_table,
@@ -17,7 +20,7 @@ from dashboards.operations_data import (
     pipeline_figures,
 )
 from dashboards.page import date_range, load_settings, refreshing
-from meterline.clients import ClientError, Role
+from meterline.clients import AdminClient, ClientError, Role
 
 settings = load_settings()
 ROLE: Role = "security"
@@ -32,6 +35,42 @@ def _ms(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:,.1f} ms" if value < 10 else f"{value:,.0f} ms"
+
+
+def _routing() -> tuple[list[dict[str, Any]] | None, str | None]:
+    """The gateway's deployments with their breakers, or None and why not."""
+    secret = settings.resolved_admin_token
+    token = secret.get_secret_value() if secret is not None else ""
+    if not token:
+        return None, (
+            "Breaker state unknown: the dashboards have no gateway admin token (set "
+            "METERLINE_ADMIN_TOKEN, or run them from `meterline up`)."
+        )
+    with AdminClient(settings.resolved_gateway_url, token, timeout=3.0) as admin:
+        try:
+            return list(admin.routing()["deployments"]), None
+        except ClientError as exc:
+            return None, f"Breaker state unknown: {admin_problem(exc, admin)}"
+
+
+def deployments_section(deployments: list[dict[str, Any]]) -> None:
+    st.subheader("Deployments")
+    routing, why = _routing()
+    table = deployment_table(deployments, routing)
+    if table.empty:
+        st.info("No routed requests in this range yet.")
+        return
+    st.dataframe(table, hide_index=True, width="stretch")
+    notes = [
+        "Tries count every attempt against a deployment (retries and fallbacks included); "
+        "the error rate is failed tries over tries, latency is per try. Requests are those "
+        "it answered (their last try)."
+    ]
+    if why is not None:
+        notes.append(why)
+    else:
+        notes.append(f"Breakers as the gateway at {settings.resolved_gateway_url} sees them now.")
+    st.caption(" ".join(notes))
 
 
 @refreshing(settings)
@@ -69,6 +108,8 @@ def operations_body(start: date, end: date) -> None:
             y_label="latency (ms)",
         )
         st.dataframe(model_table(ops["models"]), hide_index=True, width="stretch")
+
+    deployments_section(ops["deployments"])
 
     left, right = st.columns(2)
     left.subheader("Errors")

@@ -1,5 +1,6 @@
 """Operations: latency percentiles, error rates and throughput by model and provider, with
-guardrail triggers and dead letters over the same range.
+guardrail triggers and dead letters over the same range, and each routing deployment's
+tries, failures, retries and fallbacks (issue 12).
 
 Statistics read `requests` without FINAL: the sink drops already-stored event_ids before
 inserting, so a duplicate exists only briefly after a crash, and a percentile is not
@@ -15,13 +16,14 @@ from ingest.api.sql import Where
 from meterline.warehouse import SharedClient
 from schemas.api.read import (
     DeadLetterCount,
+    DeploymentOperations,
     ErrorCount,
     GuardrailCount,
     ModelOperations,
     OperationsResponse,
 )
 
-__all__ = ["FILTERS", "MAX_GROUPS", "operations"]
+__all__ = ["FILTERS", "MAX_GROUPS", "deployment_operations", "operations"]
 
 # API filter -> (requests column, guardrail_events column or None)
 FILTERS: dict[str, tuple[str, str | None]] = {
@@ -53,15 +55,54 @@ ORDER BY total DESC, count() DESC, model_used, provider
 LIMIT {limit}
 """
 
+# One row per try: a request's attempts when it needed more than one, else its single try
+# (its own deployment, provider, status and latency). `i` is the try's 1-based position,
+# so the last try (i = length) answered the request; a try is a retry when its group was
+# tried before in the request (indexOf finds the first), and the fallback source when the
+# next try is in another group. Requests rejected before routing (no deployment, no
+# attempts) have no try.
+_DEPLOYMENT_STATS = """
+SELECT
+    try_deployment,
+    try_provider,
+    arraySort(groupUniqArrayIf(try_group, try_group != '')),
+    countIf(i = length(deployments)),
+    count(),
+    countIf(try_status = 0 OR try_status >= 400 OR try_error != ''),
+    countIf(indexOf(groups, try_group) < i),
+    countIf(i < length(groups) AND groups[i + 1] != try_group),
+    countIf(i = length(deployments) AND crossed),
+    quantilesExactInclusive(0.5, 0.95)(try_latency)
+FROM (
+    SELECT
+        empty(attempt_deployments) AS single,
+        if(single, [toString(deployment)], attempt_deployments) AS deployments,
+        if(single, [toString(provider)], attempt_providers) AS providers,
+        if(single, [''], attempt_groups) AS groups,
+        if(single, [toInt32(status_code)], attempt_statuses) AS statuses,
+        if(single, [toFloat64(latency_ms)], attempt_latencies_ms) AS latencies,
+        if(single, [''], attempt_errors) AS errors,
+        length(arrayDistinct(groups)) > 1 AS crossed
+    FROM {table}{where}
+)
+ARRAY JOIN
+    deployments AS try_deployment,
+    providers AS try_provider,
+    groups AS try_group,
+    statuses AS try_status,
+    latencies AS try_latency,
+    errors AS try_error,
+    arrayEnumerate(deployments) AS i
+GROUP BY try_deployment, try_provider
+ORDER BY count() DESC, try_deployment, try_provider
+LIMIT {limit}
+"""
 
-def operations(
-    client: SharedClient,
-    *,
-    start: datetime | None,
-    end: datetime | None,
-    filters: dict[str, str],
-) -> OperationsResponse:
-    db = client.database
+
+def _request_filters(
+    start: datetime | None, end: datetime | None, filters: dict[str, str]
+) -> tuple[Where, Where]:
+    """The requests and guardrail_events conditions of the range and the filters."""
     requests = Where().time_range("ts", start, end)
     guardrails = Where().time_range("ts", start, end)
     for name, value in filters.items():
@@ -71,6 +112,38 @@ def operations(
             guardrails.eq(guardrail_column, value)
         else:
             guardrails.add("0")  # guardrail events carry no model or provider
+    return requests, guardrails
+
+
+def deployment_operations(
+    client: SharedClient,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    filters: dict[str, str],
+) -> list[DeploymentOperations]:
+    """Every try of the range's routed requests, per deployment (exact counts and
+    percentiles; the filters select requests, so `provider` is the serving provider)."""
+    where, _ = _request_filters(start, end, filters)
+    where.add("(deployment != '' OR notEmpty(attempt_deployments))")
+    rows = client.query_rows(
+        _DEPLOYMENT_STATS.format(
+            table=f"{client.database}.requests", where=where.sql, limit=MAX_GROUPS
+        ),
+        where.params,
+    )
+    return [_deployment_stats(row) for row in rows]
+
+
+def operations(
+    client: SharedClient,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    filters: dict[str, str],
+) -> OperationsResponse:
+    db = client.database
+    requests, guardrails = _request_filters(start, end, filters)
     rows = client.query_rows(
         _MODEL_STATS.format(table=f"{db}.requests", where=requests.sql, limit=MAX_GROUPS + 1),
         requests.params,
@@ -115,6 +188,26 @@ def operations(
         dead_letters=[
             DeadLetterCount(original_topic=r[0], stage=r[1], count=r[2]) for r in letters
         ],
+        deployments=deployment_operations(client, start=start, end=end, filters=filters),
+    )
+
+
+def _deployment_stats(row: Any) -> DeploymentOperations:
+    deployment, provider, groups, answered, tries, errors, retries, left, arrived, latency = row
+    tries = int(tries)
+    return DeploymentOperations(
+        deployment=deployment,
+        provider=provider,
+        groups=list(groups),
+        requests=int(answered),
+        tries=tries,
+        errors=int(errors),
+        error_rate=int(errors) / tries if tries else 0.0,
+        retries=int(retries),
+        fallbacks_from=int(left),
+        fallbacks_to=int(arrived),
+        latency_p50_ms=_number(latency[0]) if tries else None,
+        latency_p95_ms=_number(latency[1]) if tries else None,
     )
 
 

@@ -1,5 +1,5 @@
 """Typed client of the gateway admin API (ARCHITECTURE §9): keys, ingest tokens, budgets,
-enforcement, policies.
+enforcement, policies, the router's live state.
 
 Used by the CLI, the dashboards' Security page, the simulator and the detector evaluation.
 It lives in `meterline/` because services never import each other: the gateway serves
@@ -11,7 +11,7 @@ response models; they are plain dicts at run time, so callers index them as befo
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 from urllib.parse import quote
 
 import httpx
@@ -29,10 +29,12 @@ __all__ = [
     "CreatedIngestToken",
     "CreatedKey",
     "Decision",
+    "DeploymentState",
     "IngestToken",
     "KeyInfo",
     "Lifted",
     "Policy",
+    "RoutingState",
 ]
 
 
@@ -111,6 +113,23 @@ class Policy(TypedDict):
     subject: str
     kind: str
     mode: str
+
+
+class DeploymentState(TypedDict):
+    """One routing deployment as this gateway's router sees it now (GET /admin/routing)."""
+
+    deployment: str
+    provider: str
+    group: str | None
+    model: str | None
+    breaker: Literal["closed", "open", "half_open"]
+    consecutive_failures: int
+    in_flight: int
+    latency_ms: float | None  # its recent latency; None before any success
+
+
+class RoutingState(TypedDict):
+    deployments: list[DeploymentState]
 
 
 class AdminClient:
@@ -274,3 +293,11 @@ class AdminClient:
 
     def delete_policy(self, policy_id: str) -> None:
         self._call("DELETE", f"/admin/policies/{quote(policy_id, safe='')}")
+
+    # --- routing -------------------------------------------------------------------------
+
+    def routing(self) -> RoutingState:
+        """The gateway's deployments now: circuit breakers, in-flight tries, latency. The
+        state of the one gateway answering (each process routes on its own)."""
+        state: RoutingState = self._call("GET", "/admin/routing")
+        return state

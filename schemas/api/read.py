@@ -25,6 +25,7 @@ __all__ = [
     "BudgetsResponse",
     "DeadLetterCount",
     "DecisionRow",
+    "DeploymentOperations",
     "DriftResponse",
     "DriftRow",
     "EnforcementResponse",
@@ -220,6 +221,25 @@ class ModelOperations(BaseModel):
     output_tokens_per_s: float | None  # over successful requests' total latency
 
 
+class DeploymentOperations(BaseModel):
+    """One routing deployment's tries over the range. A request that needed more than one
+    try counts each of its attempts against the deployment tried; one served (or failed)
+    at its first try counts one try against its `deployment`."""
+
+    deployment: str
+    provider: str
+    groups: list[str]  # the model groups it was tried in (known only from multi-try requests)
+    requests: int  # requests it answered: the last try of each, successful or not
+    tries: int
+    errors: int  # tries that failed: no HTTP answer, or status >= 400
+    error_rate: float  # errors / tries
+    retries: int  # tries after the first within the same group of a request
+    fallbacks_from: int  # requests that left its group for another after trying it
+    fallbacks_to: int  # requests it answered after falling back from another group
+    latency_p50_ms: float | None  # of its tries
+    latency_p95_ms: float | None
+
+
 class ErrorCount(BaseModel):
     error_type: str
     status_code: int
@@ -249,6 +269,8 @@ class OperationsResponse(BaseModel):
     errors: list[ErrorCount]
     guardrails: list[GuardrailCount]
     dead_letters: list[DeadLetterCount]
+    # Per routing deployment (issue 12); absent from an older server's answer.
+    deployments: list[DeploymentOperations] = Field(default_factory=list)
 
 
 class RequestRow(BaseModel):

@@ -39,6 +39,7 @@ from schemas.events.v1 import (
     Event,
     GuardrailEvent,
     RequestEvent,
+    RouteAttempt,
 )
 from tests.conftest import unique
 from tests.integration.gateway.conftest import ServerThread
@@ -76,6 +77,21 @@ def _cost(i: int, at: datetime, priced: bool = True) -> tuple[RequestEvent, Cost
     if not priced:
         model, provider = "acme-local-7b", "local"
     who = {"key_id": f"k{i % 4}", "org": org, "team": team, "project": "p", "user": f"u{i % 3}"}
+    deployment = f"{provider}/{model}"
+    # Every fifth request needed a retry in its group (a 429, then the same deployment).
+    attempts = (
+        [
+            RouteAttempt(
+                group=model, deployment=deployment, provider=provider, model=model, **outcome
+            )
+            for outcome in (
+                {"status": 429, "latency_ms": 5.0, "error": "rate_limited"},
+                {"status": 200, "latency_ms": 90.0},
+            )
+        ]
+        if i % 5 == 4 and i % 10 != 9
+        else []
+    )
     request = RequestEvent(
         request_id=f"r{i}-{at:%j}",
         ts=at,
@@ -90,6 +106,8 @@ def _cost(i: int, at: datetime, priced: bool = True) -> tuple[RequestEvent, Cost
         output_tokens=200 + i,
         model_used=model,
         provider=provider,
+        deployment=deployment,
+        attempts=attempts,
         **who,
     )
     # Dollars with digits far below the cent: a float on the way would show.

@@ -8,9 +8,14 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from streamlit.testing.v1 import AppTest
 
 from tests.integration.dashboards.conftest import APP, FINANCE_TOKEN, TODAY
+from tests.integration.gateway.conftest import ServerThread
 
 pytestmark = pytest.mark.integration
 
@@ -137,13 +142,79 @@ def test_operations_shows_latency_errors_guardrails_drift_and_dlq(read_api, dash
     assert models["Requests"].sum() == len(shown)
     assert (models["p50 ms"] <= models["p95 ms"]).all()
     assert (models["p95 ms"] <= models["p99 ms"]).all()
-    guardrails = app.dataframe[2].value.set_index("Category")
+    deployments = app.dataframe[1].value.set_index("Deployment")
+    by_deployment: dict[str, list] = {}
+    for r in shown:
+        by_deployment.setdefault(r.deployment, []).append(r)
+    assert set(deployments.index) == set(by_deployment)
+    for name, served in by_deployment.items():
+        row = deployments.loc[name]
+        retried = sum(1 for r in served if r.attempts)  # one 429, then served
+        tries = len(served) + retried
+        failed = sum(1 for r in served if r.status_code >= 400) + retried
+        assert (row["Requests"], row["Tries"]) == (f"{len(served):,}", f"{tries:,}")
+        assert row["Retries"] == f"{retried:,}" and row["Fell back from"] == "0"
+        assert row["Error rate"] == f"{failed / tries * 100:.2f}%"
+        assert row["p95 latency"].endswith(" ms")
+    assert set(deployments["Breaker"]) == {"unknown"}  # no admin token configured
+    assert any("no gateway admin token" in caption.value for caption in app.caption)
+    guardrails = app.dataframe[3].value.set_index("Category")
     assert guardrails.loc["email", "Triggers"] == 2
     assert guardrails.loc["key", "Actions"] == "redact 1"
-    drift = app.dataframe[3].value
+    drift = app.dataframe[4].value
     assert list(drift["Drifted"]) == ["yes"] and drift["Scope"].iloc[0] == "app:bot/model:gpt-4o"
     assert _metric(app, "Dead letters") == "1"
     assert _metric(app, "Pipeline") == "ok"
+
+
+def test_operations_shows_each_deployments_breaker_from_the_gateway(read_api, dashboard_env):
+    """With an admin token, the breaker column is what GET /admin/routing answers; a
+    deployment the gateway routes to without traffic in the range still gets its row."""
+    seen: list[str | None] = []
+
+    async def routing(request: Request) -> JSONResponse:
+        seen.append(request.headers.get("authorization"))
+        states = [
+            ("openai/gpt-4o", "openai", "open", 5),
+            ("openai/gpt-4o-mini", "openai", "closed", 0),
+            ("anthropic/claude-3-5-haiku", "anthropic", "half_open", 0),
+            ("azure/gpt-4o", "azure", "closed", 0),  # no traffic
+        ]
+        return JSONResponse(
+            {
+                "deployments": [
+                    {
+                        "deployment": name,
+                        "provider": provider,
+                        "group": name.split("/")[1],
+                        "model": None,
+                        "breaker": breaker,
+                        "consecutive_failures": failures,
+                        "in_flight": 0,
+                        "latency_ms": None,
+                    }
+                    for name, provider, breaker, failures in states
+                ]
+            }
+        )
+
+    gateway = Starlette(routes=[Route("/admin/routing", routing)])
+    with ServerThread(gateway) as server:
+        dashboard_env(
+            read_api.url, METERLINE_ADMIN_TOKEN="adm-secret", METERLINE_GATEWAY_URL=server.url
+        )
+        app = _page("views/operations.py")
+    assert not app.error and seen and set(seen) == {"Bearer adm-secret"}
+    breakers = app.dataframe[1].value.set_index("Deployment")["Breaker"].to_dict()
+    assert breakers == {
+        "openai/gpt-4o": "open",
+        "openai/gpt-4o-mini": "closed",
+        "anthropic/claude-3-5-haiku": "half-open",
+        "azure/gpt-4o": "closed",
+    }
+    idle = app.dataframe[1].value.set_index("Deployment").loc["azure/gpt-4o"]
+    assert (idle["Requests"], idle["Error rate"], idle["p95 latency"]) == ("0", "—", "—")
+    assert not any("Breaker state unknown" in caption.value for caption in app.caption)
 
 
 def test_role_tokens_are_sent_and_their_absence_explained(read_api, dashboard_env) -> None:

@@ -233,6 +233,30 @@ async def test_async_errors_are_the_same_types() -> None:
     assert caught.value.status == 403 and caught.value.path == "/api/spend"
 
 
+def test_admin_routing_returns_the_gateways_deployments() -> None:
+    state = {
+        "deployment": "openai/gpt-4o",
+        "provider": "openai",
+        "group": "gpt-4o",
+        "model": "gpt-4o",
+        "breaker": "open",
+        "consecutive_failures": 5,
+        "in_flight": 0,
+        "latency_ms": None,
+    }
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"deployments": [state]})
+
+    with admin(handler) as client:
+        assert client.routing() == {"deployments": [state]}
+    (request,) = seen
+    assert request.method == "GET" and request.url.path == "/admin/routing"
+    assert request.headers["authorization"] == "Bearer adm"
+
+
 def test_admin_from_settings_uses_the_configured_or_generated_token(tmp_path: Path) -> None:
     configured = Settings(data_dir=tmp_path, admin_token="conf", gateway_url="http://gw:8080/")
     client = AdminClient.from_settings(configured)

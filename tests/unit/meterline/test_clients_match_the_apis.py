@@ -134,3 +134,25 @@ def test_admin_client_answers_are_fields_of_the_published_records(
     members = [record] if isinstance(record, type) else typing.get_args(typing.get_args(record)[0])
     for member in members:
         assert set(typing.get_type_hints(getattr(admin, view))) <= wire_names(member)
+
+
+def test_admin_routing_view_is_what_the_router_reports() -> None:
+    """GET /admin/routing answers `{"deployments": router.state()}`: the client's view
+    names exactly the fields of a deployment's state, and the breaker states it knows."""
+    from gateway.routing import Router, Timeouts
+    from meterline.clients import admin
+    from meterline.routing_config import RoutingConfig
+
+    config = RoutingConfig.model_validate(
+        {"groups": [{"name": "gpt-4o", "deployments": [{"provider": "openai"}]}]}
+    )
+    router = Router(
+        config,
+        patterns=lambda model: None,
+        default_timeouts=Timeouts(connect_s=1, first_byte_s=1, total_s=1),
+    )
+    [state] = router.state()
+    assert set(state) == set(typing.get_type_hints(admin.DeploymentState))
+    assert set(typing.get_type_hints(admin.RoutingState)) == {"deployments"}
+    breaker = typing.get_type_hints(admin.DeploymentState)["breaker"]
+    assert state["breaker"] in typing.get_args(breaker)
