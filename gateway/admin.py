@@ -353,5 +353,10 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         runtime.guardrails.policies.remove(policy_id)
         return {"policy_id": policy_id, "deleted": True}
 
+    @router.get("/routing")
+    async def routing_state() -> dict[str, Any]:
+        """This gateway's deployments as its router sees them now (breakers, load)."""
+        return {"deployments": runtime.router.state()}
+
     router.include_router(ingest_tokens_router(runtime, send, _actor))  # OTLP credentials
     return router

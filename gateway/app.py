@@ -139,7 +139,11 @@ def create_app(
     proxy = ProxyRoutes(runtime)
     app.hot_routes = {
         "/v1/chat/completions": proxy.chat,
+        "/v1/completions": proxy.completions,
         "/v1/embeddings": proxy.embeddings,
+        "/v1/messages": proxy.messages,
+        "/v1/messages/count_tokens": proxy.count_tokens,
+        "/v1/responses": proxy.responses,
         "/v1/models": proxy.models,
     }
     app.include_router(admin_router(runtime))

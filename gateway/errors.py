@@ -250,7 +250,12 @@ class UpstreamStatusError(UpstreamError):
             parsed = orjson.loads(self.body)
         except orjson.JSONDecodeError:
             parsed = None
+        message = self.message
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            return self.body
+            if parsed.get("type") != "error":  # OpenAI's shape: the upstream's own words
+                return self.body
+            inner = parsed["error"]  # Anthropic's shape (a translated request): its message
+            if isinstance(inner.get("message"), str):
+                message = inner["message"][:1000]
         kind = "rate_limit_error" if self.status == 429 else "invalid_request_error"
-        return error_body(self.message, kind, self.code)
+        return error_body(message, kind, self.code)

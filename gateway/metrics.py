@@ -13,7 +13,9 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "label_value"]
+
+_MAX_UPSTREAM_SERIES = 2000
 
 _LATENCY_BUCKETS_S = (
     0.001,
@@ -34,6 +36,11 @@ _LATENCY_BUCKETS_S = (
 )
 
 
+def label_value(value: str) -> str:
+    """A Prometheus label value: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 class Metrics:
     def __init__(self) -> None:
         self.requests: defaultdict[tuple[str, int], int] = defaultdict(int)
@@ -44,6 +51,9 @@ class Metrics:
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self._counters: dict[str, str] = {}  # name -> help
         self.counts: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._series: dict[str, tuple[str, Callable[[], list[tuple[str, float]]]]] = {}
+        # (provider, deployment, model, outcome) -> [tries, seconds]
+        self.upstream: dict[tuple[str, str, str, str], list[float]] = {}
 
     def observe(
         self, endpoint: str, status: int, latency_s: float, tokens_in: int, tokens_out: int
@@ -60,6 +70,27 @@ class Metrics:
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Register a value read at scrape time (queue depth, spool size, keys)."""
         self._gauges[name] = (help_text, read)
+
+    def gauge_series(
+        self, name: str, help_text: str, read: Callable[[], list[tuple[str, float]]]
+    ) -> None:
+        """Register labelled values read at scrape time: `read()` -> [(labels, value)]."""
+        self._series[name] = (help_text, read)
+
+    def observe_upstream(
+        self, provider: str, deployment: str, model: str, outcome: str, latency_s: float
+    ) -> None:
+        """One try against an upstream (`outcome`: its status code or failure). Model
+        names can come from clients: past _MAX_UPSTREAM_SERIES series the rest are counted
+        as model "other"."""
+        key = (provider, deployment, model, outcome)
+        entry = self.upstream.get(key)
+        if entry is None:
+            if len(self.upstream) >= _MAX_UPSTREAM_SERIES:
+                key = (provider, deployment, "other", outcome)
+            entry = self.upstream.setdefault(key, [0, 0.0])
+        entry[0] += 1
+        entry[1] += latency_s
 
     def counter(self, name: str, help_text: str) -> None:
         """Register a counter incremented with `inc(name, label)` (label: `reason="..."`)."""
@@ -105,6 +136,31 @@ class Metrics:
             ]
             for labels, count in sorted(series) or [("", 0)]:
                 lines.append(f"{name}{{{labels}}} {count}" if labels else f"{name} {count}")
+        lines += [
+            "# HELP meterline_gateway_upstream_requests_total Tries against upstreams, by "
+            "provider, deployment, model and outcome (status code or failure).",
+            "# TYPE meterline_gateway_upstream_requests_total counter",
+        ]
+        upstream = [
+            (
+                f'provider="{label_value(p)}",deployment="{label_value(d)}",'
+                f'model="{label_value(m)}",outcome="{label_value(o)}"',
+                count,
+                seconds,
+            )
+            for (p, d, m, o), (count, seconds) in sorted(self.upstream.items())
+        ]
+        for labels, count, _ in upstream:
+            lines.append(f"meterline_gateway_upstream_requests_total{{{labels}}} {int(count)}")
+        lines += [
+            "# HELP meterline_gateway_upstream_seconds_total Time spent in upstream tries.",
+            "# TYPE meterline_gateway_upstream_seconds_total counter",
+        ]
+        for labels, _, seconds in upstream:
+            lines.append(f"meterline_gateway_upstream_seconds_total{{{labels}}} {seconds:.6f}")
         for name, (help_text, read) in sorted(self._gauges.items()):
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read()}"]
+        for name, (help_text, read_series) in sorted(self._series.items()):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+            lines += [f"{name}{{{labels}}} {value}" for labels, value in read_series()]
         return "\n".join(lines) + "\n"

@@ -1,22 +1,31 @@
-"""The hot routes: /v1/chat/completions, /v1/embeddings, /v1/models as raw ASGI handlers.
+"""The hot routes as raw ASGI handlers: chat completions, completions, embeddings,
+Responses and Anthropic Messages (one `Dialect` each, gateway/apis), and /v1/models.
 
 Per request (ARCHITECTURE §8): parse headers once -> authenticate (hash lookup) -> read
 the body -> enforcement (decisions, throttles, budgets, view staleness) -> validate the
-body by hand -> route by model -> per-key RPM/TPM buckets -> forward over the shared
-session -> read usage (correct the token estimate, count the spend) -> respond -> enqueue
-one RequestEvent. Every outcome, including each error,
-produces exactly one event; nothing a client sends escapes as a 500.
+body by hand -> plan the route (model group and fallbacks) -> per-key RPM/TPM buckets ->
+input guardrails -> the router tries deployments (retries, fallbacks, breakers), each
+through its bridge (pass-through or translated, gateway/bridge.py) over the shared
+session -> read usage (correct the token estimate, count the spend) -> output guardrails
+-> respond -> enqueue one RequestEvent. Every outcome, including each error, produces
+exactly one event; nothing a client sends escapes as a 500.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import orjson
 
 from gateway.apis import (
     CHAT,
+    COMPLETIONS,
     EMBEDDINGS,
+    MESSAGES,
+    RESPONSES,
     Dialect,
     ParsedRequest,
     StreamReader,
@@ -25,6 +34,7 @@ from gateway.apis import (
 )
 from gateway.asgi import JSON_HEADERS, SSE_HEADERS, Receive, Scope, Send, read_body, send_response
 from gateway.bounds import clip_bytes
+from gateway.bridge import Bridge, Exchanged, bridge_for
 from gateway.client_address import client_address, parse_networks
 from gateway.errors import (
     AuthenticationFailed,
@@ -37,19 +47,20 @@ from gateway.errors import (
     ModelNotFound,
     RateLimited,
     UpstreamError,
-    UpstreamUnavailable,
 )
 from gateway.keys import KeyInfo
-from gateway.providers import Provider
+from gateway.providers import Timeouts
 from gateway.ratelimit import estimate_tokens
 from gateway.record import RequestRecord
+from gateway.routing import Attempt, Deployment, Group
 from gateway.runtime import GatewayRuntime
 from gateway.signature import request_signature
-from gateway.sse import DONE, parse_event, parse_json
 from schemas.spend import SpendMark, wire_ms
 from schemas.subjects import key_subject
 
 __all__ = ["ProxyRoutes"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -95,24 +106,100 @@ class ProxyRoutes:
     async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._proxy(scope, receive, send, CHAT)
 
+    async def completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._proxy(scope, receive, send, COMPLETIONS)
+
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._proxy(scope, receive, send, EMBEDDINGS)
 
+    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._proxy(scope, receive, send, MESSAGES)
+
+    async def responses(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._proxy(scope, receive, send, RESPONSES)
+
+    async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Anthropic's token counter: answered by the model's Anthropic upstream, free of
+        charge (no RequestEvent: nothing is generated or billed)."""
+        try:
+            record = RequestRecord(endpoint="/v1/messages/count_tokens")
+            authorization, length, content_type = self._read_headers(scope, record)
+            if scope["method"] != "POST":
+                raise MethodNotAllowed(f"{scope['method']} is not allowed on {record.endpoint}")
+            record.key = self._authenticate(authorization)
+            raw = await read_body(receive, self._limit, length)
+            self._rt.enforcer.admit(record)
+            _check_content_type(content_type)
+            parsed = MESSAGES.parse_count_tokens(raw)
+            if not record.key.allows(parsed.model):
+                raise ModelNotAllowed(
+                    f"this key may not use the model '{parsed.model}'", param="model"
+                )
+            deployment = next(
+                (
+                    d
+                    for group in self._rt.router.chain(parsed.model)
+                    for d in group.deployments
+                    if d.provider is not None and d.provider.kind == "anthropic"
+                ),
+                None,
+            )
+            if deployment is None or deployment.provider is None:
+                raise InvalidRequest(
+                    f"token counting is available for models served by an Anthropic "
+                    f"upstream; '{parsed.model}' is not",
+                    param="model",
+                )
+            model = deployment.upstream_model(parsed.model)
+            data = await deployment.provider.send(
+                "/messages/count_tokens",
+                orjson.dumps({**parsed.body, "model": model}),
+                model=model,
+                timeouts=deployment.timeouts,
+            )
+            await send_response(send, 200, data, JSON_HEADERS)
+        except GatewayError as exc:
+            await send_response(send, exc.status, MESSAGES.error_body(exc), JSON_HEADERS)
+
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """What this gateway routes and the key may use: group names and aliases, and the
+        exact names providers are configured with (patterns are not listed). In
+        Anthropic's shape when the client sends `anthropic-version` (the anthropic SDK)."""
+        anthropic = any(name == b"anthropic-version" for name, _ in scope["headers"])
+        dialect: Dialect = MESSAGES if anthropic else CHAT
         try:
             if scope["method"] not in ("GET", "HEAD"):
                 raise MethodNotAllowed(f"{scope['method']} is not allowed on /v1/models")
             record = RequestRecord(endpoint="/v1/models")
             key = self._authenticate(self._read_headers(scope, record)[0])
-            data = [
-                {"id": model, "object": "model", "created": 0, "owned_by": owner}
-                for model, owner in await self._model_list()
-                if key.allows(model)
-            ]
-            body = orjson.dumps({"object": "list", "data": data})
+            listed = [(m, owner) for m, owner in self._model_list() if key.allows(m)]
+            if anthropic:
+                data = [
+                    {
+                        "type": "model",
+                        "id": model,
+                        "display_name": model,
+                        "created_at": "1970-01-01T00:00:00Z",
+                    }
+                    for model, _ in listed
+                ]
+                body = orjson.dumps(
+                    {
+                        "data": data,
+                        "has_more": False,
+                        "first_id": data[0]["id"] if data else None,
+                        "last_id": data[-1]["id"] if data else None,
+                    }
+                )
+            else:
+                data = [
+                    {"id": model, "object": "model", "created": 0, "owned_by": owner}
+                    for model, owner in listed
+                ]
+                body = orjson.dumps({"object": "list", "data": data})
             await send_response(send, 200, body, JSON_HEADERS)
         except GatewayError as exc:
-            await send_response(send, exc.status, exc.render(), JSON_HEADERS)
+            await send_response(send, exc.status, dialect.error_body(exc), JSON_HEADERS)
 
     # --- the shared path ------------------------------------------------------------
 
@@ -128,6 +215,8 @@ class ProxyRoutes:
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
+            elif name == b"x-api-key":  # the anthropic SDK's header for the same key
+                authorization = authorization or b"Bearer " + value
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else None
             elif name == b"content-type":
@@ -151,7 +240,8 @@ class ProxyRoutes:
     def _authenticate(self, authorization: bytes | None) -> KeyInfo:
         if not authorization or authorization[:7].lower() != b"bearer ":
             raise AuthenticationFailed(
-                "missing API key: send 'Authorization: Bearer <virtual key>'"
+                "missing API key: send 'Authorization: Bearer <virtual key>' "
+                "(or 'x-api-key: <virtual key>')"
             )
         key = self._rt.keys.lookup(authorization[7:].strip().decode("latin-1"))
         if key is None:
@@ -186,30 +276,34 @@ class ProxyRoutes:
             record.prompt_hash, record.prompt_chars = prompt_stats(dialect, parsed.body, texts)
             if self._sign_prompts:
                 record.prompt_signature = request_signature(texts)
-            provider = self._rt.provider_for(parsed.model)
-            if provider is None:
+            chain = self._rt.router.chain(parsed.model)
+            if not chain:
                 raise ModelNotFound(
                     f"the model '{parsed.model}' does not exist or no provider serves it",
                     param="model",
                 )
-            record.provider = provider.price_provider
             if not record.key.allows(parsed.model):
                 raise ModelNotAllowed(
                     f"this key may not use the model '{parsed.model}'", param="model"
                 )
+            if not any(self._usable(dialect, d) for group in chain for d in group.deployments):
+                raise InvalidRequest(
+                    f"the model '{parsed.model}' is served only by upstreams that do not "
+                    f"speak this API ({dialect.endpoint}); use another model or endpoint",
+                    param="model",
+                )
+            estimate = estimate_tokens(record.prompt_chars, parsed.max_tokens)
             if record.key.rpm is not None or record.key.tpm is not None:
-                tokens_taken = self._rate_limit(record, parsed)
+                tokens_taken = self._rate_limit(record, estimate)
             raw = self._rt.guardrails.check_input(record, dialect, parsed.body, raw)
             if parsed.stream:
-                started = await self._stream(send, record, provider, dialect, raw, parsed)
+                started = await self._stream(send, record, dialect, chain, raw, parsed, estimate)
             else:
-                data = await provider.send(dialect.upstream_path, raw)
-                try:
-                    response = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    raise UpstreamUnavailable("upstream sent a response that is not JSON") from None
-                record.summary = dialect.summarize(response)
-                data = self._rt.guardrails.check_output(record, dialect, response, data)
+                answer, data, summary = await self._route(
+                    record, dialect, chain, estimate, self._exchange(parsed, raw, dialect)
+                )
+                record.summary = summary
+                data = self._rt.guardrails.check_output(record, dialect, answer, data)
                 started = True
                 await send_response(send, 200, data, self._headers(record, JSON_HEADERS))
         except _ClientGone:
@@ -230,11 +324,10 @@ class ProxyRoutes:
                 self._account(record, tokens_taken, budget_ids)
             self._finish(record)
 
-    def _rate_limit(self, record: RequestRecord, parsed: ParsedRequest) -> int:
+    def _rate_limit(self, record: RequestRecord, estimate: int) -> int:
         """Take from the key's RPM/TPM buckets (429 when empty); returns the tokens taken."""
         key = record.key
         assert key is not None
-        estimate = estimate_tokens(record.prompt_chars, parsed.max_tokens)
         check = self._rt.limiter.check(key.key_id, key.rpm, key.tpm, estimate, self._clock())
         if check.exceeded:
             record.enforcement = {
@@ -305,22 +398,118 @@ class ProxyRoutes:
             event["output_tokens"],
         )
 
+    # --- routing --------------------------------------------------------------------
+
+    @staticmethod
+    def _usable(dialect: Dialect, deployment: Deployment) -> bool:
+        provider = deployment.provider
+        return provider is not None and bridge_for(dialect, provider) is not None
+
+    async def _route(
+        self,
+        record: RequestRecord,
+        dialect: Dialect,
+        chain: list[Group],
+        estimate: int,
+        attempt: Callable[[Group, Deployment, float], Awaitable[T]],
+    ) -> T:
+        """Run the router; whatever happens, the record says what was tried and served."""
+        attempts: list[Attempt] = []
+        try:
+            result, _ = await self._rt.router.call(
+                chain,
+                attempt,
+                attempts,
+                record.model_requested or "",
+                estimate,
+                lambda d: self._usable(dialect, d),
+            )
+            return result
+        finally:
+            if attempts:
+                self._note_attempts(record, dialect, attempts)
+
+    def _note_attempts(
+        self, record: RequestRecord, dialect: Dialect, attempts: list[Attempt]
+    ) -> None:
+        last = attempts[-1]
+        provider = self._rt.providers.get(last.provider)
+        record.provider = provider.price_provider if provider else last.provider
+        record.deployment = last.deployment
+        bridge = bridge_for(dialect, provider) if provider else None
+        record.upstream_api = bridge.upstream.name if bridge else None
+        record.attempts = [a.as_event() for a in attempts]
+        self._rt.routing_metrics.observe(attempts)
+
+    @staticmethod
+    def _timeouts(deployment: Deployment, left: float) -> Timeouts:
+        timeouts = deployment.timeouts
+        if left < timeouts.total_s:  # the request's whole-time bound
+            timeouts = dataclasses.replace(
+                timeouts, total_s=left, first_byte_s=min(timeouts.first_byte_s, left)
+            )
+        return timeouts
+
+    def _exchange(
+        self, parsed: ParsedRequest, raw: bytes, dialect: Dialect
+    ) -> Callable[[Group, Deployment, float], Awaitable[Exchanged]]:
+        async def exchange(group: Group, deployment: Deployment, left: float) -> Exchanged:
+            provider = deployment.provider
+            bridge = bridge_for(dialect, provider) if provider else None
+            assert provider is not None and bridge is not None  # the router only picks usable
+            model = deployment.upstream_model(parsed.model)
+            data = await provider.send(
+                bridge.upstream.upstream_path,
+                bridge.request(parsed, raw, model),
+                model=model,
+                timeouts=self._timeouts(deployment, left),
+            )
+            return bridge.response(data, provider.name)
+
+        return exchange
+
+    def _open_stream(
+        self, parsed: ParsedRequest, raw: bytes, dialect: Dialect
+    ) -> Callable[[Group, Deployment, float], Awaitable[_Opened]]:
+        async def open_stream(group: Group, deployment: Deployment, left: float) -> _Opened:
+            provider = deployment.provider
+            bridge = bridge_for(dialect, provider) if provider else None
+            assert provider is not None and bridge is not None  # the router only picks usable
+            model = deployment.upstream_model(parsed.model)
+            upstream = provider.stream(
+                bridge.upstream.upstream_path,
+                bridge.request(parsed, raw, model),
+                model=model,
+                timeouts=self._timeouts(deployment, left),
+            )
+            reader = bridge.stream_reader(parsed)
+            events = bridge.stream(parsed, upstream, reader)
+            try:  # the first event commits the route: until then a failure may fall back
+                first = await anext(events, None)
+            except BaseException:
+                await events.aclose()
+                raise
+            return _Opened(bridge, reader, first, events)
+
+        return open_stream
+
     async def _stream(
         self,
         send: Send,
         record: RequestRecord,
-        provider: Provider,
         dialect: Dialect,
+        chain: list[Group],
         raw: bytes,
         parsed: ParsedRequest,
+        estimate: int,
     ) -> bool:
-        """Pass SSE events through as they arrive; returns True once the response began."""
-        body = dialect.stream_body(parsed, raw)  # chat asks for usage, hidden from the client
-        reader = dialect.stream_reader(parsed)
-        upstream = provider.stream(dialect.upstream_path, body)
-        events = self._rt.guardrails.guard_stream(record, dialect, upstream)
+        """Route, then pass the client's events on as they arrive; True once it began."""
+        opened = await self._route(
+            record, dialect, chain, estimate, self._open_stream(parsed, raw, dialect)
+        )
+        reader = opened.reader
+        events = self._rt.guardrails.guard_stream(record, dialect, opened.events_from_first())
         try:
-            first = await anext(events, None)  # upstream refusals raise here, before 200
             await self._send(
                 send,
                 {
@@ -330,10 +519,12 @@ class ProxyRoutes:
                 },
             )
             try:
-                if first is not None:
-                    await self._forward_event(send, record, reader, first)
                 async for event in events:
-                    await self._forward_event(send, record, reader, event)
+                    if record.ttft_ms is None and reader.started:
+                        record.mark_first_token()
+                    await self._send(
+                        send, {"type": "http.response.body", "body": event, "more_body": True}
+                    )
             except (UpstreamError, GuardrailBlocked) as exc:  # mid-stream: report in-band
                 record.status_code = exc.status
                 record.error_type = exc.error_type
@@ -351,19 +542,6 @@ class ProxyRoutes:
             record.summary = reader.finish()
         return True
 
-    async def _forward_event(
-        self, send: Send, record: RequestRecord, reader: StreamReader, event: bytes
-    ) -> None:
-        name, data = parse_event(event)
-        if data != DONE:
-            payload = parse_json(data)  # None: not ours to judge, passed through untouched
-            if payload is not None:
-                if reader.feed(name, payload):
-                    return  # chat's usage chunk the client did not ask for: strip it
-                if record.ttft_ms is None and reader.started:
-                    record.mark_first_token()
-        await self._send(send, {"type": "http.response.body", "body": event, "more_body": True})
-
     @staticmethod
     async def _send(send: Send, message: dict[str, object]) -> None:
         try:
@@ -371,18 +549,41 @@ class ProxyRoutes:
         except Exception as exc:  # uvicorn raises once the client closed the connection
             raise _ClientGone from exc
 
-    async def _model_list(self) -> list[tuple[str, str]]:
-        """(model id, provider) for every model some provider serves."""
+    def _model_list(self) -> list[tuple[str, str]]:
+        """(model name, owner): routing groups' names and aliases, then the exact model
+        names in providers' `models` (first provider wins)."""
         seen: dict[str, str] = {}
+        for name in self._rt.router.public_names():
+            seen.setdefault(name, "meterline")
         for config in self._rt.settings.providers:
-            exact = [m for m in config.models if "*" not in m]
-            names = exact
-            if len(exact) < len(config.models):  # patterns: ask the upstream what it has
-                provider = next(p for n, p in self._rt.providers if n == config.name)
-                try:
-                    names = exact + [m for m in await provider.list_models() if config.serves(m)]
-                except UpstreamError:
-                    log.warning("provider %s: could not list models", config.name)
-            for name in names:
-                seen.setdefault(name, config.name)
+            for model in config.models:
+                if "*" not in model:
+                    seen.setdefault(model, config.name)
         return list(seen.items())
+
+
+class _Opened:
+    """A stream whose first event arrived: the route is committed."""
+
+    __slots__ = ("bridge", "events", "first", "reader")
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        reader: StreamReader,
+        first: bytes | None,
+        events: AsyncGenerator[bytes, None],
+    ) -> None:
+        self.bridge = bridge
+        self.reader = reader
+        self.first = first
+        self.events = events
+
+    async def events_from_first(self) -> AsyncIterator[bytes]:
+        try:
+            if self.first is not None:
+                yield self.first
+            async for event in self.events:
+                yield event
+        finally:
+            await self.events.aclose()

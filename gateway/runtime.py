@@ -24,8 +24,10 @@ from gateway.guardrails import Guardrails
 from gateway.keys import KeyStore
 from gateway.metrics import Metrics
 from gateway.pricing import PriceEstimator
-from gateway.providers import AiohttpUpstream, Provider, Upstream
+from gateway.providers import AiohttpUpstream, Provider, Timeouts, Upstream
 from gateway.ratelimit import KeyLimiter
+from gateway.routing import Router
+from gateway.routing.observe import RoutingMetrics
 from gateway.tracing import GatewayTracer
 from meterline.settings import Settings
 from meterline.views import ViewReader
@@ -90,8 +92,19 @@ class GatewayRuntime:
             metrics=self.metrics,
         )
         self.publisher = publisher
-        self.providers: list[tuple[str, Provider]] = []
-        self._routes: dict[str, Provider | None] = {}
+        self.providers: dict[str, Provider] = {}  # by config name, built at start
+        upstream_s = settings.gateway.upstream_timeout_s
+        self.router = Router(
+            settings.routing,
+            patterns=lambda model: (p := settings.provider_for(model)) and p.name,
+            default_timeouts=Timeouts(
+                connect_s=settings.gateway.upstream_connect_timeout_s,
+                first_byte_s=upstream_s,
+                total_s=upstream_s,
+            ),
+            clock=clock,
+        )
+        self.routing_metrics = RoutingMetrics(self.metrics, self.router)
         self.metrics.gauge(
             "meterline_gateway_emitter_queue_depth",
             "Events handed to librdkafka, not yet acknowledged.",
@@ -129,10 +142,7 @@ class GatewayRuntime:
         return cls(
             settings,
             emitter=KafkaEmitter(settings, metrics=metrics),
-            upstream=AiohttpUpstream(
-                connect_timeout_s=settings.gateway.upstream_connect_timeout_s,
-                timeout_s=settings.gateway.upstream_timeout_s,
-            ),
+            upstream=AiohttpUpstream(connect_timeout_s=settings.gateway.upstream_connect_timeout_s),
             views=lambda handlers: ViewReader(settings, handlers),
             publisher=ControlPublisher(settings),
             metrics=metrics,
@@ -141,25 +151,14 @@ class GatewayRuntime:
     async def start(self) -> None:
         await self.upstream.start()
         for config in self.settings.providers:
-            self.providers.append((config.name, self.upstream.provider(config)))
+            self.providers[config.name] = self.upstream.provider(config)
+        self.router.bind(self.providers)
         self.emitter.start()
         self.reader.start()
 
-    def provider_for(self, model: str) -> Provider | None:
-        """The provider serving `model` (first match in settings order), memoized."""
-        try:
-            return self._routes[model]
-        except KeyError:
-            pass
-        config = self.settings.provider_for(model)
-        provider = next((p for name, p in self.providers if config and name == config.name), None)
-        if len(self._routes) < 10_000:  # clients choose model names: bound the memo
-            self._routes[model] = provider
-        return provider
-
     async def aclose(self) -> None:
         self.reader.close()
-        for _, provider in self.providers:
+        for provider in self.providers.values():
             await provider.aclose()
         await self.upstream.aclose()
         if self.tracer is not None:

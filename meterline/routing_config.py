@@ -105,8 +105,9 @@ class RetryConfig(_Strict):
     attempts: int = Field(default=3, ge=1, le=10)  # tries per group, the first included
     backoff_s: float = Field(default=0.25, ge=0)  # doubled per retry, full jitter
     max_backoff_s: float = Field(default=4.0, ge=0)
-    # A Retry-After longer than this is not waited for: the next deployment or group is.
-    max_retry_after_s: float = Field(default=10.0, ge=0)
+    # A Retry-After longer than this is not waited for: the next deployment or group is
+    # tried, else the client gets the 429 with the upstream's Retry-After at once.
+    max_retry_after_s: float = Field(default=2.0, ge=0)
     total_s: float = Field(default=60.0, gt=0)  # the whole request, fallbacks included
     on: list[Trigger] = Field(
         default_factory=lambda: [408, 409, 429, 500, 502, 503, 504, "timeout", "connection"]

@@ -40,6 +40,7 @@ from meterline.config_sources import (
     settings_env,
     warn_unknown_env,
 )
+from meterline.routing_config import ProviderConfig, RoutingConfig
 from schemas.policies import AgentLoopMode, GuardrailMode, LlmjackingMode
 
 __all__ = [
@@ -73,31 +74,6 @@ __all__ = [
 
 # A TCP port to listen on or connect to.
 Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-class ProviderConfig(BaseModel):
-    """An OpenAI-compatible upstream and the models routed to it.
-
-    `models` are exact names or `prefix*` patterns; `api_key_env` names the environment
-    variable holding the upstream key, so the key itself never sits in a config file.
-    """
-
-    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a default
-
-    name: str
-    base_url: str
-    api_key_env: str | None = None
-    models: list[str] = Field(default_factory=lambda: ["*"])
-    # Provider id for pricing (genai-prices); defaults to `name`.
-    price_provider: str | None = None
-
-    def serves(self, model: str) -> bool:
-        for pattern in self.models:
-            if pattern == "*" or pattern == model:
-                return True
-            if pattern.endswith("*") and model.startswith(pattern[:-1]):
-                return True
-        return False
 
 
 class PriceOverride(BaseModel):
@@ -390,6 +366,8 @@ class Settings(BaseSettings):
     read_api_url: str | None = None  # how dashboards reach ingest's read API
     dashboard_url: str | None = None  # how alert readers reach the dashboards
     providers: list[ProviderConfig] = Field(default_factory=list)
+    # Model groups, balancing, retries, fallbacks, breakers (meterline/routing_config.py).
+    routing: RoutingConfig = RoutingConfig()
     price_overrides: dict[str, PriceOverride] = Field(default_factory=dict)
 
     # Read API role tokens (ingest /api/*, `Authorization: Bearer <token>`): finance sees spend
@@ -409,6 +387,18 @@ class Settings(BaseSettings):
     @classmethod
     def _prefix_ends_with_dot(cls, value: str) -> str:
         return value if not value or value.endswith(".") else value + "."
+
+    @model_validator(mode="after")
+    def _deployments_name_providers(self) -> Settings:
+        known = {p.name for p in self.providers}
+        for group in self.routing.groups:
+            for deployment in group.deployments:
+                if deployment.provider not in known:
+                    raise ValueError(
+                        f"routing group '{group.name}': no provider named "
+                        f"'{deployment.provider}' (providers: {', '.join(sorted(known)) or 'none'})"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _warn_unknown_variables(self) -> Settings:

@@ -243,10 +243,20 @@ class MessagesDialect(Dialect):
 
     def parse(self, raw: bytes) -> ParsedRequest:
         body = load_object(raw)
-        model = model_field(body)
         if body.get("max_tokens") is None:
+            model_field(body)  # the model's error first, as Anthropic reports them
             raise _required("max_tokens")
-        max_tokens = int_field(body, "max_tokens", 1, MAX_INT)
+        return self._parse(body, int_field(body, "max_tokens", 1, MAX_INT))
+
+    def parse_count_tokens(self, raw: bytes) -> ParsedRequest:
+        """A `/v1/messages/count_tokens` body: a Messages request without `max_tokens`."""
+        body = load_object(raw)
+        body.pop("max_tokens", None)
+        body.pop("stream", None)
+        return self._parse(body, None)
+
+    def _parse(self, body: dict[str, Any], max_tokens: int | None) -> ParsedRequest:
+        model = model_field(body)
         messages = body.get("messages")
         if messages is None:
             raise _required("messages")

@@ -47,6 +47,7 @@ class Deployment:
 
     name: str
     provider_name: str
+    group: str | None  # None: a pattern-routed provider's deployment, for any model
     model: str | None  # None: the model as the client asked (pattern-routed providers)
     weight: float
     timeouts: Timeouts
@@ -171,6 +172,7 @@ class Router:
         return Deployment(
             name=config.name or f"{config.provider}/{model}",
             provider_name=config.provider,
+            group=group.name,
             model=model,
             weight=config.weight,
             timeouts=self._timeouts(config),
@@ -187,6 +189,7 @@ class Router:
             found = self._implicit_deployments[provider_name] = Deployment(
                 name=provider_name,
                 provider_name=provider_name,
+                group=None,
                 model=None,
                 weight=1.0,
                 timeouts=self._defaults,
@@ -200,6 +203,22 @@ class Router:
         self._providers = providers
         for deployment in self.deployments:
             deployment.provider = providers[deployment.provider_name]
+
+    def state(self) -> list[dict[str, object]]:
+        """Every deployment's live state (GET /admin/routing, metrics)."""
+        return [
+            {
+                "deployment": d.name,
+                "provider": d.provider_name,
+                "group": d.group,
+                "model": d.model,
+                "breaker": d.breaker.state,
+                "consecutive_failures": d.breaker.failures,
+                "in_flight": d.in_flight,
+                "latency_ms": round(d.latency_s * 1000, 3) if d.latency_s is not None else None,
+            }
+            for d in self.deployments
+        ]
 
     # --- planning ------------------------------------------------------------------
 
@@ -239,13 +258,21 @@ class Router:
         return list(self._groups)
 
     def _order(
-        self, group: Group, now: float, exclude: Iterable[Deployment], tokens: int
+        self,
+        group: Group,
+        now: float,
+        exclude: Iterable[Deployment],
+        tokens: int,
+        usable: Callable[[Deployment], bool],
     ) -> list[Deployment]:
         skip = {id(d) for d in exclude}
         ready = [
             d
             for d in group.deployments
-            if id(d) not in skip and d.breaker.available(now) and d.has_room(now, tokens)
+            if id(d) not in skip
+            and usable(d)
+            and d.breaker.available(now)
+            and d.has_room(now, tokens)
         ]
         if len(ready) < 2:
             return ready
@@ -266,9 +293,11 @@ class Router:
         attempts: list[Attempt],
         requested_model: str,
         tokens: int = 0,
+        usable: Callable[[Deployment], bool] = lambda _: True,
     ) -> tuple[T, Deployment]:
         """Run `attempt(group, deployment, seconds_left)` until one succeeds; append every
-        try to `attempts`. `tokens` is the request's token estimate (deployment TPM).
+        try to `attempts`. `tokens` is the request's token estimate (deployment TPM);
+        `usable` says which deployments can serve the request at all (its API).
         Raises the last UpstreamError when none does."""
         retry = self.config.retry
         deadline = self._clock() + retry.total_s
@@ -276,7 +305,7 @@ class Router:
         for index, group in enumerate(chain):
             has_next = index + 1 < len(chain)
             result = await self._in_group(
-                group, attempt, attempts, requested_model, tokens, deadline, outcome
+                group, attempt, attempts, requested_model, tokens, usable, deadline, outcome
             )
             if result is not None:
                 return result
@@ -299,6 +328,7 @@ class Router:
         attempts: list[Attempt],
         requested_model: str,
         tokens: int,
+        usable: Callable[[Deployment], bool],
         deadline: float,
         outcome: _Outcome,
     ) -> tuple[T, Deployment] | None:
@@ -308,7 +338,7 @@ class Router:
         tries = 0
         while tries < retry.attempts:
             now = self._clock()
-            candidates = self._order(group, now, tried_here, tokens)
+            candidates = self._order(group, now, tried_here, tokens, usable)
             if not candidates and tried_here:  # every one failed once: back off, go again
                 wait = self._backoff(tries, outcome.last, deadline)
                 if wait is None:
@@ -316,7 +346,7 @@ class Router:
                 await self._sleep(wait)
                 tried_here.clear()
                 now = self._clock()
-                candidates = self._order(group, now, (), tokens)
+                candidates = self._order(group, now, (), tokens, usable)
             deployment = next((d for d in candidates if d.breaker.acquire(now)), None)
             if deployment is None:
                 return None

@@ -290,6 +290,8 @@ def usage_for(
 
 def openai_error(status: int, message: str, code: str | None = None) -> bytes:
     type_ = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    if code is None and status == 429:
+        code = "rate_limit_exceeded"  # what OpenAI sends with its 429s
     return orjson.dumps({"error": {"message": message, "type": type_, "code": code, "param": None}})
 
 

@@ -99,7 +99,7 @@ def start_gateway(make_settings, broker, mock_url) -> Iterator[Callable[..., Run
                         name="mock",
                         base_url=f"{mock_url}/v1",
                         api_key_env="METERLINE_TEST_UPSTREAM_KEY",
-                        models=["*"],
+                        models=["mock-gpt", "mock-gpt-mini", "mock-embed", "*"],
                         price_provider="openai",
                     )
                 ],

@@ -77,15 +77,20 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     settings = Settings(
         data_dir=tmp_path,
         admin_token="test-admin-token",
-        gateway={"spans": False},
+        gateway={"spans": False, "upstream_timeout_s": 0.05},
         providers=[
-            ProviderConfig(name="mock", base_url="http://upstream/v1", price_provider="openai")
+            ProviderConfig(
+                name="mock",
+                base_url="http://upstream/v1",
+                price_provider="openai",
+                models=["mock-gpt", "mock-gpt-mini", "mock-embed", "*"],
+            )
         ],
     )
     runtime = GatewayRuntime(
         settings,
         emitter=MemoryEmitter(),
-        upstream=InProcessUpstream(create_mock_app(), timeout_s=0.05),
+        upstream=InProcessUpstream(create_mock_app()),
         views=StaticViews,
         publisher=MemoryControlPublisher(),
         clock=FakeClock(),
