@@ -128,6 +128,23 @@ def meterline_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "meterline.cli", *args]
 
 
+def demo_providers(settings: Settings) -> list[ProviderConfig]:
+    """The mock provider as two upstreams, as a real deployment has them: `claude-*` over
+    Anthropic's Messages API, everything else over OpenAI's, each priced as its vendor
+    (a model no price list knows, such as acme-local-7b, stays flagged unpriced)."""
+    mock_url = f"http://{settings.host}:{settings.mock_provider_port}/v1"
+    return [
+        ProviderConfig(
+            name="mock-anthropic",
+            kind="anthropic",
+            base_url=mock_url,
+            price_provider="anthropic",
+            models=["claude-*"],
+        ),
+        ProviderConfig(name="mock-openai", base_url=mock_url, price_provider="openai"),
+    ]
+
+
 class Stack:
     """Start, watch and stop the embedded services."""
 
@@ -142,10 +159,7 @@ class Stack:
     ):
         settings = ensure_admin_token(settings)
         if mock_provider and not settings.providers:
-            mock_url = f"http://{settings.host}:{settings.mock_provider_port}/v1"
-            settings = settings.model_copy(
-                update={"providers": [ProviderConfig(name="mock", base_url=mock_url)]}
-            )
+            settings = settings.model_copy(update={"providers": demo_providers(settings)})
         if traffic and not settings.gateway.trusted_proxies:
             # The demo simulator plays many clients through its loopback hop (X-Forwarded-For).
             loopback = ["127.0.0.0/8", "::1/128"]

@@ -28,13 +28,19 @@ def test_child_environment_reproduces_the_settings(tmp_path: Path) -> None:
     assert env["METERLINE_DATA_DIR"] == str(tmp_path)
 
 
-def test_demo_routes_every_model_to_the_mock_provider(tmp_path: Path, monkeypatch) -> None:
+def test_demo_routes_claude_over_messages_and_the_rest_over_openai(
+    tmp_path: Path, monkeypatch
+) -> None:
     stack = Stack(Settings(data_dir=tmp_path, mock_provider_port=19100), mock_provider=True)
     for name, value in stack.settings.child_env().items():
         monkeypatch.setenv(name, str(value))
     child = Settings()
-    provider = child.provider_for("any-model-at-all")
-    assert provider is not None and provider.base_url == "http://127.0.0.1:19100/v1"
+    claude = child.provider_for("claude-3-5-haiku-latest")
+    other = child.provider_for("any-model-at-all")
+    assert claude is not None and other is not None
+    assert (claude.kind, claude.price_provider) == ("anthropic", "anthropic")
+    assert (other.kind, other.price_provider) == ("openai", "openai")
+    assert claude.base_url == other.base_url == "http://127.0.0.1:19100/v1"
     assert child.admin_token == stack.settings.admin_token
 
 
