@@ -109,9 +109,6 @@ class RetryConfig(_Strict):
     # tried, else the client gets the 429 with the upstream's Retry-After at once.
     max_retry_after_s: float = Field(default=2.0, ge=0)
     total_s: float = Field(default=60.0, gt=0)  # the whole request, fallbacks included
-    on: list[Trigger] = Field(
-        default_factory=lambda: [408, 409, 429, 500, 502, 503, 504, "timeout", "connection"]
-    )
 
 
 class BreakerConfig(_Strict):
@@ -126,6 +123,10 @@ class RoutingConfig(_Strict):
     strategy: Literal["weighted", "least_busy", "latency"] = "weighted"
     retry: RetryConfig = RetryConfig()
     breaker: BreakerConfig = BreakerConfig()
+    # (Not `retry.on`: YAML 1.1 reads a bare `on` key as the boolean true.)
+    retry_on: list[Trigger] = Field(
+        default_factory=lambda: [408, 409, 429, 500, 502, 503, 504, "timeout", "connection"]
+    )
     fallback_on: list[Trigger] = Field(
         default_factory=lambda: [
             429,

@@ -179,7 +179,7 @@ class Stack:
     def urls(self) -> dict[str, str]:
         s = self.settings
         urls = {
-            "gateway (OpenAI-compatible)": f"http://{s.host}:{s.gateway_port}/v1",
+            "gateway (OpenAI + Anthropic)": f"http://{s.host}:{s.gateway_port}/v1",
             "read API": f"http://{s.host}:{s.ingest_port}/api/showback?group_by=org",
             "processors": f"http://{s.host}:{s.processors_port}/healthz",
             "Kafka": s.bootstrap,

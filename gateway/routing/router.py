@@ -5,7 +5,7 @@ fallback groups in order. Within a group it orders the deployments it may use no
 breaker closed or ready for its probe, the deployment's RPM left) by the configured
 strategy, and tries them:
 
-- a failure on a `retry.on` trigger moves to the next deployment at once; with none left
+- a failure on a `retry_on` trigger moves to the next deployment at once; with none left
   it retries the same ones after an exponential backoff with full jitter (the upstream's
   Retry-After when it sent one, unless longer than `max_retry_after_s`), up to
   `retry.attempts` tries in the group;
@@ -377,7 +377,7 @@ class Router:
                     deployment.breaker.release()
                 outcome.last = exc
                 tried_here.append(deployment)
-                if trigger not in retry.on:
+                if trigger not in self.config.retry_on:
                     return None
                 continue
             except BaseException:
