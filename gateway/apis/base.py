@@ -110,6 +110,12 @@ class Dialect(ABC):
     def stream_texts(self, name: str | None, payload: Any) -> list[StreamText]:
         """The answer text pieces one stream event carries (for output guardrails)."""
 
+    def recap_texts(self, name: str | None, payload: Any) -> list[tuple[int, Any, Any]]:
+        """Places where a stream event repeats the whole text of output `index` so far
+        (`container[key]`), which must then say what the client was sent: Responses'
+        `*.done` and `response.completed` events. None by default."""
+        return []
+
     @abstractmethod
     def text_event(self, index: int, text: str, template: Any) -> bytes:
         """An encoded stream event carrying `text` for output `index`, shaped after the

@@ -335,6 +335,29 @@ class ResponsesDialect(Dialect):
             return [StreamText(as_int(payload.get("output_index")), None, None, finished=True)]
         return []
 
+    def recap_texts(self, name: str | None, payload: Any) -> list[tuple[int, Any, Any]]:
+        if not isinstance(payload, dict):
+            return []
+        kind = payload.get("type")
+        index = as_int(payload.get("output_index"))
+        if kind == "response.output_text.done" and isinstance(payload.get("text"), str):
+            return [(index, payload, "text")]
+        if kind == "response.content_part.done":
+            return [(index, part, "text") for part in _text_parts([payload.get("part")])]
+        if kind == "response.output_item.done":
+            item = payload.get("item")
+            content = item.get("content") if isinstance(item, dict) else None
+            return [(index, part, "text") for part in _text_parts(content)]
+        if kind in ("response.completed", "response.incomplete"):
+            response = payload.get("response")
+            output = response.get("output") if isinstance(response, dict) else None
+            found: list[tuple[int, Any, Any]] = []
+            for i, item in enumerate(output if isinstance(output, list) else ()):
+                if isinstance(item, dict):
+                    found += [(i, part, "text") for part in _text_parts(item.get("content"))]
+            return found
+        return []
+
     def text_event(self, index: int, text: str, template: Any) -> bytes:
         base = template if isinstance(template, dict) else {}
         payload = {

@@ -146,6 +146,11 @@ class Guardrails:
     ) -> AsyncIterator[bytes]:
         guards: dict[int, StreamGuard] = {}
         template: Any = {}
+        # With rewriting on, the text each output's client was sent; outputs a guard
+        # changed are `rewritten`, and events repeating their whole text (Responses'
+        # recaps) are made to repeat what was sent instead.
+        sent: dict[int, list[str]] = {}
+        rewritten: set[int] = set()
         try:
             async for event in events:
                 name, data = parse_event(event)
@@ -154,7 +159,7 @@ class Guardrails:
                     continue
                 payload = parse_json(data)
                 pieces = dialect.stream_texts(name, payload) if payload is not None else []
-                if not pieces:
+                if not pieces and not (rewritten and dialect.recap_texts(name, payload)):
                     yield event  # usage, comments, other events: no text to judge
                     continue
                 before = b""
@@ -163,12 +168,21 @@ class Guardrails:
                     if piece.container is not None:
                         template = payload
                     released, replaced = self._guard_piece(record, piece, guards, modes)
-                    if rewrite and replaced:
+                    if not rewrite:
+                        continue
+                    sent.setdefault(piece.index, []).append(released)
+                    if replaced:
+                        rewritten.add(piece.index)
                         if piece.container is None:
                             before += dialect.text_event(piece.index, released, template)
                         else:
                             piece.container[piece.key] = released
                             changed = True
+                recaps = dialect.recap_texts(name, payload) if rewritten else []
+                for index, container, key in recaps:
+                    if index in rewritten:
+                        container[key] = "".join(sent[index])
+                        changed = True
                 yield before + (encode_event(payload, name) if changed else event)
             tail = self._flush(record, dialect, guards, template, rewrite)
             if tail:

@@ -9,12 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.apis import CHAT, EMBEDDINGS
+from gateway.apis import CHAT, EMBEDDINGS, MESSAGES, RESPONSES
 from gateway.errors import GuardrailBlocked
 from gateway.guardrails import Guardrails
 from gateway.keys import KeyInfo
 from gateway.metrics import Metrics
 from gateway.record import RequestRecord
+from gateway.sse import encode_event, parse_event
 from meterline.settings import Settings
 from schemas.events import GuardrailEvent, RequestEvent
 from schemas.subjects import attribution_subjects
@@ -226,3 +227,120 @@ async def test_monitor_only_streams_pass_events_through_untouched(tmp_path: Path
     off, _ = _guardrails(tmp_path)
     stream = _upstream("x", 1)
     assert off.guard_stream(record, CHAT, stream) is stream
+
+
+def _messages_stream(text: str, size: int) -> list[bytes]:
+    """Anthropic's event sequence for one text block, `size` characters a delta."""
+    events = [
+        ("message_start", {"type": "message_start", "message": {"id": "m", "content": []}}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}},
+        ),
+    ]
+    for i in range(0, len(text), size):
+        delta = {"type": "text_delta", "text": text[i : i + size]}
+        events.append(
+            ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+        )
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return [encode_event(payload, name) for name, payload in events]
+
+
+def _responses_stream(text: str, size: int) -> list[bytes]:
+    """The Responses API's events for one output_text part, with its three recaps."""
+    part = {"type": "output_text", "text": text, "annotations": []}
+    item = {"type": "message", "id": "msg_1", "role": "assistant", "content": [part]}
+    events: list[dict[str, Any]] = [
+        {"type": "response.output_item.added", "output_index": 0, "item": {**item, "content": []}}
+    ]
+    for i in range(0, len(text), size):
+        events.append(
+            {
+                "type": "response.output_text.delta",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": text[i : i + size],
+            }
+        )
+    events += [
+        {"type": "response.output_text.done", "output_index": 0, "content_index": 0, "text": text},
+        {"type": "response.content_part.done", "output_index": 0, "content_index": 0, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": {"id": "r", "output": [item]}},
+    ]
+    return [encode_event(payload, payload["type"]) for payload in events]
+
+
+async def _replay(events: list[bytes]) -> AsyncGenerator[bytes, None]:
+    for event in events:
+        yield event
+
+
+def _payloads(events: list[bytes]) -> list[dict[str, Any]]:
+    out = []
+    for chunk in events:
+        for event in chunk.split(b"\n\n"):
+            _, data = parse_event(event)
+            if data:
+                out.append(orjson.loads(data))
+    return out
+
+
+async def test_messages_streams_are_redacted_in_their_text_deltas(tmp_path: Path) -> None:
+    guardrails, topic = _guardrails(tmp_path, secrets="redact")
+    record = _record()
+    text = f"The key is {OPENAI_KEY}. Bye."
+    got = [
+        e
+        async for e in guardrails.guard_stream(record, MESSAGES, _replay(_messages_stream(text, 6)))
+    ]
+    payloads = _payloads(got)
+    streamed = "".join(p["delta"]["text"] for p in payloads if p["type"] == "content_block_delta")
+    assert streamed == "The key is [REDACTED:openai_key]. Bye."
+    assert not any(b"Ab3Xy9" in e for e in got)
+    # every text delta precedes the block's end, which still closes the message
+    kinds = [p["type"] for p in payloads]
+    assert kinds.index("content_block_stop") > max(
+        i for i, k in enumerate(kinds) if k == "content_block_delta"
+    )
+    assert kinds[-1] == "message_stop"
+    assert [e.action for e in _valid_events(topic, record)] == ["redact"]
+
+
+async def test_responses_recaps_repeat_what_the_client_was_sent(tmp_path: Path) -> None:
+    guardrails, _ = _guardrails(tmp_path, secrets="redact")
+    record = _record()
+    text = f"The key is {OPENAI_KEY}. Bye."
+    got = [
+        e
+        async for e in guardrails.guard_stream(
+            record, RESPONSES, _replay(_responses_stream(text, 7))
+        )
+    ]
+    assert not any(b"Ab3Xy9" in e for e in got)
+    payloads = _payloads(got)
+    redacted = "The key is [REDACTED:openai_key]. Bye."
+    deltas = "".join(p["delta"] for p in payloads if p["type"] == "response.output_text.delta")
+    recaps = {p["type"]: p for p in payloads}
+    assert deltas == redacted
+    assert recaps["response.output_text.done"]["text"] == redacted
+    assert recaps["response.content_part.done"]["part"]["text"] == redacted
+    assert recaps["response.output_item.done"]["item"]["content"][0]["text"] == redacted
+    completed = recaps["response.completed"]["response"]["output"][0]
+    assert completed["content"][0]["text"] == redacted
+
+
+async def test_a_blocked_responses_stream_never_sends_its_recaps(tmp_path: Path) -> None:
+    guardrails, _ = _guardrails(tmp_path, secrets="block")
+    record = _record()
+    sent: list[bytes] = []
+    with pytest.raises(GuardrailBlocked):
+        stream = _replay(_responses_stream(f"ok {OPENAI_KEY} more", 5))
+        async for event in guardrails.guard_stream(record, RESPONSES, stream):
+            sent.append(event)
+    assert not any(b"Ab3Xy9" in e for e in sent)
