@@ -169,3 +169,54 @@ def events_for() -> Callable[..., list[dict[str, Any]]]:
         return [by_id[r] for r in request_ids]
 
     return find
+
+
+# Two providers on the one mock, as `meterline up --demo` has them: Anthropic's Messages API
+# for claude-* and OpenAI's for the rest, plus a routing group with an alias.
+CLAUDE_GROUP = "claude-fast"
+CLAUDE_ALIAS = "haiku"
+CLAUDE_GROUP_MODEL = "claude-3-5-haiku-latest"
+
+
+@pytest.fixture
+def start_two_provider_gateway(
+    start_gateway, make_settings, broker, mock_url
+) -> Callable[..., RunningGateway]:
+    """start() -> a gateway with providers `mock-openai` (kind openai, gpt-*/mock-*) and
+    `mock-anthropic` (kind anthropic, claude-*) on the same mock, and the routing group
+    `claude-fast` (alias `haiku`) served by `mock-anthropic` as `claude-3-5-haiku-latest`."""
+
+    def start(**overrides: Any) -> RunningGateway:
+        providers = [
+            ProviderConfig(
+                name="mock-openai",
+                base_url=f"{mock_url}/v1",
+                api_key_env="METERLINE_TEST_UPSTREAM_KEY",
+                models=["gpt-*", "mock-*"],
+                price_provider="openai",
+            ),
+            ProviderConfig(
+                name="mock-anthropic",
+                kind="anthropic",
+                base_url=f"{mock_url}/v1",
+                api_key_env="METERLINE_TEST_UPSTREAM_KEY",
+                models=["claude-*"],
+                price_provider="anthropic",
+            ),
+        ]
+        group = {
+            "name": CLAUDE_GROUP,
+            "aliases": [CLAUDE_ALIAS],
+            "deployments": [{"provider": "mock-anthropic", "model": CLAUDE_GROUP_MODEL}],
+        }
+        values = merged(
+            {
+                "providers": providers,
+                "routing": {"groups": [group]},
+                "gateway": {"upstream_timeout_s": 5.0},
+            },
+            overrides,
+        )
+        return start_gateway(make_settings(broker, **values))
+
+    return start
