@@ -1,10 +1,12 @@
-"""Hot-route fuzz: hand-made malformed bodies never get a 5xx (issue 10).
+"""Hot-route fuzz: hand-made malformed bodies never get a 5xx (issues 10 and 12).
 
-Hypothesis builds chat and embeddings bodies field by field, each field either a valid
-value or any JSON value, plus raw non-JSON bodies, odd content types and long header
-values; every case goes through the real gateway, mock upstream and broker. Every 4xx
-must be OpenAI-shaped, and every request must leave exactly one RequestEvent, bounded.
-Derandomized, so a failure reproduces.
+Hypothesis builds chat, completions, embeddings, Responses and Messages bodies field by
+field, each field either a valid value or any JSON value, plus raw non-JSON bodies, odd
+content types and long header values; every case goes through the real gateway, mock
+upstream and broker (Messages to an OpenAI-style upstream: translated). Every 4xx must
+be in the route's own error shape (Anthropic's on /v1/messages, OpenAI's elsewhere), and
+every request must leave exactly one RequestEvent, bounded. Derandomized, so a failure
+reproduces.
 """
 
 from __future__ import annotations
@@ -87,6 +89,59 @@ embeddings_bodies = st.fixed_dictionaries(
         "encoding_format": json_values,
     },
 )
+blocks = st.fixed_dictionaries(
+    {"type": field(st.sampled_from(["text", "image", "tool_use", "tool_result"]))},
+    optional={
+        "text": field(st.text(max_size=30)),
+        "id": field(st.text(max_size=8)),
+        "name": field(st.text(max_size=8)),
+        "input": json_values,
+        "tool_use_id": field(st.text(max_size=8)),
+        "content": json_values,
+        "source": json_values,
+    },
+)
+anthropic_messages = st.fixed_dictionaries(
+    {},
+    optional={
+        "role": field(st.sampled_from(["user", "assistant"])),
+        "content": field(st.text(max_size=40) | st.lists(blocks, max_size=3)),
+    },
+)
+messages_bodies = st.fixed_dictionaries(
+    {
+        "model": models,
+        "messages": field(st.lists(anthropic_messages, min_size=1, max_size=3)),
+        "max_tokens": field(st.integers(min_value=-2, max_value=40)),
+    },
+    optional={
+        "system": field(st.text(max_size=20) | st.lists(blocks, max_size=2)),
+        "stream": field(st.booleans()),
+        "tools": json_values,
+        "tool_choice": json_values,
+        "stop_sequences": json_values,
+        "metadata": json_values,
+    },
+)
+responses_bodies = st.fixed_dictionaries(
+    {"model": models, "input": field(st.text(max_size=40) | st.lists(messages, max_size=3))},
+    optional={
+        "instructions": field(st.text(max_size=20)),
+        "stream": field(st.booleans()),
+        "max_output_tokens": field(st.integers(min_value=-2, max_value=64)),
+        "tools": json_values,
+        "previous_response_id": field(st.text(max_size=12)),
+    },
+)
+completions_bodies = st.fixed_dictionaries(
+    {"model": models, "prompt": field(st.text(max_size=40) | st.lists(st.text(), max_size=3))},
+    optional={
+        "stream": field(st.booleans()),
+        "max_tokens": field(st.integers(min_value=-2, max_value=40)),
+        "n": field(st.integers(min_value=-1, max_value=130)),
+        "echo": json_values,
+    },
+)
 header_text = st.text(alphabet=string.ascii_letters + string.digits + " -_/.;=", max_size=400).map(
     lambda text: text.strip() or "x"  # HTTP header values carry no edge whitespace
 )
@@ -101,7 +156,13 @@ def _dumps(value: Any) -> bytes:
 def cases(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
     path, bodies = draw(
         st.sampled_from(
-            [("/v1/chat/completions", chat_bodies), ("/v1/embeddings", embeddings_bodies)]
+            [
+                ("/v1/chat/completions", chat_bodies),
+                ("/v1/embeddings", embeddings_bodies),
+                ("/v1/completions", completions_bodies),
+                ("/v1/responses", responses_bodies),
+                ("/v1/messages", messages_bodies),
+            ]
         )
     )
     pick = draw(st.integers(min_value=0, max_value=9))  # 8 in 10: a body of the route
@@ -119,12 +180,15 @@ def cases(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
     return path, raw, headers
 
 
-def _assert_openai_error(response: httpx.Response) -> None:
+def _assert_error_shape(path: str, response: httpx.Response) -> None:
     body = response.json()
     error = body["error"]
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["type"], str)
-    assert "code" in error and "param" in error
+    if path == "/v1/messages":  # Anthropic's shape
+        assert body["type"] == "error" and set(error) == {"type", "message"}
+    else:
+        assert "code" in error and "param" in error
 
 
 def test_malformed_bodies_never_get_a_5xx(start_gateway, read_events) -> None:
@@ -150,7 +214,7 @@ def test_malformed_bodies_never_get_a_5xx(start_gateway, read_events) -> None:
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             assert response.status_code < 500, (path, raw[:300], headers, response.text)
             if response.status_code >= 400:
-                _assert_openai_error(response)
+                _assert_error_shape(path, response)
             request_ids.append(response.headers["x-request-id"])
 
         check()
