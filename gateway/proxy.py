@@ -160,6 +160,10 @@ class ProxyRoutes:
             await send_response(send, 200, data, JSON_HEADERS)
         except GatewayError as exc:
             await send_response(send, exc.status, MESSAGES.error_body(exc), JSON_HEADERS)
+        except Exception as exc:  # the catch-all: never a 500, never a secret in the log
+            log.error("unexpected %s on count_tokens", type(exc).__name__, exc_info=exc)
+            error = InternalGatewayError("the gateway could not handle this request")
+            await send_response(send, error.status, MESSAGES.error_body(error), JSON_HEADERS)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         """What this gateway routes and the key may use: group names and aliases, and the
@@ -355,7 +359,14 @@ class ProxyRoutes:
             self._rt.limiter.correct(record.key.key_id, tokens_taken, used_in + used_out)
         if budget_ids and (used_in or used_out):
             model = (summary.model_used if summary else None) or record.model_requested or ""
-            cost = self._rt.prices.cost(record.provider, model, used_in, used_out)
+            cost = self._rt.prices.cost(
+                record.provider,
+                model,
+                used_in,
+                used_out,
+                summary.cache_read_tokens if summary else 0,
+                summary.cache_write_tokens if summary else 0,
+            )
             # The mark its event will carry (ts_start, request_id): the watermark's identity.
             mark = SpendMark(wire_ms(record.started_wall), record.request_id)
             self._rt.budgets.add_spend(budget_ids, cost, mark)
