@@ -124,8 +124,20 @@ class RoutingConfig(_Strict):
     retry: RetryConfig = RetryConfig()
     breaker: BreakerConfig = BreakerConfig()
     # (Not `retry.on`: YAML 1.1 reads a bare `on` key as the boolean true.)
+    # 529: Anthropic's overloaded_error, a 5xx like the others.
     retry_on: list[Trigger] = Field(
-        default_factory=lambda: [408, 409, 429, 500, 502, 503, 504, "timeout", "connection"]
+        default_factory=lambda: [
+            408,
+            409,
+            429,
+            500,
+            502,
+            503,
+            504,
+            529,
+            "timeout",
+            "connection",
+        ]
     )
     fallback_on: list[Trigger] = Field(
         default_factory=lambda: [
@@ -134,6 +146,7 @@ class RoutingConfig(_Strict):
             502,
             503,
             504,
+            529,
             "timeout",
             "connection",
             "context_window",

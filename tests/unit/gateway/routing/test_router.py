@@ -172,6 +172,21 @@ async def test_client_errors_are_neither_retried_nor_fallen_back_from() -> None:
     assert len(script.calls) == 1
 
 
+async def test_anthropic_overloaded_529_is_retried_then_fallen_back_from() -> None:
+    """529 (Anthropic's overloaded_error) is a 5xx like 503: retried, then a fallback."""
+    clock = Clock()
+    r = router([group("m", "a", fallbacks=("n",)), group("n", "b")], clock)
+    script = Script(a=[status(529)], b=["ok"])
+    result, attempts = await run(r, "m", script)
+    assert result == "ok from b/n-b"
+    assert [(a.group, a.status) for a in attempts] == [
+        ("m", 529),
+        ("m", 529),
+        ("m", 529),
+        ("n", 200),
+    ]
+
+
 async def test_context_window_errors_fall_back_without_retrying() -> None:
     clock = Clock()
     r = router([group("m", "a", fallbacks=("big",)), group("big", "b")], clock)
