@@ -303,7 +303,7 @@ class ProxyRoutes:
             if parsed.stream:
                 started = await self._stream(send, record, dialect, chain, raw, parsed, estimate)
             else:
-                answer, data, summary = await self._route(
+                (answer, data, summary), _ = await self._route(
                     record, dialect, chain, estimate, self._exchange(parsed, raw, dialect)
                 )
                 record.summary = summary
@@ -423,11 +423,11 @@ class ProxyRoutes:
         chain: list[Group],
         estimate: int,
         attempt: Callable[[Group, Deployment, float], Awaitable[T]],
-    ) -> T:
+    ) -> tuple[T, Deployment]:
         """Run the router; whatever happens, the record says what was tried and served."""
         attempts: list[Attempt] = []
         try:
-            result, _ = await self._rt.router.call(
+            return await self._rt.router.call(
                 chain,
                 attempt,
                 attempts,
@@ -435,7 +435,6 @@ class ProxyRoutes:
                 estimate,
                 lambda d: self._usable(dialect, d),
             )
-            return result
         finally:
             if attempts:
                 self._note_attempts(record, dialect, attempts)
@@ -515,7 +514,7 @@ class ProxyRoutes:
         estimate: int,
     ) -> bool:
         """Route, then pass the client's events on as they arrive; True once it began."""
-        opened = await self._route(
+        opened, deployment = await self._route(
             record, dialect, chain, estimate, self._open_stream(parsed, raw, dialect)
         )
         reader = opened.reader
@@ -539,6 +538,8 @@ class ProxyRoutes:
             except (UpstreamError, GuardrailBlocked) as exc:  # mid-stream: report in-band
                 record.status_code = exc.status
                 record.error_type = exc.error_type
+                if isinstance(exc, UpstreamError):  # it broke off: its breaker hears of it
+                    self._rt.router.stream_failed(deployment)
                 await self._send(
                     send,
                     {

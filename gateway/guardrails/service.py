@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from gateway.apis.base import Dialect, Slot, StreamText
-from gateway.errors import GuardrailBlocked
+from gateway.errors import GuardrailBlocked, UpstreamError
 from gateway.guardrails.policies import GuardrailPolicies
 from gateway.guardrails.redaction import excerpt, redact
 from gateway.guardrails.scanner import scan
@@ -184,6 +184,14 @@ class Guardrails:
                         container[key] = "".join(sent[index])
                         changed = True
                 yield before + (encode_event(payload, name) if changed else event)
+        except UpstreamError:
+            # The upstream broke off: what the guards hold was judged as far as it goes
+            # and is sent before the in-band error, as the text's end.
+            tail = self._flush(record, dialect, guards, template, rewrite)
+            if tail:
+                yield tail
+            raise
+        else:
             tail = self._flush(record, dialect, guards, template, rewrite)
             if tail:
                 yield tail

@@ -26,6 +26,13 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probing = False
 
+    def state_at(self, now: float) -> BreakerState:
+        """The state as the next request would find it (an open breaker past its
+        cooldown is half-open), for display; `state` changes only when asked to pass."""
+        if self.state == "open" and now >= self._opened_at + self._cooldown_s:
+            return "half_open"
+        return self.state
+
     def available(self, now: float) -> bool:
         """Whether a request could go now (without claiming the half-open probe)."""
         if self.state == "closed":

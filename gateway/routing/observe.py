@@ -30,10 +30,11 @@ class RoutingMetrics:
         )
 
     def _breakers(self) -> list[tuple[str, float]]:
+        now = self._router.now()
         return [
             (
                 f'deployment="{label_value(d.name)}",provider="{label_value(d.provider_name)}"',
-                _STATE_VALUE[d.breaker.state],
+                _STATE_VALUE[d.breaker.state_at(now)],
             )
             for d in self._router.deployments
         ]

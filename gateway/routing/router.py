@@ -113,9 +113,12 @@ class Attempt:
 
 @dataclass(slots=True)
 class _Outcome:
-    """What the router learned from the failures of one request so far."""
+    """What the router learned from the failures of one request so far: the last failure
+    in the current group, and the last in any group (what the client gets when every
+    later group had no usable deployment)."""
 
     last: UpstreamError | None = None
+    last_anywhere: UpstreamError | None = None
 
 
 class Router:
@@ -206,19 +209,28 @@ class Router:
 
     def state(self) -> list[dict[str, object]]:
         """Every deployment's live state (GET /admin/routing, metrics)."""
+        now = self._clock()
         return [
             {
                 "deployment": d.name,
                 "provider": d.provider_name,
                 "group": d.group,
                 "model": d.model,
-                "breaker": d.breaker.state,
+                "breaker": d.breaker.state_at(now),
                 "consecutive_failures": d.breaker.failures,
                 "in_flight": d.in_flight,
                 "latency_ms": round(d.latency_s * 1000, 3) if d.latency_s is not None else None,
             }
             for d in self.deployments
         ]
+
+    def now(self) -> float:
+        return self._clock()
+
+    def stream_failed(self, deployment: Deployment) -> None:
+        """A stream this deployment began broke off later: that counts against its
+        breaker too (the try itself succeeded at its first event)."""
+        deployment.breaker.failure(self._clock())
 
     # --- planning ------------------------------------------------------------------
 
@@ -314,8 +326,8 @@ class Router:
                 continue
             if not has_next or trigger_of(last) not in self.config.fallback_on:
                 raise last
-        if outcome.last is not None:
-            raise outcome.last
+        if outcome.last_anywhere is not None:
+            raise outcome.last_anywhere
         names = ", ".join(g.name for g in chain)
         raise UpstreamUnavailable(
             f"no deployment of {names} is available now (circuit open or at its rate limit)"
@@ -375,7 +387,7 @@ class Router:
                     deployment.breaker.failure(self._clock())
                 else:
                     deployment.breaker.release()
-                outcome.last = exc
+                outcome.last = outcome.last_anywhere = exc
                 tried_here.append(deployment)
                 if trigger not in self.config.retry_on:
                     return None

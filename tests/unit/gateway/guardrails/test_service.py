@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from gateway.apis import CHAT, EMBEDDINGS, MESSAGES, RESPONSES
-from gateway.errors import GuardrailBlocked
+from gateway.errors import GuardrailBlocked, UpstreamUnavailable
 from gateway.guardrails import Guardrails
 from gateway.keys import KeyInfo
 from gateway.metrics import Metrics
@@ -344,3 +344,19 @@ async def test_a_blocked_responses_stream_never_sends_its_recaps(tmp_path: Path)
         async for event in guardrails.guard_stream(record, RESPONSES, stream):
             sent.append(event)
     assert not any(b"Ab3Xy9" in e for e in sent)
+
+
+async def test_text_held_back_is_sent_before_an_upstream_failure(tmp_path: Path) -> None:
+    guardrails, _ = _guardrails(tmp_path, secrets="redact")
+    record = _record()
+
+    async def breaking() -> AsyncGenerator[bytes, None]:
+        yield _chunk("")
+        yield _chunk("all fine so far")
+        raise UpstreamUnavailable("upstream dropped the stream")
+
+    sent: list[bytes] = []
+    with pytest.raises(UpstreamUnavailable):
+        async for event in guardrails.guard_stream(record, CHAT, breaking()):
+            sent.append(event)
+    assert _content(sent) == "all fine so far"

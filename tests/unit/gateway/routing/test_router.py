@@ -283,3 +283,36 @@ def test_config_refuses_unknown_fallbacks_and_names_claimed_twice() -> None:
         RoutingConfig.model_validate(
             {"groups": [group("m", "a"), {**group("n", "b"), "aliases": ["m"]}]}
         )
+
+
+async def test_the_primarys_error_stands_when_every_fallback_is_unusable() -> None:
+    clock = Clock()
+    r = router(
+        [group("m", "a", fallbacks=("n",)), group("n", "b")],
+        clock,
+        retry={"attempts": 1},
+        breaker={"failures": 1, "cooldown_s": 60},
+    )
+    with pytest.raises(UpstreamUnavailable):  # opens n's breaker
+        await run(r, "n", Script(b=[status(500)]))
+    script = Script(a=[status(429, retry_after="30")], b=["ok"])
+    with pytest.raises(UpstreamStatusError) as raised:
+        await run(r, "m", script)
+    assert raised.value.status == 429 and raised.value.retry_after == "30"
+    assert script.calls == ["a/m-a"]
+
+
+def test_an_open_breaker_past_its_cooldown_shows_half_open() -> None:
+    breaker = CircuitBreaker(failures=1, cooldown_s=10)
+    breaker.failure(0.0)
+    assert breaker.state_at(5.0) == "open" and breaker.state_at(10.0) == "half_open"
+    assert breaker.state == "open"  # only a request moves it
+
+
+async def test_a_stream_that_breaks_off_counts_against_its_breaker() -> None:
+    clock = Clock()
+    r = router([group("m", "a")], clock, breaker={"failures": 2, "cooldown_s": 60})
+    for _ in range(2):
+        _, deployment = await r.call(r.chain("m"), Script(a=["first event"]), [], "m")
+        r.stream_failed(deployment)  # ...then the upstream dropped the stream
+    assert deployment.breaker.state == "open"
