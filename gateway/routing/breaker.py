@@ -16,7 +16,15 @@ BreakerState = Literal["closed", "open", "half_open"]
 
 
 class CircuitBreaker:
-    __slots__ = ("_cooldown_s", "_failures", "_opened_at", "_probing", "failures", "state")
+    __slots__ = (
+        "_before_success",
+        "_cooldown_s",
+        "_failures",
+        "_opened_at",
+        "_probing",
+        "failures",
+        "state",
+    )
 
     def __init__(self, failures: int, cooldown_s: float) -> None:
         self._failures = failures
@@ -25,6 +33,7 @@ class CircuitBreaker:
         self.failures = 0  # consecutive
         self._opened_at = 0.0
         self._probing = False
+        self._before_success = 0  # the consecutive failures the last success reset
 
     def state_at(self, now: float) -> BreakerState:
         """The state as the next request would find it (an open breaker past its
@@ -57,8 +66,16 @@ class CircuitBreaker:
 
     def success(self) -> None:
         self.state = "closed"
+        self._before_success = self.failures
         self.failures = 0
         self._probing = False
+
+    def success_retracted(self, now: float) -> None:
+        """What looked like a success failed after all (a stream broke off after its first
+        event): a failure that continues the run the success had reset."""
+        self.failures = max(self.failures, self._before_success)
+        self._before_success = 0
+        self.failure(now)
 
     def failure(self, now: float) -> None:
         self.failures += 1

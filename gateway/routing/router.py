@@ -230,7 +230,7 @@ class Router:
     def stream_failed(self, deployment: Deployment) -> None:
         """A stream this deployment began broke off later: that counts against its
         breaker too (the try itself succeeded at its first event)."""
-        deployment.breaker.failure(self._clock())
+        deployment.breaker.success_retracted(self._clock())
 
     # --- planning ------------------------------------------------------------------
 
