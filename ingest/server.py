@@ -1,13 +1,17 @@
 """`serve(settings)`: the ingest process (sink + read API), blocking until SIGTERM/SIGINT.
 
 In embedded mode this is the one process that owns the ClickHouse engine (ARCHITECTURE §6),
-so the sink thread and the API share a single client behind a lock.
+so the sink threads and the API share a single client behind a lock. `ingest.sink.workers`
+(METERLINE_SINK_WORKERS) SinkConsumer threads of the one group share the topics'
+partitions, each with its own batches and offsets; the same with an external ClickHouse
+(run more ingest hosts to scale past one process).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import uvicorn
 from fastapi import FastAPI
@@ -19,7 +23,7 @@ from ingest.otlp import KafkaSpanPublisher, OtlpAuth, OtlpStats, install_otlp_re
 from ingest.otlp.credentials import CredentialReader
 from ingest.sink.clickhouse import ClickHouseSink
 from ingest.sink.consumer import SinkConsumer
-from ingest.sink.status import SinkStatus
+from ingest.sink.status import SinkStatus, SinkStatusGroup
 from meterline.kafka import create_topics, wait_for_broker
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient, connect, migrate
@@ -30,21 +34,28 @@ log = logging.getLogger(__name__)
 
 
 class IngestService:
-    """Connect + migrate, then run the sink on a background thread; `stop()` flushes."""
+    """Connect + migrate, then run the sink on background threads (one per
+    `ingest.sink.workers`); `close()` flushes."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.status = SinkStatus()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         client = connect(settings)
         applied = migrate(client, settings.clickhouse_database)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         self.client = SharedClient(client, settings.clickhouse_database)
-        self.sink = ClickHouseSink(self.client)
-        self.sink.setup()
-        self.consumer = SinkConsumer(settings, self.sink, status=self.status)
+        self.consumers: list[SinkConsumer] = []
+        for _ in range(settings.ingest.sink.workers):
+            sink = ClickHouseSink(self.client)
+            sink.setup()
+            self.consumers.append(SinkConsumer(settings, sink, status=SinkStatus()))
+        statuses = [consumer.status for consumer in self.consumers]
+        # One consumer: its own status, as before; several: their sum.
+        self.status: SinkStatus | SinkStatusGroup = (
+            statuses[0] if len(statuses) == 1 else SinkStatusGroup(statuses)
+        )
         self.spans = KafkaSpanPublisher(settings)  # the OTLP receiver's producer
         self.credentials = CredentialReader(settings)  # who may export spans
         self.otlp_stats = OtlpStats()
@@ -58,22 +69,37 @@ class IngestService:
         self.control_watch.start()  # and again whenever the broker comes back empty
         self.spans.start()
         self.credentials.start()
-        self._thread = threading.Thread(target=self._run, name="ingest-sink", daemon=True)
-        self._thread.start()
+        for index, consumer in enumerate(self.consumers):
+            name = "ingest-sink" if index == 0 else f"ingest-sink-{index}"
+            thread = threading.Thread(target=self._run, args=(consumer,), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
-    def _run(self) -> None:
+    @property
+    def consumer(self) -> SinkConsumer:
+        """The first (with one worker, the only) sink consumer."""
+        return self.consumers[0]
+
+    @property
+    def sink(self) -> ClickHouseSink:
+        sink = self.consumer.sink
+        assert isinstance(sink, ClickHouseSink)
+        return sink
+
+    def _run(self, consumer: SinkConsumer) -> None:
         try:
-            self.consumer.run(self._stop)
+            consumer.run(self._stop)
         except Exception:
             log.exception("the sink loop stopped on an unexpected error")
-            self.status.update(running=False, last_error="sink loop crashed; see the log")
+            consumer.status.update(running=False, last_error="sink loop crashed; see the log")
 
     def _stop_sink(self, timeout_s: float = 30.0) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                log.error("the sink did not stop within %.0fs", timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.error("the sink thread %s did not stop within %.0fs", thread.name, timeout_s)
 
     def close(self) -> None:
         self.spans.close()  # uvicorn has drained the OTLP requests: deliver what is left

@@ -23,9 +23,47 @@ if TYPE_CHECKING:  # the client (and httpx) load only for the admin verbs
 __all__ = ["main"]
 
 
+def _with_workers(
+    settings: Settings,
+    *,
+    processors: int | None = None,
+    gateways: int | None = None,
+    sinks: int | None = None,
+) -> Settings:
+    """`settings` with the given process counts per service (None: as configured)."""
+    update: dict[str, Any] = {}
+    if processors is not None:
+        update["processors"] = settings.processors.model_copy(update={"workers": processors})
+    if gateways is not None:
+        update["gateway"] = settings.gateway.model_copy(update={"workers": gateways})
+    if sinks is not None:
+        sink = settings.ingest.sink.model_copy(update={"workers": sinks})
+        update["ingest"] = settings.ingest.model_copy(update={"sink": sink})
+    return settings.model_copy(update=update)
+
+
+def _workers_arg(text: str) -> int:
+    from meterline.settings import MAX_WORKERS
+
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of processes") from None
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_WORKERS}, not {count}")
+    return count
+
+
+def _log_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from meterline.runtime import run_up
 
+    settings = _with_workers(
+        settings, processors=args.processors, gateways=args.gateways, sinks=args.sinks
+    )
     return run_up(
         settings,
         demo=args.demo,
@@ -35,9 +73,13 @@ def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    if args.worker is None and settings.gateway.workers > 1:
+        from meterline.runtime import run_workers
+
+        return run_workers(settings, "gateway", log=_log_stderr)
     from gateway.server import serve
 
-    serve(settings)
+    serve(settings, worker=args.worker)
     return 0
 
 
@@ -54,9 +96,13 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_processors(args: argparse.Namespace, settings: Settings) -> int:
+    if args.worker is None and settings.processors.workers > 1:
+        from meterline.runtime import run_workers
+
+        return run_workers(settings, "processors", log=_log_stderr)
     from processors.worker import serve
 
-    serve(settings)
+    serve(settings, worker=args.worker)
     return 0
 
 
@@ -414,12 +460,31 @@ def _parser() -> argparse.ArgumentParser:
         "--mock-provider", action="store_true", help="also start the mock provider (no traffic)"
     )
     up.add_argument("--no-dashboard", action="store_true", help="do not start the dashboards")
+    for flag, text in (
+        ("--processors", "Faust workers (METERLINE_PROCESSORS_WORKERS)"),
+        ("--gateways", "gateway processes on one port (METERLINE_GATEWAY_WORKERS)"),
+        ("--sinks", "sink consumers in ingest (METERLINE_SINK_WORKERS)"),
+    ):
+        up.add_argument(flag, type=_workers_arg, default=None, metavar="N", help=text)
     up.set_defaults(handler=_cmd_up)
 
     for name, handler, text in (
         ("gateway", _cmd_gateway, "run the OpenAI-compatible proxy (port 8080)"),
-        ("ingest", _cmd_ingest, "run the Kafka -> ClickHouse sink and read API (port 4318)"),
         ("processors", _cmd_processors, "run the Faust stream processors (web port 6066)"),
+    ):
+        service = verbs.add_parser(
+            name, help=f"{text}; METERLINE_{name.upper()}_WORKERS > 1 runs that many"
+        )
+        service.add_argument(
+            "--worker",
+            type=int,
+            default=None,
+            metavar="I",
+            help="run only worker I of the configured workers (what the fan-out starts)",
+        )
+        service.set_defaults(handler=handler)
+    for name, handler, text in (
+        ("ingest", _cmd_ingest, "run the Kafka -> ClickHouse sink and read API (port 4318)"),
         ("dashboard", _cmd_dashboard, "run the Streamlit dashboards (port 8501)"),
     ):
         verbs.add_parser(name, help=text).set_defaults(handler=handler)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from meterline.settings import Settings
@@ -28,14 +28,18 @@ __all__ = [
     "admin_config",
     "consumer_config",
     "create_topics",
+    "grow_topics",
     "install_repeat_filter",
     "is_record_error",
     "librdkafka_logger",
+    "partition_problem",
     "producer_config",
     "wait_for_broker",
 ]
 
 REPEAT_WINDOW_S = 30.0
+
+log = logging.getLogger(__name__)
 
 # Produce errors about the record itself: no retry can fix them, so a producer must set
 # the record aside (dead-letter it, refuse it with the reason) rather than retry it and
@@ -180,10 +184,48 @@ def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
         ) from exc
 
 
+def _partitions_note(settings: Settings) -> None:
+    if settings.effective_topic_partitions > settings.topic_partitions:
+        log.info(
+            "topic partitions raised from %d (METERLINE_TOPIC_PARTITIONS) to %d: the largest "
+            "consumer group has %d members (processors.workers=%d, ingest.sink.workers=%d)",
+            settings.topic_partitions,
+            settings.effective_topic_partitions,
+            settings.max_consumers,
+            settings.processors.workers,
+            settings.ingest.sink.workers,
+        )
+
+
+def partition_problem(settings: Settings, name: str, partitions: int) -> str | None:
+    """Why topic `name` (base name) with `partitions` partitions is wrong, else None.
+
+    Consumer-group topics need `effective_topic_partitions`. Compacted topics are read
+    whole by every reader (no group), so they are never grown (growing would move a key's
+    latest value to another partition, behind its older one): `topic_partitions` or more.
+    """
+    if name in COMPACTED_TOPICS:
+        if partitions >= settings.topic_partitions:
+            return None
+        wanted = settings.topic_partitions
+    elif partitions == settings.effective_topic_partitions:
+        return None
+    else:
+        wanted = settings.effective_topic_partitions
+    return f"{settings.topic(name)} has {partitions} partitions, not {wanted}"
+
+
 def create_topics(settings: Settings, names: Iterable[str] = TOPICS) -> list[str]:
-    """Create the missing topics explicitly (never auto-creation); return the created ones."""
+    """Create the missing topics explicitly (never auto-creation); return the created ones.
+
+    Topics get `settings.effective_topic_partitions`: `topic_partitions` raised to the
+    largest consumer count (one log line says so). Existing consumer-group topics with
+    fewer partitions are grown (`grow_topics`).
+    """
+    names = list(names)
     admin = AdminClient(admin_config(settings))
-    existing = set(admin.list_topics(timeout=10).topics)
+    existing = admin.list_topics(timeout=10).topics
+    partitions = settings.effective_topic_partitions
     wanted = []
     for name in names:
         full = settings.topic(name)
@@ -191,10 +233,19 @@ def create_topics(settings: Settings, names: Iterable[str] = TOPICS) -> list[str
             continue
         config = {"cleanup.policy": "compact"} if name in COMPACTED_TOPICS else {}
         wanted.append(
-            NewTopic(
-                full, num_partitions=settings.topic_partitions, replication_factor=1, config=config
-            )
+            NewTopic(full, num_partitions=partitions, replication_factor=1, config=config)
         )
+    short = [
+        n
+        for n in names
+        if n not in COMPACTED_TOPICS
+        and settings.topic(n) in existing
+        and len(existing[settings.topic(n)].partitions) < partitions
+    ]
+    if wanted or short:
+        _partitions_note(settings)
+    if short:
+        grow_topics(settings, short, admin=admin)
     if not wanted:
         return []
     created = []
@@ -206,3 +257,35 @@ def create_topics(settings: Settings, names: Iterable[str] = TOPICS) -> list[str
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return created
+
+
+def grow_topics(
+    settings: Settings, names: Iterable[str], *, admin: AdminClient | None = None
+) -> list[str]:
+    """Raise the partitions of existing topics (base names) to `effective_topic_partitions`;
+    return the grown ones. Kafka only adds partitions: a key's new records may land on a
+    new partition (per-key order holds again from then on), so compacted topics are left
+    alone (see `partition_problem`)."""
+    admin = admin or AdminClient(admin_config(settings))
+    metadata = admin.list_topics(timeout=10).topics
+    partitions = settings.effective_topic_partitions
+    requests = []
+    for name in names:
+        full = settings.topic(name)
+        topic = metadata.get(full)
+        if name in COMPACTED_TOPICS or topic is None or len(topic.partitions) >= partitions:
+            continue
+        log.info("growing %s from %d to %d partitions", full, len(topic.partitions), partitions)
+        requests.append(NewPartitions(full, partitions))
+    if not requests:
+        return []
+    grown = []
+    for topic, future in admin.create_partitions(requests, request_timeout=15).items():
+        try:
+            future.result()
+            grown.append(topic)
+        except KafkaException as exc:
+            # Another process grew it first (several workers start at once).
+            if "INVALID_PARTITIONS" not in str(exc):
+                raise
+    return grown

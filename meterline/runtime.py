@@ -5,6 +5,10 @@ Each service runs as its own child process (`meterline <verb>`), configured thro
 environment from one `Settings`, so what runs here is exactly what runs in production.
 Start order follows the data flow's dependencies; stop order is the reverse, so intake
 stops first and every buffer is flushed downstream before its consumer goes away.
+
+Several processes per service (meterline/workers.py): `processors.workers` and
+`gateway.workers` children (`meterline <service> --worker I`, each supervised, each with
+its own log `<name>-<i>.log`); the sink's consumers are threads of the ingest process.
 """
 
 from __future__ import annotations
@@ -33,8 +37,22 @@ from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics, wait_for_broker
 from meterline.settings import ProviderConfig, Settings
 from meterline.supervisor import Supervisor
+from meterline.workers import (
+    PROCESSORS_STATE_WARNING,
+    Service,
+    gateway_worker_port,
+    worker_count,
+)
 
-__all__ = ["ServiceProcess", "Stack", "ensure_admin_token", "meterline_command", "run_up"]
+__all__ = [
+    "ServiceProcess",
+    "Stack",
+    "ensure_admin_token",
+    "meterline_command",
+    "run_up",
+    "run_workers",
+    "worker_processes",
+]
 
 Progress = Callable[[str], None]
 
@@ -145,6 +163,45 @@ def demo_providers(settings: Settings) -> list[ProviderConfig]:
     ]
 
 
+def worker_processes(settings: Settings, service: Service) -> list[ServiceProcess]:
+    """The children of a service: one plain `meterline <service>` for one worker, else
+    `meterline <service> --worker I` named `<service>-<I>`, each probed on its own port."""
+    count = worker_count(settings, service)
+    logs = settings.data_dir / "logs"
+    base_port = settings.gateway_port if service == "gateway" else settings.processors_port
+    if count == 1:
+        url = f"http://{settings.host}:{base_port}/healthz"
+        return [ServiceProcess(service, meterline_command(service), url, logs / f"{service}.log")]
+    children = []
+    for index in range(count):
+        port = (
+            gateway_worker_port(settings, index)
+            if service == "gateway"
+            else settings.processors_port + index
+        )
+        name = f"{service}-{index}"
+        children.append(
+            ServiceProcess(
+                name,
+                meterline_command(service, "--worker", str(index)),
+                f"http://{settings.host}:{port}/healthz",
+                logs / f"{name}.log",
+            )
+        )
+    return children
+
+
+def _start_all(
+    children: list[ServiceProcess], env: dict[str, str], timeout_s: float
+) -> list[ServiceProcess]:
+    """Start every child, then wait for each (Faust workers join their group together)."""
+    for child in children:
+        child.start(env)
+    for child in children:
+        child.wait_healthy(timeout_s)
+    return children
+
+
 class Stack:
     """Start, watch and stop the embedded services."""
 
@@ -226,53 +283,71 @@ class Stack:
         done(started)
 
         env = {**os.environ, **{k: str(v) for k, v in s.child_env().items()}}
-        plan: list[tuple[str, ServiceProcess, float]] = []
+        plan: list[tuple[str, list[ServiceProcess], float]] = []
         if self.mock_provider:
             plan.append(
                 (
                     "mock provider",
-                    self._service(
-                        "mock-provider", meterline_command("mock-provider"), s.mock_provider_port
-                    ),
+                    [
+                        self._service(
+                            "mock-provider",
+                            meterline_command("mock-provider"),
+                            s.mock_provider_port,
+                        )
+                    ],
                     30,
                 )
             )
+        sinks = s.ingest.sink.workers
+        processors = s.processors.workers
+        gateways = s.gateway.workers
+        if processors > 1:
+            self.progress("      warning: " + PROCESSORS_STATE_WARNING.format(n=processors))
         plan += [
             (
-                "ingest (ClickHouse sink + read API)",
-                self._service("ingest", meterline_command("ingest"), s.ingest_port),
+                "ingest (ClickHouse sink + read API)"
+                + (f", {sinks} sink consumers" if sinks > 1 else ""),
+                [self._service("ingest", meterline_command("ingest"), s.ingest_port)],
                 90,
             ),
             (
-                "processors (Faust)",
-                self._service("processors", meterline_command("processors"), s.processors_port),
+                "processors (Faust)" + (f", {processors} workers" if processors > 1 else ""),
+                worker_processes(s, "processors"),
                 90,
             ),
-            ("gateway", self._service("gateway", meterline_command("gateway"), s.gateway_port), 60),
+            (
+                "gateway"
+                + (f", {gateways} processes on port {s.gateway_port}" if gateways > 1 else ""),
+                worker_processes(s, "gateway"),
+                60,
+            ),
         ]
         if self.dashboard:
             # Streamlit's own health endpoint; the app reads only the read and admin APIs.
             dashboard = self._service(
                 "dashboard", meterline_command("dashboard"), s.dashboard_port, "/_stcore/health"
             )
-            plan.append(("dashboards (Streamlit)", dashboard, 60))
+            plan.append(("dashboards (Streamlit)", [dashboard], 60))
         if self.traffic:
             plan.append(
                 (
                     "demo traffic (simulate normal)",
-                    self._service(
-                        "simulator",
-                        meterline_command("simulate", "normal", "--duration", "0", "--rate", "3"),
-                        None,
-                    ),
+                    [
+                        self._service(
+                            "simulator",
+                            meterline_command(
+                                "simulate", "normal", "--duration", "0", "--rate", "3"
+                            ),
+                            None,
+                        )
+                    ],
                     5,
                 )
             )
-        for label, service, timeout_s in plan:
+        for label, children, timeout_s in plan:
             started = announce(label)
-            service.start(env)
-            self.services.append(service)
-            service.wait_healthy(timeout_s)
+            self.services += children  # stopped by stop() even when one fails to start
+            _start_all(children, env, timeout_s)
             done(started)
 
     def recreate_topics(self) -> None:
@@ -336,3 +411,37 @@ def run_up(
         return 1
     finally:
         stack.stop()
+
+
+def run_workers(settings: Settings, service: Service, *, log: Progress = print) -> int:
+    """Standalone `meterline gateway` / `meterline processors` with workers > 1: start the
+    workers, supervise them like `meterline up` does, stop them on SIGTERM/SIGINT."""
+    children = worker_processes(settings, service)
+    env = {**os.environ, **{k: str(v) for k, v in settings.child_env().items()}}
+
+    def on_stop_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_stop_signal)
+    signal.signal(signal.SIGINT, on_stop_signal)
+    if service == "processors":
+        log("warning: " + PROCESSORS_STATE_WARNING.format(n=len(children)))
+    started: list[ServiceProcess] = []
+    try:
+        started += children
+        _start_all(children, env, 90)
+        log(f"{service}: {len(children)} workers running (logs: {settings.data_dir / 'logs'})")
+        supervisor = Supervisor(log=log)
+        for child in children:
+            supervisor.watch(child)
+        while True:
+            supervisor.check()
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        return 0
+    except RuntimeError as exc:
+        log(f"{service} workers failed: {exc}")
+        return 1
+    finally:
+        for child in reversed(started):
+            child.stop()

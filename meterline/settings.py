@@ -46,6 +46,7 @@ from schemas.policies import AgentLoopMode, GuardrailMode, LlmjackingMode
 __all__ = [
     "CONFIG_FILE_ENV",
     "FORMER_NAMES",
+    "MAX_WORKERS",
     "READ_TOKEN_FIELDS",
     "AgentLoopSettings",
     "AlertSettings",
@@ -74,6 +75,9 @@ __all__ = [
 
 # A TCP port to listen on or connect to.
 Port = Annotated[int, Field(ge=1, le=65535)]
+# Processes (or sink threads) per service (issue 13): `meterline up --processors N ...`.
+MAX_WORKERS = 64
+Workers = Annotated[int, Field(ge=1, le=MAX_WORKERS)]
 
 
 class PriceOverride(BaseModel):
@@ -145,8 +149,13 @@ class GuardrailSettings(Section):
 
 
 class GatewaySettings(Section):
-    """The gateway (gateway/): request limits, upstream timeouts, spool, proxies, tracing."""
+    """The gateway (gateway/): request limits, upstream timeouts, spool, proxies, tracing.
 
+    `workers` gateway processes share `gateway_port` (SO_REUSEPORT); worker i also answers
+    on its own port `gateway_port + 1 + i` (health, per-process checks), see
+    meterline/workers.py."""
+
+    workers: Workers = 1
     max_body_bytes: int = 4 * 1024 * 1024
     upstream_timeout_s: float = 60.0
     upstream_connect_timeout_s: float = 5.0
@@ -268,9 +277,13 @@ class AgentLoopSettings(Section):
 
 
 class ProcessorsSettings(Section):
-    """The stream processors (processors/): the Faust app and each agent's section."""
+    """The stream processors (processors/): the Faust app and each agent's section.
+
+    `workers` Faust workers of the one app id (consumer group); worker i serves its web
+    port at `processors_port + i` and keeps its state under its own data dir."""
 
     app_id: str = "meterline-processors"
+    workers: Workers = 1
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
     recost: RecostSettings = Field(default_factory=RecostSettings)
     alert: AlertSettings = Field(default_factory=AlertSettings)
@@ -294,9 +307,13 @@ class OtlpSettings(Section):
 
 
 class SinkSettings(Section):
-    """The ingest sink (ingest/sink): Kafka topics into ClickHouse, in batches."""
+    """The ingest sink (ingest/sink): Kafka topics into ClickHouse, in batches.
+
+    `workers` SinkConsumer threads of group `group_id` in the ingest process, sharing its
+    one ClickHouse client (embedded chDB allows one engine per process)."""
 
     group_id: str = "meterline-ingest"
+    workers: Workers = 1
     batch_rows: int = 20_000
     flush_interval_s: float = 0.5
     retry_max_backoff_s: float = 10.0
@@ -470,6 +487,17 @@ class Settings(BaseSettings):
 
     def provider_for(self, model: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.serves(model)), None)
+
+    @property
+    def max_consumers(self) -> int:
+        """The largest consumer count of one group: topics need at least this many
+        partitions, or the extra consumers sit idle."""
+        return max(self.processors.workers, self.ingest.sink.workers)
+
+    @property
+    def effective_topic_partitions(self) -> int:
+        """`topic_partitions`, raised to `max_consumers` (meterline/kafka.py logs it)."""
+        return max(self.topic_partitions, self.max_consumers)
 
     def child_env(self) -> dict[str, str]:
         """Environment that reproduces these settings in a child process (secrets unmasked)."""

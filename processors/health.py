@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from meterline.kafka import admin_config
+from meterline.kafka import admin_config, partition_problem
 from meterline.settings import Settings
 from schemas.topics import TOPICS
 
@@ -46,11 +46,8 @@ def probe_topics(
         topic = metadata.topics.get(settings.topic(name))
         if topic is None or topic.error is not None:
             problems.append(f"{settings.topic(name)} missing")
-        elif len(topic.partitions) != settings.topic_partitions:
-            problems.append(
-                f"{settings.topic(name)} has {len(topic.partitions)} partitions, "
-                f"not {settings.topic_partitions}"
-            )
+        elif problem := partition_problem(settings, name, len(topic.partitions)):
+            problems.append(problem)
     return Probe(reachable=True, problems=tuple(problems))
 
 

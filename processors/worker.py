@@ -8,17 +8,21 @@ import faust
 
 from meterline.kafka import create_topics, install_repeat_filter, wait_for_broker
 from meterline.settings import Settings
+from meterline.workers import worker_settings
 from processors.app import create_app
 
 __all__ = ["serve"]
 
 
-def serve(settings: Settings, loglevel: str = "WARNING") -> None:
+def serve(settings: Settings, loglevel: str = "WARNING", worker: int | None = None) -> None:
     """Block running the Faust worker; return after a clean stop (SIGTERM or SIGINT).
 
     Makes sure our topics exist first (explicit creation, never broker auto-creation),
-    so the worker also starts against a fresh broker.
+    so the worker also starts against a fresh broker. `worker`: run as that worker of
+    `processors.workers` (its own web port and data dir, meterline/workers.py).
     """
+    if worker is not None:
+        settings = worker_settings(settings, "processors", worker)
     wait_for_broker(settings)
     create_topics(settings)
     app = create_app(settings)

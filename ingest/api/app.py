@@ -17,7 +17,7 @@ from ingest.api.showback import parse_bound, parse_showback, run_showback
 from ingest.api.spend import spend_for_subject
 from ingest.api.traces import TraceResponse, trace_spans
 from ingest.api.uncosted import MAX_UNCOSTED_LIMIT, uncosted_requests
-from ingest.sink.status import SinkStatus
+from ingest.sink.status import SinkStatus, SinkStatusGroup
 from meterline.warehouse import SharedClient
 from schemas.api.read import (
     HealthResponse,
@@ -31,7 +31,9 @@ __all__ = ["create_app"]
 
 
 def create_app(
-    client: SharedClient, status: SinkStatus | None = None, tokens: ReadTokens | None = None
+    client: SharedClient,
+    status: SinkStatus | SinkStatusGroup | None = None,
+    tokens: ReadTokens | None = None,
 ) -> FastAPI:
     """The ingest HTTP app (read API); `ingest.server` also mounts the OTLP receiver on it.
 

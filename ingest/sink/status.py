@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["SinkStatus"]
+__all__ = ["SinkStatus", "SinkStatusGroup"]
 
 
 @dataclass
@@ -36,3 +36,39 @@ class SinkStatus:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+
+
+_SUMMED = (
+    "assigned_partitions",
+    "messages_consumed",
+    "rows_written",
+    "dead_letters",
+    "pending_rows",
+    "uncommitted_messages",
+    "flushes",
+    "commits",
+)
+
+
+@dataclass
+class SinkStatusGroup:
+    """The sink's consumer threads (ingest.sink.workers) as one status for /healthz:
+    counts summed, running only when all run, the latest flush and commit, the worst
+    failure streak and the first error; `consumers` says how many."""
+
+    members: list[SinkStatus]
+
+    def snapshot(self) -> dict[str, Any]:
+        parts = [member.snapshot() for member in self.members]
+        merged = dict(parts[0])
+        for name in _SUMMED:
+            merged[name] = sum(part[name] for part in parts)
+        merged["started_at"] = min(part["started_at"] for part in parts)
+        merged["running"] = all(part["running"] for part in parts)
+        for name in ("last_flush_at", "last_commit_at"):
+            times = [part[name] for part in parts if part[name] is not None]
+            merged[name] = max(times) if times else None
+        merged["consecutive_failures"] = max(part["consecutive_failures"] for part in parts)
+        merged["last_error"] = next((p["last_error"] for p in parts if p["last_error"]), None)
+        merged["consumers"] = len(parts)
+        return merged
