@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -66,3 +67,90 @@ def test_mounted_config_parses_into_settings(monkeypatch) -> None:
     assert settings.provider_for("gpt-4o-mini").name == "openai"
     assert settings.provider_for("acme-local-7b").name == "mock"
     assert "acme-local-7b" in settings.price_overrides
+
+
+# --- scaled out (issue 13) ----------------------------------------------------------------
+
+NGINX = (ROOT / "deploy" / "nginx.conf").read_text()
+
+
+def _replicas(name: str) -> int:
+    return int(SERVICES[name].get("deploy", {}).get("replicas", 1))
+
+
+def _settings_of(name: str, monkeypatch) -> Settings:
+    """The Settings a container of service `name` runs with (its METERLINE_* environment)."""
+    for variable in [v for v in os.environ if MERGE_KEY.match(v)]:
+        monkeypatch.delenv(variable)
+    for variable, value in SERVICES[name]["environment"].items():
+        if MERGE_KEY.match(variable) and variable != CONFIG_FILE_ENV:
+            monkeypatch.setenv(variable, str(value))
+    return Settings()
+
+
+def test_processors_and_sinks_run_several_replicas_within_the_partitions(monkeypatch) -> None:
+    processors = _settings_of("processors", monkeypatch)
+    ingest = _settings_of("ingest", monkeypatch)
+    assert _replicas("processors") >= 2 and _replicas("ingest") >= 2
+    assert _replicas("gateway") >= 2
+    # One consumer group each: a consumer beyond the partition count would sit idle.
+    processor_consumers = _replicas("processors") * processors.processors.workers
+    sink_consumers = _replicas("ingest") * ingest.ingest.sink.workers
+    assert ingest.ingest.sink.workers >= 2  # several sink consumers per replica, too
+    for settings in (processors, ingest):
+        assert processor_consumers <= settings.topic_partitions
+        assert sink_consumers <= settings.topic_partitions
+        # Every service creates the topics with the same partition count.
+        assert settings.effective_topic_partitions == settings.topic_partitions
+    assert processors.topic_partitions == ingest.topic_partitions
+
+
+def test_every_service_agrees_on_the_topic_partitions(monkeypatch) -> None:
+    counts = {
+        name: _settings_of(name, monkeypatch).effective_topic_partitions
+        for name, service in SERVICES.items()
+        if "METERLINE_KAFKA_BOOTSTRAP" in service.get("environment", {})
+    }
+    assert len(set(counts.values())) == 1, counts
+
+
+def test_scaled_services_have_no_fixed_host_port_and_no_shared_spool() -> None:
+    # Replicas cannot all publish the same host port; the load balancer does.
+    for name in ("gateway", "ingest", "processors"):
+        assert not SERVICES[name].get("ports"), f"{name} publishes a host port"
+    # One writer per spool directory: no named volume on the gateway's data dir.
+    named = set(COMPOSE.get("volumes") or {})
+    for mount in SERVICES["gateway"].get("volumes", []):
+        source = mount.split(":")[0]
+        assert source not in named, f"gateway replicas would share the volume {source}"
+
+
+def _upstream(name: str) -> list[str]:
+    match = re.search(r"upstream\s+" + name + r"\s*\{(.*?)\}", NGINX, flags=re.DOTALL)
+    assert match, f"no upstream {name} in deploy/nginx.conf"
+    return re.findall(r"^\s*server\s+(\S+?);", match.group(1), flags=re.MULTILINE)
+
+
+def test_the_load_balancer_is_nginx_in_front_of_the_gateway_and_ingest(monkeypatch) -> None:
+    lb = SERVICES["lb"]
+    assert lb["image"].startswith("nginx:")
+    assert any(v.startswith("./deploy/nginx.conf:/etc/nginx/nginx.conf") for v in lb["volumes"])
+    gateway_port = _settings_of("gateway", monkeypatch).gateway_port
+    ingest_port = _settings_of("ingest", monkeypatch).ingest_port
+    assert _upstream("gateway") == [f"gateway:{gateway_port}"]
+    assert _upstream("ingest") == [f"ingest:{ingest_port}"]
+    listens = set(re.findall(r"listen\s+(\d+);", NGINX))
+    assert {str(gateway_port), str(ingest_port)} <= listens
+    published = {p.split(":")[-1] for p in lb["ports"]}
+    assert {str(gateway_port), str(ingest_port)} <= published
+    # Streams pass through unbuffered; X-Forwarded-For is set and trusted from the LB only.
+    assert "proxy_buffering off;" in NGINX
+    assert "X-Forwarded-For" in NGINX
+    assert _settings_of("gateway", monkeypatch).gateway.trusted_proxies
+
+
+def test_clients_of_the_gateway_and_read_api_go_through_the_load_balancer() -> None:
+    for name in ("dashboards", "simulator"):
+        env = SERVICES[name]["environment"]
+        assert env["METERLINE_GATEWAY_URL"].startswith("http://lb:"), name
+    assert SERVICES["dashboards"]["environment"]["METERLINE_READ_API_URL"].startswith("http://lb:")
