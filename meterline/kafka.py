@@ -285,7 +285,17 @@ def grow_topics(
             future.result()
             grown.append(topic)
         except KafkaException as exc:
-            # Another process grew it first (several workers start at once).
-            if "INVALID_PARTITIONS" not in str(exc):
+            code = exc.args[0].code() if exc.args else None
+            if code == KafkaError._UNSUPPORTED_FEATURE:
+                # The embedded broker (tansu) has no CreatePartitions; its memory storage
+                # starts empty on every `meterline up`, so its topics are created right.
+                log.warning(
+                    "%s keeps its %d partitions: the broker cannot add partitions (%s); "
+                    "consumers beyond that many stay idle. Recreate the topic to grow it.",
+                    topic,
+                    len(metadata[topic].partitions),
+                    exc.args[0].str(),
+                )
+            elif "INVALID_PARTITIONS" not in str(exc):  # another worker grew it first
                 raise
     return grown
