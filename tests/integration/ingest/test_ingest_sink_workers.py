@@ -114,7 +114,8 @@ def test_two_sink_consumers_write_exactly_the_rows_one_does(harness, make_settin
     # Two consumers shared the partitions, and /healthz sees them as one sink.
     assert isinstance(service.status, SinkStatusGroup)
     assert len(service.consumers) == 2
-    assert all(c.status.messages_consumed > 0 for c in service.consumers)
+    # Which consumer got which partitions depends on when each joined the group (the
+    # first may drain everything before the second arrives): only the rows are exact.
     snapshot = service.status.snapshot()
     assert snapshot["consumers"] == 2
     assert snapshot["messages_consumed"] == COSTS + REQUESTS
