@@ -75,20 +75,17 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _records(messages: list[Message]) -> list[Record]:
-    """The messages' parts, logging (or raising, if fatal) the consumer errors among them."""
-    for message in messages:
-        error = message.error()
+def _without_errors(messages: list[Message]) -> list[Message]:
+    """The messages that carry a record, logging (or raising, if fatal) the errors."""
+    errors = list(map(Message.error, messages))
+    if errors.count(None) == len(errors):
+        return messages
+    for error in errors:
         if error is not None:
             if error.fatal():
                 raise KafkaException(error)
             log.warning("consumer error: %s", error)
-    # One comprehension: ~10,000 messages a call, and each Python call counts.
-    return [
-        Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1])
-        for m in messages
-        if m.error() is None
-    ]
+    return [message for message, error in zip(messages, errors, strict=True) if error is None]
 
 
 class SinkConsumer:
@@ -144,6 +141,42 @@ class SinkConsumer:
         """Route a batch of messages: decoding many at once is what makes the sink fast."""
         with _no_cyclic_gc():
             results = self.router.route_many(records)
+        # Offsets grow within a partition, so the last record of each is its highest.
+        last = {(record.topic, record.partition): record.offset for record in records}
+        self._handled(results, last, len(records))
+
+    def handle_messages(self, messages: list[Message]) -> None:
+        """`handle_many` of confluent-kafka messages, read column by column at C speed
+        (map over the unbound methods): a Record per message cost ~1 us (measured)."""
+        messages = _without_errors(messages)
+        topics = list(map(Message.topic, messages))
+        values = list(map(Message.value, messages))
+        partitions = list(map(Message.partition, messages))
+        offsets = list(map(Message.offset, messages))
+
+        def record(i: int) -> Record:  # only for the messages the fast path leaves
+            message = messages[i]
+            return Record(
+                topics[i],
+                partitions[i],
+                offsets[i],
+                message.key(),
+                values[i],
+                message.timestamp()[1],
+            )
+
+        with _no_cyclic_gc():
+            results = self.router.route_values(topics, values, record)
+        # Offsets grow within a partition: dict() keeps the last, highest, of each.
+        last = dict(zip(zip(topics, partitions, strict=True), offsets, strict=True))
+        self._handled(results, last, len(messages))
+
+    def _handled(
+        self,
+        results: list[Decoded | Routed | Rejected],
+        last: dict[tuple[str, int], int],
+        count: int,
+    ) -> None:
         for result in results:
             if isinstance(result, Decoded):
                 self.sink.add_columns(result.table, result.columns)
@@ -151,13 +184,11 @@ class SinkConsumer:
                 self.sink.add(result.table, result.row)
             else:
                 self._dead_letter(result)
-        # Offsets grow within a partition, so the last record of each is its highest.
-        last = {(record.topic, record.partition): record.offset for record in records}
         for (topic, partition), offset in last.items():
             self.offsets.record(topic, partition, offset)
         self.policy.note_pending(self._clock())
-        self._consumed += len(records)
-        self._uncommitted += len(records)
+        self._consumed += count
+        self._uncommitted += count
 
     def _dead_letter(self, rejected: Rejected) -> None:
         dead_letter = rejected.dead_letter
@@ -307,7 +338,7 @@ class SinkConsumer:
                     num_messages=_CONSUME_BATCH,
                     timeout=min(0.2, settings.ingest.sink.flush_interval_s),
                 )
-                self.handle_many(_records(messages))
+                self.handle_messages(messages)
                 if self.checkpoint_due():
                     self.checkpoint(stop)
                 self.status.update(

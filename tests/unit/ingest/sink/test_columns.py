@@ -179,3 +179,65 @@ def test_garbage_in_a_batch_is_dead_lettered_with_pydantic_message(router: Route
     _, errors = outcome(fast)
     assert len(errors) == 3 and any("Invalid JSON" in error for error in errors)
     assert_same_as_pydantic(router, batch)
+
+
+def raw_variants(event_json: bytes) -> list[bytes]:
+    """Byte-level variants a dict mutation cannot express (msgspec parses the bytes)."""
+    body = event_json[1:-1]
+    pretty = json.dumps(orjson.loads(event_json), indent=2).encode()
+    return [
+        b'{"org":"first",' + body + b"}",  # duplicate key: the last one wins
+        b"{" + body + b',"org":"last"}',
+        b"{" + body + b',"org":"\\ud800"}',  # lone surrogate escape
+        b"{" + body + b',"org":"caf\\u00e9 \\"q\\""}',
+        b"{" + body + b',"org":"caf\xc3\xa9"}',
+        b"{" + body + b',"org":"\xff"}',  # invalid UTF-8
+        b"{" + body + b',"org":"a\x01b"}',  # raw control character
+        pretty,  # whitespace and newlines
+        b"  " + event_json + b"\n",
+        event_json + b" x",  # trailing garbage
+        b"{" + body + b',"input_tokens":-1}',
+        b"{" + body + b',"input_tokens":1e2}',
+        b"{" + body + b',"input_tokens":18446744073709551616}',
+        b"{" + body + b',"nested":{"deep":[1,{"x":null}]}}',
+        b"{" + body + b',"total_cost":"-0.5"}',
+        b"{" + body + b',"total_cost":"00012.50"}',
+        b"{" + body + b',"request_ts":"2026-01-01T00:00:00.000-23:59"}',
+        b"{" + body + b',"request_ts":"9999-12-31T23:59:59.999Z"}',
+        b"{" + body + b',"request_ts":"0001-01-01T00:00:00Z"}',
+        b"{" + body + b',"currency":null}',
+        b"{" + body + b',"schema_version":70000}',
+        b"[" + event_json + b"]",
+        b"null",
+        b"",
+    ]
+
+
+@pytest.mark.parametrize("index", range(24))
+def test_raw_variants_end_as_with_pydantic(router: Router, events, index: int) -> None:
+    variant = raw_variants(events["cost"].to_json())[index]
+    good = [events["cost"].model_copy(update={"event_id": f"good-{i}"}).to_json() for i in range(2)]
+    assert_same_as_pydantic(router, records("costs", [good[0], variant, good[1]]))
+
+
+@pytest.mark.parametrize(
+    "mutation",
+    [
+        {"latency_ms": 420},
+        {"latency_ms": 1e308},
+        {"latency_ms": "1.5"},
+        {"ttft_ms": None},
+        {"stream": 0},
+        {"attempts": None},
+        {"attempts": [{}]},
+        {"tool_calls": {}},
+        {"enforcement": None},
+        {"status_code": 2**31},
+    ],
+    ids=repr,
+)
+def test_request_mutations_end_as_with_pydantic(router: Router, events, mutation) -> None:
+    event = events["request"].model_copy(update={"tool_calls": [], "guardrails": []})
+    data = orjson.loads(event.to_json())
+    data.update(mutation)
+    assert_same_as_pydantic(router, records("requests", [event.to_json(), orjson.dumps(data)]))
