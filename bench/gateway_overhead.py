@@ -260,6 +260,12 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (medians)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="record the gateway with py-spy (collapsed stacks, one file per scenario)",
+    )
     options = parser.parse_args()
     apis = [APIS[name] for name in options.api.split(",")]
     modes = [mode == "stream" for mode in options.mode.split(",")]
@@ -356,6 +362,24 @@ def main() -> None:
                             direct_runs.setdefault(baseline, []).append(
                                 load(f"{mock_url}{api.path}", body, stream, c)
                             )
+                        spy = None
+                        if options.py_spy and not _:
+                            options.py_spy.mkdir(parents=True, exist_ok=True)
+                            mode = "stream" if stream else "non-stream"
+                            out = options.py_spy / f"{api.name}-{mode}-c{c}.txt"
+                            seconds = str(int(options.seconds + options.warmup))
+                            spy = subprocess.Popen(
+                                pinned(
+                                    other_cpus,
+                                    [
+                                        *("py-spy", "record", "-p", str(gateway.pid)),
+                                        *("-o", str(out), "-f", "raw", "-r", "200"),
+                                        *("--nonblocking", "-d", seconds),
+                                    ],
+                                ),
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                            )
                         via_runs.setdefault((api.name, stream, c), []).append(
                             load(
                                 f"{gateway_url}{api.path}",
@@ -365,6 +389,8 @@ def main() -> None:
                                 gateway.pid,
                             )
                         )
+                        if spy is not None:
+                            spy.wait()
         health = httpx.get(f"{gateway_url}/healthz").json()
     finally:
         for process in processes:

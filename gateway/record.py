@@ -19,10 +19,35 @@ from schemas.ids import new_event_id
 __all__ = ["RequestRecord", "iso_ms"]
 
 
-def iso_ms(epoch_s: float) -> str:
-    """The events' timestamp format: UTC, milliseconds, `Z` suffix."""
+def _iso_ms_datetime(epoch_s: float) -> str:
     text = datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
     return text[:-6] + "Z"
+
+
+_last_second: tuple[int, str] = (-1, "")  # (unix second, its "YYYY-MM-DDTHH:MM:SS" text)
+
+
+def iso_ms(epoch_s: float) -> str:
+    """The events' timestamp format: UTC, milliseconds, `Z` suffix.
+
+    The same text as `datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec=
+    "milliseconds")` (microseconds rounded half-even as fromtimestamp rounds them, then
+    truncated), with the text of the current second reused: measured ~0.8 us instead of
+    ~3.3 us (one run, busy 2-vCPU machine), and an event has three timestamps
+    (tests/unit/gateway/test_record_fast.py checks identity).
+    """
+    global _last_second
+    if not 0 <= epoch_s < 253402300799:  # outside year 1970..9999: the plain way
+        return _iso_ms_datetime(epoch_s)
+    second = int(epoch_s)
+    micros = round((epoch_s - second) * 1e6)  # exact fraction, one rounding, as CPython
+    if micros >= 1_000_000:
+        second += 1
+        micros -= 1_000_000
+    cached = _last_second
+    if cached[0] != second:
+        cached = _last_second = (second, _iso_ms_datetime(second)[:-5])
+    return f"{cached[1]}.{micros // 1000:03d}Z"
 
 
 @dataclass(slots=True)

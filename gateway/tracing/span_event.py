@@ -5,6 +5,10 @@ attributes the normalizer turns into typed fields are not repeated in `attribute
 other attribute is kept as a string, plus `otel.span.kind`, `otel.scope.name` and
 `otel.status.message`; the event id is derived from (trace_id, span_id), so a replayed
 span dedupes in ClickHouse. Built as a plain dict for orjson (ARCHITECTURE §8).
+
+`span_event` reads an SDK span; `build_span_event` takes the same parts directly: the
+gateway's tracer calls it without building an SDK span at all (gateway/tracing/tracer.py),
+and both go through it, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from schemas import sources
 from schemas.events.v1 import SCHEMA_VERSION
 from schemas.ids import deterministic_id
 
-__all__ = ["SOURCE", "TYPED_ATTRIBUTES", "span_event"]
+__all__ = ["SOURCE", "TYPED_ATTRIBUTES", "build_span_event", "span_event"]
 
 SOURCE = sources.GATEWAY
 _STATUSES = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
@@ -89,17 +93,49 @@ def _iso(unix_ns: int) -> str:
 def span_event(span: ReadableSpan) -> dict[str, Any]:
     context = span.context
     assert context is not None and span.start_time is not None and span.end_time is not None
-    trace_id = format(context.trace_id, "032x")
-    span_id = format(context.span_id, "016x")
     parent = span.parent
-    attributes = dict(span.attributes or {})  # one copy: the SDK's mapping is slow to read
+    return build_span_event(
+        trace_id=format(context.trace_id, "032x"),
+        span_id=format(context.span_id, "016x"),
+        parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
+        name=span.name,
+        kind=span.kind.name,
+        start_ns=span.start_time,
+        end_ns=span.end_time,
+        status=_STATUSES[span.status.status_code],
+        status_message=span.status.description,
+        attributes=dict(span.attributes or {}),  # one copy: the SDK's mapping is slow to read
+        scope_name=(
+            span.instrumentation_scope.name if span.instrumentation_scope is not None else None
+        ),
+        service_name=span.resource.attributes.get("service.name"),
+    )
+
+
+def build_span_event(
+    *,
+    trace_id: str,
+    span_id: str,
+    parent_span_id: str | None,
+    name: str,
+    kind: str,
+    start_ns: int,
+    end_ns: int,
+    status: str,
+    status_message: str | None,
+    attributes: dict[str, Any],
+    scope_name: str | None,
+    service_name: Any,
+) -> dict[str, Any]:
+    """The SpanEvent dict of a span given by its parts (ids as lowercase hex, `kind` the
+    OTel SpanKind name, `status` unset | ok | error)."""
     kept = {k: _cap(_text(v), 1024) for k, v in attributes.items() if k not in TYPED_ATTRIBUTES}
-    if span.instrumentation_scope is not None:
-        kept["otel.scope.name"] = span.instrumentation_scope.name
-    kept["otel.span.kind"] = span.kind.name
-    if span.status.description:
-        kept["otel.status.message"] = span.status.description
-    end = _iso(span.end_time)
+    if scope_name is not None:
+        kept["otel.scope.name"] = scope_name
+    kept["otel.span.kind"] = kind
+    if status_message:
+        kept["otel.status.message"] = status_message
+    end = _iso(end_ns)
     return {
         "event_id": deterministic_id("span", trace_id, span_id),
         "event_type": "span",
@@ -108,14 +144,14 @@ def span_event(span: ReadableSpan) -> dict[str, Any]:
         "source": SOURCE,
         "trace_id": trace_id,
         "span_id": span_id,
-        "parent_span_id": format(parent.span_id, "016x") if parent is not None else None,
-        "name": _cap(span.name, 1024),
+        "parent_span_id": parent_span_id,
+        "name": _cap(name, 1024),
         "kind": attributes.get("openinference.span.kind", "UNKNOWN"),
-        "start_ts": _iso(span.start_time),
+        "start_ts": _iso(start_ns),
         "end_ts": end,
-        "duration_ms": (span.end_time - span.start_time) / 1_000_000,
-        "status": _STATUSES[span.status.status_code],
-        "service_name": span.resource.attributes.get("service.name"),
+        "duration_ms": (end_ns - start_ns) / 1_000_000,
+        "status": status,
+        "service_name": service_name,
         "key_id": attributes.get("meterline.key_id"),
         "org": attributes.get("meterline.org", ""),
         "team": attributes.get("meterline.team", ""),
