@@ -20,7 +20,28 @@ SseEvent = tuple[str | None, bytes]  # (event name or None, data)
 
 
 def parse_event(raw: bytes) -> SseEvent:
-    """(name, data) of one event; comments and unknown fields are ignored."""
+    """(name, data) of one event; comments and unknown fields are ignored.
+
+    The two shapes upstreams send, `data: ...` and `event: x` + `data: ...` (one line
+    each), are sliced without splitting lines: ~1.5 us instead of ~3-4 us an event, and
+    the reader and the guardrails each parse every streamed event (measured in one run;
+    tests/unit/gateway/test_sse_fast.py checks identity with the general path)."""
+    end = len(raw) - 2
+    first = raw.find(b"\n")
+    if first == end and raw[end:] == b"\n\n" and raw[:6] == b"data: ":
+        return None, raw[6:end]
+    if (
+        raw[:6] == b"event:"
+        and first > 0
+        and raw.find(b"\n", first + 1) == end
+        and raw[end:] == b"\n\n"
+        and raw[first + 1 : first + 7] == b"data: "
+    ):
+        return raw[6:first].strip().decode("utf-8", errors="replace"), raw[first + 7 : end]
+    return _parse_lines(raw)
+
+
+def _parse_lines(raw: bytes) -> SseEvent:
     name: str | None = None
     data: list[bytes] = []
     for line in raw.split(b"\n"):
