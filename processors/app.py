@@ -31,6 +31,7 @@ from schemas.topics import DLQ
 __all__ = ["create_app"]
 
 _HEALTH_PROBE_INTERVAL_S = 2.0
+_PRODUCER_LINGER_S = 0.005  # adds at most 5 ms to an output's latency
 
 
 def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> faust.App:
@@ -47,6 +48,9 @@ def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> f
         broker_heartbeat_interval=settings.kafka_session_timeout_ms / 1000 / 3,
         topic_partitions=settings.effective_topic_partitions,
         topic_disable_leader=True,
+        # Outputs go out in batches: with no linger every record is its own produce
+        # request (~12% of the worker's CPU in socket writes at a few hundred events/s).
+        producer_linger=_PRODUCER_LINGER_S,
         consumer_auto_offset_reset="earliest",
         datadir=str(datadir),
         web_enabled=True,

@@ -11,6 +11,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from processors.decoded import decode
+
 __all__ = ["MAX_LISTED_ERRORS", "Rejected", "describe_validation_error", "parse_event"]
 
 MAX_LISTED_ERRORS = 5
@@ -47,6 +49,6 @@ def parse_event(model: type[E], payload: bytes | None) -> E | None:
     if payload is None:
         return None
     try:
-        return model.model_validate_json(payload)
+        return decode(model, payload)
     except ValidationError:
         return None

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
+from weakref import WeakKeyDictionary
 
 import faust
 from faust.types import EventT, Message, TopicT
@@ -25,6 +26,9 @@ from processors.metrics import ProcessorMetrics
 __all__ = ["Guard", "Routed", "consume", "policy_reader", "raw_topic", "send_all"]
 
 T = TypeVar("T")
+
+# app -> topic name -> the handlers of its one agent (see `consume`)
+_HANDLERS: WeakKeyDictionary[faust.App, dict[str, list[_Handler]]] = WeakKeyDictionary()
 
 
 def raw_topic(app: faust.App, settings: Settings, name: str) -> TopicT:
@@ -83,6 +87,13 @@ class Guard:
         await then(result)
 
 
+@dataclass(frozen=True)
+class _Handler:
+    name: str
+    handle: Callable[[Message], Awaitable[None]]
+    on_exit: Callable[[], None] | None
+
+
 def consume(
     app: faust.App,
     source: TopicT,
@@ -91,20 +102,35 @@ def consume(
     handle: Callable[[Message], Awaitable[None]],
     on_exit: Callable[[], None] | None = None,
 ) -> None:
-    """Registers agent `name`: each message of `source` is handled, then counted.
+    """Registers handler `name`: each message of `source` is handled, then counted.
 
-    `on_exit` runs however the agent's loop ends (a clean stop included).
+    Every handler of one topic runs in ONE Faust agent (named after the first handler),
+    in registration order, each message handed to each handler in turn: Faust's per-
+    stream plumbing is paid once per message rather than once per handler, and the
+    handlers see the same `Message` (the same value bytes), so a decoder that memoizes
+    by payload identity decodes each message once (processors/decoded.py). Handlers stay
+    independent: each runs its work under its own `Guard`. `on_exit` runs however the
+    agent's loop ends (a clean stop included).
     """
+    registry = _HANDLERS.setdefault(app, {})
+    handlers = registry.get(source.get_topic_name())
+    if handlers is not None:
+        handlers.append(_Handler(name, handle, on_exit))
+        return
+    handlers = registry[source.get_topic_name()] = [_Handler(name, handle, on_exit)]
 
     async def agent(stream: faust.StreamT[bytes]) -> None:
         event: EventT
         try:
             async for event in stream.events():
-                await handle(event.message)
-                metrics.event_processed(name)
+                message = event.message
+                for handler in handlers:
+                    await handler.handle(message)
+                    metrics.event_processed(handler.name)
         finally:
-            if on_exit is not None:
-                on_exit()
+            for handler in handlers:
+                if handler.on_exit is not None:
+                    handler.on_exit()
 
     app.agent(source, name=name)(agent)
 

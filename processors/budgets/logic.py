@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from pydantic import ValidationError
 
+from processors.decoded import decode
 from processors.errors import Rejected, describe_validation_error
 from schemas.budgets import BudgetPeriod, BudgetStatus
 from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, EnforcementDecision, utc_now
@@ -106,7 +107,7 @@ def parse_cost(payload: bytes | None) -> CostEvent:
     if payload is None:
         raise RejectedMessage("invalid CostEvent: empty message (null value)")
     try:
-        return CostEvent.model_validate_json(payload)
+        return decode(CostEvent, payload)
     except ValidationError as exc:
         reason = describe_validation_error(exc, count_omitted=False)
         raise RejectedMessage(f"invalid CostEvent: {reason}") from exc

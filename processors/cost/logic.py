@@ -22,12 +22,20 @@ from datetime import datetime
 from decimal import Decimal
 from importlib.metadata import version
 
-import genai_prices
-from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
-from genai_prices.types import ModelPrice, PriceCalculation, TieredPrices, Usage, calc_unit_price
+from genai_prices.data_snapshot import DataSnapshot, find_provider_by_id, get_snapshot
+from genai_prices.types import (
+    ModelInfo,
+    ModelPrice,
+    PriceCalculation,
+    Provider,
+    TieredPrices,
+    Usage,
+    calc_unit_price,
+)
 from pydantic import ValidationError
 
 from meterline.settings import PriceOverride
+from processors.decoded import decode
 from processors.errors import Rejected, describe_validation_error
 from schemas.events.v1 import CostEvent, RequestEvent
 
@@ -160,7 +168,7 @@ def price_request(
 def parse_request(payload: bytes) -> RequestEvent:
     """Validate raw bytes from the requests topic; unknown fields are ignored."""
     try:
-        return RequestEvent.model_validate_json(payload)
+        return decode(RequestEvent, payload)
     except ValidationError as exc:
         raise RejectedEvent(f"invalid RequestEvent: {describe_validation_error(exc)}") from exc
 
@@ -197,17 +205,56 @@ def _genai_calculation(
     the model alone; the model-only match is also the fallback when the provider does
     not list the model.
     """
+    snapshot = get_snapshot()
     attempts = [provider, None] if provider else [None]
     for provider_id in attempts:
+        found = _find_model(snapshot, model, provider_id)
+        if found is None:
+            continue
+        genai_provider, model_info = found
         try:
-            return genai_prices.calc_price(
-                usage, model_ref=model, provider_id=provider_id, genai_request_timestamp=at
+            # What genai_prices.calc_price does once the model is found, exactly.
+            return model_info.calc_price(
+                usage,
+                genai_provider,
+                genai_request_timestamp=at,
+                auto_update_timestamp=snapshot.timestamp if snapshot.from_auto_update else None,
             )
         except LookupError:
             continue
         except ValueError as exc:  # usage that contradicts itself, e.g. cache > input
             raise PricingError(f"cannot price {model!r}: {exc}") from exc
     return None
+
+
+# (snapshot, model, provider id) -> genai-prices' match, None when it has none. Matching a
+# model reference scans the providers' match rules (most of calc_price's time); the
+# match depends only on these, so it is looked up once. Bounded: names come from traffic.
+_found: dict[tuple[int, str, str | None], tuple[Provider, ModelInfo] | None] = {}
+_found_snapshot: list[DataSnapshot] = []
+_MAX_CACHED_MODELS = 10_000
+
+
+def _find_model(
+    snapshot: DataSnapshot, model: str, provider_id: str | None
+) -> tuple[Provider, ModelInfo] | None:
+    if not _found_snapshot or _found_snapshot[0] is not snapshot:  # a new snapshot: forget
+        _found.clear()
+        _found_snapshot[:] = [snapshot]
+    key = (id(snapshot), model, provider_id)
+    try:
+        return _found[key]
+    except KeyError:
+        pass
+    try:
+        found: tuple[Provider, ModelInfo] | None = snapshot.find_provider_model(
+            model, None, provider_id, None
+        )
+    except LookupError:
+        found = None
+    if len(_found) < _MAX_CACHED_MODELS:
+        _found[key] = found
+    return found
 
 
 def _split_of(

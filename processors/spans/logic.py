@@ -28,6 +28,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from processors.cost.logic import Pricer, RejectedEvent, TokenUsage
+from processors.decoded import decode
 from processors.errors import describe_validation_error
 from schemas import sources
 from schemas.events.v1 import CostEvent, SpanEvent
@@ -50,7 +51,7 @@ COSTED_KINDS = frozenset({"LLM", "EMBEDDING"})
 
 def parse_span(payload: bytes) -> SpanEvent:
     try:
-        return SpanEvent.model_validate_json(payload)
+        return decode(SpanEvent, payload)
     except ValidationError as exc:
         raise RejectedEvent(f"invalid SpanEvent: {describe_validation_error(exc)}") from exc
 

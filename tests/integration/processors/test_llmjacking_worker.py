@@ -54,8 +54,13 @@ def test_stolen_key_blocked_and_looping_session_blocked(
     enforcement = reader.records[settings.topic(ENFORCEMENT)]
 
     def both_blocked() -> bool:
+        # Outputs go out in batches per topic: an anomaly can arrive after its block.
         keys_ = {key for key, _ in enforcement}
-        return {b"llmjacking|key:victim", b"agent_loop|session:agent-run-1"} <= keys_
+        flagged = {key for key, _ in anomalies}
+        return {b"llmjacking|key:victim", b"agent_loop|session:agent-run-1"} <= keys_ and {
+            b"key:victim",
+            b"session:agent-run-1",
+        } <= flagged
 
     total = len(history) + len(stolen) + len(loop)
     metrics_url = f"http://{settings.host}:{settings.processors_port}/metrics"
