@@ -49,6 +49,7 @@ class StreamGuard:
     ) -> None:
         self._modes = modes
         self._guardrails = tuple(g for g, m in modes.items() if m != "off")
+        self._blocks = any(modes[g] == "block" for g in self._guardrails)
         self._hold = max(hold, MIN_HOLD)
         self._max_hold = max_hold
         self._context = ""
@@ -66,6 +67,12 @@ class StreamGuard:
         context = self._context
         base = len(context)
         buffer = context + self._pending
+        if not final and not self._blocks and self._quiet(buffer, base):
+            # Nothing can be released yet and no finding could stop the stream: the scan
+            # would change nothing (the first hold's worth of every answer). A 200-char
+            # answer in 8-char chunks skips 6 of 26 scans: ~200-225 us instead of ~230-240
+            # us of guarding (best of 7, both in one run, busy 2-vCPU machine).
+            return "", []
         fence_at_context = self._in_fence ^ (context.count(_FENCE) % 2 == 1)
         findings = [
             f
@@ -99,6 +106,16 @@ class StreamGuard:
         line = (context + released).rsplit("\n", 1)[-1]
         self._context = line[-_CONTEXT_MAX:]
         return text, [self._hit(buffer, f) for f in settled]
+
+    def _quiet(self, buffer: str, base: int) -> bool:
+        """Whether a non-final step cuts at or before `base` whatever it finds: findings
+        only move the cut earlier."""
+        cut = len(buffer) - self._hold
+        if cut <= base:
+            return True
+        if len(buffer) - base <= self._max_hold:
+            return max(buffer.rfind(c) for c in " \n\t\r") + 1 <= base
+        return False
 
     def _hit(self, buffer: str, finding: Finding) -> Hit:
         return Hit(finding, self._modes[finding.guardrail], excerpt(buffer, finding))
