@@ -16,9 +16,14 @@ included) over the requests completed in the measured window.
 
     .venv/bin/python bench/gateway_overhead.py [--seconds 4] [--warmup 1]
         [--api chat,messages,responses,chat->claude,messages->gpt] [--mode non-stream,stream]
-        [--concurrency 1,16] [--repeat 1] [--json FILE]
+        [--concurrency 1,16] [--repeat 1] [--json FILE] [--compare ROOT] [--py-spy DIR]
 
 With --repeat N every scenario runs N times (interleaved) and the table shows medians.
+--compare ROOT also starts a second gateway from another checkout (e.g. `git worktree`
+or `git archive` of the commit before a change) on the same CPU, broker and mock, and
+runs each scenario on both back to back (order alternating per repeat): a second table
+gives B -> A per scenario and the median of the per-pair ratios A/B, so machine drift
+between scenarios cancels out.
 Not collected by pytest. Targets (issue 12): <= 0.4 ms gateway CPU per request at c=16
 non-streaming; streaming added p50 at c=1 <= 0.8 ms; >= 600 req/s on one core.
 """
@@ -261,6 +266,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (medians)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument(
+        "--compare", type=Path, metavar="ROOT", help="B: a second gateway from this checkout"
+    )
+    parser.add_argument(
         "--py-spy",
         type=Path,
         metavar="DIR",
@@ -320,35 +328,63 @@ def main() -> None:
                 stderr=log,
             )
         )
+        gateway_argv = [
+            sys.executable,
+            "-c",
+            "from gateway.server import serve; "
+            "from meterline.settings import Settings; serve(Settings())",
+        ]
         gateway = subprocess.Popen(
-            pinned(  # taskset execs: the pid is the gateway's own
-                gateway_cpu,
-                [
-                    sys.executable,
-                    "-c",
-                    "from gateway.server import serve; "
-                    "from meterline.settings import Settings; serve(Settings())",
-                ],
-            ),
+            pinned(gateway_cpu, gateway_argv),  # taskset execs: the pid is the gateway's own
             env=env,
             stdout=log,
             stderr=log,
         )
         processes.append(gateway)
         gateway_url = f"http://127.0.0.1:{gateway_port}"
+        compare: subprocess.Popen[bytes] | None = None
+        compare_url = ""
+        if options.compare:
+            compare_port = free_port()
+            compare_url = f"http://127.0.0.1:{compare_port}"
+            (work / "b").mkdir()
+            b_settings = settings.model_copy(
+                update={"data_dir": work / "b", "gateway_port": compare_port}
+            )
+            b_env = {
+                **os.environ,
+                **b_settings.child_env(),
+                "PYTHONPATH": str(options.compare.resolve()),
+            }
+            compare = subprocess.Popen(
+                pinned(gateway_cpu, gateway_argv),
+                env=b_env,
+                stdout=log,
+                stderr=log,
+                cwd=options.compare,
+            )
+            processes.append(compare)
         wait_http(f"{mock_url}/healthz")
         wait_http(f"{gateway_url}/healthz")
-        key = httpx.post(
-            f"{gateway_url}/admin/keys",
-            json={"org": "bench"},
-            headers={"Authorization": "Bearer bench-admin"},
-            timeout=10,
-        ).json()["key"]
+        keys = {}
+        for url in filter(None, (gateway_url, compare_url)):
+            wait_http(f"{url}/healthz")
+            keys[url] = httpx.post(
+                f"{url}/admin/keys",
+                json={"org": "bench"},
+                headers={"Authorization": "Bearer bench-admin"},
+                timeout=10,
+            ).json()["key"]
+        key = keys[gateway_url]
 
-        def load(url: str, body: bytes, stream: bool, c: int, pid: int = 0) -> dict[str, float]:
+        def load(
+            url: str, body: bytes, stream: bool, c: int, pid: int = 0, key: str = key
+        ) -> dict[str, float]:
             return run_load(
                 other_cpus, url, key, body, c, stream, options.seconds, options.warmup, pid
             )
+
+        b_runs: dict[tuple[str, bool, int], list[dict[str, float]]] = {}
 
         direct_runs: dict[tuple[str, bool, int], list[dict[str, float]]] = {}
         via_runs: dict[tuple[str, bool, int], list[dict[str, float]]] = {}
@@ -380,7 +416,19 @@ def main() -> None:
                                 stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL,
                             )
-                        via_runs.setdefault((api.name, stream, c), []).append(
+                        scenario = (api.name, stream, c)
+                        if compare is not None and _ % 2:  # B first on odd repeats
+                            b_runs.setdefault(scenario, []).append(
+                                load(
+                                    f"{compare_url}{api.path}",
+                                    api.body(stream),
+                                    stream,
+                                    c,
+                                    compare.pid,
+                                    keys[compare_url],
+                                )
+                            )
+                        via_runs.setdefault(scenario, []).append(
                             load(
                                 f"{gateway_url}{api.path}",
                                 api.body(stream),
@@ -391,6 +439,17 @@ def main() -> None:
                         )
                         if spy is not None:
                             spy.wait()
+                        if compare is not None and not _ % 2:
+                            b_runs.setdefault(scenario, []).append(
+                                load(
+                                    f"{compare_url}{api.path}",
+                                    api.body(stream),
+                                    stream,
+                                    c,
+                                    compare.pid,
+                                    keys[compare_url],
+                                )
+                            )
         health = httpx.get(f"{gateway_url}/healthz").json()
     finally:
         for process in processes:
@@ -429,11 +488,41 @@ def main() -> None:
         "\n(api a->b: translated; its direct column is the client's own API to the mock "
         "with that API's native model)"
     )
+    if b_runs:
+        print(f"\nA = this checkout, B = {options.compare}: B -> A, ratio A/B (median of pairs)\n")
+        print(
+            "| api | mode | c | gateway CPU ms/req B -> A | ratio | added p50 ms B -> A "
+            "| ratio | gateway req/s B -> A |"
+        )
+        print("|" + "---|" * 8)
+        for (name, stream, c), runs in via_runs.items():
+            pairs = list(zip(runs, b_runs[(name, stream, c)], strict=True))
+            direct = _median(direct_runs[(APIS[name].client, stream, c)])
+            a, b = _median(runs), _median(b_runs[(name, stream, c)])
+            cpu = statistics.median(x["cpu_ms"] / y["cpu_ms"] for x, y in pairs)
+            added = statistics.median(
+                (x["p50_ms"] - direct["p50_ms"]) / (y["p50_ms"] - direct["p50_ms"])
+                for x, y in pairs
+            )
+            print(
+                f"| {name} | {'stream' if stream else 'non-stream'} | {c} "
+                f"| {b['cpu_ms']:.3f} -> {a['cpu_ms']:.3f} | x{cpu:.2f} "
+                f"| {b['p50_ms'] - direct['p50_ms']:+.2f} -> {a['p50_ms'] - direct['p50_ms']:+.2f} "
+                f"| x{added:.2f} | {b['rps']:,.0f} -> {a['rps']:,.0f} |"
+            )
     if options.json:
         options.json.write_text(
             json.dumps(
                 [
-                    {"api": n, "stream": s, "c": c, "direct": d, "gateway": v}
+                    {
+                        "api": n,
+                        "stream": s,
+                        "c": c,
+                        "direct": d,
+                        "gateway": v,
+                        "runs": via_runs[(n, s, c)],
+                        "compare_runs": b_runs.get((n, s, c), []),
+                    }
                     for n, s, c, d, v in rows
                 ],
                 indent=1,
