@@ -153,6 +153,7 @@ def main() -> int:
             while True:
                 if joined_at is None and consumer.status.snapshot()["messages_consumed"] > 0:
                     joined_at = time.perf_counter()
+                    joined_cpu = time.process_time()
                 # The sink's own counter of inserted rows: polling ClickHouse here would
                 # compete for the client lock; the row count is checked once at the end.
                 rows = sum(sink.rows_written.values())
@@ -163,10 +164,11 @@ def main() -> int:
                     return 1
                 time.sleep(0.05)
             done_at = time.perf_counter()
+            done_cpu = time.process_time()
             stop.set()
             thread.join(60)
             if joined_at is None:
-                joined_at = sink_started
+                joined_at, joined_cpu = sink_started, done_cpu
             total_cost = shared.query_rows("SELECT sum(cost_usd) FROM bench.spend_daily")[0][0]
             stored = sum(
                 shared.query_rows(f"SELECT count() FROM bench.{table}")[0][0]
@@ -181,6 +183,10 @@ def main() -> int:
     print(f"produce:                {args.events / produce_s:,.0f} events/s ({produce_s:.1f} s)")
     print(f"group join:             {joined_at - sink_started:.1f} s (not counted)")
     print(f"sink topic->ClickHouse: {rate:,.0f} rows/s ({sink_s:.2f} s)")
+    # CPU seconds of this process meanwhile (consumer, writer and librdkafka threads, the
+    # chDB engine; not the broker): steadier than the wall clock on a shared machine.
+    sink_cpu = done_cpu - joined_cpu
+    print(f"sink CPU:               {sink_cpu:.2f} s ({sink_cpu / args.events * 1e6:.1f} us/row)")
     print(f"rows in ClickHouse:     {stored:,}")
     print(f"spend_daily total:      {total_cost} (expected {expected_cost})")
     print(

@@ -116,9 +116,30 @@ class BatchingSink(Sink):
         return max((batch.size for batch in self._buffers.values()), default=0)
 
     def flush(self) -> int:
+        return self.flush_buffers(self._buffers)
+
+    def take_buffers(self) -> dict[str, Batch]:
+        """Everything buffered, handed over (to `flush_buffers` on a writer thread): the
+        buffers start empty again, so adding goes on while those are written."""
+        taken, self._buffers = self._buffers, {}
+        self._pending = 0
+        return taken
+
+    def restore_buffers(self, buffers: dict[str, Batch]) -> None:
+        """Put back what `flush_buffers` could not write, before what was added since."""
+        for table, left in buffers.items():
+            batch = self._batch(table)
+            batch.rows[:0] = left.rows
+            batch.chunks[:0] = left.chunks
+            batch.size += left.size
+            self._pending += left.size
+
+    def flush_buffers(self, buffers: dict[str, Batch]) -> int:
+        """`flush` of `buffers` (this sink's own, or taken): what was written or refused
+        leaves them, the rest stays for the retry."""
         written = 0
-        for table in list(self._buffers):
-            batch = self._buffers[table]
+        for table in list(buffers):
+            batch = buffers[table]
             if not batch.size:
                 continue
             try:
@@ -132,8 +153,9 @@ class BatchingSink(Sink):
             except Exception as exc:  # the database client's own errors
                 raise RetryableSinkError(f"writing {batch.size} rows to {table}: {exc}") from exc
             # Only what was handled leaves the buffer: a later table's failure keeps its rows.
-            del self._buffers[table]
-            self._pending -= batch.size
+            del buffers[table]
+            if buffers is self._buffers:
+                self._pending -= batch.size
         return written
 
     @abstractmethod

@@ -159,3 +159,50 @@ def test_a_batch_refused_for_good_is_dead_lettered_and_the_stream_goes_on(
     assert commits == [{(PREFIX + "costs", 0): 1, (PREFIX + "requests", 1): 6}]
     assert consumer.status.snapshot()["dead_letters"] == 1
     assert sink.pending_rows == 0 and sink.rows_refused == 1
+
+
+def test_background_write_commits_its_own_offsets_in_order(clock: FakeClock, events) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    consumer, sink, commits, _ = make_consumer(clock)
+    consumer._writer = ThreadPoolExecutor(1)
+    try:
+        for offset in (10, 11, 12):
+            consumer.handle(PREFIX + "requests", 0, offset, b"k", events["request"].to_json())
+        gate = threading.Event()
+        write = sink.write
+        sink.write = lambda table, batch: (gate.wait(5), write(table, batch))  # type: ignore[method-assign]
+        consumer._checkpoint_in_background(threading.Event())
+        assert sink.pending_rows == 0 and consumer.status.snapshot()["pending_rows"] == 0
+        # Decoding goes on while the write is in flight; nothing is committed yet.
+        consumer.handle(PREFIX + "costs", 1, 20, b"k", events["cost"].to_json())
+        assert commits == [] and sink.pending_rows == 1
+        gate.set()
+        assert consumer.checkpoint()  # awaits the write in flight, commits it, then the rest
+    finally:
+        consumer._writer.shutdown()
+    assert sink.write_calls == [("requests", 3), ("costs", 1)]
+    assert commits == [{(PREFIX + "requests", 0): 13}, {(PREFIX + "costs", 1): 21}]
+
+
+def test_background_write_given_up_keeps_rows_and_offsets(clock: FakeClock, events) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    consumer, sink, commits, _ = make_consumer(clock)
+    consumer._writer = ThreadPoolExecutor(1)
+    try:
+        for offset in (10, 11, 12):
+            consumer.handle(PREFIX + "requests", 0, offset, b"k", events["request"].to_json())
+        sink.fail_next_writes = 10**6  # an outage
+        consumer._checkpoint_in_background(threading.Event())
+        consumer.handle(PREFIX + "requests", 0, 13, b"k", events["request"].to_json())
+        # The revoke/shutdown deadline passes: the writer gives up between two attempts.
+        assert not consumer._await_write(deadline=time.monotonic() + 0.1)
+    finally:
+        consumer._writer.shutdown()
+    assert commits == [] and sink.pending_rows == 4  # the failed batch, ahead of the new row
+    assert consumer.offsets.pending() == {(PREFIX + "requests", 0): 14}
+    sink.fail_next_writes = 0
+    assert consumer.checkpoint()
+    assert sink.write_calls == [("requests", 4)]
+    assert commits == [{(PREFIX + "requests", 0): 14}]
