@@ -32,7 +32,7 @@ from meterline.settings import Settings
 from meterline.warehouse import SharedClient, connect, migrate
 from schemas.events.v1 import CostEvent, RequestEvent
 
-TARGET_ROWS_PER_S = 50_000
+TARGET_ROWS_PER_S = 150_000  # one sink consumer, mixed events (issue 13)
 
 
 def free_port() -> int:

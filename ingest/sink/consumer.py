@@ -354,22 +354,31 @@ class SinkConsumer:
         inflight, self._inflight = self._inflight, None
         if inflight is None:
             return True
-        if deadline is not None:
-            try:
-                written = inflight.future.result(max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                inflight.cancel.set()
+        try:
+            if deadline is not None:
+                try:
+                    written = inflight.future.result(max(0.0, deadline - time.monotonic()))
+                except FutureTimeout:
+                    inflight.cancel.set()
+                    written = inflight.future.result()
+            else:
                 written = inflight.future.result()
-        else:
-            written = inflight.future.result()
+        except BaseException:
+            # A bug in the write: its rows must not be skipped by a later commit.
+            self._restore(inflight)
+            raise
         if written is None:
-            self.sink.restore_buffers(inflight.buffers)  # type: ignore[attr-defined]
-            for (topic, partition), offset in inflight.offsets.items():
-                self.offsets.record(topic, partition, offset - 1)
+            self._restore(inflight)
             return False
         self._wrote(written)
         self._commit_offsets(inflight.offsets, inflight.messages)
         return True
+
+    def _restore(self, inflight: _Write) -> None:
+        """Buffer again what a write left, with its offsets (nothing may commit past it)."""
+        self.sink.restore_buffers(inflight.buffers)  # type: ignore[attr-defined]
+        for (topic, partition), offset in inflight.offsets.items():
+            self.offsets.record(topic, partition, offset - 1)
 
     def _commit_offsets(
         self, pending: dict[tuple[str, int], int] | None = None, messages: int | None = None

@@ -206,3 +206,25 @@ def test_background_write_given_up_keeps_rows_and_offsets(clock: FakeClock, even
     assert consumer.checkpoint()
     assert sink.write_calls == [("requests", 4)]
     assert commits == [{(PREFIX + "requests", 0): 14}]
+
+
+def test_background_write_failing_with_a_bug_keeps_rows_and_offsets(
+    clock: FakeClock, events
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    consumer, sink, commits, _ = make_consumer(clock)
+    consumer._writer = ThreadPoolExecutor(1)
+    try:
+        consumer.handle(PREFIX + "costs", 1, 20, b"k", events["cost"].to_json())
+        sink.flush_buffers = lambda buffers: 1 // 0  # type: ignore[method-assign]
+        consumer._checkpoint_in_background(threading.Event())
+        consumer.handle(PREFIX + "costs", 1, 21, b"k", events["cost"].to_json())
+        with pytest.raises(ZeroDivisionError):
+            consumer._await_write(None)
+    finally:
+        consumer._writer.shutdown()
+    del sink.flush_buffers
+    assert sink.pending_rows == 2 and commits == []
+    assert consumer.checkpoint()
+    assert commits == [{(PREFIX + "costs", 1): 22}]
