@@ -14,11 +14,12 @@ import threading
 import time
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from ingest.api import create_app
 from ingest.api.auth import ReadTokens, exposure_warning
 from ingest.controlplane.restore import ControlPlaneWatch, restore_control_plane
+from ingest.metrics import PROMETHEUS_CONTENT_TYPE, ingest_registry, render
 from ingest.otlp import KafkaSpanPublisher, OtlpAuth, OtlpStats, install_otlp_receiver
 from ingest.otlp.credentials import CredentialReader
 from ingest.sink.clickhouse import ClickHouseSink
@@ -121,6 +122,12 @@ def build_app(service: IngestService) -> FastAPI:
         max_span_tokens=settings.ingest.otlp.max_span_tokens,
         stats=service.otlp_stats,
     )
+    registry = ingest_registry(service.status, service.otlp_stats)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(render(registry), media_type=PROMETHEUS_CONTENT_TYPE)
+
     return app
 
 

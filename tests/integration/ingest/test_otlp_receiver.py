@@ -407,6 +407,24 @@ def test_exports_without_a_valid_credential_get_401_and_publish_nothing(ingest: 
     assert not [event for _, event in reader.records if event.trace_id == forged]
     health = httpx.get(f"{base}/healthz", timeout=10).json()
     assert health["otlp"]["unauthenticated"] >= 5
+    # /metrics: the same counters, for Prometheus
+    metrics = httpx.get(f"{base}/metrics", timeout=10)
+    assert metrics.headers["content-type"].startswith("text/plain")
+    scraped = _samples(metrics.text)
+    now = httpx.get(f"{base}/healthz", timeout=10).json()
+    assert scraped["meterline_ingest_otlp_unauthenticated_total"] == now["otlp"]["unauthenticated"]
+    assert scraped["meterline_ingest_otlp_spans_accepted_total"] >= 1
+    assert scraped["meterline_ingest_sink_rows_written_total"] >= 0
+    assert "meterline_ingest_sink_pending_rows" in scraped
+
+
+def _samples(text: str) -> dict[str, float]:
+    """name -> value of each unlabelled sample of a Prometheus text page."""
+    return {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in text.splitlines())
+        if name and not name.startswith("#")
+    }
 
 
 def test_claimed_attribution_is_replaced_and_implausible_tokens_refused(ingest: Any) -> None:
