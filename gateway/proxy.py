@@ -49,7 +49,7 @@ from gateway.errors import (
     UpstreamError,
 )
 from gateway.keys import KeyInfo
-from gateway.providers import Timeouts
+from gateway.providers import Provider, Timeouts
 from gateway.ratelimit import estimate_tokens
 from gateway.record import RequestRecord
 from gateway.routing import Attempt, Deployment, Group
@@ -460,17 +460,24 @@ class ProxyRoutes:
             )
         return timeouts
 
+    def _leg(
+        self, dialect: Dialect, deployment: Deployment, parsed: ParsedRequest, raw: bytes
+    ) -> tuple[Provider, Bridge, str, bytes]:
+        """(provider, bridge, upstream model, upstream body) of one try."""
+        provider = deployment.provider
+        bridge = bridge_for(dialect, provider) if provider else None
+        assert provider is not None and bridge is not None  # the router only picks usable
+        model = deployment.upstream_model(parsed.model)
+        return provider, bridge, model, bridge.request(parsed, raw, model)
+
     def _exchange(
         self, parsed: ParsedRequest, raw: bytes, dialect: Dialect
     ) -> Callable[[Group, Deployment, float], Awaitable[Exchanged]]:
         async def exchange(group: Group, deployment: Deployment, left: float) -> Exchanged:
-            provider = deployment.provider
-            bridge = bridge_for(dialect, provider) if provider else None
-            assert provider is not None and bridge is not None  # the router only picks usable
-            model = deployment.upstream_model(parsed.model)
+            provider, bridge, model, body = self._leg(dialect, deployment, parsed, raw)
             data = await provider.send(
                 bridge.upstream.upstream_path,
-                bridge.request(parsed, raw, model),
+                body,
                 model=model,
                 timeouts=self._timeouts(deployment, left),
             )
@@ -482,13 +489,10 @@ class ProxyRoutes:
         self, parsed: ParsedRequest, raw: bytes, dialect: Dialect
     ) -> Callable[[Group, Deployment, float], Awaitable[_Opened]]:
         async def open_stream(group: Group, deployment: Deployment, left: float) -> _Opened:
-            provider = deployment.provider
-            bridge = bridge_for(dialect, provider) if provider else None
-            assert provider is not None and bridge is not None  # the router only picks usable
-            model = deployment.upstream_model(parsed.model)
+            provider, bridge, model, body = self._leg(dialect, deployment, parsed, raw)
             upstream = provider.stream(
                 bridge.upstream.upstream_path,
-                bridge.request(parsed, raw, model),
+                body,
                 model=model,
                 timeouts=self._timeouts(deployment, left),
             )
