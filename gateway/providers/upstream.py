@@ -35,6 +35,16 @@ class Upstream(Protocol):
     async def aclose(self) -> None: ...
 
 
+def api_key(config: ProviderConfig) -> str | None:
+    """The provider's key from the environment variable its config names (never logged)."""
+    key = os.environ.get(config.api_key_env) if config.api_key_env else None
+    if config.api_key_env and not key:
+        log.warning(
+            "provider %s: environment variable %s is not set", config.name, config.api_key_env
+        )
+    return key
+
+
 class AiohttpUpstream:
     """Providers over one shared aiohttp session (created in `start`, inside the loop)."""
 
@@ -47,12 +57,7 @@ class AiohttpUpstream:
 
     def provider(self, config: ProviderConfig) -> Provider:
         assert self._session is not None, "start() first"
-        api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
-        if config.api_key_env and not api_key:
-            log.warning(
-                "provider %s: environment variable %s is not set", config.name, config.api_key_env
-            )
-        return HttpProvider(config=config, api_key=api_key, session=self._session)
+        return HttpProvider(config=config, api_key=api_key(config), session=self._session)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -70,7 +75,7 @@ class InProcessUpstream:
         pass
 
     def provider(self, config: ProviderConfig) -> Provider:
-        return ASGIProvider(config=config, app=self._app)
+        return ASGIProvider(config=config, app=self._app, api_key=api_key(config))
 
     async def aclose(self) -> None:
         pass

@@ -276,3 +276,81 @@ async def test_key_rpm_limits_on_the_injected_clock(gateway) -> None:
     gateway.clock.now += 60  # a minute later the bucket is full again
     assert (await gateway.post(key, json=OK_BODY)).status_code == 200
     assert [e["status_code"] for e in gateway.events()] == [200, 429, 200]
+
+
+async def test_azure_deployments_get_their_path_version_and_api_key(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A routing group served by an Azure OpenAI deployment: the upstream sees Azure's
+    URL (deployment in the path, api-version in the query) and its `api-key` header."""
+    monkeypatch.setenv("METERLINE_TEST_AZURE_KEY", "azure-secret")
+    mock = create_mock_app()
+    seen: list[dict[str, Any]] = []
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(
+            {
+                "path": scope["path"],
+                "query": scope["query_string"],
+                "headers": dict(scope["headers"]),
+            }
+        )
+        await mock(scope, receive, send)
+
+    settings = Settings(
+        data_dir=tmp_path,
+        admin_token="test-admin-token",
+        gateway={"spans": False},
+        providers=[
+            ProviderConfig(
+                name="azure-east",
+                kind="azure",
+                base_url="https://acme-east.openai.azure.com",
+                api_version="2024-10-21",
+                api_key_env="METERLINE_TEST_AZURE_KEY",
+                price_provider="azure",
+                models=[],
+            )
+        ],
+        routing={
+            "groups": [
+                {
+                    "name": "gpt-4o",
+                    "deployments": [{"provider": "azure-east", "model": "prod-4o"}],
+                }
+            ]
+        },
+    )
+    runtime = GatewayRuntime(
+        settings,
+        emitter=MemoryEmitter(),
+        upstream=InProcessUpstream(recording),
+        views=StaticViews,
+        publisher=MemoryControlPublisher(),
+        clock=FakeClock(),
+    )
+    app = create_app(settings, runtime=runtime)
+    await runtime.start()
+    transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 5555))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            gateway = Gateway(runtime, http)
+            key = await gateway.create_key()
+            response = await gateway.post(key, json=OK_BODY)
+    finally:
+        await runtime.aclose()
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == "prod-4o"  # Azure answers with the deployment
+    (request,) = seen
+    assert request["path"] == "/openai/deployments/prod-4o/chat/completions"
+    assert request["query"] == b"api-version=2024-10-21"
+    assert request["headers"][b"api-key"] == b"azure-secret"
+    assert b"authorization" not in request["headers"]
+    assert "azure-secret" not in str(gateway.events())
+    event = gateway.event_for(response)
+    assert (event["provider"], event["deployment"], event["upstream_api"]) == (
+        "azure",
+        "azure-east/prod-4o",
+        "chat",
+    )
+    assert (event["model_requested"], event["model_used"]) == ("gpt-4o", "prod-4o")
