@@ -286,6 +286,12 @@ class RequestRow(BaseModel):
     model_requested: str
     model_used: str
     endpoint: str
+    # What served it (routing): the deployment, the API spoken to it, and, when there was
+    # more than one try, each try's deployment and status (0: no HTTP answer).
+    deployment: str = ""
+    upstream_api: str = ""
+    attempt_deployments: list[str] = Field(default_factory=list)
+    attempt_statuses: list[int] = Field(default_factory=list)
     stream: bool
     status_code: int
     error_type: str

@@ -227,3 +227,16 @@ def test_every_try_is_counted_against_the_deployment_tried(api: str) -> None:
         (CLAUDE, 0, 2),
         (AZURE, 1, 0),
     ]
+
+
+def test_each_request_says_what_served_it_and_what_was_tried(api: str) -> None:
+    with httpx.Client(base_url=api, timeout=10) as http:
+        rows = http.get("/api/requests", params={"limit": 100}).json()["requests"]
+    by_id = {row["request_id"]: row for row in rows}
+    fell_back = by_id["fell-back"]
+    assert (fell_back["deployment"], fell_back["status_code"]) == (CLAUDE, 200)
+    assert fell_back["attempt_deployments"] == [OPENAI, AZURE, CLAUDE]
+    assert fell_back["attempt_statuses"] == [0, 503, 200]
+    first = by_id["first-try"]
+    assert (first["deployment"], first["attempt_deployments"]) == (OPENAI, [])
+    assert by_id["rejected-before-routing"]["deployment"] == ""
