@@ -123,6 +123,11 @@ class ServiceProcess:
             self.process.kill()
             self.process.wait()
 
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def log_tail(self, lines: int = 25) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -369,7 +374,11 @@ class Stack:
         # Reverse start order (data flow): intake stops first, sinks flush last, broker last.
         for service in reversed(self.services):
             self.progress(f"stopping {service.name} ...")
-            service.stop()
+            try:
+                service.stop()
+            except Exception as exc:  # one child's trouble must not leave the others running
+                self.progress(f"  could not stop {service.name} cleanly ({exc}); killed")
+                service.kill()
         self.services.clear()
         if self.broker is not None:
             self.progress("stopping Kafka broker ...")
@@ -377,18 +386,31 @@ class Stack:
             self.broker = None
 
 
+def install_stop_signals(log: Progress = print) -> None:
+    """SIGINT and SIGTERM stop the stack: the first raises KeyboardInterrupt where the main
+    loop waits; a second one (Ctrl-C pressed again, a wrapper forwarding the signal) must
+    not cut the orderly stop short and leave children running, so it is only answered.
+    Installed explicitly: a shell that backgrounds `meterline up` ignores SIGINT for it."""
+    stopping = False
+
+    def on_stop_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        if stopping:
+            log("already stopping: every service is being stopped in order, please wait")
+            return
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_stop_signal)
+    signal.signal(signal.SIGINT, on_stop_signal)
+
+
 def run_up(
     settings: Settings, *, demo: bool, mock_provider: bool = False, dashboard: bool = True
 ) -> int:
     """`meterline up`: start everything, print the URLs, supervise until Ctrl-C/SIGTERM."""
     stack = Stack(settings, mock_provider=demo or mock_provider, traffic=demo, dashboard=dashboard)
-
-    def on_stop_signal(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    # Installed explicitly: a shell that backgrounds `meterline up` ignores SIGINT for it.
-    signal.signal(signal.SIGTERM, on_stop_signal)
-    signal.signal(signal.SIGINT, on_stop_signal)
+    install_stop_signals()
     try:
         stack.start()
         print("\nMeterline is running:")
@@ -418,12 +440,7 @@ def run_workers(settings: Settings, service: Service, *, log: Progress = print) 
     workers, supervise them like `meterline up` does, stop them on SIGTERM/SIGINT."""
     children = worker_processes(settings, service)
     env = {**os.environ, **{k: str(v) for k, v in settings.child_env().items()}}
-
-    def on_stop_signal(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_stop_signal)
-    signal.signal(signal.SIGINT, on_stop_signal)
+    install_stop_signals(log)
     if service == "processors":
         log("warning: " + PROCESSORS_STATE_WARNING.format(n=len(children)))
     started: list[ServiceProcess] = []

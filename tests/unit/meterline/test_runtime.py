@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from meterline.runtime import ServiceProcess, Stack, ensure_admin_token
+from meterline.runtime import ServiceProcess, Stack, ensure_admin_token, install_stop_signals
 from meterline.settings import Settings
 
 
@@ -69,3 +69,25 @@ def test_wait_healthy_gives_up_after_the_timeout(tmp_path: Path) -> None:
         assert child.process is not None
         child.process.kill()
         child.process.wait()
+
+
+def test_a_second_stop_signal_does_not_cut_the_stop_short() -> None:
+    """Ctrl-C twice (or a wrapper forwarding the signal) must not abandon the orderly
+    stop half-way and leave children running."""
+    import os
+    import signal
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    said: list[str] = []
+    try:
+        install_stop_signals(said.append)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs at the next bytecode
+        os.kill(os.getpid(), signal.SIGTERM)  # during the stop: answered, not raised
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert said and all("already stopping" in line for line in said)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
