@@ -7,7 +7,8 @@
 - `subjects` (the subject grammar, attribution -> subjects), `policies` (policy kinds and
   modes), `enforcement` (actions, decision sources), `budgets` (periods, hard-limit
   actions, states), `error_types` (refusals the detectors must not learn from),
-  `sources` (who produced an event), `credentials`, `signature`, `spend`, `ids`.
+  `sources` (who produced an event), `credentials`, `signature`, `spend`, `ids`,
+  `budget_spend` (a cost's spend per budget subject on the internal budget-spend topic).
 
 Services import these and never spell a contract themselves
 (tests/unit/schemas/test_contract_boundaries.py).

@@ -7,6 +7,7 @@ from typing import Final, Literal
 __all__ = [
     "ANOMALIES",
     "BUDGETS",
+    "BUDGET_SPEND",
     "COMPACTED_TOPICS",
     "CONTROL",
     "CONTROL_RECORD_TYPES",
@@ -32,6 +33,9 @@ SPANS: Final = "spans"
 GUARDRAILS: Final = "guardrails"
 COSTS: Final = "costs"
 BUDGETS: Final = "budgets"
+# Internal: each cost's spend per budget subject, keyed and partitioned by the subject
+# (schemas.budget_spend), so one processors worker owns each subject's budgets.
+BUDGET_SPEND: Final = "budget-spend"
 ANOMALIES: Final = "anomalies"
 DRIFT: Final = "drift"
 ENFORCEMENT: Final = "enforcement"
@@ -44,6 +48,7 @@ TOPICS: Final = (
     GUARDRAILS,
     COSTS,
     BUDGETS,
+    BUDGET_SPEND,
     ANOMALIES,
     DRIFT,
     ENFORCEMENT,

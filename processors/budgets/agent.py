@@ -1,29 +1,40 @@
-"""The budgets agent: costs + BudgetRecords -> BudgetStates and enforcement decisions.
+"""The budgets stage: costs -> per-subject spend -> BudgetStates and enforcement decisions.
 
-Thin by design: all accounting lives in `logic.BudgetBook`, held in process memory (not a
-Faust table: tansu's changelog recovery is unreliable, ARCHITECTURE §7; spend is to be
-reconciled from ClickHouse on start through the read API, see `reconcile.py`).
+Two handlers, so N processors workers in one consumer group give the same results as one:
+
+- fan-out (costs topic, keyed by key_id, any worker): each CostEvent becomes one
+  `BudgetSpend` per subject of its attribution on the internal budget-spend topic,
+  partitioned by subject (schemas.budget_spend). Every cost producer (the cost stage,
+  recost, span costs) is covered, and a cost that cannot be used is dead-lettered here.
+- accounting (budget-spend topic): the worker that owns a partition owns its subjects'
+  budgets; it alone counts their spend and publishes their states and decisions. All
+  accounting lives in `logic.BudgetBook`, in process memory.
+
+When partitions move, the new owner restores the subjects of the partitions it gained
+from the warehouse through the read API (`reconcile.py`) before it publishes anything for
+them; their spend records wait meanwhile. A partition kept across a rebalance keeps its
+book. No Faust table or changelog: tansu's changelog recovery is unreliable (ARCHITECTURE
+§7). The worker that loses a partition publishes its held states first (on revoke) and
+then forgets the partition's subjects without lifting their decisions.
 
 States are coalesced per budget while costs come in: the latest is published at most
 every STATE_INTERVAL_S, and at once (with every state held before it) when a budget's
 status changes or an enforcement decision goes out; control changes, rollovers and the
 reconcile publish at once too. Held states always go out before newer ones, so a
-budget's state never goes backwards on the topic.
-
-Limitation: an org or team budget sums costs of many keys, and costs are partitioned by
-key_id, so the book is only complete when one worker consumes every partition of the
-costs topic, as in the embedded setup. Several workers would each see a share of the
-spend; that needs a repartition by budget (or a shared store) first.
+budget's state never goes backwards on the topic from one worker; across an ownership
+change the new owner's state is the warehouse's figure plus what it counts after, and
+gateways keep the highest state per (budget, period) (gateway/budgets.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 import faust
-from faust.types import Message
+from faust.types import TP, Message
 
 from meterline.clients import AsyncReadClient
 from meterline.settings import Settings
@@ -35,19 +46,23 @@ from processors.budgets.logic import (
     RejectedMessage,
     parse_control,
     parse_cost,
+    parse_spend,
+    spend_records,
 )
 from processors.budgets.reconcile import reconcile_from_warehouse
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
 from processors.streams import Guard, consume, raw_topic, send_all
+from schemas.budget_spend import BudgetSpend, spend_partition
 from schemas.events.v1 import BudgetRecord, BudgetState, utc_now
-from schemas.topics import BUDGETS, COSTS, ENFORCEMENT
+from schemas.topics import BUDGET_SPEND, BUDGETS, COSTS, ENFORCEMENT
 
-__all__ = ["AGENT_NAME", "register_budget_agent"]
+__all__ = ["AGENT_NAME", "SPEND_AGENT_NAME", "register_budget_agent"]
 
 log = logging.getLogger(__name__)
 
-AGENT_NAME = "budgets"
+AGENT_NAME = "budgets"  # the fan-out of costs
+SPEND_AGENT_NAME = "budget_spend"  # the accounting of the subjects this worker owns
 # A budget's states while costs come in: at most one per this interval (the latest), and
 # at once when its status changes or a decision goes out.
 STATE_INTERVAL_S = 0.25
@@ -61,8 +76,27 @@ def register_budget_agent(
     now: Callable[[], datetime] = utc_now,
 ) -> BudgetBook:
     outputs = {name: raw_topic(app, settings, name) for name in (BUDGETS, ENFORCEMENT)}
-    book = BudgetBook(now)
+    spend_topic = raw_topic(app, settings, BUDGET_SPEND)
+    spend_topic_name = settings.topic(BUDGET_SPEND)
+    # Producers and owners agree on a subject's partition through the settings (every
+    # worker of a deployment has the same), not through a client's partitioner.
+    partitions = settings.effective_topic_partitions
     guard = Guard(dead_letters, STAGE, log, "budgets", (RejectedMessage,))
+
+    # Partitions of the budget-spend topic: assigned to this worker (restored or not),
+    # restored (this worker publishes for their subjects), and the spend records of the
+    # others, held until their restore is done. `restoring`: partition -> its restore.
+    assigned: set[int] = set()
+    owned: set[int] = set()
+    held: dict[int, list[Message]] = {}
+    restoring: dict[int, int] = {}
+    restores = 0
+    assignments = 0  # assignments seen (none yet: hold every spend record)
+
+    def owns(subject: str) -> bool:
+        return spend_partition(subject, partitions) in owned
+
+    book = BudgetBook(now, owns)
 
     # BudgetStates coalesced per budget (last state wins): budget_id -> the latest state
     # not sent yet, and the status of the last state sent.
@@ -108,10 +142,10 @@ def register_budget_agent(
         await guard.run(message, apply, publish)
 
     async def counted(message: Message) -> None:
-        await guard.run(message, apply_cost, publish_counted)
+        await guard.run(message, apply_spend, publish_counted)
 
-    def apply_cost(message: Message) -> list[BudgetUpdate]:
-        return book.record(parse_cost(message.value))
+    def apply_spend(message: Message) -> list[BudgetUpdate]:
+        return book.record_spend(parse_spend(message.value))
 
     def apply_control(message: Message) -> list[BudgetUpdate]:
         change = parse_control(message.key, message.value)
@@ -124,30 +158,103 @@ def register_budget_agent(
 
     control = ControlReader(settings, on_control)
 
-    # Costs that arrive before the book is loaded and reconciled wait here. The agent
-    # itself never waits: a Faust agent that stalls while the worker joins its group stops
-    # receiving, and the worker then hangs on stop. (If the worker dies first, the
-    # reconcile on the next start counts these costs from ClickHouse.)
-    early: list[Message] | None = []
+    # --- fan-out: costs -> spend per subject (stateless, any worker) -----------------
+
+    def fan_out(message: Message) -> list[BudgetSpend]:
+        return spend_records(parse_cost(message.value))
+
+    async def send_spend(shares: list[BudgetSpend]) -> None:
+        for share in shares:
+            await spend_topic.send(
+                key=share.subject.encode(),
+                value=share.to_json(),
+                partition=spend_partition(share.subject, partitions),
+            )
 
     async def on_cost(message: Message) -> None:
-        if early is not None:
-            early.append(message)
-        else:
-            await counted(message)
+        await guard.run(message, fan_out, send_spend)
 
-    async def budget_start() -> None:
-        nonlocal early
+    # --- accounting: the spend of the subjects this worker owns ----------------------
+
+    async def on_spend(message: Message) -> None:
+        # The agent never waits (a Faust agent that stalls while the worker joins its
+        # group stops receiving, and the worker then hangs on stop): the spend of a
+        # partition not restored yet waits in `held`. (If the worker dies first, the next
+        # owner's reconcile counts it from ClickHouse.)
+        if message.partition in owned:
+            await counted(message)
+        elif message.partition in assigned or not assignments:
+            held.setdefault(message.partition, []).append(message)
+        # else: a late delivery of a partition this worker gave up: its owner counts it
+
+    def subjects_of(parts: set[int]) -> set[str]:
+        return {s for s in book.subjects() if spend_partition(s, partitions) in parts}
+
+    async def restore(gained: set[int], number: int) -> None:
+        """Seed the subjects of `gained` from the warehouse, then publish for them."""
         await control.ready.wait()  # count nothing against a half-loaded book
-        # Then seed the book from the warehouse: a restart must forget no spend.
-        async with AsyncReadClient.from_settings(settings, "finance") as read:
-            updates = await reconcile_from_warehouse(
-                book, read, settings.processors.budget.reconcile_timeout_s
-            )
-        await publish(updates)
-        while early:
-            await counted(early.pop(0))
-        early = None
+        mine = {p for p in gained if restoring.get(p) == number}
+        subjects = subjects_of(mine)
+        book.release(subjects)  # what this worker counted when it last owned them is stale
+        try:  # nothing to publish yet: the subjects are not ours until restored
+            async with AsyncReadClient.from_settings(settings, "finance") as read:
+                await reconcile_from_warehouse(
+                    book,
+                    read,
+                    settings.processors.budget.reconcile_timeout_s,
+                    subjects=subjects,
+                )
+        except Exception:  # a bug must not hold the partitions' spend back forever
+            log.exception("budgets: reconcile of spend partitions %s failed", sorted(mine))
+        mine = {p for p in mine if restoring.get(p) == number}  # still ours?
+        for partition in mine:
+            del restoring[partition]
+        owned.update(mine)
+        # The restored states first, then the spend that waited (records arriving from
+        # now on are counted by the agent directly: the sum is the same in any order).
+        await publish(book.take_over(subjects_of(mine)))
+        for partition in sorted(mine):
+            for message in held.pop(partition, []):
+                if partition not in owned:
+                    break  # lost again meanwhile: its new owner counts it
+                await counted(message)
+        if mine:
+            log.info("budgets: restored spend partitions %s", sorted(mine))
+
+    async def on_revoked(sender: object, revoked: set[TP], **_: object) -> None:
+        await flush()  # held states go out while this worker still owns their subjects
+
+    async def on_assigned(sender: object, assigned_now: set[TP], **_: object) -> None:
+        nonlocal restores, assignments
+        assignments += 1
+        now_assigned = {tp.partition for tp in assigned_now if tp.topic == spend_topic_name}
+        lost, gained = assigned - now_assigned, now_assigned - assigned
+        assigned.clear()
+        assigned.update(now_assigned)
+        for partition in set(held) - now_assigned:
+            del held[partition]  # delivered before the assignment said it is not ours
+        if lost:
+            subjects = subjects_of(lost)
+            owned.difference_update(lost)
+            for partition in lost:
+                held.pop(partition, None)
+                restoring.pop(partition, None)
+            for budget_id, update in list(pending.items()):
+                if isinstance(update.value, BudgetState) and update.value.subject in subjects:
+                    del pending[budget_id]
+            book.release(subjects)
+            log.info("budgets: gave up spend partitions %s", sorted(lost))
+        if gained:
+            restores += 1
+            for partition in gained:
+                restoring[partition] = restores
+            task = asyncio.ensure_future(restore(gained, restores))
+            background.add(task)
+            task.add_done_callback(background.discard)
+
+    background: set[asyncio.Future[None]] = set()
+    app.on_partitions_revoked.connect(on_revoked, sender=app)
+    app.on_partitions_assigned.connect(on_assigned, sender=app)
 
     async def budget_control() -> None:
         await control.run()
@@ -159,8 +266,8 @@ def register_budget_agent(
         await flush()
 
     consume(app, raw_topic(app, settings, COSTS), AGENT_NAME, metrics, on_cost)
+    consume(app, spend_topic, SPEND_AGENT_NAME, metrics, on_spend)
     app.task(budget_control)
-    app.task(budget_start)
     app.timer(settings.processors.budget.tick_interval_s, name="budget_rollover")(budget_rollover)
     app.timer(STATE_INTERVAL_S, name="budget_states")(budget_states)
     return book

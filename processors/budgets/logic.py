@@ -5,8 +5,17 @@ org) and is assigned to a period by its `request_ts` in the budget's time zone, 
 timestamp the ClickHouse showback aggregates use, so `reconcile` can seed from there.
 
 Spend is idempotent: each (budget, period) remembers the event_ids it counted, because
-CostEvents are delivered at least once. That costs memory proportional to the priced
-requests in the period; `reconcile` compacts it to a watermark (`as_of`).
+CostEvents (and the BudgetSpend records fanned out of them) are delivered at least once.
+A budget has one subject, so this is a dedupe by (cost event_id, subject). That costs
+memory proportional to the priced requests in the period; `reconcile` compacts it to a
+watermark (`as_of`), and closed periods are dropped at rollover.
+
+Ownership: with several processors workers, each owns the budget subjects of its
+partitions of the budget-spend topic (schemas.budget_spend). Every worker knows every
+budget (the control topic), but a book publishes states and decisions only for the
+subjects `owns` accepts; `release` forgets the spend and decisions of subjects another
+worker took, and `take_over` publishes a gained subject's states and live decisions once
+its spend is restored (`reconcile`).
 
 Enforcement is per subject, not per budget: a subject is blocked (or throttled) while
 any of its budgets with a block/throttle action is exhausted, until the latest of their
@@ -38,6 +47,7 @@ from pydantic import ValidationError
 
 from processors.decoded import decode
 from processors.errors import Rejected, describe_validation_error
+from schemas.budget_spend import BudgetSpend
 from schemas.budgets import BudgetPeriod, BudgetStatus
 from schemas.events.v1 import BudgetRecord, BudgetState, CostEvent, EnforcementDecision, utc_now
 from schemas.spend import WHOLE_MS, SpendMark, epoch_ms, mark_at, ms_datetime
@@ -51,7 +61,9 @@ __all__ = [
     "RejectedMessage",
     "parse_control",
     "parse_cost",
+    "parse_spend",
     "period_bounds",
+    "spend_records",
 ]
 
 STAGE = "processors.budgets"
@@ -111,6 +123,35 @@ def parse_cost(payload: bytes | None) -> CostEvent:
     except ValidationError as exc:
         reason = describe_validation_error(exc, count_omitted=False)
         raise RejectedMessage(f"invalid CostEvent: {reason}") from exc
+
+
+def parse_spend(payload: bytes | None) -> BudgetSpend:
+    if payload is None:
+        raise RejectedMessage("invalid BudgetSpend: empty message (null value)")
+    try:
+        return BudgetSpend.model_validate_json(payload)
+    except ValidationError as exc:
+        reason = describe_validation_error(exc, count_omitted=False)
+        raise RejectedMessage(f"invalid BudgetSpend: {reason}") from exc
+
+
+def spend_records(cost: CostEvent) -> list[BudgetSpend]:
+    """A cost fanned out to every subject of its attribution (none for a zero cost): each
+    budget covering the cost watches one of these subjects."""
+    if not cost.total_cost:
+        return []
+    subjects = attribution_subjects(cost.key_id, cost.org, cost.team, cost.project, cost.user)
+    return [
+        BudgetSpend(
+            event_id=cost.event_id,
+            subject=subject,
+            amount=cost.total_cost,
+            ts=cost.ts,
+            request_ts=cost.request_ts,
+            request_id=cost.request_id,
+        )
+        for subject in subjects
+    ]
 
 
 def parse_control(key: bytes | None, value: bytes | None) -> BudgetRecord | str | None:
@@ -187,8 +228,14 @@ class BudgetBook:
     periods over (fresh states, expired blocks lifted) when no cost arrives.
     """
 
-    def __init__(self, now: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        now: Callable[[], datetime] = utc_now,
+        owns: Callable[[str], bool] | None = None,
+    ) -> None:
         self._now = now
+        # Whether this book publishes for a subject (default: every subject, one worker).
+        self._owns = owns or (lambda subject: True)
         self._budgets: dict[str, BudgetRecord] = {}
         self._by_subject: dict[str, set[str]] = {}
         self._current: dict[str, _Spend] = {}  # budget_id -> spend of its current period
@@ -209,13 +256,22 @@ class BudgetBook:
     def decision(self, subject: str) -> EnforcementDecision | None:
         return self._published.get(subject)
 
-    def current_periods(self) -> list[tuple[str, str, datetime, datetime]]:
-        """(budget_id, subject, period start, period end) of every budget, to reconcile."""
+    def current_periods(
+        self, subjects: Iterable[str] | None = None
+    ) -> list[tuple[str, str, datetime, datetime]]:
+        """(budget_id, subject, period start, period end) of every budget (of `subjects`
+        only, if given), to reconcile."""
         self._roll(self._now())
+        wanted = None if subjects is None else set(subjects)
         return [
             (budget_id, self._budgets[budget_id].subject, spend.start, spend.end)
             for budget_id, spend in sorted(self._current.items())
+            if wanted is None or self._budgets[budget_id].subject in wanted
         ]
+
+    def subjects(self) -> set[str]:
+        """Every subject some budget watches."""
+        return {budget.subject for budget in self._budgets.values()}
 
     # changes
 
@@ -241,7 +297,8 @@ class BudgetBook:
             self._next_roll = None  # gives the new budget its current period
         now = self._now()
         updates = self._roll(now)
-        updates.append(self._state(record.budget_id, now))
+        if self._owns(record.subject):
+            updates.append(self._state(record.budget_id, now))
         updates.extend(self._decide(touched, now))
         return updates
 
@@ -255,21 +312,50 @@ class BudgetBook:
 
     def record(self, cost: CostEvent) -> list[BudgetUpdate]:
         """Count a cost (once per event_id) against every budget covering it."""
-        if not cost.total_cost:
+        return self._count(spend_records(cost))
+
+    def record_spend(self, spend: BudgetSpend) -> list[BudgetUpdate]:
+        """Count one subject's share of a cost (once per (event_id, subject))."""
+        return self._count([spend] if spend.amount else [])
+
+    def release(self, subjects: Iterable[str]) -> None:
+        """Another worker owns `subjects` now: forget their spend and live decisions
+        (without lifting them: the new owner publishes from now on)."""
+        for subject in set(subjects):
+            self._published.pop(subject, None)
+            for budget_id in self._by_subject.get(subject, ()):
+                self._forget_spend(budget_id)
+
+    def take_over(self, subjects: Iterable[str]) -> list[BudgetUpdate]:
+        """`subjects` are ours and their spend is restored: their budgets' states, and the
+        decisions their budgets call for (`owns` must accept them by now)."""
+        now = self._now()
+        updates = self._roll(now)
+        owned = sorted(s for s in set(subjects) if self._owns(s))
+        for subject in owned:
+            for budget_id in sorted(self._by_subject.get(subject, ())):
+                if budget_id in self._current:
+                    updates.append(self._state(budget_id, now))
+        updates.extend(self._decide(owned, now))
+        return updates
+
+    def _count(self, shares: list[BudgetSpend]) -> list[BudgetUpdate]:
+        if not shares:
             return []
         now = self._now()
         updates = self._roll(now)
-        at = _utc(cost.request_ts)
         touched: set[str] = set()
-        subjects = attribution_subjects(cost.key_id, cost.org, cost.team, cost.project, cost.user)
-        for subject in subjects:
+        for share in shares:
+            at = _utc(share.request_ts)
+            subject = share.subject
             for budget_id in sorted(self._by_subject.get(subject, ())):
                 spend = self._spend_for(budget_id, at)
-                if spend is None or not spend.add(
-                    cost.event_id, at, cost.total_cost, cost.request_id
-                ):
+                added = spend is not None and spend.add(
+                    share.event_id, at, share.amount, share.request_id
+                )
+                if not added:
                     continue
-                if spend is self._current[budget_id]:
+                if spend is self._current[budget_id] and self._owns(subject):
                     updates.append(self._state(budget_id, now))
                     touched.add(subject)
         updates.extend(self._decide(touched, now))
@@ -298,9 +384,10 @@ class BudgetBook:
             if spend is None:
                 continue
             spend.seed(amount, as_of)
-            if spend is self._current[budget_id]:
+            subject = self._budgets[budget_id].subject
+            if spend is self._current[budget_id] and self._owns(subject):
                 updates.append(self._state(budget_id, now))
-                touched.add(self._budgets[budget_id].subject)
+                touched.add(subject)
         updates.extend(self._decide(touched, now))
         return updates
 
@@ -321,6 +408,7 @@ class BudgetBook:
             return []
         updates: list[BudgetUpdate] = []
         rolled: set[str] = set()
+        closed = False
         for budget_id, budget in self._budgets.items():
             current = self._current.get(budget_id)
             if current is not None and now < current.end:
@@ -329,10 +417,12 @@ class BudgetBook:
             self._current[budget_id] = self._spend.setdefault(
                 (budget_id, start), _Spend(start, end)
             )
-            if current is not None:  # a new budget gets its state from apply()
+            closed = closed or current is not None
+            if current is not None and self._owns(budget.subject):
+                # (a new budget gets its state from apply())
                 updates.append(self._state(budget_id, now))
                 rolled.add(budget.subject)
-        if rolled:
+        if closed:
             self._spend = {
                 key: spend for key, spend in self._spend.items() if spend.end > now
             }  # closed periods are final; ClickHouse keeps the history
@@ -379,6 +469,8 @@ class BudgetBook:
     def _decide(self, subjects: Iterable[str], now: datetime) -> list[BudgetUpdate]:
         updates = []
         for subject in sorted(subjects):
+            if not self._owns(subject):
+                continue  # its owner decides
             wanted = self._wanted(subject, now)
             live = self._published.get(subject)
             if wanted is None and live is not None:

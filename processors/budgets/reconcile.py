@@ -1,4 +1,5 @@
-"""Seed the budget book from the warehouse on start, so a restart forgets no spend.
+"""Seed the budget book from the warehouse when a worker gains budget subjects (on start,
+and whenever partitions move), so a restart or a rebalance forgets no spend.
 
 ClickHouse is the source of truth for money (ARCHITECTURE §7). The processors never
 open it themselves — in embedded mode ingest owns the engine — so they ask ingest's
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from decimal import Decimal
 
 from meterline.clients import AsyncReadClient, ClientError
@@ -21,14 +23,19 @@ log = logging.getLogger(__name__)
 
 
 async def reconcile_from_warehouse(
-    book: BudgetBook, read: AsyncReadClient, timeout_s: float = 15.0, delay_s: float = 0.5
+    book: BudgetBook,
+    read: AsyncReadClient,
+    timeout_s: float = 15.0,
+    delay_s: float = 0.5,
+    subjects: Iterable[str] | None = None,
 ) -> list[BudgetUpdate]:
-    """Reconcile every budget's current period; give up (loudly) after `timeout_s`.
+    """Reconcile the current period of every budget (of `subjects` only, if given: the
+    subjects of the partitions a worker just gained); give up (loudly) after `timeout_s`.
 
     `read` carries a read API token allowed to read spend (finance or admin), when one is
     configured."""
     updates: list[BudgetUpdate] = []
-    periods = book.current_periods()
+    periods = book.current_periods(subjects)
     if not periods:
         return updates
     deadline = asyncio.get_running_loop().time() + timeout_s
