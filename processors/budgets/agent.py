@@ -252,9 +252,13 @@ def register_budget_agent(
             background.add(task)
             task.add_done_callback(background.discard)
 
+    async def on_shutdown(sender: object, **_: object) -> None:
+        await flush()  # a clean stop publishes what it holds, as a revoke does
+
     background: set[asyncio.Future[None]] = set()
     app.on_partitions_revoked.connect(on_revoked, sender=app)
     app.on_partitions_assigned.connect(on_assigned, sender=app)
+    app.on_before_shutdown.connect(on_shutdown, sender=app)
 
     async def budget_control() -> None:
         await control.run()

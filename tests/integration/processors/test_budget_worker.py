@@ -87,6 +87,15 @@ def test_budget_states_and_a_block_then_a_lift(
         reader.read_until(
             lambda: len(reader.records[settings.topic(DLQ)]) >= 1, timeout_s=10, log=log_path
         )
+        # The org's spend comes through its own budget-spend partition: wait for all of it.
+        reader.read_until(
+            lambda: any(
+                b'"budget_id":"b-org"' in (v or b"") and b'"spent_usd":"0.0016"' in (v or b"")
+                for _, v in budget_states
+            ),
+            timeout_s=30,
+            log=log_path,
+        )
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=20) == 0
     reader.close()
