@@ -1,12 +1,13 @@
 """Issue 10's budget case through the real stack: a gateway, the real processors worker
 (`python -m processors`: cost -> budgets -> alerts) and the real tansu broker.
 
-A key with a $0.0005/day hard budget sends sequential requests of $0.0000325 each (6.5%).
-Before the fix the gateway refused the 16th at 97.5% spent (it counted the 15th twice)
-while the state stayed `soft`: no alert, no decision for other gateways. Now the 16th is
-served, spend crosses the limit, and the budget is exhausted for everyone: the state says
-`hard`, `meterline budgets list` says so, one "Budget exhausted" alert, one block on the
-enforcement topic, and raising the limit lifts it.
+A key with a $0.0005/day hard budget sends sequential requests of $0.0000975 each (19.5%).
+Before the fix the gateway refused the request after the one that reached 97.5% spent (it
+counted that one twice) while the state stayed `soft`: no alert, no decision for other
+gateways. Now the 6th (97.5% -> 117%) is served, spend crosses the limit, and the budget
+is exhausted for everyone: the state says `hard`, `meterline budgets list` says so, one
+"Budget exhausted" alert, one block on the enforcement topic, and raising the limit lifts
+it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.integration
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 LIMIT = Decimal("0.0005")
-PER_REQUEST = Decimal("0.0000325")  # 6.5% of the limit: 15 requests are 97.5%
+PER_REQUEST = Decimal("0.0000975")  # 19.5% of the limit: 5 requests are 97.5%
 MODEL = "budget-model"
 
 
@@ -95,11 +96,11 @@ def _until(check: Callable[[], Any], timeout_s: float, what: str, log: Path) -> 
 def test_a_refused_hard_budget_is_exhausted_for_everyone_and_lifts(
     start_gateway: Callable[..., Any], tmp_path: Path
 ) -> None:
-    # The mock provider counts this prompt as 4 input tokens: 4 x $8.125/Mtok = $0.0000325.
+    # The mock provider counts this prompt as 4 input tokens: 4 x $24.375/Mtok = $0.0000975.
     assert prompt_tokens(MESSAGES) == 4
     webhook = Webhook()
     gateway = start_gateway(
-        price_overrides={MODEL: PriceOverride(name="test", input_mtok=Decimal("8.125"))},
+        price_overrides={MODEL: PriceOverride(name="test", input_mtok=Decimal("24.375"))},
         processors_port=free_port(),
         processors={"alert": {"webhooks": [webhook.url]}, "budget": {"tick_interval_s": 1.0}},
     )
@@ -135,7 +136,7 @@ def test_a_refused_hard_budget_is_exhausted_for_everyone_and_lifts(
         served = 0
         while (response := chat()).status_code == 200:
             served += 1
-            assert served <= 16, "the budget never refused"
+            assert served <= 6, "the budget never refused"
             spent = PER_REQUEST * served
 
             def covered(spent: Decimal = spent) -> bool:
@@ -145,14 +146,14 @@ def test_a_refused_hard_budget_is_exhausted_for_everyone_and_lifts(
 
             _until(covered, 60, f"the state after request {served}", log)
 
-        # Refused only once spend crossed the limit: the 16th (97.5% -> 104%) was served.
-        assert served == 16 and response.status_code == 403, response.text
+        # Refused only once spend crossed the limit: the 6th (97.5% -> 117%) was served.
+        assert served == 6 and response.status_code == 403, response.text
         error = response.json()["error"]
         # By the processors' decision (code "blocked") or the local guard ("budget_exceeded").
         assert (error["source"], error["subject"]) == ("budget", subject), error
         assert budget_id in error.get("budget_id", error["reason"]), error
         state = listed()["state"]
-        assert (state["status"], Decimal(state["spent_usd"])) == ("hard", PER_REQUEST * 16)
+        assert (state["status"], Decimal(state["spent_usd"])) == ("hard", PER_REQUEST * 6)
 
         cli = subprocess.run(
             [sys.executable, "-m", "meterline.cli", "budgets", "list"],
@@ -166,7 +167,7 @@ def test_a_refused_hard_budget_is_exhausted_for_everyone_and_lifts(
             timeout=60,
         )
         assert cli.returncode == 0, cli.stderr
-        assert f"spent ${PER_REQUEST * 16} (hard)" in cli.stdout, cli.stdout
+        assert f"spent ${PER_REQUEST * 6} (hard)" in cli.stdout, cli.stdout
 
         # Every gateway learns it: the processors' block is on the enforcement topic.
         reader.read_until(lambda: len(decisions) >= 1, timeout_s=30, log=log)
