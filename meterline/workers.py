@@ -37,10 +37,11 @@ __all__ = [
 Service = Literal["gateway", "processors"]
 
 PROCESSORS_STATE_WARNING = (
-    "processors.workers={n}: budgets, drift windows, agent-loop sessions and LLMjacking "
-    "profiles are kept per worker until the stateful stages are keyed by what they "
-    "aggregate (issue 13): each worker sees only its partitions' share of an org's spend, "
-    "so budgets and detectors can act late or not at all. Costs and the sink are exact."
+    "processors.workers={n}: budgets are keyed by subject and exact across workers, but "
+    "drift windows, agent-loop sessions and LLMjacking profiles are still kept per worker "
+    "until those stages are keyed too (issue 13): each worker sees only its partitions' "
+    "share of that traffic, so those detectors can act late or not at all. Costs and the "
+    "sink are exact."
 )
 
 
