@@ -60,6 +60,24 @@ def apply_openai_usage(summary: ResponseSummary, usage: Any) -> None:
         summary.reasoning_tokens = as_int(completion_details.get("reasoning_tokens"))
 
 
+def openai_summary(response: Any) -> tuple[ResponseSummary, list[dict[str, Any]]]:
+    """What every OpenAI answer says alike (chat, completions, embeddings): the model, the
+    usage and the first finish reason; plus its choices that are objects, for the rest."""
+    summary = ResponseSummary()
+    if not isinstance(response, dict):
+        return summary, []
+    if isinstance(response.get("model"), str):
+        summary.model_used = clip(response["model"], MAX_MODEL_CHARS)
+    apply_openai_usage(summary, response.get("usage"))
+    choices = response.get("choices")
+    kept = [c for c in choices if isinstance(c, dict)] if isinstance(choices, list) else []
+    for choice in kept:
+        if isinstance(choice.get("finish_reason"), str):
+            summary.finish_reason = clip(choice["finish_reason"])
+            break
+    return summary, kept
+
+
 def openai_stream_error(error: GatewayError) -> bytes:
     """An OpenAI-shaped error as a `data:` event (chat and completions streams)."""
     return b"data: " + error.render() + b"\n\n"
@@ -271,18 +289,8 @@ class ChatDialect(Dialect):
         return slots
 
     def summarize(self, response: Any) -> ResponseSummary:
-        summary = ResponseSummary()
-        if not isinstance(response, dict):
-            return summary
-        if isinstance(response.get("model"), str):
-            summary.model_used = clip(response["model"], MAX_MODEL_CHARS)
-        apply_openai_usage(summary, response.get("usage"))
-        choices = response.get("choices")
-        for choice in choices if isinstance(choices, list) else ():
-            if not isinstance(choice, dict):
-                continue
-            if summary.finish_reason is None and isinstance(choice.get("finish_reason"), str):
-                summary.finish_reason = clip(choice["finish_reason"])
+        summary, choices = openai_summary(response)
+        for choice in choices:
             message = choice.get("message")
             if not isinstance(message, dict):
                 continue

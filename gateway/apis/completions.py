@@ -12,7 +12,12 @@ from typing import Any
 import orjson
 
 from gateway.apis.base import Dialect, ParsedRequest, Slot, StreamReader, StreamText
-from gateway.apis.chat import apply_openai_usage, choice_stream_texts, openai_stream_error
+from gateway.apis.chat import (
+    apply_openai_usage,
+    choice_stream_texts,
+    openai_stream_error,
+    openai_summary,
+)
 from gateway.apis.validation import (
     MAX_INT,
     empty_array,
@@ -137,18 +142,8 @@ class CompletionsDialect(Dialect):
         ]
 
     def summarize(self, response: Any) -> ResponseSummary:
-        summary = ResponseSummary()
-        if not isinstance(response, dict):
-            return summary
-        if isinstance(response.get("model"), str):
-            summary.model_used = clip(response["model"], MAX_MODEL_CHARS)
-        apply_openai_usage(summary, response.get("usage"))
-        choices = response.get("choices")
-        for choice in choices if isinstance(choices, list) else ():
-            if not isinstance(choice, dict):
-                continue
-            if summary.finish_reason is None and isinstance(choice.get("finish_reason"), str):
-                summary.finish_reason = clip(choice["finish_reason"])
+        summary, choices = openai_summary(response)
+        for choice in choices:
             if isinstance(choice.get("text"), str):
                 summary.response_chars += len(choice["text"])
         return summary

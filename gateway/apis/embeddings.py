@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.apis.base import Dialect, ParsedRequest, Slot, StreamReader, StreamText
-from gateway.apis.chat import apply_openai_usage, openai_stream_error
+from gateway.apis.chat import openai_stream_error, openai_summary
 from gateway.apis.validation import load_object, model_field, optional_type
-from gateway.bounds import MAX_MODEL_CHARS, clip
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.usage import ResponseSummary
 
@@ -69,13 +68,7 @@ class EmbeddingsDialect(Dialect):
         return []
 
     def summarize(self, response: Any) -> ResponseSummary:
-        summary = ResponseSummary()
-        if not isinstance(response, dict):
-            return summary
-        if isinstance(response.get("model"), str):
-            summary.model_used = clip(response["model"], MAX_MODEL_CHARS)
-        apply_openai_usage(summary, response.get("usage"))
-        return summary
+        return openai_summary(response)[0]
 
     def stream_reader(self, parsed: ParsedRequest) -> StreamReader:
         return _NoStream()
