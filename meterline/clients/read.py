@@ -34,6 +34,7 @@ from schemas.api.read import (
     EnforcementResponse,
     HealthResponse,
     OperationsResponse,
+    RequestsResponse,
     ShowbackResponse,
     SpendResponse,
     TimeseriesResponse,
@@ -179,6 +180,12 @@ class ReadClient:
     ) -> OperationsResponse:
         params = {**_dates(start, end), **_present(filters)}
         return self._answer("/api/operations", OperationsResponse, params)
+
+    def requests(self, *, key: str | None = None, limit: int = 100) -> RequestsResponse:
+        """The newest requests, of one key if given (the dashboards read a key's owner here)."""
+        return self._answer(
+            "/api/requests", RequestsResponse, {**_present({"key": key}), "limit": limit}
+        )
 
     def health(self) -> HealthResponse:
         """Ingest's /healthz (sink progress); its 503 (degraded) still carries the body."""

@@ -36,6 +36,7 @@ SYNC_CALLS: dict[str, Callable[[ReadClient], Any]] = {
     "enforcement_history": lambda c: c.enforcement_history(DAY, DAY),
     "drift": lambda c: c.drift(DAY, DAY),
     "operations": lambda c: c.operations(DAY, DAY),
+    "requests": lambda c: c.requests(key="k_1", limit=1),
     "health": lambda c: c.health(),
 }
 ASYNC_CALLS: dict[str, Callable[[AsyncReadClient], Awaitable[Any]]] = {
