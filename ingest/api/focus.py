@@ -1,8 +1,9 @@
-"""FinOps FOCUS-style CSV export: one row per day x attribution x provider x model.
+"""FinOps FOCUS 1.2 CSV export: one row per day x attribution x provider x model x token kind.
 
-Read from spend_daily (whole days only), one calendar month (= billing period) per query,
-so a long export streams in bounded memory and never holds the ClickHouse client for
-long: the sink keeps writing between chunks. Money keeps every decimal it has.
+Read from spend_daily (whole days only, priced spend only), one calendar month (= billing
+period) per query, so a long export streams in bounded memory and never holds the
+ClickHouse client for long: the sink keeps writing between chunks. Money keeps every decimal
+it has. The mapping of Meterline's data onto FOCUS columns is in docs/focus.md.
 """
 
 from __future__ import annotations
@@ -17,36 +18,80 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import TieredPrices
+
 from ingest.api.errors import InvalidParameter
 from ingest.api.showback import FILTERS, parse_showback
 from ingest.api.sql import Where
 from ingest.api.values import money_text
 from meterline.warehouse import SharedClient
 
-__all__ = ["FOCUS_COLUMNS", "FocusQuery", "focus_filename", "focus_rows", "parse_focus"]
+__all__ = [
+    "FOCUS_COLUMNS",
+    "TOKEN_KINDS",
+    "FocusQuery",
+    "focus_filename",
+    "focus_lines",
+    "focus_rows",
+    "list_unit_prices",
+    "parse_focus",
+]
 
 FOCUS_COLUMNS = (
-    "BillingPeriodStart",
-    "BillingPeriodEnd",
-    "ChargePeriodStart",
-    "ChargePeriodEnd",
-    "BillingCurrency",
-    "ProviderName",
-    "ServiceCategory",
-    "ServiceName",
-    "ResourceId",
-    "ChargeCategory",
-    "ChargeDescription",
     "BilledCost",
-    "EffectiveCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargeFrequency",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
     "ConsumedQuantity",
     "ConsumedUnit",
+    "ContractedCost",
+    "ContractedUnitPrice",
+    "EffectiveCost",
+    "InvoiceIssuerName",
+    "ListCost",
+    "ListUnitPrice",
+    "PricingQuantity",
+    "PricingUnit",
+    "ProviderName",
+    "PublisherName",
+    "ResourceId",
+    "ResourceName",
+    "ResourceType",
+    "ServiceCategory",
+    "ServiceName",
+    "ServiceSubcategory",
+    "SkuId",
+    "SkuMeter",
+    "SkuPriceId",
+    "SubAccountId",
+    "SubAccountName",
     "Tags",
 )
 
+# Token kind -> its meter name. Uncached input, output, cache read and cache write tokens
+# are priced at different rates, so each is its own row (ListCost = ListUnitPrice x quantity).
+TOKEN_KINDS = {
+    "input": "Input Tokens",
+    "output": "Output Tokens",
+    "cache_read": "Cache Read Tokens",
+    "cache_write": "Cache Write Tokens",
+}
+UNATTRIBUTED = "(unattributed)"
+_PER_MTOK = Decimal(1_000_000)
+
 _SQL = """
 SELECT day, org, team, project, key_id, provider, model,
-    sum(cost_usd), sum(input_tokens) + sum(output_tokens)
+    sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
+    sum(input_cost_usd), sum(output_cost_usd), sum(cache_read_cost_usd), sum(cache_write_cost_usd)
 FROM {table}{where}
 GROUP BY day, org, team, project, key_id, provider, model
 ORDER BY day, org, team, project, key_id, provider, model
@@ -86,38 +131,138 @@ def focus_rows(client: SharedClient, query: FocusQuery) -> Iterator[str]:
     while month < query.end:
         following = _next_month(month)
         lower, upper = max(month, query.start), min(following, query.end)
-        where = Where().time_range("day", lower, upper, "Date")
+        # Unpriced usage has no charge to bill (showback lists it as unpriced); rejected
+        # requests never reached a provider and cost nothing.
+        where = Where().time_range("day", lower, upper, "Date").add("priced")
         for name, value in query.filters.items():
             where.eq(str(FILTERS[name][0]), value)
         rows = client.query_rows(
             _SQL.format(table=f"{client.database}.spend_daily", where=where.sql), where.params
         )
-        if rows:
-            yield _csv(_line(row, month, following) for row in rows)
+        lines = [line for row in rows for line in focus_lines(row, month, following)]
+        if lines:
+            yield _csv(lines)
         month = following
 
 
-def _line(row: Sequence[Any], month: date, following: date) -> list[str]:
-    day, org, team, project, key_id, provider, model, cost, tokens = row
-    cost_text = money_text(Decimal(cost))
-    return [
-        _stamp(month),
-        _stamp(following),
-        _stamp(day),
-        _stamp(day + timedelta(days=1)),
-        "USD",
-        provider,
-        "AI and Machine Learning",
-        model,
-        model,
-        "Usage",
-        "LLM tokens",
-        cost_text,
-        cost_text,  # no discounts or commitments are modelled: effective = billed
-        str(int(tokens)),
-        "Tokens",
-        _tags(org, team, project, key_id),
-    ]
+def focus_lines(row: Sequence[Any], month: date, following: date) -> list[list[str]]:
+    """The FOCUS rows of one spend_daily group: one per token kind that has tokens or cost."""
+    day, org, team, project, key_id, provider, model = row[:7]
+    input_tokens, output_tokens, read_tokens, write_tokens = (int(n) for n in row[7:11])
+    costs = dict(zip(TOKEN_KINDS, (Decimal(c) for c in row[11:15]), strict=True))
+    # input_tokens is the whole prompt, cache tokens included (processors.cost.logic).
+    quantities = {
+        "input": input_tokens - read_tokens - write_tokens,
+        "output": output_tokens,
+        "cache_read": read_tokens,
+        "cache_write": write_tokens,
+    }
+    list_prices = list_unit_prices(provider, model, day)
+    common = _common(day, month, following, org, team, project, key_id, provider, model)
+    lines = []
+    for kind, meter in TOKEN_KINDS.items():
+        quantity, cost = quantities[kind], costs[kind]
+        if not quantity and not cost:
+            continue
+        contracted_unit = _unit_price(cost, quantity)
+        list_unit = list_prices[kind] if list_prices is not None else contracted_unit
+        list_cost = list_unit * quantity if list_unit is not None else cost
+        sku = f"{provider}/{model}"
+        values = {
+            **common,
+            "BilledCost": money_text(cost),
+            "ChargeDescription": f"{model} {meter.lower()} via {provider}",
+            "ConsumedQuantity": str(quantity),
+            "ContractedCost": money_text(cost),
+            "ContractedUnitPrice": _price_text(contracted_unit),
+            "EffectiveCost": money_text(cost),  # no commitments modelled: effective = billed
+            "ListCost": money_text(list_cost),
+            "ListUnitPrice": _price_text(list_unit),
+            "PricingQuantity": str(quantity),
+            "SkuId": sku,
+            "SkuMeter": meter,
+            "SkuPriceId": f"{sku}/{kind}",
+        }
+        lines.append([values[name] for name in FOCUS_COLUMNS])
+    return lines
+
+
+@lru_cache(maxsize=4096)  # read-only results: callers never change them
+def list_unit_prices(provider: str, model: str, day: date) -> dict[str, Decimal] | None:
+    """genai-prices' list price per token of each kind on `day` (base tier), or None when
+    genai-prices does not know the model (then the contracted price is also the list price)."""
+    snapshot = get_snapshot()
+    for provider_id in (provider or None, None):
+        try:
+            _, info = snapshot.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            continue
+        price = info.get_prices(datetime.combine(day, time(12), tzinfo=UTC))
+        input_price = _base(price.input_mtok)
+        read, write = _base(price.cache_read_mtok), _base(price.cache_write_mtok)
+        per_mtok = {
+            "input": input_price,
+            "output": _base(price.output_mtok),
+            # No cache price: genai-prices charges those tokens as plain input.
+            "cache_read": input_price if read is None else read,
+            "cache_write": input_price if write is None else write,
+        }
+        return {kind: (value or Decimal(0)) / _PER_MTOK for kind, value in per_mtok.items()}
+    return None
+
+
+def _base(price: Decimal | TieredPrices | None) -> Decimal | None:
+    return price.base if isinstance(price, TieredPrices) else price
+
+
+def _unit_price(cost: Decimal, quantity: int) -> Decimal | None:
+    # Exact for a flat price; the average over the day for a tiered one.
+    return cost / quantity if quantity else None
+
+
+def _price_text(value: Decimal | None) -> str:
+    return "" if value is None else money_text(value.normalize() if value else Decimal(0))
+
+
+@lru_cache(maxsize=65_536)  # a month repeats the same attributions on every day
+def _common(
+    day: date,
+    month: date,
+    following: date,
+    org: str,
+    team: str,
+    project: str,
+    key_id: str,
+    provider: str,
+    model: str,
+) -> dict[str, str]:
+    account = org or UNATTRIBUTED
+    return {
+        "BillingAccountId": account,
+        "BillingAccountName": account,
+        "BillingCurrency": "USD",
+        "BillingPeriodEnd": _stamp(following),
+        "BillingPeriodStart": _stamp(month),
+        "ChargeCategory": "Usage",
+        "ChargeClass": "",  # null: no row corrects an earlier period
+        "ChargeFrequency": "Usage-Based",
+        "ChargePeriodEnd": _stamp(day + timedelta(days=1)),
+        "ChargePeriodStart": _stamp(day),
+        "ConsumedUnit": "Tokens",
+        "InvoiceIssuerName": provider or UNATTRIBUTED,
+        "PricingUnit": "Tokens",
+        "ProviderName": provider or UNATTRIBUTED,
+        "PublisherName": provider or UNATTRIBUTED,
+        "ResourceId": key_id,
+        "ResourceName": key_id,
+        "ResourceType": "Virtual Key" if key_id else "",
+        "ServiceCategory": "AI and Machine Learning",
+        "ServiceName": model,
+        "ServiceSubcategory": "Generative AI",
+        "SubAccountId": f"{account}/{team}" if team else "",
+        "SubAccountName": team,
+        "Tags": _tags(org, team, project, key_id),
+    }
 
 
 def _csv(lines: Iterable[Sequence[str]]) -> str:
@@ -126,7 +271,6 @@ def _csv(lines: Iterable[Sequence[str]]) -> str:
     return buffer.getvalue()
 
 
-@lru_cache(maxsize=65_536)  # a month repeats the same attributions on every day
 def _tags(org: str, team: str, project: str, key_id: str) -> str:
     tags = {"org": org, "team": team, "project": project, "key": key_id}
     return json.dumps(tags, sort_keys=True, separators=(",", ":"))
