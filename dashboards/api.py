@@ -13,6 +13,7 @@ strings), which is what the `*_data` modules build their frames from.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import streamlit as st
@@ -22,7 +23,9 @@ from meterline.clients import AdminClient, ApiError, ApiUnreachable, ClientError
 from meterline.clients.read import read_token
 from meterline.settings import Settings
 
-__all__ = ["admin_client", "admin_problem", "read_client", "read_problem", "wire"]
+__all__ = ["admin_client", "admin_problem", "key_owners", "read_client", "read_problem", "wire"]
+
+OWNERS_LOOKED_UP = 50  # keys whose owner one page run asks the read API for, at most
 
 
 @st.cache_resource(show_spinner=False)
@@ -51,6 +54,25 @@ def admin_client(settings: Settings, token: str | None = None) -> AdminClient | 
     if not token:
         return None
     return AdminClient(settings.resolved_gateway_url, token)
+
+
+def key_owners(
+    settings: Settings, read: ReadClient, key_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """key_id -> its org, team, project, user. From the gateway's key list when the
+    dashboards hold the admin token (every key, used or not), else from each key's newest
+    request in the read API. A key found in neither is left out (the page says unknown)."""
+    owners: dict[str, dict[str, Any]] = {}
+    admin = admin_client(settings)
+    if admin is not None and key_ids:
+        with admin, contextlib.suppress(ClientError):  # fall back to the read API
+            owners = {k["key_id"]: dict(k) for k in admin.list_keys()}
+    for key_id in [k for k in key_ids if k not in owners][:OWNERS_LOOKED_UP]:
+        with contextlib.suppress(ClientError):
+            rows = read.requests(key=key_id, limit=1).requests
+            if rows:
+                owners[key_id] = rows[0].model_dump(include={"org", "team", "project", "user"})
+    return owners
 
 
 def read_problem(error: ClientError, client: ReadClient, role: Role) -> str:

@@ -14,9 +14,19 @@ VIEWS = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="Meterline", page_icon=":material/monitoring:", layout="wide")
 
+showback = st.Page(VIEWS / "showback.py", title="Showback", icon=":material/payments:")
+
+
+def home() -> None:
+    # The root URL opens Showback at its own address, so `/showback` (a bookmark, a link
+    # in the README) is a page like every other rather than "Page not found".
+    st.switch_page(showback, query_params=st.query_params.to_dict())
+
+
 pages = {
+    "": [st.Page(home, title="Home", url_path="home", default=True, visibility="hidden")],
     "Finance": [
-        st.Page(VIEWS / "showback.py", title="Showback", icon=":material/payments:", default=True),
+        showback,
         st.Page(VIEWS / "budgets.py", title="Budgets", icon=":material/savings:"),
     ],
     "Security & operations": [

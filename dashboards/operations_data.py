@@ -18,13 +18,24 @@ __all__ = [
     "errors_table",
     "guardrail_table",
     "latency_chart",
+    "model_label",
     "model_table",
     "pipeline_figures",
 ]
 
 
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 1)
+NO_MODEL = "(no model)"  # refused before a model was read: a bad key, a block, bad JSON
+
+
+def _ms(value: float | None) -> str:
+    # Text, so a missing figure reads "—" (a table shows a null as the word None).
+    return "—" if value is None else f"{float(value):,.1f}"
+
+
+def model_label(model: str | None, provider: str | None) -> str:
+    """`gpt-4o · openai`; a request refused before routing has neither."""
+    name = model or NO_MODEL
+    return f"{name} · {provider}" if provider else name
 
 
 def model_table(models: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -32,8 +43,8 @@ def model_table(models: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame.from_records(
         [
             {
-                "Model": m["model"],
-                "Provider": m["provider"],
+                "Model": m["model"] or NO_MODEL,
+                "Provider": _text(m["provider"]),
                 "Requests": int(m["requests"]),
                 "Errors": int(m["errors"]),
                 "Error rate %": round(float(m["error_rate"]) * 100, 2),
@@ -144,10 +155,10 @@ def deployment_table(
 
 
 def latency_chart(models: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Long format (model @ provider, percentile, ms) for a grouped bar chart."""
+    """Long format (model · provider, percentile, ms) for a grouped bar chart."""
     records = []
     for m in models:
-        label = f"{m['model']} @ {m['provider']}"
+        label = model_label(m["model"], m["provider"])
         for name in ("p50", "p95", "p99"):
             value = m[f"latency_{name}_ms"]
             if value is not None:

@@ -14,9 +14,11 @@ import streamlit as st
 
 from meterline.settings import Settings
 
-__all__ = ["date_range", "load_settings", "refreshing", "today"]
+__all__ = ["DEFAULT_DAYS", "date_range", "default_range", "load_settings", "refreshing", "today"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_DAYS = 7  # every page opens on the same week, today included
+_CHOSEN = "date_range"  # the range last picked, carried from page to page
 
 
 def load_settings() -> Settings:
@@ -33,17 +35,26 @@ def refreshing(settings: Settings) -> Callable[[F], F]:
     return st.fragment(run_every=every)  # type: ignore[return-value]
 
 
-def date_range(days: int, *, key: str = "dates", container: Any = st) -> tuple[date, date]:
-    """An inclusive UTC date range; the default is the last `days` days, today included."""
-    end = today()
+def default_range(end: date, days: int = DEFAULT_DAYS) -> tuple[date, date]:
+    """The last `days` UTC days up to `end`, both included."""
+    return end - timedelta(days=days - 1), end
+
+
+def date_range(*, key: str = "dates", container: Any = st) -> tuple[date, date]:
+    """An inclusive UTC date range, the same on every page: the last `DEFAULT_DAYS` days
+    until someone picks another, which the other pages then open on."""
+    state = st.session_state
     picked = container.date_input(
         "Dates (UTC)",
-        value=(end - timedelta(days=days - 1), end),
+        value=state.get(_CHOSEN, default_range(today())),
         key=key,
         help="Both ends included. Compared with the period of the same length before it.",
     )
     if isinstance(picked, date):
-        return picked, picked
-    if len(picked) == 1:  # the second click has not happened yet
+        chosen = picked, picked
+    elif len(picked) == 1:  # the second click has not happened yet
         return picked[0], picked[0]
-    return picked[0], picked[1]
+    else:
+        chosen = picked[0], picked[1]
+    state[_CHOSEN] = chosen
+    return chosen

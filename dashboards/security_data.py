@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from dashboards.formatting import when
+from dashboards.owners import Owner, owner_of
 from schemas.severity import SEVERITIES as SEVERITY_SCALE
 
 __all__ = [
@@ -45,11 +46,14 @@ def blocked_subjects(decisions: Iterable[Mapping[str, Any]]) -> set[str]:
 
 
 def anomaly_table(
-    anomalies: Iterable[Mapping[str, Any]], blocked: set[str] | None = None
+    anomalies: Iterable[Mapping[str, Any]],
+    blocked: set[str] | None = None,
+    owners: Mapping[str, Owner] | None = None,
 ) -> pd.DataFrame:
     """Newest first, most severe first within the same minute; `Blocked` says whether an
-    enforcement decision currently holds the subject."""
+    enforcement decision currently holds the subject, `Owner` whose it is."""
     blocked = blocked or set()
+    owners = owners or {}
     ordered = sorted(
         anomalies,
         key=lambda a: (a["ts"][:16], SEVERITIES[::-1].index(a["severity"])),
@@ -62,6 +66,7 @@ def anomaly_table(
                 "Severity": a["severity"],
                 "Kind": a["kind"],
                 "Subject": a["subject"],
+                "Owner": owner_of(a["subject"], owners, (a.get("evidence") or {}).get("key_id")),
                 "Score": round(float(a["score"]), 3),
                 "Signals": ", ".join(a.get("signals") or []) or "—",
                 "Recommended": a.get("recommended_action") or "—",
@@ -75,6 +80,7 @@ def anomaly_table(
             "Severity",
             "Kind",
             "Subject",
+            "Owner",
             "Score",
             "Signals",
             "Recommended",
@@ -84,8 +90,12 @@ def anomaly_table(
     )
 
 
-def blocked_table(decisions: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Subjects a decision holds now: what, why, who decided (source) and until when."""
+def blocked_table(
+    decisions: Iterable[Mapping[str, Any]], owners: Mapping[str, Owner] | None = None
+) -> pd.DataFrame:
+    """Subjects a decision holds now, whose they are, what, why, who decided (source) and
+    until when."""
+    owners = owners or {}
     rows = sorted(
         (d for d in decisions if d["action"] in ("block", "throttle")),
         key=lambda d: d["decided_at"],
@@ -95,6 +105,7 @@ def blocked_table(decisions: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         [
             {
                 "Subject": d["subject"],
+                "Owner": owner_of(d["subject"], owners),
                 "Action": d["action"] if d["action"] == "block" else f"throttle {d['rpm']} rpm",
                 "Reason": d["reason"],
                 "Source": d["source"],
@@ -103,5 +114,5 @@ def blocked_table(decisions: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             }
             for d in rows
         ],
-        columns=["Subject", "Action", "Reason", "Source", "Since", "Expires"],
+        columns=["Subject", "Owner", "Action", "Reason", "Source", "Since", "Expires"],
     )

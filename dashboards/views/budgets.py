@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboards.api import read_client, read_problem, wire
 from dashboards.budgets_data import budget_table, history_frame
+from dashboards.charts import budget_history_chart
 from dashboards.page import load_settings, refreshing
 from meterline.clients import ClientError, Role
 
@@ -63,7 +64,7 @@ def budgets_body() -> None:
     if history.empty:
         st.info("No spend recorded against this budget in its current period yet.")
     else:
-        st.line_chart(history, x="time", y=["Spent (USD)", "Limit (USD)"], height=280)
+        st.altair_chart(budget_history_chart(history), width="stretch")
 
 
 budgets_body()

@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from dashboards.api import admin_problem, read_client, read_problem, wire
+from dashboards.charts import latency_bars
 from dashboards.formatting import count
 from dashboards.operations_data import (
     deployment_table,
@@ -28,7 +29,7 @@ api = read_client(settings, ROLE)
 
 st.title("Operations")
 st.caption("How the gateway and its upstreams behave, and whether the pipeline keeps up.")
-start, end = date_range(2)
+start, end = date_range()
 
 
 def _ms(value: float | None) -> str:
@@ -96,17 +97,7 @@ def operations_body(start: date, end: date) -> None:
     if not ops["models"]:
         st.info("No requests in this range yet.")
     else:
-        chart = latency_chart(ops["models"])
-        st.bar_chart(
-            chart,
-            x="model",
-            y="ms",
-            color="percentile",
-            stack=False,
-            horizontal=True,
-            x_label="",
-            y_label="latency (ms)",
-        )
+        st.altair_chart(latency_bars(latency_chart(ops["models"])), width="stretch")
         st.dataframe(model_table(ops["models"]), hide_index=True, width="stretch")
 
     deployments_section(ops["deployments"])

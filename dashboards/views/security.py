@@ -11,8 +11,16 @@ from typing import Any
 
 import streamlit as st
 
-from dashboards.api import admin_client, admin_problem, read_client, read_problem, wire
+from dashboards.api import (
+    admin_client,
+    admin_problem,
+    key_owners,
+    read_client,
+    read_problem,
+    wire,
+)
 from dashboards.formatting import when
+from dashboards.owners import key_ids_to_resolve, owner_of, subject_label
 from dashboards.page import date_range, load_settings, refreshing
 from dashboards.security_data import (
     BLOCK_DURATIONS,
@@ -46,7 +54,7 @@ if subject:
     note, clear = st.columns([4, 1])
     note.info(f"Showing **{subject}** only (from an alert link).")
     clear.button("Show every subject", on_click=show_everything)
-start, end = date_range(7)
+start, end = date_range()
 
 
 @refreshing(settings)
@@ -59,6 +67,9 @@ def security_body(start: date, end: date, subject: str | None) -> None:
         st.error(read_problem(exc, api, ROLE))
         return
     blocked = blocked_subjects(decisions)
+    subjects = [row["subject"] for row in (*anomalies, *decisions, *history)]
+    wanted = key_ids_to_resolve(subjects, (a["evidence"] for a in anomalies))
+    owners = key_owners(settings, api, wanted)
     serious = sum(1 for a in anomalies if a["severity"] in ("critical", "high"))
     a, b, c = st.columns(3)
     a.metric("Anomalies in range", len(anomalies))
@@ -71,7 +82,7 @@ def security_body(start: date, end: date, subject: str | None) -> None:
         st.info("No detections in this range.")
     else:
         st.bar_chart(timeline, x="time", y="detections", color="kind", stack=True, height=220)
-        table = anomaly_table(anomalies, blocked)
+        table = anomaly_table(anomalies, blocked, owners)
         st.dataframe(
             table,
             hide_index=True,
@@ -81,14 +92,15 @@ def security_body(start: date, end: date, subject: str | None) -> None:
         by_id = {row["anomaly_id"]: row for row in anomalies}
         for anomaly_id in table["anomaly_id"][:EVIDENCE_SHOWN]:
             row = by_id[anomaly_id]
-            title = f"{row['severity'].upper()} · {row['kind']} · {row['subject']}"
+            who = subject_label(row["subject"], owners, row["evidence"].get("key_id"))
+            title = f"{row['severity'].upper()} · {row['kind']} · {who}"
             with st.expander(f"{title} · {when(row['ts'])}"):
                 st.write("Signals: " + (", ".join(row["signals"]) or "—"))
                 st.write(f"Recommended action: {row['recommended_action'] or '—'}")
                 st.json(row["evidence"], expanded=True)
 
     st.subheader("Blocked now")
-    current = blocked_table(decisions)
+    current = blocked_table(decisions, owners)
     if current.empty:
         st.success("Nothing is blocked or throttled.")
     else:
@@ -99,8 +111,10 @@ def security_body(start: date, end: date, subject: str | None) -> None:
                 {
                     "When": when(d["ts"]),
                     "Subject": d["subject"],
+                    "Owner": owner_of(d["subject"], owners),
                     "Action": d["action"],
                     "Source": d["source"],
+                    "By": d.get("decided_by") or "—",
                     "Reason": d["reason"],
                 }
                 for d in history

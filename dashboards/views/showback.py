@@ -32,7 +32,7 @@ api = read_client(settings, ROLE)
 st.title("Showback")
 st.caption("Spend by org, team, project, key, user, model and provider, from the read API.")
 left, right = st.columns([2, 1])
-start, end = date_range(7, container=left)
+start, end = date_range(container=left)
 grouping = right.selectbox("Group by", GROUPINGS, index=GROUPINGS.index("team"), key="grouping")
 
 

@@ -94,8 +94,11 @@ def test_budgets_show_burn_status_and_exhaustion(read_api, dashboard_env) -> Non
 
     app.selectbox(key="history_budget").set_value("b-search").run()
     assert not app.exception
-    assert len(app.get("vega_lite_chart")) == 1  # spent against the limit over time
+    [chart] = app.get("vega_lite_chart")  # spent against the limit over time
     assert not [i for i in app.info if "No spend recorded" in i.value]
+    # Hours of snapshots: the axis names day and minute (Vega's own pick read `.500`).
+    x = json.loads(chart.proto.spec)["encoding"]["x"]
+    assert x["type"] == "temporal" and x["axis"]["format"] == "%d %b %H:%M"
 
 
 def test_security_shows_anomalies_evidence_and_blocks(read_api, dashboard_env) -> None:
@@ -108,6 +111,12 @@ def test_security_shows_anomalies_evidence_and_blocks(read_api, dashboard_env) -
     anomalies = app.dataframe[0].value
     assert list(anomalies["Subject"]) == ["session:s-42", "key:k1"]  # newest first
     assert anomalies.set_index("Subject").loc["key:k1", "Blocked now"] == "yes"
+    # a key is shown with its owner, read from its newest request (no admin token here)
+    k1 = [r for r in read_api.seed.requests if r.key_id == "k1"]
+    newest = max(r.ts for r in k1)
+    owners = {f"{r.org}/{r.team}/{r.project}, {r.user}" for r in k1 if r.ts == newest}
+    assert anomalies.set_index("Subject").loc["key:k1", "Owner"] in owners
+    assert app.dataframe[1].value.iloc[0]["Owner"] in owners
     assert "new_network, model_enumeration" in set(anomalies["Signals"])
     blocked = app.dataframe[1].value.iloc[0]
     assert (blocked["Subject"], blocked["Source"]) == ("key:k1", "llmjacking")
@@ -132,16 +141,20 @@ def test_operations_shows_latency_errors_guardrails_drift_and_dlq(read_api, dash
     app = _page("views/operations.py")
     assert not app.error
     seed = read_api.seed
-    # the default range: yesterday and today (UTC)
-    shown = [r for r in seed.requests if r.ts >= TODAY - timedelta(days=1)]
+    # the default range of every page: the last 7 days, today included (UTC)
+    shown = [r for r in seed.requests if r.ts >= TODAY - timedelta(days=6)]
     assert _metric(app, "Requests") == str(len(shown))
     errors = sum(1 for r in shown if r.status_code >= 400)
     assert _metric(app, "Error rate") == f"{errors / len(shown) * 100:.2f}%"
     models = app.dataframe[0].value
     assert set(models["Model"]) == {r.model_used for r in shown}
     assert models["Requests"].sum() == len(shown)
-    assert (models["p50 ms"] <= models["p95 ms"]).all()
-    assert (models["p95 ms"] <= models["p99 ms"]).all()
+    p50, p95, p99 = (models[f"{p} ms"].astype(float) for p in ("p50", "p95", "p99"))
+    assert (p50 <= p95).all() and (p95 <= p99).all()
+    # full model labels (no ellipsis) and no literal None anywhere in the table
+    [chart] = app.get("vega_lite_chart")
+    assert json.loads(chart.proto.spec)["encoding"]["y"]["axis"]["labelLimit"] == 0
+    assert not models.isin([None, "None"]).any().any()
     deployments = app.dataframe[1].value.set_index("Deployment")
     by_deployment: dict[str, list] = {}
     for r in shown:
@@ -211,6 +224,7 @@ def test_operations_shows_each_deployments_breaker_from_the_gateway(read_api, da
         "openai/gpt-4o-mini": "closed",
         "anthropic/claude-3-5-haiku": "half-open",
         "azure/gpt-4o": "closed",
+        "local/acme-local-7b": "not routed now",  # served in range, no longer routed
     }
     idle = app.dataframe[1].value.set_index("Deployment").loc["azure/gpt-4o"]
     assert (idle["Requests"], idle["Error rate"], idle["p95 latency"]) == ("0", "—", "—")
@@ -226,3 +240,20 @@ def test_role_tokens_are_sent_and_their_absence_explained(read_api, dashboard_en
     app = _page()
     assert not app.error
     assert _metric(app, "Spend") == _cents(read_api.seed.total)
+
+
+def test_every_page_opens_on_the_same_range_and_keeps_a_picked_one(read_api, dashboard_env):
+    dashboard_env(read_api.url)
+    app = _page()
+    week = (TODAY.date() - timedelta(days=6), TODAY.date())
+    assert app.date_input(key="dates").value == week
+    for page in ("views/security.py", "views/operations.py"):
+        app.switch_page(page).run()
+        assert app.date_input(key="dates").value == week, page
+    picked = (TODAY.date() - timedelta(days=2), TODAY.date() - timedelta(days=1))
+    app.date_input(key="dates").set_value(picked).run()
+    app.switch_page("views/showback.py").run()
+    assert not app.exception
+    assert app.date_input(key="dates").value == picked
+    requests = [c for c in read_api.seed.costs if picked[0] <= c.request_ts.date() <= picked[1]]
+    assert _metric(app, "Requests") == f"{len(requests):,}"

@@ -175,10 +175,18 @@ MODEL = {
 
 def test_operations_tables() -> None:
     row = model_table([MODEL]).iloc[0]
-    assert row["Error rate %"] == 10.0 and row["p50 ms"] == 100.0
-    assert row["Output tokens/s"] == 12.3
+    assert row["Error rate %"] == 10.0 and row["p50 ms"] == "100.0"
+    assert row["Output tokens/s"] == "12.3"
+    assert (row["p99 ms"], row["TTFT p50 ms"]) == ("—", "—")  # not the word None
     chart = latency_chart([MODEL])
     assert list(chart["percentile"]) == ["p50", "p95"]  # no p99 yet: no bar
+    assert set(chart["model"]) == {"m · p"}
+    # requests refused before routing have neither model nor provider: no bare "@" row
+    refused = model_table([MODEL | {"model": "", "provider": ""}]).iloc[0]
+    assert (refused["Model"], refused["Provider"]) == ("(no model)", "—")
+    assert set(latency_chart([MODEL | {"model": None, "provider": None}])["model"]) == {
+        "(no model)"
+    }
     guardrails = guardrail_table(
         [
             {"guardrail": "pii", "category": "email", "action": "redact", "count": 2},
