@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.admin_ingest_tokens import ingest_tokens_router
+from gateway.cache import policy_params_error
 from gateway.enforcement import DEFAULT_THROTTLE_RPM, Decision
 from gateway.errors import AuthenticationFailed, ControlPlaneUnavailable, InvalidRequest, NotFound
 from gateway.guardrails import policy_id_for
@@ -33,10 +34,13 @@ from schemas.enforcement import EnforcementAction
 from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord, policy_record
 from schemas.ids import hash_key
 from schemas.policies import (
+    CACHE,
+    CACHE_MODES,
     DETECTOR_KINDS,
     GUARDRAIL_MODES,
     GUARDRAILS,
     AgentLoopMode,
+    CacheMode,
     GuardrailMode,
     LlmjackingMode,
     guardrail_kind,
@@ -49,6 +53,7 @@ __all__ = [
     "BudgetCreate",
     "EnforcementCreate",
     "KeyCreate",
+    "KeyLimits",
     "PolicyCreate",
     "admin_router",
     "budget_id_for",
@@ -67,6 +72,17 @@ class KeyCreate(BaseModel):
     tpm: int | None = Field(default=None, ge=0)
     budget_ids: list[str] = Field(default_factory=list)
     store_prompts: bool = False
+
+
+class KeyLimits(BaseModel):
+    """PATCH /admin/keys/{key_id}: the key's limits, replaced as a whole (null: every
+    model, no limit); its secret and attribution stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
 
 
 class BudgetCreate(BaseModel):
@@ -271,7 +287,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         sources = {source} if source else {d.source for d in current} | {"manual"}
         for name in sorted(sources):
             key = enforcement_key(name, subject)
-            await send(key, None, runtime.enforcement_topic, "enforcement")
+            await send(key, None, runtime.enforcement_topic, "enforcement", actor)
             runtime.enforcement.lift(subject, name)
         return {
             "subject": subject,
@@ -296,16 +312,26 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             raise InvalidRequest(
                 "a policy applies to a key, user, team, project or org, not a session",
                 param="subject",
+        actor = [(ACTOR_HEADER, who.encode())]
             )
         detector_modes = DETECTOR_KINDS.get(body.kind)
-        if detector_modes is not None:
+        if body.params and body.kind != CACHE:
+            raise InvalidRequest(f"a {body.kind} policy takes no params", param="params")
+        if body.kind == CACHE:
+            if body.mode not in CACHE_MODES:
+                raise InvalidRequest("cache mode must be one of off, exact, semantic", param="mode")
+            if (bad := policy_params_error(body.params)) is not None:
+                raise InvalidRequest(bad[1], param=f"params.{bad[0]}")
+        elif detector_modes is not None:
             if parse_subject(subject)[0] != "org":
                 raise InvalidRequest(f"a {body.kind} policy applies to an org", param="subject")
             if body.mode not in detector_modes:
                 allowed = ", ".join(detector_modes)
                 raise InvalidRequest(f"{body.kind} mode must be one of {allowed}", param="mode")
         elif guardrail_of(body.kind) is None:
-            kinds = ", ".join([*(f"'{guardrail_kind(g)}'" for g in GUARDRAILS), *DETECTOR_KINDS])
+            kinds = ", ".join(
+                [*(f"'{guardrail_kind(g)}'" for g in GUARDRAILS), *DETECTOR_KINDS, CACHE]
+            )
             raise InvalidRequest(f"kind must be one of {kinds}", param="kind")
         elif body.mode not in GUARDRAIL_MODES:
             raise InvalidRequest(
@@ -322,7 +348,9 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         )
         await send(control_key("policy", record.policy_id), record.to_json(), None, "policy")
         payload = orjson.loads(record.to_json())
-        if detector_modes is None:
+        if body.kind == CACHE:
+            runtime.cache.policies.apply_record(payload)
+        elif detector_modes is None:
             runtime.guardrails.policies.apply_record(payload)
         return JSONResponse(payload, status_code=201)
 
@@ -331,12 +359,14 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         return {
             "object": "list",
             "defaults": runtime.guardrails.policies.defaults,
-            "data": runtime.guardrails.policies.listing(),
+            "data": runtime.guardrails.policies.listing() + runtime.cache.policies.listing(),
         }
 
     @router.delete("/policies/{policy_id}")
     async def delete_policy(policy_id: str, who: Actor) -> dict[str, Any]:
-        current = runtime.guardrails.policies.get(policy_id)
+        current = runtime.guardrails.policies.get(policy_id) or runtime.cache.policies.get(
+            policy_id
+        )
         if current is None:
             raise NotFound(f"no policy with id '{policy_id}'", param="policy_id")
         record = policy_record(
@@ -344,6 +374,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
                 "policy_id": policy_id,
                 "subject": current["subject"],
                 "kind": current["kind"],
+                "params": body.params,
                 "mode": current["mode"],
                 "deleted": True,
                 "created_by": who,

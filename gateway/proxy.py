@@ -35,6 +35,7 @@ from gateway.apis import (
 from gateway.asgi import JSON_HEADERS, SSE_HEADERS, Receive, Scope, Send, read_body, send_response
 from gateway.bounds import clip_bytes
 from gateway.bridge import Bridge, Exchanged, bridge_for
+from gateway.cache import CacheLookup
 from gateway.client_address import client_address, parse_networks
 from gateway.errors import (
     AuthenticationFailed,
@@ -55,6 +56,7 @@ from gateway.record import RequestRecord
 from gateway.routing import Attempt, Deployment, Group
 from gateway.runtime import GatewayRuntime
 from gateway.signature import request_signature
+from schemas.policies import CACHE_HITS
 from schemas.spend import SpendMark, wire_ms
 from schemas.subjects import key_subject
 
@@ -300,8 +302,15 @@ class ProxyRoutes:
             if record.key.rpm is not None or record.key.tpm is not None:
                 tokens_taken = self._rate_limit(record, estimate)
             raw = self._rt.guardrails.check_input(record, dialect, parsed.body, raw)
-            if parsed.stream:
-                started = await self._stream(send, record, dialect, chain, raw, parsed, estimate)
+            # After input guardrails: a blocked prompt never reaches the cache (gateway/cache).
+            cached = await self._rt.cache.lookup(scope["headers"], record, dialect, parsed)
+            if cached is not None and cached.answer is not None:
+                started = True
+                await self._rt.cache.replay(send, record, cached, self._headers)
+            elif parsed.stream:
+                started = await self._stream(
+                    send, record, dialect, chain, raw, parsed, estimate, cached
+                )
             else:
                 (answer, data, summary), _ = await self._route(
                     record, dialect, chain, estimate, self._exchange(parsed, raw, dialect)
@@ -310,6 +319,10 @@ class ProxyRoutes:
                 data = self._rt.guardrails.check_output(record, dialect, answer, data)
                 started = True
                 await send_response(send, 200, data, self._headers(record, JSON_HEADERS))
+                if cached is not None:
+                    cached.parts.append(data)
+            if cached is not None:  # stores what the client was sent, if it was sent whole
+                self._rt.cache.fill(cached, record)
         except _ClientGone:
             record.error_type = "client_disconnected"
         except GatewayError as exc:
@@ -355,6 +368,8 @@ class ProxyRoutes:
         summary = record.summary
         used_in = summary.input_tokens if summary else 0
         used_out = summary.output_tokens if summary else 0
+        if record.cache in CACHE_HITS:  # answered from the cache: nothing was spent
+            used_in = used_out = 0
         if tokens_taken and record.key is not None:
             self._rt.limiter.correct(record.key.key_id, tokens_taken, used_in + used_out)
         if budget_ids and (used_in or used_out):
@@ -516,8 +531,10 @@ class ProxyRoutes:
         raw: bytes,
         parsed: ParsedRequest,
         estimate: int,
+        cached: CacheLookup | None = None,
     ) -> bool:
-        """Route, then pass the client's events on as they arrive; True once it began."""
+        """Route, then pass the client's events on as they arrive (kept in `cached` for
+        the cache); True once it began."""
         opened, deployment = await self._route(
             record, dialect, chain, estimate, self._open_stream(parsed, raw, dialect)
         )
@@ -539,6 +556,8 @@ class ProxyRoutes:
                     await self._send(
                         send, {"type": "http.response.body", "body": event, "more_body": True}
                     )
+                    if cached is not None:
+                        cached.parts.append(event)
             except (UpstreamError, GuardrailBlocked) as exc:  # mid-stream: report in-band
                 record.status_code = exc.status
                 record.error_type = exc.error_type

@@ -54,6 +54,7 @@ def iso_ms(epoch_s: float) -> str:
 class RequestRecord:
     endpoint: str
     request_id: str = field(default_factory=new_event_id)
+    event_id: str = field(default_factory=new_event_id)  # known early: a cache entry cites it
     started_wall: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     key: KeyInfo | None = None
@@ -83,6 +84,9 @@ class RequestRecord:
     guardrails: list[dict[str, str]] = field(default_factory=list)  # GuardrailSummary dicts
     # extra response headers (x-ratelimit-*), sent on success and on errors alike
     response_headers: tuple[tuple[bytes, bytes], ...] = ()
+    cache: str | None = None  # gateway/cache: miss, hit, semantic_hit (None: not consulted)
+    cache_similarity: float | None = None
+    cache_source_event_id: str | None = None
 
     def mark_first_token(self) -> None:
         if self.ttft_ms is None:
@@ -93,7 +97,7 @@ class RequestRecord:
         key = self.key
         summary = self.summary or ResponseSummary()
         return {
-            "event_id": new_event_id(),
+            "event_id": self.event_id,
             "event_type": "request",
             "schema_version": SCHEMA_VERSION,
             "ts": iso_ms(time.time()),
@@ -137,4 +141,7 @@ class RequestRecord:
             "finish_reason": summary.finish_reason,
             "enforcement": self.enforcement or {},
             "guardrails": self.guardrails,
+            "cache": self.cache,
+            "cache_similarity": self.cache_similarity,
+            "cache_source_event_id": self.cache_source_event_id,
         }

@@ -14,7 +14,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
+
 from gateway.budgets import BudgetGuard
+from gateway.cache import ResponseCache
+from gateway.cache.embed import Embedder
+from gateway.cache.shared import SharedStore
 from gateway.collaborators import Clock, ControlSink, ViewsFactory
 from gateway.control import ControlPublisher, apply_control_record
 from gateway.emit import EventEmitter, KafkaEmitter
@@ -26,6 +31,7 @@ from gateway.metrics import Metrics
 from gateway.pricing import PriceEstimator
 from gateway.providers import AiohttpUpstream, Provider, Timeouts, Upstream
 from gateway.ratelimit import KeyLimiter
+from gateway.record import RequestRecord
 from gateway.routing import Router
 from gateway.routing.observe import RoutingMetrics
 from gateway.tracing import GatewayTracer
@@ -71,11 +77,13 @@ class GatewayRuntime:
         self.limiter = KeyLimiter()
         self.guardrails = Guardrails(settings, self.emitter.emit, self.metrics)
         self.prices = PriceEstimator(settings.price_overrides)
+        self.cache = ResponseCache(settings.gateway.cache, self.metrics)
         self.enforcement_topic = settings.topic(ENFORCEMENT)
         self.reader = views(
             {
                 settings.topic(CONTROL): lambda k, v: (
                     self.ingest_tokens.apply(k, v)
+                    or self.cache.policies.apply(k, v)
                     or apply_control_record(self.keys, k, v, self.budgets, self.guardrails.policies)
                 ),
                 self.enforcement_topic: self.enforcement.apply,
@@ -153,10 +161,31 @@ class GatewayRuntime:
         for config in self.settings.providers:
             self.providers[config.name] = self.upstream.provider(config)
         self.router.bind(self.providers)
+        self._start_cache()
         self.emitter.start()
         self.reader.start()
 
+    def _start_cache(self) -> None:
+        """The semantic cache's embedder and the shared store, once providers exist."""
+        config = self.settings.gateway.cache
+        self.cache.bind(
+            Embedder(
+                self.router,
+                config.embedding_model,
+                lambda name: p.price_provider if (p := self.providers.get(name)) else None,
+                self.emit_record,
+            ),
+            SharedStore.from_url(config.redis_url) if config.redis_url else None,
+        )
+
+    def emit_record(self, record: RequestRecord) -> None:
+        """Emit a RequestEvent the gateway makes on its own (the cache's embedding calls)."""
+        key = record.key.key_id.encode() if record.key else b""
+        self.emitter.emit(self.requests_topic, key, orjson.dumps(record.to_event()))
+
     async def aclose(self) -> None:
+        if self.cache.shared is not None:
+            await self.cache.shared.aclose()
         self.reader.close()
         for provider in self.providers.values():
             await provider.aclose()

@@ -41,7 +41,8 @@ from meterline.config_sources import (
     warn_unknown_env,
 )
 from meterline.routing_config import ProviderConfig, RoutingConfig
-from schemas.policies import AgentLoopMode, GuardrailMode, LlmjackingMode
+from schemas.policies import AgentLoopMode, CacheMode, GuardrailMode, LlmjackingMode
+from schemas.subjects import SubjectError, validate_subject
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -51,6 +52,8 @@ __all__ = [
     "AgentLoopSettings",
     "AlertSettings",
     "BudgetSettings",
+    "CachePolicySettings",
+    "CacheSettings",
     "ConfigError",
     "DashboardSettings",
     "DriftSettings",
@@ -148,6 +151,52 @@ class GuardrailSettings(Section):
     max_scan_chars: int = 256 * 1024
 
 
+class CachePolicySettings(BaseModel):
+    """One org's (or key's, team's, ...) cache policy in YAML; unset params: the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: CacheMode
+    ttl_s: float | None = Field(default=None, gt=0)
+    similarity: float | None = Field(default=None, gt=0, le=1)
+    scope: Literal["org", "key"] | None = None
+
+
+class CacheSettings(Section):
+    """The response cache (gateway/cache, docs/cache.md). `mode` is the default for every
+    org (`off`, `exact`, `semantic`); `cache` PolicyRecords (POST /admin/policies) set it
+    per key, user, team, project or org, with their own `ttl_s`, `similarity` and `scope`.
+    Entries are partitioned by org (or by key: `scope: key`) so no answer crosses orgs.
+    `ignore_params` are body fields that do not change the answer (left out of the key).
+    Memory is bounded by `max_entries` and `max_bytes` (least recently used evicted first).
+    Semantic lookups embed the prompt with `embedding_model` through the gateway's own
+    routing (exact cosine search in numpy). `policies` sets modes per subject in YAML
+    (`org:acme: {mode: semantic, ttl_s: 600}`), as PolicyRecords do. `redis_url` shares
+    entries across gateway replicas (off when unset)."""
+
+    mode: CacheMode = "off"
+    ttl_s: float = Field(default=3600.0, gt=0)
+    similarity: float = Field(default=0.95, gt=0, le=1)
+    scope: Literal["org", "key"] = "org"
+    ignore_params: list[str] = Field(default_factory=lambda: ["user", "metadata", "store"])
+    max_entries: int = Field(default=10_000, ge=1)
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    embedding_model: str = "text-embedding-3-small"
+    semantic_tools: bool = False  # semantic hits for requests with tool results or images
+    policies: dict[str, CachePolicySettings] = Field(default_factory=dict)
+    redis_url: str | None = None
+
+    @field_validator("policies")
+    @classmethod
+    def _subjects(cls, value: dict[str, CachePolicySettings]) -> dict[str, CachePolicySettings]:
+        for subject in value:
+            try:
+                validate_subject(subject)
+            except SubjectError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
 class GatewaySettings(Section):
     """The gateway (gateway/): request limits, upstream timeouts, spool, proxies, tracing.
 
@@ -170,6 +219,7 @@ class GatewaySettings(Section):
     emitter: EmitterSettings = Field(default_factory=EmitterSettings)
     enforcement: EnforcementSettings = Field(default_factory=EnforcementSettings)
     guardrail: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     @field_validator("trusted_proxies")
     @classmethod

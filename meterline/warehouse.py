@@ -135,7 +135,6 @@ def migrate(client: Client, database: str) -> list[str]:
     return applied
 
 
-SPEND_DAILY_MIGRATION = "0004_spend_daily"
 # The materialized view's SELECT, up to its FROM table (which the refill reads FINAL).
 _MV_SELECT = re.compile(
     r"CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<db>\S+)\.spend_daily_mv\s+TO\s+\S+\s+AS\s+"
@@ -147,16 +146,17 @@ _MV_SELECT = re.compile(
 def spend_daily_refill_sql(database: str) -> str:
     """The INSERT that refills spend_daily: spend_daily_mv's own SELECT over costs FINAL.
 
-    Read from the migration rather than copied, so the rebuild cannot drift from the view
-    that fills the table in normal operation.
+    Read from the latest migration that creates the view (0004, recreated with the cache
+    measures by 0008) rather than copied, so the rebuild cannot drift from the view that
+    fills the table in normal operation.
     """
     db = validate_identifier(database)
-    migration = next(m for m in load_migrations() if m.name == SPEND_DAILY_MIGRATION)
-    for statement in migration.statements(db):
-        match = _MV_SELECT.fullmatch(statement)
-        if match is not None:
-            return f"INSERT INTO {db}.spend_daily\n{match['select']} FINAL{match['rest']}"
-    raise WarehouseError(f"no spend_daily_mv SELECT in migration {SPEND_DAILY_MIGRATION}")
+    for migration in reversed(load_migrations()):
+        for statement in migration.statements(db):
+            match = _MV_SELECT.fullmatch(statement)
+            if match is not None:
+                return f"INSERT INTO {db}.spend_daily\n{match['select']} FINAL{match['rest']}"
+    raise WarehouseError("no migration creates spend_daily_mv")
 
 
 def rebuild_aggregates(client: Client, database: str) -> int:

@@ -5,7 +5,7 @@
 | `guardrail:<name>`| off, monitor, redact, block    | gateway (guardrails)        |
 | `llmjacking`      | off, monitor, enforce          | processors/llmjacking       |
 | `agent_loop`      | off, monitor, throttle, block  | processors/agentloop        |
-| `cache`           | off, exact, semantic           | (reserved: no consumer yet) |
+| `cache`           | off, exact, semantic           | gateway (gateway/cache)     |
 
 The record models themselves (`schemas.events.PolicyRecord`, a union discriminated on
 `kind`) are typed with these Literals; the admin API, the detectors, the guardrail view
@@ -23,6 +23,7 @@ __all__ = [
     "AGENT_LOOP",
     "AGENT_LOOP_MODES",
     "CACHE",
+    "CACHE_HITS",
     "CACHE_MODES",
     "DETECTOR_KINDS",
     "GUARDRAILS",
@@ -33,6 +34,7 @@ __all__ = [
     "POLICY_MODES",
     "AgentLoopMode",
     "CacheMode",
+    "CacheStatus",
     "GuardrailKind",
     "GuardrailMode",
     "GuardrailName",
@@ -50,6 +52,9 @@ GuardrailMode = Literal["off", "monitor", "redact", "block"]
 LlmjackingMode = Literal["off", "monitor", "enforce"]
 AgentLoopMode = Literal["off", "monitor", "throttle", "block"]
 CacheMode = Literal["off", "exact", "semantic"]
+# What the response cache did for one request (RequestEvent.cache, CostEvent.cache).
+CacheStatus = Literal["miss", "hit", "semantic_hit"]
+CACHE_HITS: Final[tuple[CacheStatus, ...]] = ("hit", "semantic_hit")
 
 GUARDRAIL_MODES: Final[tuple[GuardrailMode, ...]] = get_args(GuardrailMode)
 LLMJACKING_MODES: Final[tuple[LlmjackingMode, ...]] = get_args(LlmjackingMode)

@@ -2,8 +2,9 @@
 
 APIs (all POST unless said):
 - OpenAI: `/v1/chat/completions`, `/v1/completions` (legacy text_completion), `/v1/responses`,
-  `/v1/embeddings`, `GET /v1/models` (`MOCK_MODELS`), `GET /healthz`. Errors in OpenAI's shape
-  `{"error": {"message", "type", "code", "param"}}`.
+  `/v1/embeddings` (deterministic, similar texts close: `_embeddings.py`; `dimensions`
+  honoured, 256 by default), `GET /v1/models` (`MOCK_MODELS`), `GET /healthz`. Errors in
+  OpenAI's shape `{"error": {"message", "type", "code", "param"}}`.
 - Azure OpenAI: `/openai/deployments/<deployment>/{chat/completions,completions,embeddings}`
   answered like the `/v1` route with model = the deployment name. The `api-version` query
   parameter is required (400 in OpenAI's shape, code `missing_api_version`, without it); an

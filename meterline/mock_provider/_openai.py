@@ -6,13 +6,13 @@ frame before which `disconnect-mid-stream` drops the connection.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from typing import Any
 
 import orjson
 
+from meterline.mock_provider._embeddings import DEFAULT_DIMENSIONS, MAX_DIMENSIONS, embed
 from meterline.mock_provider._shared import Plan, sse, text_pieces, usage_of
 
 Frames = tuple[list[bytes], int]
@@ -98,6 +98,9 @@ def completions(body: dict[str, Any], plans: list[Plan], model: str) -> bytes | 
 
 def embeddings(body: dict[str, Any], model: str) -> bytes:
     value = body.get("input")
+    asked = body.get("dimensions")
+    dimensions = asked if isinstance(asked, int) and 0 < asked <= MAX_DIMENSIONS else 0
+    dimensions = dimensions or DEFAULT_DIMENSIONS
     items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     data = []
     tokens = 0
@@ -108,8 +111,7 @@ def embeddings(body: dict[str, Any], model: str) -> bytes:
             tokens += len(item)
         else:
             tokens += 1
-        digest = hashlib.sha256(orjson.dumps(item)).digest()
-        vector = [round(b / 255 - 0.5, 4) for b in digest[:8]]
+        vector = embed(item, dimensions)
         data.append({"object": "embedding", "index": index, "embedding": vector})
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
     return orjson.dumps({"object": "list", "data": data, "model": model, "usage": usage})

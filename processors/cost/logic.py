@@ -10,6 +10,10 @@ Anthropic, whose `input_tokens` excludes cache tokens, it must add them. A reque
 cache tokens exceed its input tokens breaks the convention and is rejected (dead letter)
 rather than priced wrongly.
 
+A response-cache hit (RequestEvent.cache `hit` or `semantic_hit`) carries its original
+answer's provider, model and tokens: its CostEvent costs 0 with 0 tokens (nothing was
+billed, no budget moves) and `saved_cost` is what those tokens cost, priced the same way.
+
 Money is Decimal end to end. `total_cost` is genai-prices' `total_price` to the last
 digit; the four parts always sum to it (input_cost also carries any non-token fee).
 """
@@ -38,6 +42,7 @@ from meterline.settings import PriceOverride
 from processors.decoded import decode
 from processors.errors import Rejected, describe_validation_error
 from schemas.events.v1 import CostEvent, RequestEvent
+from schemas.policies import CACHE_HITS
 
 __all__ = [
     "GENAI_PRICES_SOURCE",
@@ -124,6 +129,8 @@ class Pricer:
                 at=event.ts_start,
             )
         )
+        if event.cache in CACHE_HITS:
+            return _saving_event(event, model, quote)
         return _cost_event(event, model, quote.split, quote.price_source, quote.priced)
 
     def quote(self, tokens: TokenUsage) -> Quote:
@@ -336,4 +343,20 @@ def _cost_event(
         total_cost=split.total_cost,
         price_source=source,
         priced=priced,
+        cache=event.cache,
+    )
+
+
+def _saving_event(event: RequestEvent, model: str | None, quote: Quote) -> CostEvent:
+    # A hit bills nothing: the costs and tokens stay 0, the quote is what it saved.
+    billed = _cost_event(event, model, CostSplit.zero(), quote.price_source, quote.priced)
+    return billed.model_copy(
+        update={
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+            "cache": event.cache,
+            "saved_cost": quote.split.total_cost,
+        }
     )

@@ -20,6 +20,7 @@ from schemas.ids import new_event_id
 from schemas.policies import (
     AgentLoopMode,
     CacheMode,
+    CacheStatus,
     GuardrailKind,
     GuardrailMode,
     LlmjackingMode,
@@ -226,6 +227,14 @@ class RequestEvent(Event):
         ch.STRINGS.flattening("action", "guardrail_actions"),
         ch.STRINGS.flattening("category", "guardrail_categories"),
     ] = Field(default_factory=list)
+    # The response cache (gateway/cache): None when it was not consulted (off, opted out,
+    # not cacheable); `miss`, or a hit served from the entry the request
+    # `cache_source_event_id` filled (its RequestEvent's event_id), `semantic_hit` with the
+    # cosine `cache_similarity` of the prompts. A hit's provider, model and tokens are the
+    # original answer's: what it would have cost (CostEvent.saved_cost), not what it did.
+    cache: Annotated[CacheStatus | None, ch.LOW] = None
+    cache_similarity: Annotated[float | None, ch.NULL_FLOAT] = None
+    cache_source_event_id: Annotated[str | None, ch.STRING] = None
 
 
 class SpanEvent(Event):
@@ -307,6 +316,10 @@ class CostEvent(Event):
     currency: Annotated[Literal["USD"], ch.LOW] = "USD"
     price_source: Annotated[str, ch.LOW]
     priced: Annotated[bool, ch.BOOL]
+    # A response-cache hit costs nothing (every cost and token count above is 0) and
+    # saves what its original answer costs: `saved_cost`, priced exactly as spend is.
+    cache: Annotated[CacheStatus | None, ch.LOW] = None
+    saved_cost: Annotated[Money, ch.MONEY] = Decimal(0)
 
 
 class BudgetState(Event):

@@ -120,7 +120,7 @@ def test_every_section_forbids_unknown_keys() -> None:
                 found += [field.annotation, *sections(field.annotation)]
         return found
 
-    assert len(sections(Settings)) == 15
+    assert len(sections(Settings)) == 16
     for section in sections(Settings):
         assert section.model_config.get("extra") == "forbid", section
         assert section.__doc__, section

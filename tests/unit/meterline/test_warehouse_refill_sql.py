@@ -1,4 +1,5 @@
-"""The rebuild command's SQL is spend_daily_mv's SELECT, read from its migration."""
+"""The rebuild command's SQL is spend_daily_mv's SELECT, read from the latest migration
+that creates the view (0008 recreated it with the response cache's measures)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ from meterline.warehouse import load_migrations, spend_daily_refill_sql
 
 def test_the_refill_is_the_views_select_over_costs_final() -> None:
     sql = spend_daily_refill_sql("meterline")
-    migration = next(m for m in load_migrations() if m.name == "0004_spend_daily")
-    view = next(s for s in migration.statements("meterline") if "spend_daily_mv" in s)
+    creating = [
+        m
+        for m in load_migrations()
+        if any("MATERIALIZED VIEW" in s and "spend_daily_mv" in s for s in m.statements("x"))
+    ]
+    assert [m.name for m in creating] == ["0004_spend_daily", "0008_response_cache"]
+    view = next(
+        s
+        for s in creating[-1].statements("meterline")
+        if s.startswith("CREATE MATERIALIZED VIEW") and "spend_daily_mv" in s
+    )
     select = view[view.index("SELECT") :]
+    assert "sum(saved_cost) AS saved_usd" in select
     assert sql.startswith("INSERT INTO meterline.spend_daily\nSELECT")
     assert sql.removeprefix("INSERT INTO meterline.spend_daily\n") == select.replace(
         "FROM meterline.costs", "FROM meterline.costs FINAL"
