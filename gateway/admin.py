@@ -53,7 +53,6 @@ __all__ = [
     "BudgetCreate",
     "EnforcementCreate",
     "KeyCreate",
-    "KeyLimits",
     "PolicyCreate",
     "admin_router",
     "budget_id_for",
@@ -72,17 +71,6 @@ class KeyCreate(BaseModel):
     tpm: int | None = Field(default=None, ge=0)
     budget_ids: list[str] = Field(default_factory=list)
     store_prompts: bool = False
-
-
-class KeyLimits(BaseModel):
-    """PATCH /admin/keys/{key_id}: the key's limits, replaced as a whole (null: every
-    model, no limit); its secret and attribution stay."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    models: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=0)
-    tpm: int | None = Field(default=None, ge=0)
 
 
 class BudgetCreate(BaseModel):
@@ -114,10 +102,12 @@ class PolicyCreate(BaseModel):
 
     subject: str
     kind: str = Field(
-        description="guardrail:<pii|secrets|prompt_injection>, llmjacking or agent_loop"
+        description="guardrail:<pii|secrets|prompt_injection>, llmjacking, agent_loop or cache"
     )
     # Every mode of the kinds the admin API accepts (a kind's own list is checked below).
-    mode: Literal[GuardrailMode, LlmjackingMode, AgentLoopMode]
+    mode: Literal[GuardrailMode, LlmjackingMode, AgentLoopMode, CacheMode]
+    # Kind `cache` only: ttl_s, similarity, scope (org|key); unset ones take the defaults.
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 def budget_id_for(subject: str, period: str) -> str:
@@ -287,7 +277,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         sources = {source} if source else {d.source for d in current} | {"manual"}
         for name in sorted(sources):
             key = enforcement_key(name, subject)
-            await send(key, None, runtime.enforcement_topic, "enforcement", actor)
+            await send(key, None, runtime.enforcement_topic, "enforcement")
             runtime.enforcement.lift(subject, name)
         return {
             "subject": subject,
@@ -312,7 +302,6 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
             raise InvalidRequest(
                 "a policy applies to a key, user, team, project or org, not a session",
                 param="subject",
-        actor = [(ACTOR_HEADER, who.encode())]
             )
         detector_modes = DETECTOR_KINDS.get(body.kind)
         if body.params and body.kind != CACHE:
@@ -343,6 +332,7 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
                 "subject": subject,
                 "kind": body.kind,
                 "mode": body.mode,
+                "params": body.params,
                 "created_by": who,
             }
         )
@@ -374,7 +364,6 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
                 "policy_id": policy_id,
                 "subject": current["subject"],
                 "kind": current["kind"],
-                "params": body.params,
                 "mode": current["mode"],
                 "deleted": True,
                 "created_by": who,
@@ -382,7 +371,13 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         )
         await send(control_key("policy", policy_id), record.to_json(), None, "policy")
         runtime.guardrails.policies.remove(policy_id)
+        runtime.cache.policies.remove(policy_id)
         return {"policy_id": policy_id, "deleted": True}
+
+    @router.get("/cache")
+    async def cache_state() -> dict[str, Any]:
+        """This gateway's response cache: entries, bytes and bounds, lookups by result."""
+        return runtime.cache.stats()
 
     @router.get("/routing")
     async def routing_state() -> dict[str, Any]:
