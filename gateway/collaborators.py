@@ -47,7 +47,13 @@ ViewsFactory = Callable[[dict[str, Apply]], Views]
 class ControlSink(Protocol):
     """Publishes control records for the admin API (blocking; run off the loop)."""
 
-    def publish(self, key: str, value: bytes | None, topic: str | None = None) -> None: ...
+    def publish(
+        self,
+        key: str,
+        value: bytes | None,
+        topic: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -79,9 +85,17 @@ class MemoryControlPublisher:
 
     def __init__(self) -> None:
         self.published: list[tuple[str, bytes | None, str | None]] = []
+        self.headers: list[list[tuple[str, bytes]] | None] = []  # of each published record
 
-    def publish(self, key: str, value: bytes | None, topic: str | None = None) -> None:
+    def publish(
+        self,
+        key: str,
+        value: bytes | None,
+        topic: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         self.published.append((key, value, topic))
+        self.headers.append(headers)
 
     def close(self) -> None:
         pass

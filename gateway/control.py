@@ -67,7 +67,13 @@ class ControlPublisher:
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._lock = threading.Lock()
 
-    def publish(self, key: str, value: bytes | None, topic: str | None = None) -> None:
+    def publish(
+        self,
+        key: str,
+        value: bytes | None,
+        topic: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         """Blocking (run it off the event loop); raises ConnectionError if not delivered.
         `topic` defaults to the control topic; a None value is a tombstone."""
         outcome: list[KafkaError | None] = []
@@ -78,7 +84,7 @@ class ControlPublisher:
         with self._lock:
             try:
                 self._producer.produce(
-                    topic or self._topic, value, key.encode(), on_delivery=deliver
+                    topic or self._topic, value, key.encode(), on_delivery=deliver, headers=headers
                 )
             except (BufferError, KafkaException) as exc:
                 raise ConnectionError(f"control topic unavailable: {exc}") from exc

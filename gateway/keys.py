@@ -14,7 +14,7 @@ from typing import Any
 from schemas.ids import hash_key
 from schemas.subjects import attribution_subjects
 
-__all__ = ["KEY_PREFIX", "KeyInfo", "KeyStore", "new_key"]
+__all__ = ["KEY_PREFIX", "KeyInfo", "KeyStore", "new_key", "revoked_view"]
 
 KEY_PREFIX = "ml-"
 
@@ -64,12 +64,22 @@ class KeyInfo:
         }
 
 
+def revoked_view(record: dict[str, Any]) -> dict[str, Any]:
+    """A revoked KeyRecord as the admin API lists it."""
+    fields = ("key_id", "org", "team", "project", "user", "models", "rpm", "tpm", "budget_ids")
+    view = {name: record.get(name) for name in fields}
+    view.update(revoked=True, revoked_at=record.get("ts"), revoked_by=record.get("created_by"))
+    return view
+
+
 class KeyStore:
     """hash -> KeyInfo. Written by the control reader thread, read by the event loop."""
 
     def __init__(self) -> None:
         self._by_hash: dict[str, KeyInfo] = {}
         self._hash_by_id: dict[str, str] = {}
+        # key_id -> what the admin API lists for a revoked key: it stays visible as revoked.
+        self._revoked: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()  # writers only; a dict get needs no lock
 
     def __len__(self) -> int:
@@ -85,6 +95,10 @@ class KeyStore:
     def all(self) -> list[KeyInfo]:
         return list(self._by_hash.values())
 
+    def revoked(self) -> list[dict[str, Any]]:
+        """The revoked keys as the admin API lists them (no hash): who revoked, when."""
+        return list(self._revoked.values())
+
     def apply(self, record: dict[str, Any]) -> bool:
         """Apply one KeyRecord (as a dict). Returns False if the record is unusable."""
         key_id, key_hash = record.get("key_id"), record.get("key_hash")
@@ -92,6 +106,7 @@ class KeyStore:
             return False
         if record.get("revoked"):
             self.remove(key_id)
+            self._revoked[key_id] = revoked_view(record)
             return True
         models = record.get("models")
         org, team = str(record.get("org") or ""), str(record.get("team") or "")
@@ -115,10 +130,12 @@ class KeyStore:
                 self._by_hash.pop(old_hash, None)
             self._by_hash[key_hash] = info
             self._hash_by_id[key_id] = key_hash
+            self._revoked.pop(key_id, None)
         return True
 
     def remove(self, key_id: str) -> bool:
         with self._lock:
+            self._revoked.pop(key_id, None)
             key_hash = self._hash_by_id.pop(key_id, None)
             if key_hash is None:
                 return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final, Literal, get_args
 
 __all__ = [
+    "ACTOR_HEADER",
     "DECISION_SOURCES",
     "ENFORCEMENT_ACTIONS",
     "LIFT",
@@ -26,6 +27,10 @@ ENFORCEMENT_ACTIONS: Final[tuple[EnforcementAction, ...]] = get_args(Enforcement
 # stored as a row with action `lift`: that source's decision on the subject was lifted.
 LIFT: Final = "lift"
 HistoryAction = Literal[EnforcementAction, "lift"]
+
+# A tombstone has no value to say who lifted the decision: the admin API names the person
+# in this Kafka header, and the sink stores it as the lift's `decided_by`.
+ACTOR_HEADER: Final = "meterline-actor"
 
 DecisionSource = Literal["budget", "llmjacking", "agent_loop", "guardrail", "manual"]
 DECISION_SOURCES: Final[tuple[DecisionSource, ...]] = get_args(DecisionSource)

@@ -50,6 +50,7 @@ ACCESS: tuple[tuple[str, frozenset[Role]], ...] = (
     ("/api/export/focus", _FINANCE),
     ("/api/anomalies", _SECURITY),
     ("/api/enforcement", _SECURITY),
+    ("/api/audit", _SECURITY),
     ("/api/requests", _SECURITY),
     ("/api/traces", _SECURITY),
     ("/api/drift", _SECURITY),

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from ingest.api.anomalies import anomalies, parse_severities
+from ingest.api.audit import audit_entries
 from ingest.api.budgets import MAX_HISTORY, budgets
 from ingest.api.drift import drift_reports
 from ingest.api.enforcement import current_enforcement, enforcement_history
@@ -25,6 +26,8 @@ from ingest.api.timeseries import parse_timeseries, run_timeseries
 from meterline.warehouse import SharedClient
 from schemas.api.read import (
     AnomaliesResponse,
+    AuditKind,
+    AuditResponse,
     BudgetsResponse,
     DriftResponse,
     EnforcementResponse,
@@ -150,6 +153,23 @@ def enforcement_history_(
         source=source,
         action=action,
         limit=limit,
+    )
+
+
+@router.get("/api/audit", response_model=AuditResponse)
+def audit(
+    request: Request,
+    from_: From = None,
+    to: str | None = None,
+    kind: AuditKind | None = None,
+    subject: str | None = None,
+    who: str | None = None,
+    limit: Limit = 200,
+) -> AuditResponse:
+    """Every control change and enforcement decision (lifts included), newest first."""
+    start, end = _range(from_, to)
+    return audit_entries(
+        _client(request), start=start, end=end, kind=kind, subject=subject, who=who, limit=limit
     )
 
 

@@ -184,6 +184,7 @@ class SinkConsumer:
                 message.key(),
                 values[i],
                 message.timestamp()[1],
+                message.headers(),
             )
 
         with _no_cyclic_gc():

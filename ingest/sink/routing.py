@@ -30,6 +30,7 @@ from schemas.clickhouse.tables import (
     utc_from_ms,
 )
 from schemas.clickhouse.tables import Row as Row
+from schemas.enforcement import ACTOR_HEADER
 from schemas.events.v1 import (
     EVENT_ADAPTERS,
     POLICY_RECORD_MODELS,
@@ -79,6 +80,7 @@ class Record(NamedTuple):
     key: bytes | None
     value: bytes | None
     timestamp_ms: int | None = None
+    headers: Sequence[tuple[str, bytes | None]] | None = None  # read for tombstones only
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,7 @@ class Router:
         key: bytes | None,
         value: bytes | None,
         timestamp_ms: int | None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
     ) -> Routed | Rejected:
         models = self._models.get(topic)
         if models is None:
@@ -185,7 +188,7 @@ class Router:
                 topic, partition, offset, key, value, timestamp_ms, f"unexpected topic {topic!r}"
             )
         if value is None:
-            return self._tombstone(topic, partition, offset, key, value, timestamp_ms)
+            return self._tombstone(topic, partition, offset, key, value, timestamp_ms, headers)
         try:
             event = self._decode(topic, models, value)
             table, row = row_for(event)
@@ -216,6 +219,7 @@ class Router:
         key: bytes | None,
         value: bytes | None,
         timestamp_ms: int | None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
     ) -> Routed | Rejected:
         """Null values lift a block (enforcement) or delete a record (control)."""
         key_text = key.decode(errors="replace") if key else ""
@@ -226,7 +230,8 @@ class Router:
         )
         ts = utc_from_ms(timestamp_ms)
         if topic == f"{self.prefix}{topics.ENFORCEMENT}" and key_text:
-            return Routed("enforcement_decisions", enforcement_lift_row(event_id, ts, key_text))
+            row = enforcement_lift_row(event_id, ts, key_text, _actor(headers))
+            return Routed("enforcement_decisions", row)
         if topic == f"{self.prefix}{topics.CONTROL}" and ":" in key_text:
             return Routed("control_records", control_tombstone_row(event_id, ts, key_text))
         return self._reject(
@@ -278,3 +283,11 @@ def _describe(exc: Exception) -> str:
         ]
         return f"validation failed ({exc.error_count()} errors): " + "; ".join(parts)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _actor(headers: Sequence[tuple[str, bytes | None]] | None) -> str:
+    """Who lifted a decision: the admin API's actor header on the tombstone, else ""."""
+    for name, value in headers or ():
+        if name == ACTOR_HEADER and value:
+            return value.decode(errors="replace")[:256]
+    return ""

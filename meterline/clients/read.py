@@ -29,6 +29,7 @@ from meterline.clients.errors import ApiError
 from meterline.settings import Settings
 from schemas.api.read import (
     AnomaliesResponse,
+    AuditResponse,
     BudgetsResponse,
     DriftResponse,
     EnforcementResponse,
@@ -171,6 +172,19 @@ class ReadClient:
     ) -> EnforcementResponse:
         params = {**_dates(start, end), **_present({"subject": subject}), "limit": limit}
         return self._answer("/api/enforcement/history", EnforcementResponse, params)
+
+    def audit(
+        self,
+        start: date | None,
+        end: date | None,
+        *,
+        kind: str | None = None,
+        subject: str | None = None,
+        limit: int = 200,
+    ) -> AuditResponse:
+        """Control changes and enforcement decisions, newest first (admin, security)."""
+        params = {**_dates(start, end), **_present({"kind": kind, "subject": subject})}
+        return self._answer("/api/audit", AuditResponse, {**params, "limit": limit})
 
     def drift(self, start: date | None, end: date | None, limit: int = 200) -> DriftResponse:
         return self._answer("/api/drift", DriftResponse, {**_dates(start, end), "limit": limit})

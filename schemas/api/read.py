@@ -20,6 +20,9 @@ from schemas.severity import Severity
 __all__ = [
     "AnomaliesResponse",
     "AnomalyRow",
+    "AuditEntry",
+    "AuditKind",
+    "AuditResponse",
     "BudgetStatePoint",
     "BudgetStatus",
     "BudgetsResponse",
@@ -53,6 +56,9 @@ class ShowbackTotals(BaseModel):
     output_tokens: int
     requests: int
     unpriced_requests: int
+    # What response-cache hits saved (their answers' price, not charged) and how many.
+    saved_usd: str = "0"
+    cache_hits: int = 0
 
 
 class ShowbackRow(ShowbackTotals):
@@ -177,6 +183,32 @@ class DecisionRow(BaseModel):
     decided_at: datetime
     anomaly_id: str | None
     decided_by: str | None = None  # the admin API's actor, or the detector's stage
+
+
+AuditKind = Literal["key", "budget", "policy", "ingest_token", "enforcement"]
+
+
+class AuditEntry(BaseModel):
+    """One control change or enforcement decision: who did what to which subject, when."""
+
+    ts: datetime
+    kind: AuditKind
+    # key: create|update|revoke; budget, policy, ingest_token: create|update|delete;
+    # enforcement: block|throttle|allow|lift
+    action: str
+    record_id: str  # key, budget, policy or token id; a decision's event_id
+    subject: str
+    org: str | None = None
+    who: str | None = None  # the admin API's actor, or the detector's stage
+    source: str | None = None  # enforcement only: budget|llmjacking|agent_loop|guardrail|manual
+    reason: str | None = None  # enforcement only
+    before: dict[str, Any] | None = None  # the previous version; null when there was none
+    after: dict[str, Any] | None = None
+
+
+class AuditResponse(BaseModel):
+    count: int
+    entries: list[AuditEntry]
 
 
 class EnforcementResponse(BaseModel):

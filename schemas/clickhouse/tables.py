@@ -282,7 +282,7 @@ TABLE_FOR_EVENT_TYPE: dict[str, str] = {
 }
 
 
-def enforcement_lift_row(event_id: str, ts: datetime, key: str) -> Row:
+def enforcement_lift_row(event_id: str, ts: datetime, key: str, decided_by: str = "") -> Row:
     """A tombstone on the compacted enforcement topic (key `<source>|<subject>`): that
     source's decision on the subject is lifted; a key without a source lifts them all."""
     source, subject = parse_enforcement_key(key)
@@ -298,7 +298,7 @@ def enforcement_lift_row(event_id: str, ts: datetime, key: str) -> Row:
         "expires_at": None,
         "decided_at": ts,
         "anomaly_id": "",
-        "decided_by": "",
+        "decided_by": decided_by,
     }
     return tuple(values[name] for name in _ENFORCEMENT.column_names)
 

@@ -34,6 +34,7 @@ SYNC_CALLS: dict[str, Callable[[ReadClient], Any]] = {
     "anomalies": lambda c: c.anomalies(DAY, DAY),
     "enforcement": lambda c: c.enforcement(),
     "enforcement_history": lambda c: c.enforcement_history(DAY, DAY),
+    "audit": lambda c: c.audit(DAY, DAY, kind="key"),
     "drift": lambda c: c.drift(DAY, DAY),
     "operations": lambda c: c.operations(DAY, DAY),
     "requests": lambda c: c.requests(key="k_1", limit=1),

@@ -5,6 +5,7 @@ import pytest
 
 from ingest.sink.routing import STAGE, Rejected, Routed, Router
 from schemas.clickhouse.tables import TABLES
+from schemas.enforcement import ACTOR_HEADER
 
 PREFIX = "t1."
 TOPIC_OF = {
@@ -91,6 +92,17 @@ def test_tombstones(router: Router) -> None:
     assert isinstance(deleted, Routed) and deleted.table == "control_records"
     empty = router.route(PREFIX + "costs", 0, 3, b"k", None, 1)
     assert isinstance(empty, Rejected)
+
+
+def test_a_lift_names_who_lifted_it_from_the_actor_header(router: Router) -> None:
+    columns = TABLES["enforcement_decisions"].column_names
+    headers = [("other", b"x"), (ACTOR_HEADER, b"admin:dave")]
+    lift = router.route(PREFIX + "enforcement", 0, 4, b"manual|key:k1", None, 1, headers)
+    assert isinstance(lift, Routed)
+    assert dict(zip(columns, lift.row, strict=True))["decided_by"] == "admin:dave"
+    anonymous = router.route(PREFIX + "enforcement", 0, 5, b"manual|key:k1", None, 1)
+    assert isinstance(anonymous, Routed)
+    assert dict(zip(columns, anonymous.row, strict=True))["decided_by"] == ""
 
 
 def test_bad_dead_letters_are_stored_not_republished(router: Router) -> None:
