@@ -30,7 +30,7 @@ from gateway.guardrails import policy_id_for
 from gateway.keys import new_key
 from gateway.runtime import GatewayRuntime
 from schemas.budgets import BudgetPeriod, HardLimitAction
-from schemas.enforcement import EnforcementAction
+from schemas.enforcement import ACTOR_HEADER, EnforcementAction
 from schemas.events import BudgetRecord, EnforcementDecision, KeyRecord, policy_record
 from schemas.ids import hash_key
 from schemas.policies import (
@@ -146,9 +146,15 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
 
     router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
-    async def send(key: str, value: bytes | None, topic: str | None, what: str) -> None:
+    async def send(
+        key: str,
+        value: bytes | None,
+        topic: str | None,
+        what: str,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         try:
-            await asyncio.to_thread(runtime.publisher.publish, key, value, topic)
+            await asyncio.to_thread(runtime.publisher.publish, key, value, topic, headers)
         except ConnectionError:
             raise ControlPlaneUnavailable(
                 f"the control plane (Kafka) is unavailable; the {what} change was not made, "
@@ -173,10 +179,10 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
 
     @router.get("/keys")
     async def list_keys() -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": sorted((k.public() for k in runtime.keys.all()), key=lambda k: k["key_id"]),
-        }
+        """Every key, revoked ones included (`revoked: true`, with who and when)."""
+        active = [{**k.public(), "revoked": False} for k in runtime.keys.all()]
+        keys = active + runtime.keys.revoked()
+        return {"object": "list", "data": sorted(keys, key=lambda k: k["key_id"])}
 
     @router.delete("/keys/{key_id}")
     async def revoke_key(key_id: str, who: Actor) -> dict[str, Any]:
@@ -269,15 +275,16 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         return JSONResponse(payload, status_code=201)
 
     @router.delete("/enforcement/{subject:path}")
-    async def lift(subject: str, source: str | None = None) -> dict[str, Any]:
+    async def lift(subject: str, who: Actor, source: str | None = None) -> dict[str, Any]:
         """Lift every source's decision on `subject` (a human may lift an automatic block
-        early), or only `?source=...`'s."""
+        early), or only `?source=...`'s. The tombstone names who lifted it (audit)."""
         subject = _subject(subject)
         current = runtime.enforcement.sources(subject, time.time())
         sources = {source} if source else {d.source for d in current} | {"manual"}
+        actor = [(ACTOR_HEADER, who.encode())]
         for name in sorted(sources):
             key = enforcement_key(name, subject)
-            await send(key, None, runtime.enforcement_topic, "enforcement")
+            await send(key, None, runtime.enforcement_topic, "enforcement", actor)
             runtime.enforcement.lift(subject, name)
         return {
             "subject": subject,
