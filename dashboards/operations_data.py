@@ -13,6 +13,7 @@ from dashboards.formatting import count, when
 __all__ = [
     "BREAKER_UNKNOWN",
     "DEPLOYMENT_COLUMNS",
+    "cache_figures",
     "deployment_table",
     "drift_table",
     "errors_table",
@@ -223,3 +224,30 @@ def pipeline_figures(
         "Last flush": "—" if age is None else f"{float(age):.1f} s ago",
         "Dead letters": count(sum(int(d["count"]) for d in dead_letters)),
     }
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{float(value) * 100:.1f}%"
+
+
+def _mib(value: Any) -> str:
+    return f"{int(value) / 1024 / 1024:,.1f} MiB"
+
+
+def cache_figures(
+    cache: Mapping[str, Any] | None, gateway: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """The response cache: hit ratios over the range's requests (read API), and the memory
+    one gateway holds now (its /admin/cache; None when it could not be asked)."""
+    cache = cache or {}
+    figures = {
+        "Hit ratio": _ratio(cache.get("hit_ratio")),
+        "Semantic hit ratio": _ratio(cache.get("semantic_hit_ratio")),
+        "Lookups": count(cache.get("lookups") or 0),
+    }
+    if gateway is None:
+        figures["Cache memory"] = "—"
+    else:
+        figures["Cache memory"] = f"{_mib(gateway['bytes'])} of {_mib(gateway['max_bytes'])}"
+        figures["Entries"] = f"{count(gateway['entries'])} of {count(gateway['max_entries'])}"
+    return figures

@@ -42,6 +42,8 @@ class SpendSummary:
     input_tokens: int
     output_tokens: int
     unpriced_requests: int
+    saved: Decimal = Decimal(0)  # by response-cache hits (their answers' price, not charged)
+    cache_hits: int = 0
 
     @property
     def change_pct(self) -> float | None:
@@ -85,6 +87,8 @@ def summary(showback: Mapping[str, Any]) -> SpendSummary:
         input_tokens=sum(int(row["input_tokens"]) for row in rows),
         output_tokens=sum(int(row["output_tokens"]) for row in rows),
         unpriced_requests=sum(int(row["unpriced_requests"]) for row in rows),
+        saved=decimal_sum(row.get("saved_usd") or "0" for row in rows),
+        cache_hits=sum(int(row.get("cache_hits") or 0) for row in rows),
     )
 
 
@@ -96,6 +100,7 @@ def totals_table(showback: Mapping[str, Any], grouping: str) -> pd.DataFrame:
     """One row per group, largest spend first; money as text rounded from exact values."""
     rows = _by_cost(showback["rows"])
     places = money_places(Decimal(row["cost_usd"]) for row in rows)
+    saved_places = money_places(Decimal(row.get("saved_usd") or 0) for row in rows)
     compared = showback.get("previous") is not None
     records = []
     for row in rows:
@@ -105,6 +110,7 @@ def totals_table(showback: Mapping[str, Any], grouping: str) -> pd.DataFrame:
             record["Previous period"] = money(row.get("previous_cost_usd") or "0", places)
             record["Change"] = signed_money(row.get("change_usd") or "0", places)
             record["Change %"] = percent(row.get("change_pct"))
+        record["Saved by cache"] = money(row.get("saved_usd") or "0", saved_places)
         record["Requests"] = count(row["requests"])
         record["Input tokens"] = count(row["input_tokens"])
         record["Output tokens"] = count(row["output_tokens"])
@@ -168,6 +174,7 @@ def showback_csv(showback: Mapping[str, Any], grouping: str) -> str:
     columns = [grouping, "cost_usd"]
     if compared:
         columns += ["previous_cost_usd", "change_usd", "change_pct"]
+    columns += ["saved_usd", "cache_hits"]
     columns += ["requests", "input_tokens", "output_tokens", "unpriced_requests"]
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)

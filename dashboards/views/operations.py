@@ -12,6 +12,7 @@ from dashboards.api import admin_problem, read_client, read_problem, wire
 from dashboards.charts import latency_bars
 from dashboards.formatting import count
 from dashboards.operations_data import (
+    cache_figures,
     deployment_table,
     drift_table,
     errors_table,
@@ -52,6 +53,23 @@ def _routing() -> tuple[list[dict[str, Any]] | None, str | None]:
             return list(admin.routing()["deployments"]), None
         except ClientError as exc:
             return None, f"Breaker state unknown: {admin_problem(exc, admin)}"
+
+
+def cache_section(cache: dict[str, Any] | None) -> None:
+    st.subheader("Response cache")
+    secret = settings.resolved_admin_token
+    gateway = None
+    if secret is not None and secret.get_secret_value():
+        with AdminClient(
+            settings.resolved_gateway_url, secret.get_secret_value(), timeout=3.0
+        ) as admin:
+            try:
+                gateway = admin.cache()
+            except ClientError as exc:
+                st.caption(f"Cache memory unknown: {admin_problem(exc, admin)}")
+    figures = cache_figures(cache, gateway)
+    for column, (label, value) in zip(st.columns(len(figures)), figures.items(), strict=True):
+        column.metric(label, value)
 
 
 def deployments_section(deployments: list[dict[str, Any]]) -> None:
@@ -101,6 +119,7 @@ def operations_body(start: date, end: date) -> None:
         st.dataframe(model_table(ops["models"]), hide_index=True, width="stretch")
 
     deployments_section(ops["deployments"])
+    cache_section(ops.get("cache"))
 
     left, right = st.columns(2)
     left.subheader("Errors")

@@ -70,13 +70,19 @@ def showback_body(start: date, end: date, grouping: str) -> None:
         change = (
             f"{money(figures.cost - figures.previous_cost, places)} ({percent(figures.change_pct)})"
         )
-    a, b, c, d, e = st.columns(5)
+    a, saved, b, c, d, e = st.columns(6)
     a.metric(
         "Spend",
         money(figures.cost, places),
         change,
         delta_color="inverse",
         help="Against the period of the same length just before.",
+    )
+    saved.metric(
+        "Saved by cache",
+        money(figures.saved, money_places([figures.saved])),
+        help=f"What {count(figures.cache_hits)} answers served from the response cache would "
+        "have cost (not in the spend).",
     )
     b.metric("Requests", count(figures.requests))
     c.metric("Input tokens", count(figures.input_tokens))

@@ -1,6 +1,7 @@
 """Operations: latency percentiles, error rates and throughput by model and provider, with
-guardrail triggers and dead letters over the same range, and each routing deployment's
-tries, failures, retries and fallbacks (issue 12).
+guardrail triggers and dead letters over the same range, each routing deployment's
+tries, failures, retries and fallbacks (issue 12), and the response cache's hit ratios
+(issue 16).
 
 Statistics read `requests` without FINAL: the sink drops already-stored event_ids before
 inserting, so a duplicate exists only briefly after a crash, and a percentile is not
@@ -15,6 +16,7 @@ from typing import Any
 from ingest.api.sql import Where
 from meterline.warehouse import SharedClient
 from schemas.api.read import (
+    CacheOperations,
     DeadLetterCount,
     DeploymentOperations,
     ErrorCount,
@@ -23,7 +25,7 @@ from schemas.api.read import (
     OperationsResponse,
 )
 
-__all__ = ["FILTERS", "MAX_GROUPS", "deployment_operations", "operations"]
+__all__ = ["FILTERS", "MAX_GROUPS", "cache_operations", "deployment_operations", "operations"]
 
 # API filter -> (requests column, guardrail_events column or None)
 FILTERS: dict[str, tuple[str, str | None]] = {
@@ -189,6 +191,31 @@ def operations(
             DeadLetterCount(original_topic=r[0], stage=r[1], count=r[2]) for r in letters
         ],
         deployments=deployment_operations(client, start=start, end=end, filters=filters),
+        cache=cache_operations(client, start=start, end=end, filters=filters),
+    )
+
+
+def cache_operations(
+    client: SharedClient,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    filters: dict[str, str],
+) -> CacheOperations:
+    """The response cache's lookups, hits and semantic hits over the range's requests."""
+    where, _ = _request_filters(start, end, filters)
+    ((lookups, hits, semantic),) = client.query_rows(
+        "SELECT countIf(cache != ''), countIf(cache = 'hit'), countIf(cache = 'semantic_hit') "
+        f"FROM {client.database}.requests{where.sql}",
+        where.params,
+    )
+    lookups, hits, semantic = int(lookups), int(hits), int(semantic)
+    return CacheOperations(
+        lookups=lookups,
+        hits=hits,
+        semantic_hits=semantic,
+        hit_ratio=(hits + semantic) / lookups if lookups else None,
+        semantic_hit_ratio=semantic / lookups if lookups else None,
     )
 
 

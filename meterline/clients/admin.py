@@ -301,3 +301,9 @@ class AdminClient:
         state of the one gateway answering (each process routes on its own)."""
         state: RoutingState = self._call("GET", "/admin/routing")
         return state
+
+    def cache(self) -> dict[str, Any]:
+        """The response cache of the one gateway answering: entries, bytes and their
+        bounds, evictions, lookups by result (docs/cache.md)."""
+        stats: dict[str, Any] = self._call("GET", "/admin/cache")
+        return stats

@@ -26,6 +26,7 @@ __all__ = [
     "BudgetStatePoint",
     "BudgetStatus",
     "BudgetsResponse",
+    "CacheOperations",
     "DeadLetterCount",
     "DecisionRow",
     "DeploymentOperations",
@@ -303,6 +304,19 @@ class OperationsResponse(BaseModel):
     dead_letters: list[DeadLetterCount]
     # Per routing deployment (issue 12); absent from an older server's answer.
     deployments: list[DeploymentOperations] = Field(default_factory=list)
+    # The response cache over the range (issue 16); absent from an older server's answer.
+    cache: CacheOperations | None = None
+
+
+class CacheOperations(BaseModel):
+    """Requests the response cache looked up (cache on for them, not opted out), and how
+    many it answered exactly or by a similar prompt; ratios over the lookups."""
+
+    lookups: int
+    hits: int
+    semantic_hits: int
+    hit_ratio: float | None  # (hits + semantic hits) / lookups; null without lookups
+    semantic_hit_ratio: float | None
 
 
 class RequestRow(BaseModel):

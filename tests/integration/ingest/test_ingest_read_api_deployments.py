@@ -201,7 +201,9 @@ def test_every_try_is_counted_against_the_deployment_tried(api: str) -> None:
             "guardrails",
             "dead_letters",
             "deployments",
+            "cache",  # issue 16: the response cache's hit ratios (no lookups here)
         }
+        assert body["cache"]["lookups"] == 0 and body["cache"]["hit_ratio"] is None
         assert body["totals"]["requests"] == 7
         assert body["deployments"] == EXPECTED
 
