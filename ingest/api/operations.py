@@ -1,4 +1,6 @@
-"""Operations: latency percentiles, error rates and throughput by model and provider, with
+"""Operations: latency percentiles, error rates and throughput by model and provider (and the
+requests the gateway refused before any provider saw them: `rejected`, the rule of
+processors.cost.logic.never_reached_a_provider), with
 guardrail triggers and dead letters over the same range, each routing deployment's
 tries, failures, retries and fallbacks (issue 12), and the response cache's hit ratios
 (issue 16).
@@ -50,7 +52,8 @@ SELECT
     sum(input_tokens),
     sum(output_tokens),
     sumIf(output_tokens, status_code < 400),
-    sumIf(latency_ms, status_code < 400)
+    sumIf(latency_ms, status_code < 400),
+    countIf(status_code >= 400 AND provider = '')
 FROM {table}{where}
 GROUP BY GROUPING SETS ((model_used, provider), ())
 ORDER BY total DESC, count() DESC, model_used, provider
@@ -239,7 +242,8 @@ def _deployment_stats(row: Any) -> DeploymentOperations:
 
 
 def _model_stats(row: Any) -> ModelOperations:
-    _, model, provider, count, errors, latency, ttft, tokens_in, tokens_out, ok_out, ok_ms = row
+    _, model, provider, count, errors, latency, ttft, tokens_in, tokens_out, ok_out = row[:10]
+    ok_ms, refused = row[10:]
     count = int(count)
     return ModelOperations(
         model=model,
@@ -254,6 +258,7 @@ def _model_stats(row: Any) -> ModelOperations:
         input_tokens=int(tokens_in),
         output_tokens=int(tokens_out),
         output_tokens_per_s=int(ok_out) * 1000 / ok_ms if ok_ms else None,
+        rejected=int(refused),
     )
 
 

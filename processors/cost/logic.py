@@ -46,6 +46,7 @@ from schemas.policies import CACHE_HITS
 
 __all__ = [
     "GENAI_PRICES_SOURCE",
+    "REJECTED_SOURCE",
     "STAGE",
     "CostSplit",
     "Pricer",
@@ -54,15 +55,24 @@ __all__ = [
     "RejectedEvent",
     "TokenUsage",
     "cost_for_payload",
+    "never_reached_a_provider",
     "parse_request",
     "price_request",
 ]
 
 GENAI_PRICES_SOURCE = f"genai-prices@{version('genai-prices')}"
+REJECTED_SOURCE = "rejected"  # price_source of a request no provider saw (costs 0)
 STAGE = "processors.cost"
 _ZERO = Decimal(0)
 _PER_MTOK = 1_000_000  # genai-prices' `per` for every token unit
 _MAX_CACHED_PROVIDERS = 1000
+# No provider processed them: nothing to count (a refusal, or a response-cache hit).
+_NO_TOKENS = {
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cache_read_tokens": 0,
+    "cache_write_tokens": 0,
+}
 
 
 class RejectedEvent(Rejected):
@@ -118,6 +128,10 @@ class Pricer:
 
     def price(self, event: RequestEvent) -> CostEvent:
         model = event.model_used or event.model_requested
+        if never_reached_a_provider(event):
+            # Exactly 0, and known to be: not an unpriced model (no warning, no guess).
+            cost = _cost_event(event, model, CostSplit.zero(), REJECTED_SOURCE, True)
+            return cost.model_copy(update={"rejected": True, **_NO_TOKENS})
         quote = self.quote(
             TokenUsage(
                 model=model,
@@ -163,6 +177,12 @@ class Pricer:
             if len(self._genai_provider) < _MAX_CACHED_PROVIDERS:
                 self._genai_provider[provider] = known
         return known
+
+
+def never_reached_a_provider(event: RequestEvent) -> bool:
+    """The gateway refused it itself: an error, and no provider was tried (the gateway sets
+    `provider` from the routing's tries; a cache hit is a success, never a refusal)."""
+    return event.status_code >= 400 and not event.provider
 
 
 def price_request(
@@ -352,10 +372,7 @@ def _saving_event(event: RequestEvent, model: str | None, quote: Quote) -> CostE
     billed = _cost_event(event, model, CostSplit.zero(), quote.price_source, quote.priced)
     return billed.model_copy(
         update={
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "cache_read_tokens": 0,
-            "cache_write_tokens": 0,
+            **_NO_TOKENS,
             "cache": event.cache,
             "saved_cost": quote.split.total_cost,
         }

@@ -60,6 +60,9 @@ class ShowbackTotals(BaseModel):
     # What response-cache hits saved (their answers' price, not charged) and how many.
     saved_usd: str = "0"
     cache_hits: int = 0
+    # Refused by the gateway before any provider saw them: counted here, never as spend
+    # and never as unpriced (they cost exactly 0).
+    rejected_requests: int = 0
 
 
 class ShowbackRow(ShowbackTotals):
@@ -252,6 +255,9 @@ class ModelOperations(BaseModel):
     input_tokens: int
     output_tokens: int
     output_tokens_per_s: float | None  # over successful requests' total latency
+    # Refused by the gateway before any provider saw them (401/403/413/429, no model...):
+    # part of `errors`, and never spend.
+    rejected: int = 0
 
 
 class DeploymentOperations(BaseModel):

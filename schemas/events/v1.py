@@ -320,6 +320,9 @@ class CostEvent(Event):
     # saves what its original answer costs: `saved_cost`, priced exactly as spend is.
     cache: Annotated[CacheStatus | None, ch.LOW] = None
     saved_cost: Annotated[Money, ch.MONEY] = Decimal(0)
+    # The gateway refused the request before any provider saw it (bad key, block, limit,
+    # body too large, no model): it costs exactly 0 and is counted apart from spend.
+    rejected: Annotated[bool, ch.BOOL] = False
 
 
 class BudgetState(Event):

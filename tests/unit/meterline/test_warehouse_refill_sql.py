@@ -1,5 +1,6 @@
 """The rebuild command's SQL is spend_daily_mv's SELECT, read from the latest migration
-that creates the view (0008 recreated it with the response cache's measures)."""
+that creates the view (0008 recreated it with the response cache's measures, 0009 with
+the rejected requests)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ def test_the_refill_is_the_views_select_over_costs_final() -> None:
         for m in load_migrations()
         if any("MATERIALIZED VIEW" in s and "spend_daily_mv" in s for s in m.statements("x"))
     ]
-    assert [m.name for m in creating] == ["0004_spend_daily", "0008_response_cache"]
+    assert [m.name for m in creating] == [
+        "0004_spend_daily",
+        "0008_response_cache",
+        "0009_rejected_requests",
+    ]
     view = next(
         s
         for s in creating[-1].statements("meterline")
@@ -21,6 +26,7 @@ def test_the_refill_is_the_views_select_over_costs_final() -> None:
     )
     select = view[view.index("SELECT") :]
     assert "sum(saved_cost) AS saved_usd" in select
+    assert "countIf(rejected) AS rejected_requests" in select
     assert sql.startswith("INSERT INTO meterline.spend_daily\nSELECT")
     assert sql.removeprefix("INSERT INTO meterline.spend_daily\n") == select.replace(
         "FROM meterline.costs", "FROM meterline.costs FINAL"

@@ -22,6 +22,7 @@ from processors.cost.logic import (
     PricingError,
     RejectedEvent,
     cost_for_payload,
+    never_reached_a_provider,
     parse_request,
     price_request,
 )
@@ -233,13 +234,14 @@ def test_unknown_model_is_flagged_not_free() -> None:
 
 
 def test_request_without_model_still_gets_one_unpriced_cost() -> None:
-    # e.g. a 400 rejected before routing: counted in showback, flagged as unpriced.
+    # A provider answered but named no model: counted in showback, flagged as unpriced.
+    # (A request refused before routing is `rejected`, tested below.)
     cost = price_request(
         request(
             model_used=None,
             model_requested=None,
-            provider=None,
-            status_code=400,
+            provider="vllm",
+            status_code=200,
             input_tokens=0,
             output_tokens=0,
             cache_read_tokens=0,
@@ -415,3 +417,31 @@ def test_cache_split_matches_genai_prices_for_every_bundled_model() -> None:
             assert parts_sum(cost) == cost.total_cost
             checked += 1
     assert checked > 300
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "model"),
+    [
+        (401, "invalid_api_key", None),
+        (403, "blocked", "gpt-4o-mini"),
+        (413, "request_too_large", "gpt-4o-mini"),
+        (429, "rate_limit_exceeded", "gpt-4o-mini"),
+        (400, "invalid_request_error", None),  # no model
+    ],
+)
+def test_a_request_no_provider_saw_costs_exactly_0_and_is_not_unpriced(
+    status: int, error_type: str, model: str | None
+) -> None:
+    refused = request(
+        provider=None, model_used=model, status_code=status, error_type=error_type, output_tokens=0
+    )
+    assert never_reached_a_provider(refused)
+    cost = price_request(refused)
+    assert cost.rejected and cost.priced and cost.price_source == "rejected"
+    assert cost.total_cost == 0 and cost.input_tokens == cost.output_tokens == 0
+
+
+def test_an_upstream_error_or_a_success_is_not_a_refusal() -> None:
+    for served in (request(), request(status_code=429), request(status_code=502)):
+        assert not never_reached_a_provider(served)
+        assert not price_request(served).rejected
