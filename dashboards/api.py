@@ -45,15 +45,18 @@ def wire(answer: BaseModel) -> dict[str, Any]:
     return answer.model_dump(mode="json", by_alias=True)
 
 
-def admin_client(settings: Settings, token: str | None = None) -> AdminClient | None:
+def admin_client(
+    settings: Settings, token: str | None = None, *, actor: str | None = None
+) -> AdminClient | None:
     """`token` typed in the page wins over the configured (or `meterline up`'s) one; None
-    when there is no token at all: the page then offers no actions."""
+    when there is no token at all: the page then offers no actions. `actor` names the
+    person in the audit trail (`X-Meterline-Actor`, as the CLI sends user@host)."""
     if not token:
         secret = settings.resolved_admin_token
         token = secret.get_secret_value() if secret is not None else None
     if not token:
         return None
-    return AdminClient(settings.resolved_gateway_url, token)
+    return AdminClient(settings.resolved_gateway_url, token, actor=actor)
 
 
 def key_owners(

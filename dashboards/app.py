@@ -33,5 +33,9 @@ pages = {
         st.Page(VIEWS / "security.py", title="Security", icon=":material/shield:"),
         st.Page(VIEWS / "operations.py", title="Operations", icon=":material/speed:"),
     ],
+    "Administration": [
+        st.Page(VIEWS / "admin.py", title="Admin", icon=":material/admin_panel_settings:"),
+        st.Page(VIEWS / "audit.py", title="Audit", icon=":material/history:"),
+    ],
 }
 st.navigation(pages).run()

@@ -53,6 +53,7 @@ __all__ = [
     "BudgetCreate",
     "EnforcementCreate",
     "KeyCreate",
+    "KeyLimits",
     "PolicyCreate",
     "admin_router",
     "budget_id_for",
@@ -71,6 +72,17 @@ class KeyCreate(BaseModel):
     tpm: int | None = Field(default=None, ge=0)
     budget_ids: list[str] = Field(default_factory=list)
     store_prompts: bool = False
+
+
+class KeyLimits(BaseModel):
+    """PATCH /admin/keys/{key_id}: the key's limits, replaced as a whole (null: every
+    model, no limit); its secret and attribution stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
 
 
 class BudgetCreate(BaseModel):
@@ -183,6 +195,25 @@ def admin_router(runtime: GatewayRuntime) -> APIRouter:
         active = [{**k.public(), "revoked": False} for k in runtime.keys.all()]
         keys = active + runtime.keys.revoked()
         return {"object": "list", "data": sorted(keys, key=lambda k: k["key_id"])}
+
+    @router.patch("/keys/{key_id}")
+    async def update_key(key_id: str, body: KeyLimits, who: Actor) -> dict[str, Any]:
+        info = runtime.keys.get(key_id)
+        if info is None:
+            raise NotFound(f"no active key with id '{key_id}'", param="key_id")
+        record = KeyRecord(
+            key_id=key_id,
+            key_hash=info.key_hash,
+            org=info.org,
+            team=info.team,
+            project=info.project,
+            user=info.user,
+            budget_ids=list(info.budget_ids),
+            created_by=who,
+            **body.model_dump(),
+        )
+        await publish(record)
+        return info.public() | body.model_dump()
 
     @router.delete("/keys/{key_id}")
     async def revoke_key(key_id: str, who: Actor) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from typing import Any
 import streamlit as st
 
 from dashboards.api import (
-    admin_client,
     admin_problem,
     key_owners,
     read_client,
@@ -21,7 +20,7 @@ from dashboards.api import (
 )
 from dashboards.formatting import when
 from dashboards.owners import key_ids_to_resolve, owner_of, subject_label
-from dashboards.page import date_range, load_settings, refreshing
+from dashboards.page import admin_identity, date_range, load_settings, refreshing
 from dashboards.security_data import (
     BLOCK_DURATIONS,
     anomaly_table,
@@ -29,7 +28,7 @@ from dashboards.security_data import (
     blocked_table,
     detections_timeline,
 )
-from meterline.clients import AdminClient, ClientError, Role
+from meterline.clients import ClientError, Role
 from schemas.subjects import key_subject, team_subject
 
 EVIDENCE_SHOWN = 10  # anomalies whose evidence is laid out below the table
@@ -130,10 +129,6 @@ security_body(start, end, subject)
 # --- block / unblock (gateway admin API), each after a confirmation ---------------------
 
 
-def admin() -> AdminClient | None:
-    return admin_client(settings, state.get("admin_token") or None)
-
-
 def ask(action: str) -> None:
     state.pop("action_result", None)
     target = (state.get("action_subject") or "").strip()
@@ -150,9 +145,9 @@ def ask(action: str) -> None:
 
 def confirm() -> None:
     pending: dict[str, Any] = state.pop("pending")
-    client = admin()
-    if client is None:
-        state["action_result"] = ("error", "Enter the admin token first.")
+    client, actor = admin_identity(settings, render=False)
+    if client is None or not actor:
+        state["action_result"] = ("error", "Enter the admin token and your name first.")
         return
     try:
         with client:
@@ -176,17 +171,11 @@ def cancel() -> None:
 
 
 st.subheader("Block or unblock")
-configured = settings.resolved_admin_token is not None
-st.text_input(
-    "Admin token",
-    type="password",
-    key="admin_token",
-    placeholder="using the token from settings" if configured else "METERLINE_ADMIN_TOKEN",
-    help="The gateway admin token. Left empty, the configured one (or the one "
-    "`meterline up` generated) is used.",
-)
-if admin() is None:
+client, actor = admin_identity(settings)
+if client is None:
     st.info("Enter the admin token to block or unblock subjects.")
+elif not actor:
+    st.info("Enter your name to block or unblock: the audit trail records who did it.")
 else:
     who, why, how_long = st.columns([2, 3, 1])
     example = f"{key_subject('key_…')} or {team_subject('acme', 'search')}"

@@ -45,10 +45,17 @@ def showback_body(start: date, end: date, grouping: str) -> None:
         return
     options = filter_options(everything["rows"])
     columns = st.columns(len(FILTERS))
-    filters = {
-        name: column.selectbox(name.capitalize(), [ALL, *options[name]], key=f"filter_{name}")
-        for name, column in zip(FILTERS, columns, strict=True)
-    }
+    filters = {}
+    for name, column in zip(FILTERS, columns, strict=True):
+        # `/showback?key=key_…` (the Admin page links a key there) starts filtered.
+        linked = st.query_params.get(name)
+        choices = [ALL, *options[name], *([linked] if linked not in (None, *options[name]) else [])]
+        filters[name] = column.selectbox(
+            name.capitalize(),
+            choices,
+            index=choices.index(linked) if linked else 0,
+            key=f"filter_{name}",
+        )
     chosen = {name: value for name, value in filters.items() if value != ALL}
     try:
         showback = wire(api.showback([grouping], start, end, chosen, compare=True))

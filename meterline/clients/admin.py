@@ -210,6 +210,20 @@ class AdminClient:
         keys: list[KeyInfo] = self._call("GET", "/admin/keys")["data"]
         return keys
 
+    def update_key(
+        self,
+        key_id: str,
+        *,
+        models: list[str] | None,
+        rpm: int | None,
+        tpm: int | None,
+    ) -> KeyInfo:
+        """Set a key's model allow-list and rate limits (None: every model, no limit); its
+        secret and attribution stay as they are."""
+        body = {"models": models, "rpm": rpm, "tpm": tpm}
+        key: KeyInfo = self._call("PATCH", f"/admin/keys/{quote(key_id, safe='')}", body)
+        return key
+
     def revoke_key(self, key_id: str) -> None:
         self._call("DELETE", f"/admin/keys/{quote(key_id, safe='')}")
 

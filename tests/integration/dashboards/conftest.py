@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 from pydantic import SecretStr
 
 import dashboards
+from gateway.app import create_app as create_gateway
 from ingest.api import create_app
 from ingest.api.auth import ReadTokens
 from ingest.sink.clickhouse import ClickHouseSink
@@ -46,6 +47,7 @@ from tests.integration.gateway.conftest import ServerThread
 
 APP = str(Path(dashboards.__file__).parent / "app.py")
 FINANCE_TOKEN = "dash-finance-token"
+ADMIN_TOKEN = "dash-admin-token"
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TODAY = NOW.replace(hour=0, minute=0, second=0)
@@ -322,6 +324,32 @@ def read_api(broker: EmbeddedBroker, chdb_url: str) -> Iterator[ReadApiUnderTest
         ServerThread(create_app(client, tokens=tokens)) as guarded,
     ):
         yield ReadApiUnderTest(open_api.url, guarded.url, seed)
+
+
+@dataclass
+class GatewayUnderTest:
+    url: str
+    settings: Settings
+
+
+@pytest.fixture
+def admin_gateway(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[GatewayUnderTest]:
+    """A real gateway (admin API on uvicorn, real broker) with its own topics."""
+    settings = Settings(
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=unique("dashgw") + ".",
+        topic_partitions=1,
+        admin_token=ADMIN_TOKEN,
+        data_dir=tmp_path / "gateway",
+    )
+    create_topics(settings)
+    with ServerThread(create_gateway(settings)) as server:
+        yield GatewayUnderTest(server.url, settings)
+
+
+@pytest.fixture
+def gateway(admin_gateway: GatewayUnderTest) -> str:
+    return admin_gateway.url
 
 
 @pytest.fixture

@@ -133,6 +133,7 @@ def test_security_alert_link_narrows_to_the_subject(read_api, dashboard_env) -> 
     assert "session:s-42" in app.info[0].value
     assert _metric(app, "Anomalies in range") == "1"
     assert list(app.dataframe[0].value["Subject"]) == ["session:s-42"]
+    app.text_input(key="actor").input("ana@acme.example").run()  # who, before any action
     assert app.text_input(key="action_subject").value == "session:s-42"
 
 

@@ -3,38 +3,15 @@ real broker): nothing changes before the confirmation, and Cancel changes nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gateway.app import create_app
-from meterline.embedded.broker import EmbeddedBroker
-from meterline.kafka import create_topics
-from meterline.settings import Settings
-from tests.conftest import free_port, unique
+from tests.conftest import free_port
+from tests.integration.dashboards.conftest import ADMIN_TOKEN as TOKEN
 from tests.integration.dashboards.conftest import APP
-from tests.integration.gateway.conftest import ServerThread
 
 pytestmark = pytest.mark.integration
-
-TOKEN = "dash-admin-token"
-
-
-@pytest.fixture
-def gateway(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[str]:
-    settings = Settings(
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=unique("dashgw") + ".",
-        topic_partitions=1,
-        admin_token=TOKEN,
-        data_dir=tmp_path / "gateway",
-    )
-    create_topics(settings)
-    with ServerThread(create_app(settings)) as server:
-        yield server.url
 
 
 def _blocked(gateway: str) -> set[str]:
@@ -58,6 +35,7 @@ def test_block_and_unblock_ask_for_confirmation(read_api, dashboard_env, gateway
     app = _security(
         read_api.url, dashboard_env, METERLINE_GATEWAY_URL=gateway, METERLINE_ADMIN_TOKEN=TOKEN
     )
+    app.text_input(key="actor").input("ana@acme.example").run()
     app.text_input(key="action_subject").input("team:acme/search")
     app.text_input(key="action_reason").input("runaway spend")
     app.button[[b.label for b in app.button].index("Block…")].click().run()
@@ -85,6 +63,7 @@ def test_a_wrong_token_typed_in_the_page_is_refused(read_api, dashboard_env, gat
     app = _security(read_api.url, dashboard_env, METERLINE_GATEWAY_URL=gateway)
     assert "Enter the admin token" in app.info[-1].value  # no token anywhere: no actions
     app.text_input(key="admin_token").input("not-the-token").run()
+    app.text_input(key="actor").input("ana@acme.example").run()
     app.text_input(key="action_subject").input("key:k9")
     app.button[[b.label for b in app.button].index("Block…")].click().run()
     app.button(key="confirm").click().run()
@@ -99,6 +78,7 @@ def test_an_unreachable_gateway_is_explained(read_api, dashboard_env) -> None:
         METERLINE_GATEWAY_URL=f"http://127.0.0.1:{free_port()}",
         METERLINE_ADMIN_TOKEN=TOKEN,
     )
+    app.text_input(key="actor").input("ana@acme.example").run()
     app.text_input(key="action_subject").input("key:k9")
     app.button[[b.label for b in app.button].index("Block…")].click().run()
     app.button(key="confirm").click().run()

@@ -14,7 +14,8 @@ APP = str(Path(dashboards.__file__).parent / "app.py")
 
 
 @pytest.mark.parametrize(
-    "page", [None, "views/budgets.py", "views/security.py", "views/operations.py"]
+    "page",
+    [None, "views/budgets.py", "views/security.py", "views/operations.py", "views/audit.py"],
 )
 def test_unreachable_read_api_is_explained(monkeypatch, tmp_path, page) -> None:
     monkeypatch.setenv("METERLINE_READ_API_URL", f"http://127.0.0.1:{free_port()}")
