@@ -286,26 +286,20 @@ class DriftSettings(Section):
 
 
 class LlmjackingSettings(Section):
-    """LLMjacking (processors/llmjacking): per-key behaviour profiles judged per window of
-    event time. A key is "long-lived" (new-network/agent, volume, off-hours and pricier-
-    model signals armed) after `learning_requests` AND `learning_s`. Mode per org from
-    PolicyRecord(kind="llmjacking"), else `default_mode`; `enforce` blocks the key for
-    `block_s` on a high-severity detection."""
+    """LLMjacking (processors/llmjacking): every request judged at once against the key's
+    learned normal, or its peers' (team, app, org, population) while it is young; a key
+    is mature after `learning_requests` over `learning_s` of normal traffic, learned
+    continuously `probation_s` after it is judged normal. Windows of `window_s` collect
+    what is new. Mode per org from PolicyRecord(kind="llmjacking"), else `default_mode`;
+    `enforce` blocks the key for `block_s` on a high-severity detection."""
 
     default_mode: LlmjackingMode = "monitor"
     window_s: float = 300.0
-    learning_requests: int = 200
-    learning_s: float = 86400.0
+    learning_requests: int = 30
+    learning_s: float = 600.0
+    probation_s: float = 60.0  # normal traffic is learned this long after, if still normal
     block_s: float = 86400.0
-    enumeration_models: int = 5  # distinct models new to the key, in one window
-    probe_errors: int = 5  # validation errors (400/422) in one window
-    volume_z: float = 6.0  # requests or tokens per minute vs the key's EWMA
-    many_networks: int = 4  # distinct client networks in one window
-    expensive_ratio: float = 3.0  # unit price vs the key's usual priciest model
-    iforest_threshold: float = 0.65  # IsolationForest anomaly score (0..1)
-    retrain_windows: int = 1000  # closed windows between retrainings
-    min_train_windows: int = 50  # an org below this uses the global model
-    persist_interval_s: float = 60.0  # profiles + model to <data_dir>/llmjacking
+    persist_interval_s: float = 60.0  # key states + peer baselines to <data_dir>/llmjacking
     max_keys: int = 100_000  # key ids come from traffic: bound the memory
 
 

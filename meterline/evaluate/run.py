@@ -85,13 +85,13 @@ def eval_stack_settings(settings: Settings, data_dir: Path, **overrides: object)
         "processors": {
             "app_id": f"eval-procs-{uuid.uuid4().hex[:8]}",
             # The simulator compresses a day into minutes; the detectors' time constants are
-            # scaled the same way (production keeps the defaults: 5 min windows, 1 day
-            # learning).
+            # scaled the same way (production keeps the defaults: 5 min windows, a key
+            # mature after 30 requests over 10 minutes, learned a minute after it is seen).
             "llmjacking": {
-                "window_s": 10.0,
-                "learning_requests": 3,
-                "learning_s": 10.0,
-                "min_train_windows": 10,
+                "window_s": 60.0,
+                "learning_requests": 10,
+                "learning_s": 20.0,
+                "probation_s": 5.0,
             },
         },
         "ingest": {"sink": {"group_id": f"eval-sink-{uuid.uuid4().hex[:8]}"}},

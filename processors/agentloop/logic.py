@@ -17,13 +17,13 @@ One executed call usually shows up in both, so each source keeps its own history
 neither double-counts the other. Spans the gateway emitted itself are skipped: their
 RequestEvent is the step.
 
-Loop signals are high severity, limits medium, both together critical (signals.combine
-of the llmjacking detector: one scoring rule). A session is reported once, and again
-only when it escalates. Policy (PolicyRecord kind "agent_loop" for the session, key or
-org; else the default): `monitor` reports, `throttle` (rpm from the policy's params or
-the setting) and `block` also publish a decision on the SESSION subject, never the key,
-expiring after `block_s`. A session known only by its trace id is reported, but no
-decision is published: the gateway matches `session:` subjects to `x-session-id` only.
+Loop signals are high severity, limits medium, both together critical (signals.combine).
+A session is reported once, and again only when it escalates. Policy (PolicyRecord kind
+"agent_loop" for the session, key or org; else the default): `monitor` reports,
+`throttle` (rpm from the policy's params or the setting) and `block` also publish a
+decision on the SESSION subject, never the key, expiring after `block_s`. A session
+known only by its trace id is reported, but no decision is published: the gateway
+matches `session:` subjects to `x-session-id` only.
 Until the policies have loaded (`policies_loaded()`), decisions wait.
 """
 
@@ -38,9 +38,9 @@ from typing import Any
 
 from meterline.settings import AgentLoopSettings
 from processors.agentloop.patterns import cycle_of, near_duplicate
+from processors.agentloop.signals import MEDIUM, STRONG, Signal, combine
 from processors.errors import parse_event
 from processors.llmjacking.policy import PolicyBook, Publication
-from processors.llmjacking.signals import MEDIUM, STRONG, Signal, combine
 from processors.spans.logic import is_gateway_span
 from schemas.error_types import ENFORCED_ERRORS
 from schemas.events.v1 import (

@@ -1,1 +1,1 @@
-"""LLMjacking: stolen-key detection from per-key behaviour profiles (see logic.py)."""
+"""LLMjacking: stolen-key detection, every request scored at once (see logic.py)."""

@@ -1,15 +1,16 @@
 """The llmjacking agent: requests topic -> llmjacking Anomalies and key blocks.
 
-Thin by design: profiles, signals and the forest live in `logic.LlmjackingDetector`,
+Thin by design: key states, peer baselines and scoring live in `logic.LlmjackingDetector`,
 in process memory and snapshotted to `<data_dir>/llmjacking/state.joblib` (store.py
 says why not a Faust table). Policies come from the control topic through the budgets'
 `ControlReader` (every record from the beginning, no consumer group); a block found
 before it has loaded waits in the detector until the org's mode is known.
 
 Requests are keyed by key_id, so one key's requests reach one worker in order and the
-profiles need no repartition; the per-org forest then learns from the keys this worker
-sees. Unreadable requests are skipped (the cost agent dead-letters them); a policy of
-ours that cannot be used, or an internal error, becomes an llmjacking dead letter.
+key states need no repartition; the peer baselines (team, app, org, population) are
+learned from the keys this worker sees. Unreadable requests are skipped (the cost agent
+dead-letters them); a policy of ours that cannot be used, or an internal error, becomes
+an llmjacking dead letter.
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ def register_llmjacking_agent(
     detector = LlmjackingDetector(
         settings.processors.llmjacking,
         policies,
-        ModelTiers(settings.price_overrides).price,
+        ModelTiers(settings.price_overrides),
     )
     state_path = settings.data_dir / "llmjacking" / "state.joblib"
     saved = load_state(state_path)
     if saved is not None:
         detector.restore(saved)
-        log.info("llmjacking: %d key profiles restored", len(detector.profiles))
+        log.info("llmjacking: %d key states restored", len(detector.keys))
 
     guard = Guard(dead_letters, STAGE, log, "llmjacking")
 

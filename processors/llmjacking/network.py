@@ -8,10 +8,12 @@ shows up as a block the key never used.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 __all__ = ["network_of"]
 
 
+@lru_cache(maxsize=65_536)  # client addresses repeat; parsing one costs ~40 us
 def network_of(client_ip: str | None) -> str | None:
     """`203.0.113.0/24` for 203.0.113.7, `2001:db8:1::/48` for IPv6; None if unparseable."""
     if not client_ip:

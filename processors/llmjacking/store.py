@@ -1,9 +1,9 @@
-"""The detector's memory on disk: profiles and forest models in one joblib file.
+"""The detector's memory on disk: key states and peer baselines in one joblib file.
 
 Not a Faust table: tansu's changelog recovery is unreliable (ARCHITECTURE §7), and a
 changelog would cost a write per request. A restart loads the last snapshot (written
-every `persist_interval_s` and on a clean stop), so keys keep their learned normal and
-the model its training; at worst the requests since the snapshot are learned again
+every `persist_interval_s` and on a clean stop), so keys and their peers keep their
+learned normal; at worst the requests since the snapshot are learned again
 (replayed from the last committed offset) or not at all. The file is written to a
 temporary name and renamed, so a crash never leaves half a snapshot. It is a pickle:
 it lives in the worker's own data dir and is never read from anywhere else.
@@ -22,7 +22,7 @@ __all__ = ["FORMAT_VERSION", "load_state", "save_state"]
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: key states and peer baselines (stream-time scoring)
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
@@ -39,7 +39,7 @@ def load_state(path: Path) -> dict[str, Any] | None:
     try:
         state = joblib.load(path)
     except Exception:  # corrupt or from incompatible code: learning again beats not starting
-        log.exception("llmjacking: cannot read %s; starting without learned profiles", path)
+        log.exception("llmjacking: cannot read %s; starting without learned baselines", path)
         return None
     if not isinstance(state, dict) or state.get("version") != FORMAT_VERSION:
         log.warning("llmjacking: %s has another format; starting without it", path)

@@ -184,7 +184,7 @@ def test_child_env_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
         },
         processors={
             "alert": {"webhooks": ["http://h/1"], "on_lift": False},
-            "llmjacking": {"default_mode": "enforce", "volume_z": 2.5},
+            "llmjacking": {"default_mode": "enforce", "probation_s": 30.0},
             "agent_loop": {"max_session_usd": "1.25"},
             "drift": {"reference": "fixed"},
         },
