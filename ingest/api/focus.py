@@ -1,4 +1,5 @@
-"""FinOps FOCUS 1.2 CSV export: one row per day x attribution x provider x model x token kind.
+"""FinOps FOCUS 1.2 CSV export: one row per day x attribution x provider x model x token kind,
+and one for the answers the response cache served there (billed 0, ListCost = the saving).
 
 Read from spend_daily (whole days only, priced spend only), one calendar month (= billing
 period) per query, so a long export streams in bounded memory and never holds the
@@ -28,6 +29,7 @@ from ingest.api.values import money_text
 from meterline.warehouse import SharedClient
 
 __all__ = [
+    "CACHE_METER",
     "FOCUS_COLUMNS",
     "TOKEN_KINDS",
     "FocusQuery",
@@ -85,13 +87,17 @@ TOKEN_KINDS = {
     "cache_read": "Cache Read Tokens",
     "cache_write": "Cache Write Tokens",
 }
+# Response-cache hits (issue 16): one line per group with hits, quantity in requests.
+CACHE_METER = "Response Cache Hits"
+CACHE_UNIT = "Requests"
 UNATTRIBUTED = "(unattributed)"
 _PER_MTOK = Decimal(1_000_000)
 
 _SQL = """
 SELECT day, org, team, project, key_id, provider, model,
     sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
-    sum(input_cost_usd), sum(output_cost_usd), sum(cache_read_cost_usd), sum(cache_write_cost_usd)
+    sum(input_cost_usd), sum(output_cost_usd), sum(cache_read_cost_usd), sum(cache_write_cost_usd),
+    sum(saved_usd), sum(cache_hits)
 FROM {table}{where}
 GROUP BY day, org, team, project, key_id, provider, model
 ORDER BY day, org, team, project, key_id, provider, model
@@ -184,7 +190,37 @@ def focus_lines(row: Sequence[Any], month: date, following: date) -> list[list[s
             "SkuPriceId": f"{sku}/{kind}",
         }
         lines.append([values[name] for name in FOCUS_COLUMNS])
+    hits, saved = int(row[16]), Decimal(row[15])
+    if hits:
+        lines.append(_cache_line(common, provider, model, hits, saved))
     return lines
+
+
+def _cache_line(
+    common: dict[str, str], provider: str, model: str, hits: int, saved: Decimal
+) -> list[str]:
+    """Answers served from the response cache, as FOCUS states a saving: a usage line
+    billed 0 whose ListCost is what the answers would have cost (genai-prices, as spend),
+    so ListCost - EffectiveCost is the saving; quantity in requests."""
+    sku = f"{provider}/{model}"
+    values = {
+        **common,
+        "BilledCost": "0",
+        "ChargeDescription": f"{model} answers served from the Meterline response cache",
+        "ConsumedQuantity": str(hits),
+        "ConsumedUnit": CACHE_UNIT,
+        "ContractedCost": "0",
+        "ContractedUnitPrice": "0",
+        "EffectiveCost": "0",
+        "ListCost": money_text(saved),
+        "ListUnitPrice": _price_text(saved / hits),
+        "PricingQuantity": str(hits),
+        "PricingUnit": CACHE_UNIT,
+        "SkuId": sku,
+        "SkuMeter": CACHE_METER,
+        "SkuPriceId": f"{sku}/cache_hit",
+    }
+    return [values[name] for name in FOCUS_COLUMNS]
 
 
 @lru_cache(maxsize=4096)  # read-only results: callers never change them

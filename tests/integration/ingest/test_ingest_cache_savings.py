@@ -4,6 +4,8 @@ through its view) -> read API over HTTP, exact to the last digit against genai-p
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 import time
 from collections import defaultdict
@@ -18,6 +20,7 @@ import uvicorn
 from genai_prices import Usage
 
 from ingest.api import create_app
+from ingest.api.focus import CACHE_METER
 from ingest.server import IngestService
 from processors.cost.logic import Pricer
 from schemas.events.v1 import RequestEvent
@@ -119,6 +122,11 @@ def test_showback_reports_saved_dollars_beside_spend(harness, read_api) -> None:
         since = (TODAY - timedelta(days=1, hours=1)).isoformat()  # inside a day: costs FINAL
         exact = http.get("/api/showback", params={"group_by": "org", "from": since}).json()
         operations = http.get("/api/operations").json()
+        days = {
+            "from": (TODAY - timedelta(days=1)).date().isoformat(),
+            "to": TODAY.date().isoformat(),
+        }
+        focus = list(csv.DictReader(io.StringIO(http.get("/api/export/focus", params=days).text)))
         one_org = http.get("/api/operations", params={"org": "org-1"}).json()
     assert (daily["source"], exact["source"]) == ("spend_daily", "costs")
     for body in (daily, exact):
@@ -140,3 +148,9 @@ def test_showback_reports_saved_dollars_beside_spend(harness, read_api) -> None:
         "semantic_hit_ratio": semantic / 24,
     }
     assert one_org["cache"]["lookups"] == 8
+    # FOCUS: one usage line per group with hits, billed 0, ListCost = the exact saving.
+    cache_lines = [r for r in focus if r["SkuMeter"] == CACHE_METER]
+    assert sum(Decimal(r["ListCost"]) for r in cache_lines) == sum(saved.values())
+    assert sum(int(r["PricingQuantity"]) for r in cache_lines) == hits
+    assert all(r["BilledCost"] == "0" for r in cache_lines)
+    assert sum(Decimal(r["BilledCost"]) for r in focus) == sum(spent.values())

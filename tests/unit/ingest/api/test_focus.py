@@ -47,7 +47,11 @@ def _group(pricer: Pricer, provider: str, model: str, requests: list[tuple[int, 
         for name in ("input_cost", "output_cost", "cache_read_cost", "cache_write_cost")
     ]
     total = sum((c.total_cost for c in costs), Decimal(0))
-    return (DAY, "acme", "search", "web", "k1", provider, model, *sums, *money), total
+    cache = (  # spend_daily's saved_usd and cache_hits (issue 16)
+        sum((c.saved_cost for c in costs), Decimal(0)),
+        sum(c.cache in ("hit", "semantic_hit") for c in costs),
+    )
+    return (DAY, "acme", "search", "web", "k1", provider, model, *sums, *money, *cache), total
 
 
 def _rows(lines: list[list[str]]) -> list[dict[str, str]]:
