@@ -13,6 +13,7 @@ from dashboards.formatting import count, when
 __all__ = [
     "BREAKER_UNKNOWN",
     "DEPLOYMENT_COLUMNS",
+    "NO_MODEL",
     "cache_figures",
     "deployment_table",
     "drift_table",
@@ -48,6 +49,7 @@ def model_table(models: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 "Provider": _text(m["provider"]),
                 "Requests": int(m["requests"]),
                 "Errors": int(m["errors"]),
+                "Rejected": int(m.get("rejected") or 0),
                 "Error rate %": round(float(m["error_rate"]) * 100, 2),
                 "p50 ms": _ms(m["latency_p50_ms"]),
                 "p95 ms": _ms(m["latency_p95_ms"]),
@@ -62,6 +64,7 @@ def model_table(models: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "Provider",
             "Requests",
             "Errors",
+            "Rejected",
             "Error rate %",
             "p50 ms",
             "p95 ms",

@@ -42,6 +42,7 @@ class SpendSummary:
     input_tokens: int
     output_tokens: int
     unpriced_requests: int
+    rejected_requests: int = 0  # refused by the gateway before a provider: never spend
     saved: Decimal = Decimal(0)  # by response-cache hits (their answers' price, not charged)
     cache_hits: int = 0
 
@@ -87,6 +88,7 @@ def summary(showback: Mapping[str, Any]) -> SpendSummary:
         input_tokens=sum(int(row["input_tokens"]) for row in rows),
         output_tokens=sum(int(row["output_tokens"]) for row in rows),
         unpriced_requests=sum(int(row["unpriced_requests"]) for row in rows),
+        rejected_requests=sum(int(row.get("rejected_requests") or 0) for row in rows),
         saved=decimal_sum(row.get("saved_usd") or "0" for row in rows),
         cache_hits=sum(int(row.get("cache_hits") or 0) for row in rows),
     )
@@ -115,6 +117,7 @@ def totals_table(showback: Mapping[str, Any], grouping: str) -> pd.DataFrame:
         record["Input tokens"] = count(row["input_tokens"])
         record["Output tokens"] = count(row["output_tokens"])
         record["Unpriced requests"] = count(row["unpriced_requests"])
+        record["Rejected requests"] = count(row.get("rejected_requests") or 0)
         records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -176,6 +179,7 @@ def showback_csv(showback: Mapping[str, Any], grouping: str) -> str:
         columns += ["previous_cost_usd", "change_usd", "change_pct"]
     columns += ["saved_usd", "cache_hits"]
     columns += ["requests", "input_tokens", "output_tokens", "unpriced_requests"]
+    columns += ["rejected_requests"]
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in _by_cost(showback["rows"]):

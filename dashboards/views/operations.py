@@ -12,6 +12,7 @@ from dashboards.api import admin_problem, read_client, read_problem, wire
 from dashboards.charts import latency_bars
 from dashboards.formatting import count
 from dashboards.operations_data import (
+    NO_MODEL,
     cache_figures,
     deployment_table,
     drift_table,
@@ -117,6 +118,13 @@ def operations_body(start: date, end: date) -> None:
     else:
         st.altair_chart(latency_bars(latency_chart(ops["models"])), width="stretch")
         st.dataframe(model_table(ops["models"]), hide_index=True, width="stretch")
+        rejected = sum(int(m.get("rejected") or 0) for m in ops["models"])
+        if rejected:
+            st.caption(
+                f"{rejected:,} requests were rejected by the gateway before any provider saw "
+                "them (bad key, blocked, too large, rate limited; those with no model are the "
+                f"{NO_MODEL} row): counted as errors, never as spend."
+            )
 
     deployments_section(ops["deployments"])
     cache_section(ops.get("cache"))

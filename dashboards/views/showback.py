@@ -77,7 +77,7 @@ def showback_body(start: date, end: date, grouping: str) -> None:
         change = (
             f"{money(figures.cost - figures.previous_cost, places)} ({percent(figures.change_pct)})"
         )
-    a, saved, b, c, d, e = st.columns(6)
+    a, saved, b, c, d, e, f = st.columns(7)
     a.metric(
         "Spend",
         money(figures.cost, places),
@@ -98,6 +98,12 @@ def showback_body(start: date, end: date, grouping: str) -> None:
         "Unpriced requests",
         count(figures.unpriced_requests),
         help="Requests to models no price list knows: their cost is unknown, not zero.",
+    )
+    f.metric(
+        "Rejected requests",
+        count(figures.rejected_requests),
+        help="Refused by the gateway before any provider saw them (bad key, blocked, too "
+        "large, rate limited): they cost nothing. Operations shows why.",
     )
     if figures.unpriced_requests:
         models = ", ".join(unpriced_models(everything["rows"])) or "unknown"

@@ -6,9 +6,10 @@ import pandas as pd
 
 from dashboards.budgets_data import history_frame
 from dashboards.charts import budget_history_chart, latency_bars, time_format
-from dashboards.operations_data import latency_chart
+from dashboards.operations_data import latency_chart, model_table
 from dashboards.owners import key_ids_to_resolve, owner_of, owner_text, subject_label
 from dashboards.security_data import anomaly_table, blocked_table
+from dashboards.showback_data import showback_csv, summary, totals_table
 
 
 def _history(*stamps: str) -> pd.DataFrame:
@@ -90,3 +91,25 @@ def test_security_tables_name_the_owner() -> None:
         "expires_at": None,
     }
     assert blocked_table([decision], OWNERS)["Owner"].iloc[0] == "globex"
+
+
+def test_rejected_requests_are_counted_apart_from_spend() -> None:
+    row = {
+        "org": "acme",
+        "cost_usd": "0.0021",
+        "requests": 5,
+        "input_tokens": 10,
+        "output_tokens": 20,
+        "unpriced_requests": 0,
+        "rejected_requests": 3,
+    }
+    body = {"rows": [row, {**row, "org": "", "cost_usd": "0", "rejected_requests": 4}]}
+    figures = summary(body)
+    assert figures.rejected_requests == 7 and figures.unpriced_requests == 0
+    assert list(totals_table(body, "org")["Rejected requests"]) == ["3", "4"]
+    assert showback_csv(body, "org").splitlines()[1].endswith(",0,3")
+    refused = {"model": "", "provider": "", "requests": 4, "errors": 4, "rejected": 4}
+    refused |= {"error_rate": 1.0, "output_tokens_per_s": None, "ttft_p50_ms": None}
+    refused |= {f"latency_{p}_ms": None for p in ("p50", "p95", "p99")}
+    table = model_table([refused])
+    assert (table["Model"].iloc[0], table["Rejected"].iloc[0]) == ("(no model)", 4)
