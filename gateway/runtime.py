@@ -3,7 +3,7 @@
 The runtime owns the in-memory state (keys, decisions, budgets, limits) and takes its I/O
 as collaborators: the emitter, the upstream, the view reader, the control publisher and
 the clock. `GatewayRuntime.from_settings` is the one place production builds them
-(Kafka, aiohttp); a unit test passes in-memory ones (`MemoryEmitter`,
+(Kafka, the upstream client); a unit test passes in-memory ones (`MemoryEmitter`,
 `InProcessUpstream`, `StaticViews`) and drives the proxy with no broker and no socket.
 `start()` runs inside the server's event loop (the upstream session must be created
 there) and `aclose()` stops intake, then flushes.
@@ -29,7 +29,7 @@ from gateway.guardrails import Guardrails
 from gateway.keys import KeyStore
 from gateway.metrics import Metrics
 from gateway.pricing import PriceEstimator
-from gateway.providers import AiohttpUpstream, Provider, Timeouts, Upstream
+from gateway.providers import NetworkUpstream, Provider, Timeouts, Upstream
 from gateway.ratelimit import KeyLimiter
 from gateway.record import RequestRecord
 from gateway.routing import Router
@@ -145,12 +145,12 @@ class GatewayRuntime:
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayRuntime:
         """The production runtime: Kafka emitter, view reader and control publisher, and
-        providers over one pooled aiohttp session. The only place they are built."""
+        providers over one pooled upstream client. The only place they are built."""
         metrics = Metrics()
         return cls(
             settings,
             emitter=KafkaEmitter(settings, metrics=metrics),
-            upstream=AiohttpUpstream(connect_timeout_s=settings.gateway.upstream_connect_timeout_s),
+            upstream=NetworkUpstream(),
             views=lambda handlers: ViewReader(settings, handlers),
             publisher=ControlPublisher(settings),
             metrics=metrics,

@@ -1,7 +1,7 @@
 """Where the gateway's providers come from: one seam for the upstream transport.
 
 `GatewayRuntime` asks its `Upstream` for one `Provider` per configured provider.
-`AiohttpUpstream` is production (one pooled aiohttp session, API keys from the
+`NetworkUpstream` is production (one pooled upstream client, API keys from the
 environment variables the config names); `InProcessUpstream` answers from an ASGI app in
 the same process (the mock provider in unit tests), so the proxy is tested without sockets.
 """
@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from gateway.providers.asgi import ASGIApp, ASGIProvider
 from gateway.providers.base import Provider
-from gateway.providers.http import HttpProvider, create_session
+from gateway.providers.http import HttpProvider, create_client
 from meterline.routing_config import ProviderConfig
 
 if TYPE_CHECKING:
-    import aiohttp
+    from gateway.providers.transport import UpstreamClient
 
-__all__ = ["AiohttpUpstream", "InProcessUpstream", "Upstream"]
+__all__ = ["InProcessUpstream", "NetworkUpstream", "Upstream"]
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +45,22 @@ def api_key(config: ProviderConfig) -> str | None:
     return key
 
 
-class AiohttpUpstream:
-    """Providers over one shared aiohttp session (created in `start`, inside the loop)."""
+class NetworkUpstream:
+    """Providers over one shared upstream client (created in `start`, inside the loop)."""
 
-    def __init__(self, *, connect_timeout_s: float) -> None:
-        self._connect_timeout_s = connect_timeout_s
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self) -> None:
+        self._client: UpstreamClient | None = None
 
     async def start(self) -> None:
-        self._session = create_session(self._connect_timeout_s)
+        self._client = create_client()
 
     def provider(self, config: ProviderConfig) -> Provider:
-        assert self._session is not None, "start() first"
-        return HttpProvider(config=config, api_key=api_key(config), session=self._session)
+        assert self._client is not None, "start() first"
+        return HttpProvider(config=config, api_key=api_key(config), client=self._client)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            await self._client.aclose()
 
 
 class InProcessUpstream:

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.collaborators import StaticViews
 from gateway.emit import KafkaEmitter, MemoryEmitter
-from gateway.providers import AiohttpUpstream, InProcessUpstream
+from gateway.providers import InProcessUpstream, NetworkUpstream
 from gateway.runtime import GatewayRuntime
 from ingest.controlplane.restore import ControlPlaneWatch
 from ingest.otlp.credentials import CredentialReader
@@ -28,7 +28,7 @@ THREADED = [
     ControlPlaneWatch,
     IngestService,
 ]
-LOOP_BOUND = [GatewayRuntime, AiohttpUpstream, InProcessUpstream]
+LOOP_BOUND = [GatewayRuntime, NetworkUpstream, InProcessUpstream]
 
 
 @pytest.mark.parametrize("cls", THREADED, ids=lambda c: c.__name__)
