@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+
+from meterline.money import usd
 
 __all__ = [
     "count",
@@ -31,13 +33,12 @@ def money_places(amounts: Iterable[Decimal]) -> int:
     return 2 if largest >= 1 or largest == 0 else 4
 
 
-def money(value: str | Decimal | None, places: int = 2) -> str:
-    """`$1,234.57`: rounded half up to `places` decimals from the exact value."""
+def money(value: str | Decimal | None, places: int | None = 2) -> str:
+    """`$1,234.57`: rounded half up to `places` decimals from the exact value; None: the
+    digits the amount needs (`$0.0021`), as the CLI and the gateway write it."""
     if value is None or value == "":
         return "—"
-    amount = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    text = f"${abs(amount):,.{places}f}"
-    return f"-{text}" if amount < 0 else text
+    return usd(value, places)
 
 
 def signed_money(value: str | Decimal | None, places: int = 2) -> str:

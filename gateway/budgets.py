@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 
 from gateway.enforcement import parse_ts
+from meterline.money import usd
 from schemas.spend import SpendMark, parse_watermark
 
 __all__ = ["BudgetGuard", "BudgetHit"]
@@ -116,7 +117,7 @@ class BudgetHit:
     def message(self) -> str:
         return (
             f"budget '{self.budget_id}' for {self.subject} reached its hard limit "
-            f"(about ${self.spent_usd:.2f} of ${self.limit_usd:.2f} spent this period)"
+            f"(about {usd(self.spent_usd)} of {usd(self.limit_usd)} spent this period)"
         )
 
 
@@ -284,12 +285,17 @@ class BudgetGuard:
             item = dict(budget.record)
             state = self._states.get(budget_id)
             if state is not None:
+                local = self._local_usd(budget_id)
+                limit = budget.limit_usd or state.limit_usd
+                # As the guard sees it: our own spend since the snapshot can already have
+                # crossed the limit (the request was refused) before the processors say so.
+                crossed = limit > 0 and state.spent_usd + local >= limit
                 item["state"] = {
                     "spent_usd": state.record.get("spent_usd"),
                     "percent_used": state.record.get("percent_used"),
-                    "status": state.status,
+                    "status": "hard" if crossed else state.status,
                     "period_end": state.record.get("period_end"),
-                    "local_estimate_usd": round(self._local_usd(budget_id), 6),
+                    "local_estimate_usd": round(local, 6),
                 }
             out.append(item)
         return out

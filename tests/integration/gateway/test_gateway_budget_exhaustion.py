@@ -30,6 +30,7 @@ import orjson
 import pytest
 
 from meterline.mock_provider import prompt_tokens
+from meterline.money import usd
 from meterline.settings import PriceOverride
 from schemas.events.v1 import EnforcementDecision
 from schemas.topics import ENFORCEMENT
@@ -167,7 +168,9 @@ def test_a_refused_hard_budget_is_exhausted_for_everyone_and_lifts(
             timeout=60,
         )
         assert cli.returncode == 0, cli.stderr
-        assert f"spent ${PER_REQUEST * 6} (hard)" in cli.stdout, cli.stdout
+        # In the digits a person needs ($0.00059 of $0.0005), not $0.00 or 18 decimals.
+        assert f"{usd(LIMIT)}/day" in cli.stdout and usd(LIMIT) == "$0.0005", cli.stdout
+        assert f"spent {usd(PER_REQUEST * 6)} (hard)" in cli.stdout, cli.stdout
 
         # Every gateway learns it: the processors' block is on the enforcement topic.
         reader.read_until(lambda: len(decisions) >= 1, timeout_s=30, log=log)
