@@ -11,9 +11,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meterline.money import usd
 from meterline.settings import ConfigError, Settings, load_settings
 from schemas.budgets import BUDGET_PERIODS, HARD_LIMIT_ACTIONS
 
@@ -353,21 +355,27 @@ def _budgets_set(args: argparse.Namespace, admin: AdminClient) -> None:
         timezone=args.timezone,
     )
     print(
-        f"budget {budget['budget_id']}: {budget['subject']} ${budget['limit_usd']} per "
+        f"budget {budget['budget_id']}: {budget['subject']} {usd(budget['limit_usd'])} per "
         f"{budget['period']} ({budget['timezone']}), soft at {budget['soft_pct']}%, "
         f"hard -> {budget['action_on_hard']}"
     )
 
 
+def _budget_line(budget: dict[str, Any]) -> str:
+    """`$10.00/day  hard->block  spent $0.0021 (ok)`: the gateway's view, its own spend
+    since the processors' last state included (so a budget it just refused reads hard)."""
+    line = f"{usd(budget['limit_usd'])}/{budget['period']}  hard->{budget['action_on_hard']}"
+    state = budget.get("state")
+    if not state:
+        return f"{line}  no spend yet"
+    spent = Decimal(state["spent_usd"] or 0) + Decimal(repr(state.get("local_estimate_usd") or 0))
+    return f"{line}  spent {usd(spent)} ({state['status']})"
+
+
 def _budgets_list(args: argparse.Namespace, admin: AdminClient) -> None:
     budgets = admin.list_budgets()
     for budget in budgets:
-        state = budget.get("state") or {}
-        spent = f"spent ${state['spent_usd']} ({state['status']})" if state else "no spend yet"
-        print(
-            f"{budget['budget_id']}  {budget['subject']}  ${budget['limit_usd']}/"
-            f"{budget['period']}  hard->{budget['action_on_hard']}  {spent}"
-        )
+        print(f"{budget['budget_id']}  {budget['subject']}  {_budget_line(budget)}")
     print(f"{len(budgets)} budget(s)", file=sys.stderr)
 
 
