@@ -45,7 +45,7 @@ def test_keys_budgets_block_and_unblock_through_the_cli(cli) -> None:
     assert code == 0 and key_id in out and "acme/ml" in out and "rpm=100" in out
 
     code, out, _ = cli("budgets", "set", "team:acme/ml", "--period", "day", "--limit-usd", "10")
-    assert code == 0 and "team:acme/ml $10 per day" in out
+    assert code == 0 and "team:acme/ml $10.00 per day" in out
     code, out, _ = cli("budgets", "list")
     assert code == 0 and "team:acme/ml" in out and "hard->block" in out
 
@@ -64,6 +64,8 @@ def test_keys_budgets_block_and_unblock_through_the_cli(cli) -> None:
 
     code, out, _ = cli("keys", "revoke", key_id)
     assert code == 0 and _chat(url, secret) == 401
+    code, out, _ = cli("keys", "list")  # still listed, as revoked, with who revoked it
+    assert code == 0 and f"{key_id}  acme/ml" in out and "REVOKED" in out and "by admin:" in out
 
 
 def test_ingest_tokens_through_the_cli(cli) -> None:
