@@ -309,7 +309,15 @@ def _keys_list(args: argparse.Namespace, admin: AdminClient) -> None:
         limits = f"rpm={key['rpm'] or '-'} tpm={key['tpm'] or '-'}"
         where = "/".join(part for part in (key["org"], key["team"], key["project"]) if part)
         models = ",".join(key["models"]) if key["models"] is not None else "*"
-        print(f"{key['key_id']}  {where}  user={key['user'] or '-'}  models={models}  {limits}")
+        revoked = (
+            f"  REVOKED {key.get('revoked_at') or ''} by {key.get('revoked_by') or '?'}"
+            if key.get("revoked")
+            else ""
+        )
+        print(
+            f"{key['key_id']}  {where}  user={key['user'] or '-'}  models={models}  {limits}"
+            + revoked
+        )
     print(f"{len(keys)} key(s)", file=sys.stderr)
 
 
