@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pipeline_throughput.py
 	$(BIN)/python bench/guardrails.py
 	$(BIN)/python bench/read_api.py
+	$(BIN)/python bench/cache.py
 
 clean:
 	rm -rf $(VENV) .meterline

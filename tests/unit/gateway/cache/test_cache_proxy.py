@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from gateway.app import create_app
@@ -250,3 +251,22 @@ async def test_admin_cache_reports_memory_and_lookups(harness) -> None:
     metrics = (await harness.http.get("/metrics")).text
     assert 'meterline_gateway_cache_lookups_total{result="hit"} 1' in metrics
     assert "meterline_gateway_cache_bytes" in metrics
+
+
+async def test_a_hit_counts_against_no_budget(harness) -> None:
+    response = await harness.http.post(
+        "/admin/budgets",
+        json={"subject": "org:acme", "period": "day", "limit_usd": "100"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 201, response.text
+    budget_id = response.json()["budget_id"]
+    state = {"budget_id": budget_id, "subject": "org:acme", "spent_usd": "0", "limit_usd": "100"}
+    assert harness.runtime.budgets.apply_state(budget_id.encode(), orjson.dumps(state))
+    key = await harness.key()
+    await harness.post(key, chat("priced question", max_tokens=50))
+    after_miss = harness.runtime.budgets.spent_estimate(budget_id)
+    assert after_miss is not None and after_miss > 0
+    hit = await harness.post(key, chat("priced question", max_tokens=50))
+    assert hit.headers["x-meterline-cache"] == "HIT"
+    assert harness.runtime.budgets.spent_estimate(budget_id) == after_miss
