@@ -151,6 +151,11 @@ def meterline_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "meterline.cli", *args]
 
 
+def demo_keys_file(settings: Settings) -> Path:
+    """Where `meterline up --demo` keeps its simulator's keys between starts."""
+    return settings.data_dir / "demo_keys.json"
+
+
 def demo_providers(settings: Settings) -> list[ProviderConfig]:
     """The mock provider as two upstreams, as a real deployment has them: `claude-*` over
     Anthropic's Messages API, everything else over OpenAI's, each priced as its vendor
@@ -341,7 +346,15 @@ class Stack:
                         self._service(
                             "simulator",
                             meterline_command(
-                                "simulate", "normal", "--duration", "0", "--rate", "3"
+                                "simulate",
+                                "normal",
+                                "--duration",
+                                "0",
+                                "--rate",
+                                "3",
+                                # A restart reuses the demo's keys (and so its budgets).
+                                "--keys-file",
+                                str(demo_keys_file(s)),
                             ),
                             None,
                         )

@@ -19,3 +19,4 @@ class SimulationConfig:
     labels_path: Path | None = None  # ground truth, JSON lines
     progress_every_s: float = 10.0
     max_in_flight: int = 64  # beyond this the simulator falls behind instead of piling up
+    keys_file: Path | None = None  # reuse the keys saved here, save the ones created

@@ -19,11 +19,12 @@ from openai import NOT_GIVEN, APIStatusError, AsyncOpenAI, OpenAIError
 from meterline.clients import AdminClient, ApiError, ClientError
 from meterline.settings import Settings
 from meterline.simulate.config import SimulationConfig
+from meterline.simulate.keyfile import SavedKey, load_keys, save_keys
 from meterline.simulate.labels import GroundTruth
 from meterline.simulate.plan import Plan, Step
 from schemas.subjects import key_subject, session_subject
 
-__all__ = ["CreatedKey", "SendStats", "admin_failure", "create_keys", "send_plan"]
+__all__ = ["CreatedKey", "SendStats", "admin_failure", "create_keys", "reusable", "send_plan"]
 
 
 @dataclass(frozen=True)
@@ -53,15 +54,24 @@ def admin_failure(error: ClientError) -> str:
 
 
 def create_keys(settings: Settings, config: SimulationConfig, plan: Plan) -> dict[str, CreatedKey]:
-    """Create the plan's keys and budgets; plan key name -> created key."""
+    """Create the plan's keys and budgets; plan key name -> created key. With a keys file,
+    a saved key that is still active with the same attribution is reused, and budgets
+    (one id per subject and period) are set again rather than added."""
     created: dict[str, CreatedKey] = {}
+    saved = load_keys(config.keys_file) if config.keys_file is not None else {}
     try:
         with AdminClient.from_settings(settings, base_url=config.gateway_url) as admin:
+            active = {k["key_id"] for k in admin.list_keys() if not k.get("revoked")}
             for spec in plan.keys:
-                key = admin.create_key(
-                    org=spec.org, team=spec.team, project=spec.project, user=spec.user
-                )
-                created[spec.name] = CreatedKey(key["key_id"], key["key"])
+                attribution = (spec.org, spec.team, spec.project, spec.user)
+                known = reusable(saved.get(spec.name), attribution, active)
+                if known is None:
+                    key = admin.create_key(
+                        org=spec.org, team=spec.team, project=spec.project, user=spec.user
+                    )
+                    known = SavedKey(key["key_id"], key["key"], attribution)
+                    saved[spec.name] = known
+                created[spec.name] = CreatedKey(known.key_id, known.secret)
             for budget in plan.budgets:
                 admin.set_budget(
                     key_subject(created[budget.key].key_id),
@@ -71,7 +81,19 @@ def create_keys(settings: Settings, config: SimulationConfig, plan: Plan) -> dic
                 )
     except ClientError as exc:
         raise RuntimeError(admin_failure(exc)) from exc
+    finally:
+        if config.keys_file is not None and saved:
+            save_keys(config.keys_file, saved)
     return created
+
+
+def reusable(
+    saved: SavedKey | None, attribution: tuple[str, str, str, str], active: set[str]
+) -> SavedKey | None:
+    """The saved key if it can stand for the plan's key: still active, same attribution."""
+    if saved is None or saved.key_id not in active or saved.attribution != attribution:
+        return None
+    return saved
 
 
 class _Sender:
