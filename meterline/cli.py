@@ -183,6 +183,7 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         gateway_url=args.gateway_url or settings.resolved_gateway_url,
         labels_path=Path(args.labels) if args.labels else None,
+        keys_file=Path(args.keys_file) if args.keys_file else None,
     )
     return run_simulation(settings, config)
 
@@ -536,6 +537,11 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=7)
     simulate.add_argument("--gateway-url", default=None)
     simulate.add_argument("--labels", metavar="FILE", help="write ground truth (JSON lines)")
+    simulate.add_argument(
+        "--keys-file",
+        metavar="FILE",
+        help="reuse the keys saved in FILE and save the ones created there (mode 600)",
+    )
     simulate.set_defaults(handler=_cmd_simulate)
 
     evaluate = verbs.add_parser("eval", help="score the detectors").add_subparsers(
