@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -35,7 +36,7 @@ from tenacity import (
 
 from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics, wait_for_broker
-from meterline.settings import ProviderConfig, Settings
+from meterline.settings import PriceOverride, ProviderConfig, Settings
 from meterline.supervisor import Supervisor
 from meterline.workers import (
     PROCESSORS_STATE_WARNING,
@@ -45,6 +46,7 @@ from meterline.workers import (
 )
 
 __all__ = [
+    "DEMO_PRICE_OVERRIDES",
     "ServiceProcess",
     "Stack",
     "ensure_admin_token",
@@ -151,6 +153,15 @@ def meterline_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "meterline.cli", *args]
 
 
+# The demo's self-hosted model, priced as deploy/meterline.yaml prices it (a test keeps
+# the two equal), so every demo request that reaches the provider is priced.
+DEMO_PRICE_OVERRIDES = {
+    "acme-local-7b": PriceOverride(
+        name="acme-self-hosted", input_mtok=Decimal("0.05"), output_mtok=Decimal("0.10")
+    )
+}
+
+
 def demo_keys_file(settings: Settings) -> Path:
     """Where `meterline up --demo` keeps its simulator's keys between starts."""
     return settings.data_dir / "demo_keys.json"
@@ -159,7 +170,7 @@ def demo_keys_file(settings: Settings) -> Path:
 def demo_providers(settings: Settings) -> list[ProviderConfig]:
     """The mock provider as two upstreams, as a real deployment has them: `claude-*` over
     Anthropic's Messages API, everything else over OpenAI's, each priced as its vendor
-    (a model no price list knows, such as acme-local-7b, stays flagged unpriced)."""
+    (acme-local-7b, which no price list knows, by DEMO_PRICE_OVERRIDES)."""
     mock_url = f"http://{settings.host}:{settings.mock_provider_port}/v1"
     return [
         ProviderConfig(
@@ -227,6 +238,8 @@ class Stack:
         settings = ensure_admin_token(settings)
         if mock_provider and not settings.providers:
             settings = settings.model_copy(update={"providers": demo_providers(settings)})
+        if mock_provider and not settings.price_overrides:
+            settings = settings.model_copy(update={"price_overrides": DEMO_PRICE_OVERRIDES})
         if traffic and not settings.gateway.trusted_proxies:
             # The demo simulator plays many clients through its loopback hop (X-Forwarded-For).
             loopback = ["127.0.0.0/8", "::1/128"]

@@ -32,7 +32,7 @@ DEMO_TENANTS: dict[str, dict[str, list[str]]] = {
     "umbrella": {"legal": ["contracts"], "ops": ["runbooks"]},
 }
 # (model, weight) of everyday traffic. The last one is a self-hosted model no price list
-# knows: it shows up as unpriced usage, never as free.
+# knows: the demo prices it with its own override (meterline.runtime.DEMO_PRICE_OVERRIDES).
 DEMO_MODELS: list[tuple[str, float]] = [
     ("gpt-4o-mini", 0.45),
     ("gpt-4o", 0.2),

@@ -2,12 +2,22 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from meterline.runtime import ServiceProcess, Stack, ensure_admin_token, install_stop_signals
-from meterline.settings import Settings
+from meterline.config_sources import load_yaml_mapping
+from meterline.runtime import (
+    DEMO_PRICE_OVERRIDES,
+    ServiceProcess,
+    Stack,
+    ensure_admin_token,
+    install_stop_signals,
+)
+from meterline.settings import PriceOverride, Settings
+from meterline.simulate.catalog import DEMO_MODELS
+from processors.cost.logic import Pricer, TokenUsage
 
 
 def test_generated_admin_token_is_kept_private_and_reused(tmp_path: Path) -> None:
@@ -91,3 +101,20 @@ def test_a_second_stop_signal_does_not_cut_the_stop_short() -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def test_every_demo_model_is_priced_as_deploy_prices_it(tmp_path: Path, monkeypatch) -> None:
+    stack = Stack(Settings(data_dir=tmp_path), mock_provider=True)
+    for name, value in stack.settings.child_env().items():
+        monkeypatch.setenv(name, str(value))
+    child = Settings()  # what the processors of `meterline up --demo` read
+    pricer = Pricer(child.price_overrides)
+    for model in [m for m, _ in DEMO_MODELS] + [child.gateway.cache.embedding_model]:
+        provider = child.provider_for(model)
+        assert provider is not None, model
+        usage = TokenUsage(model, provider.price_provider, 1000, 100, 0, 0, datetime.now(UTC))
+        quote = pricer.quote(usage)
+        assert quote.priced and quote.split.total_cost > 0, model
+    deployed = load_yaml_mapping(Path(__file__).parents[3] / "deploy" / "meterline.yaml")
+    overrides = {m: PriceOverride(**o) for m, o in deployed["price_overrides"].items()}
+    assert overrides == DEMO_PRICE_OVERRIDES
