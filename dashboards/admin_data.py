@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboards.formatting import money, money_places, when
+from dashboards.formatting import money, when
 from schemas.policies import DETECTOR_KINDS, POLICY_MODES, guardrail_of
 
 __all__ = [
@@ -91,16 +91,15 @@ def budget_table(budgets: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     for b in rows:
         state = b.get("state") or {}
         spent = state.get("spent_usd")
-        places = money_places([Decimal(b["limit_usd"])])
         records.append(
             {
                 "Subject": b["subject"],
                 "Period": b["period"],
-                "Limit": money(b["limit_usd"], places),
+                "Limit": money(b["limit_usd"]),
                 "Soft at": f"{float(b['soft_pct']):g}%",
                 "At the limit": b["action_on_hard"]
                 + (f" {b['throttle_rpm']} rpm" if b.get("throttle_rpm") else ""),
-                "Spent": money(spent, places) if spent is not None else "—",
+                "Spent": money(spent) if spent is not None else "—",
                 "Status": state.get("status", "no spend yet"),
                 "budget_id": b["budget_id"],
             }

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboards.formatting import money, money_places, when
+from dashboards.formatting import money, when
 
 __all__ = ["STATUS_ORDER", "budget_table", "history_frame", "status_label"]
 
@@ -41,17 +41,16 @@ def budget_table(body: Mapping[str, Any]) -> pd.DataFrame:
     for budget in body.get("budgets") or []:
         state = budget.get("state")
         status = status_label(budget)
-        places = money_places([Decimal(budget["limit_usd"])])  # a $0.50 budget needs more
         records.append(
             {
                 "Budget": budget["subject"],
                 "Period": budget["period"],
                 "Status": status,
-                "Spent": money(state["spent_usd"] if state else "0", places),
-                "Limit": money(budget["limit_usd"], places),
+                "Spent": money(state["spent_usd"] if state else "0"),
+                "Limit": money(budget["limit_usd"]),
                 "Burn": min(float(state["percent_used"]), 100.0) if state else 0.0,
                 "Used": f"{float(state['percent_used']):.1f}%" if state else "0.0%",
-                "Burn rate / hour": money(state["burn_rate_usd_per_hour"], 4) if state else "—",
+                "Burn rate / hour": money(state["burn_rate_usd_per_hour"]) if state else "—",
                 "Runs out": _exhaustion(state) if state else "—",
                 "Period ends": when(state["period_end"]) if state else "—",
                 "budget_id": budget["budget_id"],

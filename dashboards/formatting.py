@@ -12,36 +12,26 @@ __all__ = [
     "count",
     "decimal_sum",
     "money",
-    "money_places",
     "percent",
     "signed_money",
     "when",
 ]
-
-CENT = Decimal("0.01")
-
 
 def decimal_sum(values: Iterable[str | Decimal | None]) -> Decimal:
     """Exact sum of the read API's money strings (a float sum would drift)."""
     return sum((Decimal(v) for v in values if v is not None and v != ""), Decimal(0))
 
 
-def money_places(amounts: Iterable[Decimal]) -> int:
-    """Cents, unless every amount is under a dollar: then tenths of a cent tell rows apart
-    (an early deployment or a cheap model would otherwise read $0.00 everywhere)."""
-    largest = max((abs(a) for a in amounts), default=Decimal(0))
-    return 2 if largest >= 1 or largest == 0 else 4
-
-
-def money(value: str | Decimal | None, places: int | None = 2) -> str:
-    """`$1,234.57`: rounded half up to `places` decimals from the exact value; None: the
-    digits the amount needs (`$0.0021`), as the CLI and the gateway write it."""
+def money(value: str | Decimal | None, places: int | None = None) -> str:
+    """The digits the amount needs (`$1,234.57`, `$0.0021`: never a misleading $0.00), as
+    the CLI and the gateway write it; `places` fixes the decimals instead. Rounded half up
+    from the exact value."""
     if value is None or value == "":
         return "—"
     return usd(value, places)
 
 
-def signed_money(value: str | Decimal | None, places: int = 2) -> str:
+def signed_money(value: str | Decimal | None, places: int | None = None) -> str:
     if value is None or value == "":
         return "—"
     amount = Decimal(value)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboards.formatting import count, decimal_sum, money, money_places, percent, signed_money
+from dashboards.formatting import count, decimal_sum, money, percent, signed_money
 
 __all__ = [
     "FILTERS",
@@ -101,18 +101,16 @@ def _by_cost(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 def totals_table(showback: Mapping[str, Any], grouping: str) -> pd.DataFrame:
     """One row per group, largest spend first; money as text rounded from exact values."""
     rows = _by_cost(showback["rows"])
-    places = money_places(Decimal(row["cost_usd"]) for row in rows)
-    saved_places = money_places(Decimal(row.get("saved_usd") or 0) for row in rows)
     compared = showback.get("previous") is not None
     records = []
     for row in rows:
         record: dict[str, Any] = {_title(grouping): group_label(row.get(grouping))}
-        record["Spend"] = money(row["cost_usd"], places)
+        record["Spend"] = money(row["cost_usd"])
         if compared:
-            record["Previous period"] = money(row.get("previous_cost_usd") or "0", places)
-            record["Change"] = signed_money(row.get("change_usd") or "0", places)
+            record["Previous period"] = money(row.get("previous_cost_usd") or "0")
+            record["Change"] = signed_money(row.get("change_usd") or "0")
             record["Change %"] = percent(row.get("change_pct"))
-        record["Saved by cache"] = money(row.get("saved_usd") or "0", saved_places)
+        record["Saved by cache"] = money(row.get("saved_usd") or "0")
         record["Requests"] = count(row["requests"])
         record["Input tokens"] = count(row["input_tokens"])
         record["Output tokens"] = count(row["output_tokens"])
@@ -126,17 +124,14 @@ def movers_table(showback: Mapping[str, Any], grouping: str) -> pd.DataFrame:
     """The groups whose spend changed most against the previous period (API order)."""
     previous = showback.get("previous") or {}
     movers = previous.get("movers") or []
-    amounts = [Decimal(m["cost_usd"]) for m in movers]
-    amounts += [Decimal(m.get("previous_cost_usd") or 0) for m in movers]
-    places = money_places(amounts)
     return pd.DataFrame.from_records(
         [
             {
                 _title(grouping): group_label(m.get(grouping)),
-                "Change": signed_money(m.get("change_usd") or "0", places),
+                "Change": signed_money(m.get("change_usd") or "0"),
                 "Change %": percent(m.get("change_pct")),
-                "Now": money(m["cost_usd"], places),
-                "Before": money(m.get("previous_cost_usd") or "0", places),
+                "Now": money(m["cost_usd"]),
+                "Before": money(m.get("previous_cost_usd") or "0"),
             }
             for m in movers
         ]

@@ -7,7 +7,7 @@ from datetime import date
 import streamlit as st
 
 from dashboards.api import read_client, read_problem, wire
-from dashboards.formatting import count, money, money_places, percent
+from dashboards.formatting import count, money, percent
 from dashboards.page import date_range, load_settings, refreshing
 from dashboards.showback_data import (
     FILTERS,
@@ -71,23 +71,20 @@ def showback_body(start: date, end: date, grouping: str) -> None:
             "(`meterline up --demo` does), or widen the dates."
         )
         return
-    places = money_places([figures.cost])
     change = None
     if figures.previous_cost is not None:
-        change = (
-            f"{money(figures.cost - figures.previous_cost, places)} ({percent(figures.change_pct)})"
-        )
+        change = f"{money(figures.cost - figures.previous_cost)} ({percent(figures.change_pct)})"
     a, saved, b, c, d, e, f = st.columns(7)
     a.metric(
         "Spend",
-        money(figures.cost, places),
+        money(figures.cost),
         change,
         delta_color="inverse",
         help="Against the period of the same length just before.",
     )
     saved.metric(
         "Saved by cache",
-        money(figures.saved, money_places([figures.saved])),
+        money(figures.saved),
         help=f"What {count(figures.cache_hits)} answers served from the response cache would "
         "have cost (not in the spend).",
     )

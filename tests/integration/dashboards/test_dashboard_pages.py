@@ -86,7 +86,7 @@ def test_budgets_show_burn_status_and_exhaustion(read_api, dashboard_env) -> Non
     assert table.loc["team:acme/search", "Spent"] == "$84.13"  # 84.126, half up
     assert table.loc["team:acme/search", "Limit"] == "$100.00"
     assert table.loc["team:acme/search", "Used"] == "84.1%"
-    assert table.loc["team:acme/search", "Burn rate / hour"] == "$1.5000"
+    assert table.loc["team:acme/search", "Burn rate / hour"] == "$1.50"
     assert table.loc["team:acme/search", "Runs out"].endswith("UTC")
     assert table.loc["org:umbrella", "Status"] == "no spend yet"
     assert table.index[0] == "org:globex"  # the most urgent first

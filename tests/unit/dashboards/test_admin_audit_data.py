@@ -65,12 +65,9 @@ def test_key_and_budget_tables() -> None:
         }
     ]
     row = budget_table(budgets).iloc[0]
-    assert (row["Limit"], row["Soft at"], row["At the limit"]) == (
-        "$0.5000",
-        "80%",
-        "throttle 6 rpm",
-    )
-    assert row["Status"] == "ok" and row["Spent"] != "$0.00"
+    shown = (row["Limit"], row["Soft at"], row["At the limit"])
+    assert shown == ("$0.50", "80%", "throttle 6 rpm")
+    assert row["Status"] == "ok" and row["Spent"] == "$0.0021"  # not $0.00
 
 
 def test_changes_name_what_changed_from_what_to_what() -> None:

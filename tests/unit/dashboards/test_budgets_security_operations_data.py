@@ -59,6 +59,10 @@ def test_budget_table_most_urgent_first_with_exact_cents() -> None:
     assert list(table["Burn"]) == [100.0, 90.994, 10.005, 0.0]  # the bar stops at 100
     assert list(table["Runs out"]) == ["exhausted", "2025-01-03 10:00 UTC", "not this period", "—"]
     assert budget_table({"budgets": []}).empty
+    # a small budget reads in the digits it needs, not $0.00 of $0.00
+    small = _budget("small", _state("soft", "0.00168", 84.0) | {"burn_rate_usd_per_hour": "0.0004"})
+    row = budget_table({"budgets": [small | {"limit_usd": "0.002"}]}).iloc[0]
+    assert (row["Spent"], row["Limit"], row["Burn rate / hour"]) == ("$0.0017", "$0.002", "$0.0004")
 
 
 def test_history_frame() -> None:

@@ -7,7 +7,6 @@ from dashboards.formatting import (
     count,
     decimal_sum,
     money,
-    money_places,
     percent,
     signed_money,
     when,
@@ -16,7 +15,10 @@ from dashboards.formatting import (
 
 def test_money_rounds_half_up_from_the_exact_value() -> None:
     assert money("1234.565") == "$1,234.57"
-    assert money("0.004999999999999999") == "$0.00"
+    # below a dollar, the digits the amount needs: never a misleading $0.00
+    assert money("0.004999999999999999") == "$0.005"
+    assert money("0.0021") == "$0.0021" and money("0.000012345") == "$0.000012"
+    assert money("0") == "$0.00"
     assert money("-2.5") == "-$2.50"
     assert money(Decimal("0.00012345"), 4) == "$0.0001"
     assert money(None) == "—"
@@ -28,16 +30,11 @@ def test_sums_of_decimal_strings_are_exact() -> None:
     assert sum(float(v) for v in values) != 1.0  # what a float sum would have shown
 
 
-def test_places_go_below_the_cent_only_when_everything_is_under_a_dollar() -> None:
-    assert money_places([Decimal("0.03"), Decimal("0.2")]) == 4
-    assert money_places([Decimal("0.03"), Decimal("-1")]) == 2
-    assert money_places([]) == 2
-
-
 def test_signs_percentages_counts_and_times() -> None:
     assert signed_money("1.2") == "+$1.20"
     assert signed_money("-1.2") == "-$1.20"
     assert signed_money("0") == "$0.00"
+    assert signed_money("0.0021") == "+$0.0021"
     assert percent(12.345) == "+12.3%" and percent(None) == "new"
     assert count(1234567) == "1,234,567"
     assert when("2025-05-03T14:07:59Z") == "2025-05-03 14:07 UTC"

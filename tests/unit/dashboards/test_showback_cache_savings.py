@@ -41,7 +41,8 @@ def test_table_shows_saved_by_cache_beside_spend() -> None:
     table = totals_table(SHOWBACK, "org")
     assert list(table.columns[:3]) == ["Org", "Spend", "Saved by cache"]
     assert list(table["Org"]) == ["globex", "acme", "initech"]
-    assert list(table["Saved by cache"]) == ["$1.10", "$0.00", "$0.00"]  # cents, as spend
+    # the digits each amount needs, as spend: a real saving never reads $0.00
+    assert list(table["Saved by cache"]) == ["$1.10", "$0.00012", "$0.00"]
 
 
 def test_csv_keeps_every_saved_decimal() -> None:
