@@ -306,7 +306,9 @@ class ProxyRoutes:
             cached = await self._rt.cache.lookup(scope["headers"], record, dialect, parsed)
             if cached is not None and cached.answer is not None:
                 started = True
-                await self._rt.cache.replay(send, record, cached, self._headers)
+                await self._rt.cache.replay(
+                    lambda message: self._send(send, message), record, cached, self._headers
+                )
             elif parsed.stream:
                 started = await self._stream(
                     send, record, dialect, chain, raw, parsed, estimate, cached

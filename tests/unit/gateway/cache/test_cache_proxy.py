@@ -270,3 +270,30 @@ async def test_a_hit_counts_against_no_budget(harness) -> None:
     hit = await harness.post(key, chat("priced question", max_tokens=50))
     assert hit.headers["x-meterline-cache"] == "HIT"
     assert harness.runtime.budgets.spent_estimate(budget_id) == after_miss
+
+
+async def test_a_client_gone_during_a_replay_is_recorded_not_logged_as_a_bug(
+    harness, caplog
+) -> None:
+    key = await harness.key()
+    await harness.post(key, chat("leaving"))
+    body = orjson.dumps(chat("leaving"))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": CHAT,
+        "headers": [(b"authorization", key["Authorization"].encode())],
+        "client": ("10.0.0.7", 1),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        raise OSError("client went away")
+
+    app = harness.http._transport.app  # type: ignore[attr-defined]
+    await app(scope, receive, send)
+    events = harness.runtime.emitter.values(harness.runtime.requests_topic)  # type: ignore[attr-defined]
+    assert (events[-1]["cache"], events[-1]["error_type"]) == ("hit", "client_disconnected")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
