@@ -189,8 +189,10 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_eval_detections(args: argparse.Namespace, settings: Settings) -> int:
-    from meterline.evaluate.run import EvalConfig, run_eval
+    from meterline.evaluate.run import EvalConfig, run_draws, run_eval
 
+    if not args.stack:
+        return run_draws(settings, args.seeds, args.draws)
     config = EvalConfig(
         seed=args.seed,
         duration_s=args.duration,
@@ -548,7 +550,22 @@ def _parser() -> argparse.ArgumentParser:
         dest="eval_verb", required=True, metavar="ACTION"
     )
     detections = evaluate.add_parser(
-        "detections", help="attack a stack (the `mixed` scenario) and score its detectors"
+        "detections",
+        help="score the detectors on many drawn campaigns, in process (--stack: attack a "
+        "running stack with the `mixed` scenario instead)",
+    )
+    detections.add_argument(
+        "--draws", type=int, default=20, help="campaigns per seed and detector (in process)"
+    )
+    detections.add_argument(
+        "--seeds",
+        type=lambda text: [int(part) for part in text.split(",")],
+        default=[1, 2, 3],
+        metavar="S1,S2,...",
+        help="seeds of the draws (in process)",
+    )
+    detections.add_argument(
+        "--stack", action="store_true", help="run the `mixed` scenario through a stack"
     )
     detections.add_argument("--seed", type=int, default=7)
     detections.add_argument("--duration", type=float, default=90.0, help="seconds of traffic")

@@ -79,7 +79,11 @@ class Collected:
         for anomaly in records.get("anomalies", []):
             ts = _epoch(anomaly.get("ts"))
             if ts is not None and anomaly.get("kind") and anomaly.get("subject"):
-                self.detections.append(Detection(anomaly["kind"], anomaly["subject"], ts))
+                evidence = anomaly.get("evidence")
+                trigger = _epoch(evidence.get("last_seen")) if isinstance(evidence, dict) else None
+                self.detections.append(
+                    Detection(anomaly["kind"], anomaly["subject"], ts, trigger_ts=trigger)
+                )
         for decision in records.get("enforcement", []):
             ts = _epoch(decision.get("decided_at") or decision.get("ts"))
             if ts is None or decision.get("action") != "block":

@@ -19,11 +19,14 @@ from pathlib import Path
 
 from meterline.clients import AdminClient, ClientError
 from meterline.evaluate.collect import Collected, collect
+from meterline.evaluate.draws import DrawConfig, llmjacking_draw
 from meterline.evaluate.scoring import DetectorScore, score
+from meterline.evaluate.summary import format_llmjacking, summarize_llmjacking
 from meterline.settings import ProviderConfig, Settings, merged
 from meterline.simulate import SimulationConfig, SimulationResult, build_plan, simulate
 from meterline.simulate.catalog import SERVED_MODELS
 from meterline.simulate.send import admin_failure
+from processors.llmjacking.tiers import ModelTiers
 from schemas.subjects import org_subject
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "eval_stack_settings",
     "evaluate_detections",
     "format_report",
+    "run_draws",
     "run_eval",
 ]
 
@@ -191,6 +195,23 @@ def format_report(scores: dict[str, DetectorScore]) -> str:
         for subject in s.false_positive_subjects:
             lines.append(f"    false positive: {subject}")
     return "\n".join(lines)
+
+
+def run_draws(settings: Settings, seeds: list[int], draws: int) -> int:
+    """CLI entry: `draws` campaigns per seed against the detector's pure logic, with the
+    configured detector settings (fixed before the first draw), then the distributions."""
+    if draws < 1 or not seeds:
+        print("eval: --draws must be at least 1 and --seeds name one seed", file=sys.stderr)
+        return 2
+    config = DrawConfig(detector=settings.processors.llmjacking)
+    tiers = ModelTiers(settings.price_overrides)
+    started = time.monotonic()
+    results = [
+        llmjacking_draw(seed, index, config, tiers) for seed in seeds for index in range(draws)
+    ]
+    print(format_llmjacking(summarize_llmjacking(results)))
+    print(f"eval: {len(results)} draws in {time.monotonic() - started:.0f}s", flush=True)
+    return 0
 
 
 def run_eval(settings: Settings, config: EvalConfig, gateway_url: str | None = None) -> int:

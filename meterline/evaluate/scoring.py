@@ -4,8 +4,10 @@ A detector is judged over the subjects of its kind the simulation touched (`key:
 llmjacking, `session:` for agent_loop): a subject is positive when the labels say that
 detector should flag it, detected when the detector raised an anomaly or a decision on it.
 Time, requests and dollars "to detect" run from the subject's first malicious request to
-its first anomaly; "to block", to the detector's first block decision on it. Requests are
-every request the gateway saw for the subject in that window (a stolen key's owner's too).
+its first anomaly (requests and dollars: to the request that made it, when the anomaly
+names its event time, `evidence.last_seen`); "to block", to the detector's first block
+decision on it. Requests are every request the gateway saw for the subject in that window
+(a stolen key's owner's too).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Detection:
     subject: str
     ts: float  # epoch seconds
     block: bool = False  # an enforcement decision that blocks (else an anomaly or alert)
+    trigger_ts: float | None = None  # event time of the request that made the anomaly
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,13 @@ def score(
     labels = list(labels)
     first_seen: dict[tuple[str, str], float] = {}
     first_block: dict[tuple[str, str], float] = {}
+    first_trigger: dict[tuple[str, str], float] = {}
     for d in detections:
         table = first_block if d.block else first_seen
         pair = (d.detector, d.subject)
         table[pair] = min(table.get(pair, d.ts), d.ts)
+        if d.trigger_ts is not None:
+            first_trigger[pair] = min(first_trigger.get(pair, d.trigger_ts), d.trigger_ts)
         if d.block:  # a block is a detection too
             first_seen[pair] = min(first_seen.get(pair, d.ts), d.ts)
     by_subject: dict[str, list[ObservedRequest]] = defaultdict(list)
@@ -139,7 +145,10 @@ def score(
             start = label.first_malicious_ts or label.first_request_ts
             timing = SubjectTiming(label.subject, detected_after_s=seen - start)
             history = by_subject.get(label.subject, [])
-            timing.requests_to_detect, timing.usd_to_detect = _window(history, start, seen)
+            # Requests the detector needed: up to the one that made the anomaly (the
+            # pipeline's lag after it shows in the time to detect and to block).
+            until = first_trigger.get((detector, label.subject), seen)
+            timing.requests_to_detect, timing.usd_to_detect = _window(history, start, until)
             blocked = first_block.get((detector, label.subject))
             if blocked is not None:
                 timing.blocked_after_s = blocked - start

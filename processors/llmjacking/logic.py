@@ -365,6 +365,7 @@ class LlmjackingDetector:
             "user_agents": dict(window.user_agents.most_common(5)),
             "models": dict(window.models.most_common(10)),
             "key_first_seen": format_ts(key.first_seen),
+            "last_seen": format_ts(key.last_seen),  # event time of the request judged
             "key_learned_requests": key.baseline.requests,
             "key_maturity": round(key_m, 2),
             "key_known_networks": len(key.baseline.networks),

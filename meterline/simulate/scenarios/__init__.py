@@ -19,6 +19,12 @@ from meterline.simulate.scenarios.budget_burn import (
     budget_burn_keys,
     budget_burn_steps,
 )
+from meterline.simulate.scenarios.campaign import (
+    campaign_steps,
+    draw_campaign,
+    draw_legit_change,
+    legit_change_steps,
+)
 from meterline.simulate.scenarios.drift import DriftParams, drift_keys, drift_steps
 from meterline.simulate.scenarios.llmjacking import LLMjackingParams, llmjacking_steps
 from meterline.simulate.scenarios.normal import NormalKey, normal_keys, normal_steps
@@ -109,6 +115,27 @@ def mixed(config: SimulationConfig) -> Plan:
     return Plan("mixed", specs, attacks)
 
 
+def campaign(config: SimulationConfig) -> Plan:
+    """One LLMjacking campaign drawn from wide ranges (scenarios/campaign.py) on a busy key,
+    while two other keys make legitimate changes; `meterline eval detections` runs many of
+    these in process."""
+    keys, steps = _world(config)
+    rng = _rng(config, "campaign")
+    params = draw_campaign(rng, config.day_length_s)
+    busy = [key for key in keys if key.weight >= 1.0] or keys
+    victim, *changed = rng.sample(busy, min(3, len(busy)))
+    start = max(0.3 * _span(config), 10.0)
+    total = sum(key.weight for key in keys)
+    changes = [
+        legit_change_steps(
+            rng, key, draw_legit_change(rng), start, config.rate * 0.68 * key.weight / total
+        )
+        for key in changed
+    ]
+    attack = campaign_steps(rng, victim, params, start)
+    return Plan("campaign", [k.spec for k in keys], merge_steps(steps, attack, *changes))
+
+
 SCENARIOS: dict[str, Callable[[SimulationConfig], Plan]] = {
     "normal": normal,
     "llmjacking": llmjacking,
@@ -116,6 +143,7 @@ SCENARIOS: dict[str, Callable[[SimulationConfig], Plan]] = {
     "budget-burn": budget_burn,
     "drift": drift,
     "mixed": mixed,
+    "campaign": campaign,
 }
 
 
