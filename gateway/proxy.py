@@ -418,12 +418,21 @@ class ProxyRoutes:
         event = record.to_event()
         key = record.key.key_id.encode() if record.key else b""
         self._rt.emitter.emit(self._rt.requests_topic, key, orjson.dumps(event))
+        tokens_in, tokens_out = event["input_tokens"], event["output_tokens"]
+        billed = None
+        if (tokens_in or tokens_out) and record.cache not in CACHE_HITS:
+            read, write = event["cache_read_tokens"], event["cache_write_tokens"]
+            billed = (max(0, tokens_in - read - write), tokens_out, read, write)
         self._rt.metrics.observe(
             record.endpoint,
             record.status_code,
             event["latency_ms"] / 1000,
-            event["input_tokens"],
-            event["output_tokens"],
+            tokens_in,
+            tokens_out,
+            record.provider,
+            event["model_used"] or event["model_requested"],
+            billed,
+            record.key.key_id if record.key else None,
         )
 
     # --- routing --------------------------------------------------------------------

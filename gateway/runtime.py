@@ -64,7 +64,7 @@ class GatewayRuntime:
         self.requests_topic = settings.topic(REQUESTS)
         self.keys = KeyStore()
         self.ingest_tokens = CredentialBook(kinds=("ingest_token",))  # admin listing only
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(per_key=settings.gateway.metrics_per_key)
         self.emitter = emitter
         self.upstream = upstream
         self.tracer = (
@@ -77,6 +77,7 @@ class GatewayRuntime:
         self.limiter = KeyLimiter()
         self.guardrails = Guardrails(settings, self.emitter.emit, self.metrics)
         self.prices = PriceEstimator(settings.price_overrides)
+        self.metrics.price_with(self.prices.rates)  # the cost estimate series, at scrape time
         self.cache = ResponseCache(settings.gateway.cache, self.metrics)
         self.enforcement_topic = settings.topic(ENFORCEMENT)
         self.reader = views(
@@ -146,7 +147,7 @@ class GatewayRuntime:
     def from_settings(cls, settings: Settings) -> GatewayRuntime:
         """The production runtime: Kafka emitter, view reader and control publisher, and
         providers over one pooled upstream client. The only place they are built."""
-        metrics = Metrics()
+        metrics = Metrics(per_key=settings.gateway.metrics_per_key)
         return cls(
             settings,
             emitter=KafkaEmitter(settings, metrics=metrics),

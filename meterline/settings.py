@@ -216,6 +216,9 @@ class GatewaySettings(Section):
     # prompt content signature drift reads (gateway/signature.py, ~11-20 us per request).
     spans: bool = True
     prompt_signature: bool = True
+    # Prometheus series per virtual key (requests, cost estimate) besides per model and
+    # provider: one series per key, so off by default (bounded label cardinality).
+    metrics_per_key: bool = False
     emitter: EmitterSettings = Field(default_factory=EmitterSettings)
     enforcement: EnforcementSettings = Field(default_factory=EnforcementSettings)
     guardrail: GuardrailSettings = Field(default_factory=GuardrailSettings)
