@@ -40,6 +40,12 @@ __all__ = ["CacheLookup", "ResponseCache"]
 log = logging.getLogger(__name__)
 
 _LOOKUPS = "meterline_gateway_cache_lookups_total"
+# Built once: a lookup's result -> (its metric label, its response header).
+_REFRESH = ('result="miss"', (b"x-meterline-cache", b"REFRESH"))
+_NOTES = {
+    status: (f'result="{status}"', (b"x-meterline-cache", status.upper().encode()))
+    for status in ("miss", "hit", "semantic_hit")
+}
 
 
 @dataclass(slots=True)
@@ -163,16 +169,14 @@ class ResponseCache:
 
     def _note(self, record: RequestRecord, lookup: CacheLookup) -> None:
         answer = lookup.answer
-        if lookup.directive == "refresh":
-            status, header = "miss", b"REFRESH"
-        elif answer is None:
-            status, header = "miss", b"MISS"
+        if answer is None:
+            status = "miss"
         else:
             status = "hit" if lookup.similarity is None else "semantic_hit"
-            header = status.upper().encode()
+        label, header = _REFRESH if lookup.directive == "refresh" else _NOTES[status]
         record.cache = status
-        self._metrics.inc(_LOOKUPS, f'result="{status}"')
-        record.response_headers = (*record.response_headers, (b"x-meterline-cache", header))
+        self._metrics.inc(_LOOKUPS, label)
+        record.response_headers = (*record.response_headers, header)
         if answer is not None:
             record.cache_similarity = lookup.similarity
             record.cache_source_event_id = answer.source_event_id
@@ -242,7 +246,6 @@ class ResponseCache:
             "vectors": len(self.index),
             "shared": self.shared is not None,
             "lookups": {
-                status: counts.get((_LOOKUPS, f'result="{status}"'), 0)
-                for status in ("hit", "semantic_hit", "miss")
+                status: counts.get((_LOOKUPS, label), 0) for status, (label, _) in _NOTES.items()
             },
         }
