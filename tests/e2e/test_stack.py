@@ -107,7 +107,9 @@ def test_unknown_model_is_flagged_not_free(stack: Stack, api_key: str) -> None:
     s = stack.settings
     client = OpenAI(base_url=f"http://{s.host}:{s.gateway_port}/v1", api_key=api_key)
     raw = client.chat.completions.with_raw_response.create(
-        model="acme-local-7b", messages=[{"role": "user", "content": "hi"}]
+        # No price list knows it, and (unlike the demo's acme-local-7b) no override prices it.
+        model="mystery-local-13b",
+        messages=[{"role": "user", "content": "hi"}],
     )
     row = eventually(lambda: _find_request(stack, raw.headers["x-request-id"]), what="unpriced")
     assert row["priced"] is False
