@@ -50,6 +50,7 @@ def test_a_draw_is_reproducible_and_a_block_stops_the_attackers_traffic() -> Non
     assert not first.false_positive_blocks and not any(c["blocked"] for c in first.legit)
 
 
+@pytest.mark.slow  # a statistical simulation: make test's last lane
 def test_percentiles_are_nearest_rank_and_the_summary_reads_the_draws() -> None:
     assert percentile([], 95) is None
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0 and percentile([1.0, 2.0, 3.0], 95) == 3.0
