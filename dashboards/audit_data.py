@@ -26,6 +26,12 @@ _NOISE = {
     "decided_by",
     "key_hash",
     "token_hash",
+    # the record's own name: the Subject column says it already
+    "key_id",
+    "budget_id",
+    "policy_id",
+    "token_id",
+    "subject",
 }
 
 

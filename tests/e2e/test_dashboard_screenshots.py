@@ -18,6 +18,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from openai import OpenAI
 from PIL import Image, ImageStat
 from websockets.sync.client import connect
 
+from dashboards.formatting import money
 from meterline.runtime import Stack
 from tests.e2e.stack_helpers import Admin, eventually, stack_settings
 
@@ -37,10 +39,12 @@ SIZE = (1400, 1600)  # tall enough for the tables under the charts
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # page -> (url path, text the rendered page must show; tables are drawn on a canvas)
 PAGES = {
-    "showback": ("", ["Spend", "Top movers", "acme-local-7b", "not zero"]),
+    "showback": ("showback", ["Spend", "Top movers", "Unpriced requests", "Rejected requests"]),
     "budgets": ("budgets", ["Budgets\n\n2", "History"]),
     "security": ("security", ["Blocked or throttled now\n\n1", "Block or unblock"]),
     "operations": ("operations", ["Latency by model and provider", "Guardrail triggers", "Dead"]),
+    "admin": ("admin", ["Create a key", "Your name", "Budgets", "Policies"]),
+    "audit": ("audit", ["Changes and decisions", "Enforcement decisions"]),
 }
 TEAMS = [("acme", "search"), ("acme", "support"), ("globex", "research"), ("initech", "platform")]
 MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "claude-3-5-haiku-latest", "gpt-4o-mini"]
@@ -88,7 +92,7 @@ def _traffic(stack: Stack) -> int:
             )
             sent += 1
         if org == "acme" and team == "search":
-            # unpriced (self-hosted) usage, and a prompt with an e-mail address (guardrail)
+            # a self-hosted model, and a prompt with an e-mail address (guardrail)
             for content in ("hello", "mail jane.doe@example.com the report"):
                 client.chat.completions.create(
                     model="acme-local-7b", messages=[{"role": "user", "content": content}]
@@ -177,20 +181,74 @@ class DevTools:
                 assert "error" not in message, message
                 return dict(message["result"])
 
-    def capture(self, url: str, target: Path) -> str:
-        """Load `url`, wait for the rendered page, save a PNG; returns the page's text."""
+    def capture(self, url: str, target: Path, expected: list[str]) -> str:
+        """Load `url`, wait until the page shows every one of `expected` (Streamlit shows
+        its running indicator only after a moment, so an idle page may still be filling),
+        save a PNG; returns the page's text."""
         self.call("Page.navigate", url=url)
 
         def rendered() -> str:
-            result = self.call("Runtime.evaluate", expression=READY, returnByValue=True)
-            return str(result["result"].get("value") or "")
+            text = str(self.evaluate(READY) or "")
+            return text if all(words in text for words in expected) else ""
 
-        text = eventually(rendered, timeout_s=60, what=f"{url} rendered")
+        try:
+            eventually(rendered, timeout_s=60, what=f"{url} rendered")
+        except AssertionError:  # say what was there instead
+            shown = self.evaluate("document.body.innerText")
+            raise AssertionError(f"{url}: not all of {expected} in:\n{shown}") from None
         time.sleep(2.0)  # charts draw (and fonts settle) after the data arrives
-        text = rendered() or text
+        text = eventually(rendered, timeout_s=30, what=f"{url} settled")
         shot = self.call("Page.captureScreenshot", format="png")
         target.write_bytes(base64.b64decode(shot["data"]))
         return text
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    def showing(self, *words: str) -> str:
+        """Wait until the app is idle and shows every one of `words`; returns its text."""
+
+        def shown() -> str:
+            text = str(self.evaluate(READY) or "")
+            return text if all(w in text for w in words) else ""
+
+        try:
+            return eventually(shown, timeout_s=60, what=f"the page showing {words}")
+        except AssertionError:  # say what was there instead
+            text = self.evaluate("document.body.innerText")
+            raise AssertionError(f"not all of {words} on the page:\n{text}") from None
+
+    def type_into(self, label: str, text: str) -> None:
+        """Type into the input labelled `label` and press Enter (Streamlit commits then)."""
+        script = (
+            f"(() => {{ const el = document.querySelector('input[aria-label={json.dumps(label)}]');"
+            " if (!el) return false; el.focus(); el.select(); return true; })()"
+        )
+        eventually(lambda: self.evaluate(script), timeout_s=30, what=f"the input {label!r}")
+        self.call("Input.insertText", text=text)
+        for kind in ("keyDown", "keyUp"):
+            self.call(
+                "Input.dispatchKeyEvent",
+                type=kind,
+                key="Enter",
+                code="Enter",
+                windowsVirtualKeyCode=13,
+            )
+        time.sleep(0.5)  # the rerun starts
+        self.showing()
+
+    def click(self, label: str) -> None:
+        """Click the enabled button whose text ends with `label`."""
+        script = (
+            "(() => { const b = [...document.querySelectorAll('button')].find(b => "
+            f"b.innerText.trim().endsWith({json.dumps(label)}) && !b.disabled);"
+            " if (!b) return false; b.click(); return true; })()"
+        )
+        # enabled once the rerun that follows the last input has drawn the page
+        eventually(lambda: self.evaluate(script), timeout_s=30, what=f"the button {label!r}")
+        time.sleep(0.5)
+        self.showing()
 
     def close(self) -> None:
         self.socket.close()
@@ -224,14 +282,69 @@ def test_every_page_renders_with_data(stack: Stack, tmp_path: Path) -> None:
     try:
         for name, (path, expected) in PAGES.items():
             target = out / f"{name}.png"
-            text = browser.capture(f"http://{s.host}:{s.dashboard_port}/{path}", target)
+            text = browser.capture(f"http://{s.host}:{s.dashboard_port}/{path}", target, expected)
             assert "unreachable" not in text and "Traceback" not in text, text
-            for words in expected:
-                assert words in text, f"{name}: {words!r} not on the page:\n{text}"
+            # every page, Showback included, has its own address: no "Page not found"
+            assert "Page not found" not in browser.evaluate("document.body.innerText")
             assert target.stat().st_size > 40_000, f"{name}: a nearly empty picture"
             with Image.open(target) as image:
                 assert image.size == SIZE
                 spread = ImageStat.Stat(image.convert("L")).stddev[0]
             assert spread > 8, f"{name}: the page looks blank (grey-level spread {spread:.1f})"
+    finally:
+        browser.close()
+
+
+def test_a_key_created_on_the_admin_page_spends_on_showback(stack: Stack, tmp_path: Path) -> None:
+    """The operator's loop without a terminal: name yourself, create a key on the Admin page,
+    copy its secret, call the gateway with the openai SDK, see the spend on Showback; the
+    audit trail says who created it."""
+    s = stack.settings
+    dashboard = f"http://{s.host}:{s.dashboard_port}"
+    admin = Admin(stack)
+    browser = DevTools(tmp_path / "profile")
+    try:
+        browser.call("Page.navigate", url=f"{dashboard}/admin")
+        browser.showing("Create a key", "Enter your name")
+        browser.type_into("Your name", "ana@acme.example")
+        browser.type_into("Org", "browserco")
+        browser.type_into("Team", "web")
+        browser.click("Create key")
+        shown = (
+            "(() => { const c = document.querySelector('[data-testid=\"stCode\"] code');"
+            " return c ? c.innerText.trim() : ''; })()"
+        )
+        secret = eventually(lambda: browser.evaluate(shown), timeout_s=30, what="the secret")
+        [key] = [k for k in admin.get("/admin/keys")["data"] if k["org"] == "browserco"]
+        assert key["team"] == "web"
+        browser.showing(key["key_id"], "shown only this once")
+
+        client = OpenAI(base_url=f"http://{s.host}:{s.gateway_port}/v1", api_key=secret)
+        for n in range(3):
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": f"Draft release note {n}."}],
+            )
+
+        def spent() -> str | None:
+            totals = admin.read("/api/showback", key=key["key_id"])["totals"]
+            return totals["cost_usd"] if totals["requests"] >= 3 else None
+
+        cost = Decimal(eventually(spent, timeout_s=60, what="the key's spend in the read API"))
+        assert cost > 0
+        browser.call("Page.navigate", url=f"{dashboard}/showback?key={key['key_id']}")
+        text = browser.showing("Spend", "Top movers")
+        # the Key filter holds the key (a selectbox shows its value in an input)
+        selected = (
+            "[...document.querySelectorAll('[data-testid=\"stSelectbox\"]')].map(s => "
+            "s.innerText + ' ' + [...s.querySelectorAll('input')].map(i => i.value).join(' '))"
+            ".join(' | ')"
+        )
+        assert key["key_id"] in browser.evaluate(selected), browser.evaluate(selected)
+        assert f"Spend\n\n{money(cost)}" in text, text
+        assert "Requests\n\n3" in text, text
+
+        trail = admin.read("/api/audit", kind="key", subject=f"key:{key['key_id']}")["entries"]
+        assert [(e["action"], e["who"]) for e in trail] == [("create", "admin:ana@acme.example")]
     finally:
         browser.close()
