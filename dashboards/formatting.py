@@ -17,6 +17,7 @@ __all__ = [
     "when",
 ]
 
+
 def decimal_sum(values: Iterable[str | Decimal | None]) -> Decimal:
     """Exact sum of the read API's money strings (a float sum would drift)."""
     return sum((Decimal(v) for v in values if v is not None and v != ""), Decimal(0))
