@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.admin import admin_router
+from gateway.admin_docs import admin_docs_router
 from gateway.asgi import JSON_HEADERS, ASGIHandler, Receive, Scope, Send, send_response
 from gateway.errors import (
     GatewayError,
@@ -147,6 +148,7 @@ def create_app(
         "/v1/models": proxy.models,
     }
     app.include_router(admin_router(runtime))
+    app.include_router(admin_docs_router(app, runtime.settings.admin_token))
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
