@@ -5,6 +5,7 @@ the client; the read API as the only window onto the warehouse."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -154,3 +155,46 @@ def test_meterline_up_demo_fills_showback_and_stops_cleanly(tmp_path: Path) -> N
         remaining, _ = process.communicate(timeout=60)
     assert process.returncode == 0, "".join(output) + remaining
     assert "stopping gateway" in remaining
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.mark.parametrize("block", ["quick start", "closed loop"])
+def test_the_readmes_commands_work_as_printed(stack: Stack, tmp_path: Path, block: str) -> None:
+    """The README's marked blocks, run by bash in a fresh shell (no venv on PATH) from a
+    directory laid out as the repository after `make up`: `.venv`, `.meterline/admin_token`.
+    Only the ports differ (the test's stack listens on free ones)."""
+    found = re.search(
+        rf"<!-- README test: {block} -->\n```bash\n(.*?)```", README.read_text(), re.DOTALL
+    )
+    assert found, f"no '{block}' block in the README"
+    s = stack.settings
+    script = found.group(1)
+    for default, port in (("8080", s.gateway_port), ("4318", s.ingest_port)):
+        for host in ("localhost", "127.0.0.1"):
+            script = script.replace(f"{host}:{default}", f"127.0.0.1:{port}")
+    (tmp_path / ".meterline").mkdir()
+    (tmp_path / ".meterline" / "admin_token").write_text(str(s.admin_token.get_secret_value()))
+    (tmp_path / ".venv").symlink_to(README.parent / ".venv")
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "METERLINE_GATEWAY_PORT": str(s.gateway_port),
+        "METERLINE_INGEST_PORT": str(s.ingest_port),
+    }
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    if block == "quick start":
+        assert '"group_by":["org","model"]' in done.stdout and '"requests":[' in done.stdout
+        assert done.stdout.count("\n") >= 3  # the three SDK answers, a line each
+    else:
+        assert "blocked team:acme/ml until" in done.stdout
+        assert "unblocked team:acme/ml" in done.stdout and "team:acme/ml  $50.00/day" in done.stdout
