@@ -29,6 +29,7 @@ _SINK_COUNTERS = {
 _SINK_GAUGES = {
     "pending_rows": "Rows buffered, not yet written.",
     "uncommitted_messages": "Messages consumed whose offsets are not committed yet.",
+    "lag_messages": "Messages on the sink's partitions not consumed yet (consumer lag).",
     "assigned_partitions": "Partitions assigned to the sink's consumers.",
     "consecutive_failures": "Failed writes in a row (0 when the last one succeeded).",
 }

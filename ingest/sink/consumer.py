@@ -33,13 +33,14 @@ from meterline.settings import Settings
 from schemas.clickhouse.tables import row_for
 from schemas.events.v1 import DeadLetter
 
-__all__ = ["SinkConsumer"]
+__all__ = ["SinkConsumer", "consumer_lag", "partition_lag"]
 
 log = logging.getLogger(__name__)
 
 _CONSUME_BATCH = 10_000
 _INITIAL_BACKOFF_S = 0.1
 _SHUTDOWN_FLUSH_S = 10.0
+_LAG_EVERY_S = 2.0  # how often the lag gauge is refreshed (local calls only)
 
 
 class _Stopped(Exception):
@@ -453,6 +454,7 @@ class SinkConsumer:
             len(self.router.topics),
             settings.ingest.sink.group_id,
         )
+        lag_due = 0.0
         try:
             while not stop.is_set():
                 messages = consumer.consume(
@@ -470,6 +472,9 @@ class SinkConsumer:
                     uncommitted_messages=self._uncommitted,
                     dead_letters=self._dead_letters,
                 )
+                if time.monotonic() >= lag_due:
+                    lag_due = time.monotonic() + _LAG_EVERY_S
+                    self.status.update(lag_messages=consumer_lag(consumer))
         finally:
             try:
                 self.checkpoint(deadline=time.monotonic() + _SHUTDOWN_FLUSH_S)
@@ -513,3 +518,24 @@ class SinkConsumer:
         if self._inflight is not None:
             for tp in partitions:
                 self._inflight.offsets.pop((tp.topic, tp.partition), None)
+
+
+def partition_lag(positions: list[TopicPartition], high: list[int]) -> int:
+    """Messages not consumed yet: each partition's high watermark minus the position (a
+    partition with no position yet, or no watermark known yet, counts 0)."""
+    return sum(
+        max(0, h - tp.offset)
+        for tp, h in zip(positions, high, strict=True)
+        if tp.offset >= 0 and h >= 0
+    )
+
+
+def consumer_lag(consumer: Consumer) -> int:
+    """The lag of a consumer's assigned partitions, from local calls only."""
+    try:
+        positions = consumer.position(consumer.assignment())
+        # cached=True: the high watermark of the last fetch response, no broker call.
+        high = [consumer.get_watermark_offsets(tp, cached=True)[1] for tp in positions]
+    except KafkaException:
+        return 0
+    return partition_lag(positions, high)

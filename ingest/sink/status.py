@@ -20,6 +20,9 @@ class SinkStatus:
     dead_letters: int = 0
     pending_rows: int = 0
     uncommitted_messages: int = 0
+    # Messages on the assigned partitions not consumed yet (high watermark - position),
+    # from librdkafka's cached watermarks: no broker call.
+    lag_messages: int = 0
     flushes: int = 0
     commits: int = 0
     last_flush_at: float | None = None
@@ -45,6 +48,7 @@ _SUMMED = (
     "dead_letters",
     "pending_rows",
     "uncommitted_messages",
+    "lag_messages",
     "flushes",
     "commits",
 )

@@ -8,8 +8,9 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from ingest.sink.consumer import consumer_lag
 from meterline.kafka import consumer_config
 from schemas.events.v1 import (
     Anomaly,
@@ -307,3 +308,23 @@ def test_redelivered_events_in_later_batches_of_one_sink_are_dropped(harness) ->
         h.wait_until(lambda: consumer.status.snapshot()["uncommitted_messages"] == 0)
     assert h.scalar("SELECT count() FROM {db}.costs") == 300
     assert h.scalar("SELECT sum(cost_usd) FROM {db}.spend_daily") == expected_total
+
+
+def test_the_lag_gauge_counts_what_is_not_consumed_yet(harness) -> None:
+    """The sink's lag, from a real consumer's cached high watermarks: 10 produced, 3 read."""
+    h = harness
+    h.produce("costs", costs(10, seed=5), key=b"one-partition")
+    consumer = Consumer(consumer_config(h.settings, "lag-probe", **{"enable.auto.commit": False}))
+    try:
+        topic = h.settings.topic("costs")
+        consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(h.settings.topic_partitions)]
+        )
+        read: list = []
+        while len(read) < 3:
+            read += [
+                m for m in consumer.consume(num_messages=3 - len(read), timeout=5) if not m.error()
+            ]
+        assert h.wait_until(lambda: consumer_lag(consumer) == 7, timeout_s=10)
+    finally:
+        consumer.close()
