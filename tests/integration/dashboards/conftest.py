@@ -1,8 +1,9 @@
 """A real read API for the dashboard tests: events through the real broker and the real
 sink into this process's ClickHouse engine, served by the ingest app on uvicorn.
 
-Seeded once per module (seeding is the slow part); the expected figures are computed here
-from the seeded events, exactly, so the tests can compare the pages against them.
+Seeded once for the package (seeding is the slow part; no test changes the seeded data);
+the expected figures are computed here from the seeded events, exactly, so the tests can
+compare the pages against them.
 """
 
 from __future__ import annotations
@@ -303,7 +304,7 @@ class ReadApiUnderTest:
     seed: Seed
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # seeded once for every dashboard test module
 def read_api(broker: EmbeddedBroker, chdb_url: str) -> Iterator[ReadApiUnderTest]:
     settings = Settings(
         kafka_bootstrap=broker.bootstrap,
