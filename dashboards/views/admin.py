@@ -24,9 +24,13 @@ from dashboards.owners import owner_text
 from dashboards.page import admin_identity, load_settings
 from meterline.clients import AdminClient, ClientError
 from schemas.budgets import BUDGET_PERIODS, HARD_LIMIT_ACTIONS
+from schemas.subjects import key_subject, org_subject, team_subject
 
 settings = load_settings()
 state = st.session_state
+ORG_EXAMPLE = org_subject("acme")
+BUDGET_EXAMPLE = f"{team_subject('acme', 'search')} or {ORG_EXAMPLE}"
+GUARDRAIL_EXAMPLE = f"{ORG_EXAMPLE}, {team_subject('acme', 'search')} or {key_subject('…')}"
 
 st.title("Admin")
 st.caption(
@@ -198,7 +202,7 @@ def fill_budget() -> None:
 def save_budget() -> None:
     def change(client: AdminClient) -> Any:
         if not _text("budget_subject"):
-            raise FormError("Name what the budget covers, e.g. team:acme/search or org:acme.")
+            raise FormError(f"Name what the budget covers, e.g. {BUDGET_EXAMPLE}.")
         return client.set_budget(
             _text("budget_subject"),
             period=state["budget_period"],
@@ -231,7 +235,7 @@ with budgets_tab:
         on_change=fill_budget,
     )
     who, period, limit = st.columns([2, 1, 1])
-    who.text_input("Subject", key="budget_subject", placeholder="team:acme/search or org:acme")
+    who.text_input("Subject", key="budget_subject", placeholder=BUDGET_EXAMPLE)
     period.selectbox("Period", BUDGET_PERIODS, key="budget_period", index=2)
     limit.text_input("Limit (USD)", key="budget_limit", placeholder="500")
     soft, action, rpm = st.columns(3)
@@ -273,7 +277,7 @@ with policies_tab:
     who.text_input(
         "Subject",
         key="policy_subject",
-        placeholder="org:acme" if detector else "org:acme, team:acme/search or key:…",
+        placeholder=ORG_EXAMPLE if detector else GUARDRAIL_EXAMPLE,
         help="Detector policies apply to an org." if detector else None,
     )
     mode.selectbox("Mode", POLICY_KINDS[state["policy_kind"]], key="policy_mode")

@@ -12,6 +12,7 @@ from dashboards.api import read_client, read_problem, wire
 from dashboards.audit_data import AUDIT_KINDS, audit_table
 from dashboards.page import date_range, load_settings, refreshing
 from meterline.clients import ClientError, Role
+from schemas.subjects import key_subject, org_subject
 
 EVERY = "every kind"
 LIMIT = 1000  # the read API's largest page
@@ -25,7 +26,8 @@ st.caption("Who changed which key, budget or policy, and every block, throttle a
 dates, kind_column, subject_column = st.columns([2, 1, 2])
 start, end = date_range(container=dates)
 kind = kind_column.selectbox("Kind", [EVERY, *AUDIT_KINDS], key="audit_kind")
-subject = subject_column.text_input("Subject", key="audit_subject", placeholder="key:…, org:acme")
+example = f"{key_subject('…')}, {org_subject('acme')}"
+subject = subject_column.text_input("Subject", key="audit_subject", placeholder=example)
 
 
 @refreshing(settings)
