@@ -1,15 +1,21 @@
 """Token buckets for the local rate limits: per-key RPM/TPM and throttled subjects.
 
-Limits are per gateway instance (no shared state, no network on the hot path). A bucket
-holds up to one minute's allowance and refills continuously. Token costs are estimated
-before the call (prompt chars / 4 + max_tokens) and corrected with the real usage after,
-so a bucket may go into debt and make the next requests wait.
+Buckets live in each gateway's memory (no shared state, no network on the hot path). A
+bucket holds up to one minute's allowance and refills continuously. With several
+gateways, each one also takes from its buckets what the others report having admitted
+(`KeyLimiter.take_reported`, fed by gateway/rate_share.py), so a key's limit holds across
+the fleet; what this gateway takes is kept for its own report (`KeyLimiter.drain`).
+Token costs are estimated before the call (prompt chars / 4 + max_tokens) and corrected
+with the real usage after, so a bucket may go into debt and make the next requests wait.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+from schemas.rate_usage import KeyUsage
 
 __all__ = ["KeyLimiter", "LimitCheck", "SubjectThrottle", "TokenBucket", "estimate_tokens"]
 
@@ -101,6 +107,34 @@ class KeyLimiter:
         self._requests: dict[str, TokenBucket] = {}
         self._tokens: dict[str, TokenBucket] = {}
         self._max_keys = max_keys
+        # What this gateway took per limited key since the last drain:
+        # key_id -> [requests, tokens, rpm, tpm].
+        self._taken: dict[str, list[Any]] = {}
+
+    def _note(self, key_id: str, requests: int, tokens: int, rpm: Any, tpm: Any) -> None:
+        taken = self._taken.get(key_id)
+        if taken is None:
+            if len(self._taken) >= self._max_keys:
+                return  # a report is bounded; the next one starts afresh
+            self._taken[key_id] = [requests, tokens, rpm, tpm]
+        else:
+            taken[0] += requests
+            taken[1] += tokens
+
+    def drain(self) -> dict[str, KeyUsage]:
+        """What this gateway took per limited key since the last drain."""
+        taken, self._taken = self._taken, {}
+        return {k: KeyUsage(r, t, rpm, tpm) for k, (r, t, rpm, tpm) in taken.items()}
+
+    def take_reported(self, usage: dict[str, KeyUsage], now: float) -> None:
+        """Take what another gateway admitted (debt allowed, as for a correction)."""
+        for key_id, used in usage.items():
+            requests = self._bucket(self._requests, key_id, used.rpm, now)
+            if requests is not None and used.requests:
+                requests.take(used.requests)
+            tokens = self._bucket(self._tokens, key_id, used.tpm, now)
+            if tokens is not None and used.tokens:
+                tokens.take(used.tokens)
 
     def _bucket(
         self, table: dict[str, TokenBucket], key_id: str, limit: int | None, now: float
@@ -128,6 +162,8 @@ class KeyLimiter:
                 requests.take(1)
             if token_bucket:
                 token_bucket.take(tokens)
+            if requests or token_bucket:
+                self._note(key_id, 1, tokens if token_bucket else 0, rpm, tpm)
         return LimitCheck(
             limit_requests=rpm,
             remaining_requests=requests.remaining if requests else None,
@@ -146,6 +182,9 @@ class KeyLimiter:
                 bucket.give_back(estimated - actual)
             else:
                 bucket.take(actual - estimated)
+            rpm = self._requests.get(key_id)
+            limits = (rpm.per_minute if rpm else None, bucket.per_minute)
+            self._note(key_id, 0, actual - estimated, *limits)
 
 
 class SubjectThrottle:

@@ -30,6 +30,7 @@ from gateway.keys import KeyStore
 from gateway.metrics import Metrics
 from gateway.pricing import PriceEstimator
 from gateway.providers import NetworkUpstream, Provider, Timeouts, Upstream
+from gateway.rate_share import RateShare
 from gateway.ratelimit import KeyLimiter
 from gateway.record import RequestRecord
 from gateway.routing import Router
@@ -75,6 +76,7 @@ class GatewayRuntime:
         self.enforcement = EnforcementView()
         self.budgets = BudgetGuard()
         self.limiter = KeyLimiter()
+        self.rate_share: RateShare | None = None  # with Kafka: limits across the fleet
         self.guardrails = Guardrails(settings, self.emitter.emit, self.metrics)
         self.prices = PriceEstimator(settings.price_overrides)
         self.metrics.price_with(self.prices.rates)  # the cost estimate series, at scrape time
@@ -148,7 +150,7 @@ class GatewayRuntime:
         """The production runtime: Kafka emitter, view reader and control publisher, and
         providers over one pooled upstream client. The only place they are built."""
         metrics = Metrics(per_key=settings.gateway.metrics_per_key)
-        return cls(
+        runtime = cls(
             settings,
             emitter=KafkaEmitter(settings, metrics=metrics),
             upstream=NetworkUpstream(),
@@ -156,6 +158,10 @@ class GatewayRuntime:
             publisher=ControlPublisher(settings),
             metrics=metrics,
         )
+        runtime.rate_share = RateShare(
+            settings, runtime.limiter, runtime.emitter.emit, runtime.clock
+        )
+        return runtime
 
     async def start(self) -> None:
         await self.upstream.start()
@@ -165,6 +171,8 @@ class GatewayRuntime:
         self._start_cache()
         self.emitter.start()
         self.reader.start()
+        if self.rate_share is not None:
+            self.rate_share.start()
 
     def _start_cache(self) -> None:
         """The semantic cache's embedder and the shared store, once providers exist."""
@@ -185,6 +193,8 @@ class GatewayRuntime:
         self.emitter.emit(self.requests_topic, key, orjson.dumps(record.to_event()))
 
     async def aclose(self) -> None:
+        if self.rate_share is not None:
+            await self.rate_share.aclose()
         if self.cache.shared is not None:
             await self.cache.shared.aclose()
         self.reader.close()

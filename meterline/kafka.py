@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from meterline.settings import Settings
-from schemas.topics import COMPACTED_TOPICS, TOPICS
+from schemas.topics import COMPACTED_TOPICS, TOPIC_CONFIGS, TOPICS
 
 __all__ = [
     "RECORD_ERRORS",
@@ -232,6 +232,7 @@ def create_topics(settings: Settings, names: Iterable[str] = TOPICS) -> list[str
         if full in existing:
             continue
         config = {"cleanup.policy": "compact"} if name in COMPACTED_TOPICS else {}
+        config.update(TOPIC_CONFIGS.get(name, {}))
         wanted.append(
             NewTopic(full, num_partitions=partitions, replication_factor=1, config=config)
         )

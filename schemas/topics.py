@@ -17,9 +17,11 @@ __all__ = [
     "ENFORCEMENT",
     "ENFORCEMENT_KEY_SEPARATOR",
     "GUARDRAILS",
+    "RATE_USAGE",
     "REQUESTS",
     "SPANS",
     "TOPICS",
+    "TOPIC_CONFIGS",
     "ControlRecordType",
     "control_key",
     "control_record_id",
@@ -36,6 +38,9 @@ BUDGETS: Final = "budgets"
 # Internal: each cost's spend per budget subject, keyed and partitioned by the subject
 # (schemas.budget_spend), so one processors worker owns each subject's budgets.
 BUDGET_SPEND: Final = "budget-spend"
+# Internal: each gateway's RPM/TPM consumption per key, read by every other gateway so a
+# key's limit holds across the fleet (schemas.rate_usage); short-lived, no consumer group.
+RATE_USAGE: Final = "rate-usage"
 ANOMALIES: Final = "anomalies"
 DRIFT: Final = "drift"
 ENFORCEMENT: Final = "enforcement"
@@ -49,6 +54,7 @@ TOPICS: Final = (
     COSTS,
     BUDGETS,
     BUDGET_SPEND,
+    RATE_USAGE,
     ANOMALIES,
     DRIFT,
     ENFORCEMENT,
@@ -56,6 +62,8 @@ TOPICS: Final = (
     DLQ,
 )
 COMPACTED_TOPICS: Final = frozenset({ENFORCEMENT, CONTROL})
+# Topic configs beyond the defaults: rate usage matters for a minute at most.
+TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {RATE_USAGE: {"retention.ms": "300000"}}
 
 
 # Enforcement records are keyed per (source, subject): `<source>|<subject>`. Each source

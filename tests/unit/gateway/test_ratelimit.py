@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from gateway.ratelimit import KeyLimiter, SubjectThrottle, TokenBucket, estimate_tokens
+from schemas.rate_usage import KeyUsage
 
 
 def test_bucket_bursts_to_its_minute_then_refills_continuously() -> None:
@@ -69,3 +70,20 @@ def test_subject_throttle_answers_retry_after_seconds() -> None:
     assert throttle.acquire("team:a/b", 2, 0.0) == 30
     assert throttle.acquire("team:a/c", 2, 0.0) == 0  # per subject
     assert throttle.acquire("team:a/b", 2, 30.0) == 0
+
+
+def test_the_limiter_reports_what_it_admitted_and_takes_what_others_report() -> None:
+    limiter = KeyLimiter()
+    assert not limiter.check("k1", 2, 100, 10, now=0.0).exceeded
+    limiter.correct("k1", 10, 4)  # a refund of the over-estimate is reported too
+    assert limiter.check("k2", None, None, 10, now=0.0).exceeded is None  # unlimited
+    assert limiter.drain() == {"k1": KeyUsage(1, 4, 2, 100)}
+    assert limiter.drain() == {}
+
+    # Another gateway admitted one request of k1: the shared limit of 2 is now spent.
+    limiter.take_reported({"k1": KeyUsage(1, 50, 2, 100)}, now=0.0)
+    assert limiter.check("k1", 2, 100, 10, now=0.0).exceeded == "requests"
+    # A key this gateway never saw gets its buckets from the report's limits.
+    limiter.take_reported({"k3": KeyUsage(5, 0, 5, None)}, now=0.0)
+    assert limiter.check("k3", 5, None, 0, now=0.0).exceeded == "requests"
+    assert limiter.drain() == {}  # refusals are not usage
