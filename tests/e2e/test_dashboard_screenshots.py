@@ -346,5 +346,11 @@ def test_a_key_created_on_the_admin_page_spends_on_showback(stack: Stack, tmp_pa
 
         trail = admin.read("/api/audit", kind="key", subject=f"key:{key['key_id']}")["entries"]
         assert [(e["action"], e["who"]) for e in trail] == [("create", "admin:ana@acme.example")]
+
+        # the root opens Showback at its own address (a bookmark of it then works)
+        browser.call("Page.navigate", url=dashboard)
+        browser.showing("Spend", "Top movers")
+        assert browser.evaluate("location.pathname") == "/showback"
+        assert "Page not found" not in browser.evaluate("document.body.innerText")
     finally:
         browser.close()
