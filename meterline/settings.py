@@ -267,16 +267,31 @@ class AlertSettings(Section):
 
 class DriftSettings(Section):
     """Drift (processors/drift): a window per scope closes after `window_events` events, or
-    once `window_s` of event time has passed (0: no time limit) with at least `min_events`;
-    it is compared with the first window ("fixed") or the previous one ("trailing")."""
+    once `window_s` has passed (0: no time limit; checked on every event and every few
+    seconds for idle scopes) with at least `min_events`; it is compared with the first
+    window ("fixed") or the previous one ("trailing"). A metric drifts when the shift is
+    significant (PSI and KS or Fisher) AND large in the metric's own units: its median or
+    p90 moved by at least `min_relative_shift` of the reference's and by `min_shift`
+    (chars, tokens, ms), or a rate by `min_rate_shift` (absolute)."""
 
     window_events: int = 500
-    window_s: float = 3600.0
-    min_events: int = 100
+    window_s: float = 60.0
+    min_events: int = 20
     reference: Literal["fixed", "trailing"] = "trailing"
     psi_threshold: float = 0.25
     psi_bins: int = 10
     ks_pvalue: float = 0.01
+    min_relative_shift: float = 0.25
+    min_shift: dict[str, float] = Field(
+        default_factory=lambda: {
+            "prompt_chars": 100.0,
+            "response_chars": 100.0,
+            "input_tokens": 25.0,
+            "output_tokens": 25.0,
+            "latency_ms": 50.0,
+        }
+    )
+    min_rate_shift: float = 0.02
     # Mean n-gram bucket mass moves far less than a per-event histogram (see drift/logic.py).
     signature_psi_threshold: float = 0.1
     max_scopes: int = 1000  # scopes come from client traffic: bound the memory

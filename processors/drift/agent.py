@@ -35,7 +35,7 @@ from processors.drift.logic import (
 )
 from processors.metrics import ProcessorMetrics
 from processors.streams import Guard, consume, raw_topic
-from schemas.events.v1 import Anomaly, DriftReport
+from schemas.events.v1 import Anomaly, DriftReport, utc_now
 from schemas.topics import ANOMALIES, DRIFT, REQUESTS
 
 __all__ = ["AGENT_NAME", "register_drift_agent"]
@@ -43,6 +43,7 @@ __all__ = ["AGENT_NAME", "register_drift_agent"]
 log = logging.getLogger(__name__)
 
 AGENT_NAME = "drift"
+_CLOSE_DUE_EVERY_S = 5.0
 
 
 def register_drift_agent(
@@ -69,5 +70,10 @@ def register_drift_agent(
     async def handle(message: Message) -> None:
         await guard.run(message, observe, publish)
 
+    async def drift_close_due() -> None:
+        # A scope that went quiet still gets its window closed and compared on time.
+        await publish(detector.close_due(utc_now()))
+
     consume(app, raw_topic(app, settings, REQUESTS), AGENT_NAME, metrics, handle)
+    app.timer(_CLOSE_DUE_EVERY_S, name="drift_close_due")(drift_close_due)
     return detector

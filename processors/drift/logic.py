@@ -6,22 +6,26 @@ it closes, every metric of the window is compared with a reference window:
 - continuous metrics (prompt/response chars, input/output tokens, latency): PSI over
   quantile bins of the reference, confirmed by the two-sample KS test. PSI measures how
   much the distribution moved; KS says the move is not sampling noise (PSI alone is
-  biased upwards on small windows). A metric drifts when PSI >= `psi_threshold` and the
-  KS p-value < `ks_pvalue`.
+  biased upwards on small windows). Both are blind to size: a tight latency distribution
+  that moves from 4.4 to 4.9 ms has a huge PSI and a tiny p-value. So a metric drifts
+  when PSI >= `psi_threshold`, the KS p-value < `ks_pvalue`, AND its median or p90 moved
+  by at least `min_relative_shift` of the reference's and `min_shift` units (effect_of).
 - rates (errors: status >= 400; refusals: finish_reason content_filter or refusal): PSI
   over the two-bin distribution (hit, miss), confirmed by Fisher's exact test at the
   same significance level (`ks_pvalue`): 0 errors in one window and 8 of 200 in the
-  next is PSI 0.24 from eps smoothing alone, and happens by chance at a 2% error rate.
+  next is PSI 0.24 from eps smoothing alone, and happens by chance at a 2% error rate;
+  and the rate must move by `min_rate_shift` (absolute).
 - content (`prompt_signature`, see signature.py): PSI between the windows' mean n-gram
   bucket mass, against its own, lower threshold: averaging many prompts pulls the mass
   towards uniform, so prose -> code moves it by ~0.2 where two prose windows differ by
   ~0.001. Compared only when both windows hold `min_events` signed prompts.
 
-A window closes after `window_events` requests, or at the first request `window_s` of
-event time (ts_end) after its start once it holds `min_events`: a quiet scope waits for
-enough data rather than comparing a handful of requests. The first window of a scope is
-its reference; "fixed" keeps it, "trailing" replaces it with every closed window (a
-lasting change alerts once, then becomes the new normal).
+A window closes after `window_events` requests, or once `window_s` of event time (ts_end)
+has passed since its start and it holds `min_events`: checked at every request and, for a
+scope that went quiet, by `close_due(now)` (the agent calls it every few seconds), so a
+shift is reported within one window of the configured length even at low traffic. The
+first window of a scope is its reference; "fixed" keeps it, "trailing" replaces it with
+every closed window (a lasting change alerts once, then becomes the new normal).
 
 Each closed window yields a DriftReport per metric and statistic, all rows of a metric
 carrying that metric's verdict in `drifted`, and at most one Anomaly(kind="drift") per
@@ -140,6 +144,21 @@ class WindowedMetrics:
 
 
 @dataclass(frozen=True)
+class Shift:
+    """How far a metric moved in its own units: the larger of its median's and its p90's
+    moves (a rate: its share), from what to what, and whether that is large enough."""
+
+    statistic: str  # "median", "p90" or "rate"
+    reference: float
+    current: float
+    large: bool
+
+    @property
+    def change(self) -> float:
+        return self.current - self.reference
+
+
+@dataclass(frozen=True)
 class MetricDrift:
     metric: str
     psi: float
@@ -147,6 +166,31 @@ class MetricDrift:
     drifted: bool
     ks: KsResult | None = None  # continuous metrics only
     fisher_pvalue: float | None = None  # rates only
+    shift: Shift | None = None  # continuous metrics and rates
+
+
+def effect_of(
+    metric: str, reference: np.ndarray, current: np.ndarray, config: DriftSettings
+) -> Shift:
+    """The median's or the p90's move, whichever is larger against its floor: at least
+    `min_relative_shift` of the reference's value and `min_shift[metric]` units."""
+    floor = config.min_shift.get(metric, 0.0)
+    best: Shift | None = None
+    best_ratio = -1.0
+    for statistic, q in (("median", 50), ("p90", 90)):
+        ref, cur = float(np.percentile(reference, q)), float(np.percentile(current, q))
+        needed = max(floor, config.min_relative_shift * abs(ref), 1e-9)
+        ratio = abs(cur - ref) / needed
+        if ratio > best_ratio:
+            best, best_ratio = Shift(statistic, ref, cur, ratio >= 1.0), ratio
+    assert best is not None
+    return best
+
+
+def rate_effect(ref_counts: tuple[int, int], cur_counts: tuple[int, int], floor: float) -> Shift:
+    ref = ref_counts[0] / max(sum(ref_counts), 1)
+    cur = cur_counts[0] / max(sum(cur_counts), 1)
+    return Shift("rate", ref, cur, abs(cur - ref) >= floor)
 
 
 def compare_windows(
@@ -156,15 +200,17 @@ def compare_windows(
     for metric in CONTINUOUS_METRICS:
         ref, cur = reference.values(metric), current.values(metric)
         value, test = psi(ref, cur, bins=config.psi_bins), ks(ref, cur)
-        drifted = value >= config.psi_threshold and test.pvalue < config.ks_pvalue
-        results.append(MetricDrift(metric, value, config.psi_threshold, drifted, test))
+        shift = effect_of(metric, ref, cur, config)
+        drifted = value >= config.psi_threshold and test.pvalue < config.ks_pvalue and shift.large
+        results.append(MetricDrift(metric, value, config.psi_threshold, drifted, test, None, shift))
     for metric in RATE_METRICS:
         ref_counts, cur_counts = reference.hits_and_misses(metric), current.hits_and_misses(metric)
         value = psi_of_fractions(ref_counts, cur_counts)
         pvalue = rates_pvalue(ref_counts, cur_counts)
-        drifted = value >= config.psi_threshold and pvalue < config.ks_pvalue
+        shift = rate_effect(ref_counts, cur_counts, config.min_rate_shift)
+        drifted = value >= config.psi_threshold and pvalue < config.ks_pvalue and shift.large
         results.append(
-            MetricDrift(metric, value, config.psi_threshold, drifted, fisher_pvalue=pvalue)
+            MetricDrift(metric, value, config.psi_threshold, drifted, None, pvalue, shift)
         )
     if min(reference.signatures, current.signatures) >= config.min_events:
         value = psi_of_fractions(reference.signature_mass(), current.signature_mass())
@@ -206,6 +252,14 @@ class DriftDetector:
         state.current.add(event)
         if state.current.count >= self.config.window_events:
             out += self._close(scope, state)
+        return out
+
+    def close_due(self, now: datetime) -> list[DriftReport | Anomaly]:
+        """Close the windows whose time is up although no request came to close them."""
+        out: list[DriftReport | Anomaly] = []
+        for scope, state in self._scopes.items():
+            if self._time_is_up(state.current, now):
+                out += self._close(scope, state)
         return out
 
     def _new_window(self) -> WindowedMetrics:
@@ -293,6 +347,17 @@ class DriftDetector:
                 result.metric: result.fisher_pvalue
                 for result in results
                 if result.fisher_pvalue is not None
+            },
+            # In the metric's own units: what moved, from what to what.
+            "shift": {
+                result.metric: {
+                    "statistic": result.shift.statistic,
+                    "from": round(result.shift.reference, 4),
+                    "to": round(result.shift.current, 4),
+                    "large": result.shift.large,
+                }
+                for result in results
+                if result.shift is not None
             },
             "window_events": current.count,
             "reference_events": reference.count,

@@ -323,3 +323,43 @@ def test_config_from_settings_and_validation() -> None:
         DriftSettings(window_events=10, min_events=20)
     with pytest.raises(ValueError, match="reference"):
         DriftSettings(reference="sliding")  # type: ignore[arg-type]
+
+
+def _latency(events: list[RequestEvent], median_ms: float, seed: int) -> list[RequestEvent]:
+    # A tight latency distribution (a cache or a fast local model) around `median_ms`.
+    rng = random.Random(seed)
+    return [
+        e.model_copy(update={"latency_ms": median_ms * rng.lognormvariate(0, 0.05)}) for e in events
+    ]
+
+
+def test_a_significant_but_small_shift_is_not_drift() -> None:
+    """Issue 14: stable traffic whose median latency went from 4.4 to 4.9 ms alerted (PSI
+    and KS see a real move; in milliseconds it is nothing)."""
+    detector = DriftDetector(config())
+    before = _latency(traffic(1, 200), 4.4, 1)
+    after = _latency(traffic(2, 200, start=T0 + timedelta(hours=1)), 4.9, 2)
+    reports, alerts = split(run(detector, before + after))
+    latency = {r.statistic: r for r in reports if r.metric == "latency_ms"}
+    assert latency["psi"].value >= 0.25 and latency["ks"].value < 0.01  # significant...
+    assert not latency["psi"].drifted and not alerts  # ...but below the effect floor
+    # Twenty times slower is drift, with the shift in milliseconds in the evidence.
+    slower = _latency(traffic(3, 200, start=T0 + timedelta(hours=4)), 88.0, 3)
+    later = _latency(traffic(4, 200, start=T0 + timedelta(hours=3)), 4.4, 4)
+    detector = DriftDetector(config(reference="fixed"))
+    _, alerts = split(run(detector, later + slower))
+    [alert] = alerts
+    shift = alert.evidence["shift"]["latency_ms"]
+    assert alert.signals == ["latency_ms"] and shift["large"]
+    assert 4.0 < shift["from"] < 5.0 and shift["to"] > 80  # median or p90, in ms
+
+
+def test_a_quiet_scope_is_judged_when_its_window_time_is_up() -> None:
+    detector = DriftDetector(config(window_events=500, window_s=60, min_events=20))
+    slow = timedelta(seconds=2)
+    baseline = traffic(5, 30, step=slow)  # 60 s: closes as the baseline at the 31st event
+    shifted = traffic(6, 25, shift=Shift(prompt_scale=4), step=slow, start=T0 + timedelta(60))
+    assert not run(detector, baseline + shifted)  # the shifted window is still open
+    assert not detector.close_due(shifted[-1].ts_end)  # its time is not up yet
+    _, alerts = split(detector.close_due(shifted[0].ts_end + timedelta(seconds=61)))
+    assert [a.signals for a in alerts] == [["input_tokens", "prompt_chars"]]
