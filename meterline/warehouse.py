@@ -32,6 +32,7 @@ __all__ = [
     "load_migrations",
     "migrate",
     "rebuild_aggregates",
+    "refill_sqls",
     "spend_daily_refill_sql",
     "validate_identifier",
 ]
@@ -135,39 +136,53 @@ def migrate(client: Client, database: str) -> list[str]:
     return applied
 
 
-# The materialized view's SELECT, up to its FROM table (which the refill reads FINAL).
+# A materialized view's target and SELECT, up to its FROM table (which the refill reads FINAL).
 _MV_SELECT = re.compile(
-    r"CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<db>\S+)\.spend_daily_mv\s+TO\s+\S+\s+AS\s+"
-    r"(?P<select>SELECT\b.*?\bFROM\s+(?P=db)\.costs)\b(?P<rest>.*)",
+    r"CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<db>\S+)\.\w+\s+TO\s+(?P=db)\.(?P<target>\w+)"
+    r"\s+AS\s+(?P<select>SELECT\b.*?\bFROM\s+(?P=db)\.\w+)\b(?P<rest>.*)",
     re.DOTALL,
 )
 
 
-def spend_daily_refill_sql(database: str) -> str:
-    """The INSERT that refills spend_daily: spend_daily_mv's own SELECT over costs FINAL.
+def refill_sqls(database: str) -> dict[str, str]:
+    """Per rollup table, the INSERT that refills it: its view's own SELECT over the raw
+    table FINAL (spend_daily from costs, requests_daily from requests).
 
-    Read from the latest migration that creates the view (0004, recreated with the cache
-    measures by 0008) rather than copied, so the rebuild cannot drift from the view that
-    fills the table in normal operation.
+    Read from the latest migration that creates each view (spend_daily_mv: 0004, recreated
+    by 0008, 0009 and 0013) rather than copied, so a rebuild cannot drift from the view
+    that fills the table in normal operation.
     """
     db = validate_identifier(database)
-    for migration in reversed(load_migrations()):
+    refills: dict[str, str] = {}
+    for migration in load_migrations():  # a later definition replaces an earlier one
         for statement in migration.statements(db):
             match = _MV_SELECT.fullmatch(statement)
             if match is not None:
-                return f"INSERT INTO {db}.spend_daily\n{match['select']} FINAL{match['rest']}"
-    raise WarehouseError("no migration creates spend_daily_mv")
+                target = match["target"]
+                refills[target] = (
+                    f"INSERT INTO {db}.{target}\n{match['select']} FINAL{match['rest']}"
+                )
+    return refills
+
+
+def spend_daily_refill_sql(database: str) -> str:
+    """The INSERT that refills spend_daily (see `refill_sqls`)."""
+    try:
+        return refill_sqls(database)["spend_daily"]
+    except KeyError:
+        raise WarehouseError("no migration creates spend_daily_mv") from None
 
 
 def rebuild_aggregates(client: Client, database: str) -> int:
-    """Refill spend_daily from costs FINAL; return the number of spend_daily rows.
+    """Refill every rollup from its raw rows; return the number of spend_daily rows.
 
     Run it with the sink stopped (in embedded mode it must be, as the engine is locked).
     """
     db = validate_identifier(database)
-    client.command(f"TRUNCATE TABLE IF EXISTS {db}.spend_daily")
-    client.command(spend_daily_refill_sql(db))
-    client.command(f"OPTIMIZE TABLE {db}.spend_daily FINAL")
+    for table, sql in refill_sqls(db).items():
+        client.command(f"TRUNCATE TABLE IF EXISTS {db}.{table}")
+        client.command(sql)
+        client.command(f"OPTIMIZE TABLE {db}.{table} FINAL")
     return int(client.query(f"SELECT count() FROM {db}.spend_daily").result_rows[0][0])
 
 

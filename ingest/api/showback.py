@@ -43,7 +43,7 @@ GROUPS: dict[str, tuple[str | None, str]] = {
     "team": ("team", "team"),
     "project": ("project", "project"),
     "key": ("key_id", "key_id"),
-    "user": (None, "user"),
+    "user": ("user", "user"),
     "model": ("model", "model"),
     "provider": ("provider", "provider"),
     "day": ("day", "toDate(request_ts)"),
@@ -54,7 +54,7 @@ FILTERS: dict[str, tuple[str | None, str]] = {
     "team": ("team", "team"),
     "project": ("project", "project"),
     "key": ("key_id", "key_id"),
-    "user": (None, "user"),
+    "user": ("user", "user"),
     "model": ("model", "model"),
     "provider": ("provider", "provider"),
 }

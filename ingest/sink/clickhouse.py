@@ -50,9 +50,11 @@ _ONE_MS = timedelta(milliseconds=1)
 _MAX_REMEMBERED_IDS = 500_000
 # Each batch is already unique on event_id (the sorting key's last column), so the
 # ReplacingMergeTree pass ClickHouse runs over an inserted block finds nothing to replace:
-# skipping it halved the requests insert (chDB 26.9: 8.6 -> 4.5 us/row CPU, 10,000-row
-# Arrow blocks). Not for a table feeding a materialized view: the setting reaches the
-# view's insert, and spend_daily (SummingMergeTree) would get unsummed blocks.
+# skipping it halved the insert (chDB 26.9, 20,000-row Arrow blocks: requests 8.6 -> 4.5,
+# costs 4.8-6.5 -> 2.7-2.9 us/row CPU). The setting reaches the materialized views'
+# inserts too, where it changes nothing either: each view GROUPs BY its target's whole
+# sorting key (migrations 0004, 0013), so its block has one row per key already, and
+# every reader sums or merges the rollups' rows anyway.
 _PLAIN_INSERT = {"optimize_on_insert": 0}
 
 
@@ -69,7 +71,6 @@ class ClickHouseSink(BatchingSink):
         self._floors: dict[str, datetime | None] = {}
         self._inserted: dict[str, set[str]] = {}
         self._stale: set[str] = set(TABLES)  # floors to re-read before the next write
-        self._feeds_views: set[str] = set(TABLES)  # until setup() reads which do
 
     def setup(self) -> None:
         db = self.client.database
@@ -82,14 +83,6 @@ class ClickHouseSink(BatchingSink):
         missing = sorted(set(TABLES) - present)
         if missing:
             raise RetryableSinkError(f"tables missing in {db}: {missing}; run the migrations")
-        self._feeds_views = {
-            row[0]
-            for row in self.client.query_rows(
-                "SELECT name FROM system.tables WHERE database = {db:String} "
-                "AND notEmpty(dependencies_table)",
-                {"db": db},
-            )
-        }
 
     def on_partitions_assigned(self) -> None:
         # Rows of the new partitions may have been written by their previous owner.
@@ -157,13 +150,10 @@ class ClickHouseSink(BatchingSink):
 
     def _insert_once(self, table: str, rows: pa.Table) -> None:
         try:
-            if table in self._feeds_views:
-                self.client.insert_arrow(table, rows)
-            else:
-                with self.client.lock:
-                    self.client.client.insert_arrow(
-                        table, rows, database=self.client.database, settings=_PLAIN_INSERT
-                    )
+            with self.client.lock:
+                self.client.client.insert_arrow(
+                    table, rows, database=self.client.database, settings=_PLAIN_INSERT
+                )
         except Exception as exc:  # the database client's own errors, translated here
             raise classify_insert_error(exc, f"{rows.num_rows} rows for {table}") from exc
 

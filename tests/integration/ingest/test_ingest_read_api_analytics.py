@@ -344,9 +344,9 @@ def _get(api: httpx.Client, path: str, **params: object) -> dict:
 
 
 def _check_showback(api: httpx.Client, costs: list[CostEvent]) -> None:
-    # `user` is not in spend_daily: the exact figures come from costs.
+    # `user` is a spend_daily dimension (migration 0013): whole days by user, exact.
     body = _get(api, "/api/showback", group_by="user", **{"from": DAY1.date().isoformat()})
-    assert body["source"] == "costs"
+    assert body["source"] == "spend_daily"
     by_user: dict[str, Decimal] = defaultdict(Decimal)
     for c in costs:
         by_user[c.user] += c.total_cost

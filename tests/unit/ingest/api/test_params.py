@@ -17,14 +17,16 @@ def _param(exc: pytest.ExceptionInfo[InvalidParameter]) -> str:
 
 
 def test_dimensions_spend_daily_lacks_read_costs() -> None:
-    daily = parse_showback(["org"], "2026-03-01", "2026-03-02", {"model": "m"})
+    # `user` is a spend_daily dimension since migration 0013; `hour` is not.
+    daily = parse_showback(["org", "user"], "2026-03-01", "2026-03-02", {"model": "m"})
     assert daily.uses_daily
-    by_user = parse_showback(["user"], "2026-03-01", "2026-03-02", {})
-    assert not by_user.uses_daily
-    sql, params, source = build_showback_sql(
-        parse_showback(["org"], "2026-03-01", None, {"user": "ann'--"}), "db"
-    )
-    assert source == "costs" and "ann" not in sql and params["f_user"] == "ann'--"
+    by_hour = parse_showback(["hour"], "2026-03-01", "2026-03-02", {})
+    assert not by_hour.uses_daily
+    for start, expected in (("2026-03-01", "spend_daily"), ("2026-03-01T06:00:00Z", "costs")):
+        sql, params, source = build_showback_sql(
+            parse_showback(["org"], start, None, {"user": "ann'--"}), "db"
+        )
+        assert source == expected and "ann" not in sql and params["f_user"] == "ann'--"
 
 
 def test_compare_needs_a_closed_range_without_time_groups() -> None:
