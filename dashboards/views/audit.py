@@ -54,7 +54,19 @@ def audit_body(start: date, end: date, kind: str, subject: str) -> None:
     a.metric("Changes and decisions", f"{len(entries):,}")
     b.metric("Enforcement decisions", sum(1 for e in entries if e["kind"] == "enforcement"))
     c.metric("People and detectors", len(people))
-    st.dataframe(audit_table(entries), hide_index=True, width="stretch")
+    table = audit_table(entries)
+    st.dataframe(table, hide_index=True, width="stretch")
+    # The whole record before and after, for the one entry someone asks about.
+    labels = [f"{row.When} · {row.Who} · {row.What} · {row.Subject}" for row in table.itertuples()]
+    chosen = st.selectbox(
+        "Before and after", range(len(entries)), format_func=labels.__getitem__, key="audit_entry"
+    )
+    if chosen is not None:
+        before, after = st.columns(2)
+        before.caption("Before")
+        before.json(entries[chosen].get("before") or {}, expanded=True)
+        after.caption("After")
+        after.json(entries[chosen].get("after") or {}, expanded=True)
     if len(entries) >= LIMIT:
         st.caption(f"The newest {LIMIT:,}: narrow the dates, kind or subject to see older ones.")
 

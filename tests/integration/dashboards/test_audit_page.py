@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.integration.dashboards.conftest import APP
+
+LIMITS = {"team:acme/search": "100", "org:globex": "20", "org:umbrella": "5"}  # the seed's
+
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +30,12 @@ def test_audit_lists_changes_and_decisions_with_who_and_what(read_api, dashboard
     block = table[table["What"] == "enforcement block"].iloc[0]
     assert (block["Subject"], block["Source"]) == ("key:k1", "llmjacking")
     assert block["Reason"].startswith("llmjacking: enumeration")
+
+    # the chosen entry's whole record, before and after (a creation has nothing before)
+    first = list(table["What"]).index("budget create")
+    app.selectbox(key="audit_entry").set_value(first).run()
+    before, after = (json.loads(j.value) for j in app.json)
+    assert before == {} and after["limit_usd"] == LIMITS[after["subject"]]
 
     app.selectbox(key="audit_kind").set_value("enforcement").run()
     assert list(app.dataframe[0].value["What"]) == ["enforcement block"]
