@@ -56,8 +56,8 @@ class ProcessorMetrics:
     def _counter(self, name: str, help_text: str, *labels: str) -> Counter:
         return Counter(_PREFIX + name, help_text, labels, registry=self.registry)
 
-    def event_processed(self, agent: str) -> None:
-        self._events.labels(agent).inc()
+    def event_processed(self, agent: str, count: int = 1) -> None:
+        self._events.labels(agent).inc(count)
 
     def cost_emitted(self, total_cost: Decimal, priced: bool, model: str | None) -> None:
         self._costs.inc()

@@ -1,39 +1,67 @@
-"""What every processors agent shares: raw-bytes topics, guarded handling, the agent loop.
+"""What every processors stage shares: raw-bytes topics, guarded handling, the pipeline.
 
-Values are read as raw bytes so no payload can break deserialization inside Faust. Each
+Values are read and sent as raw bytes so no payload can break deserialization. Each
 message's work runs under a `Guard`: what the logic rejects, or a bug, becomes a dead
-letter and the loop goes on; what the work returns is then sent outside the guard.
+letter and the stream goes on; what the work returns is then sent outside the guard.
+
+Stages register on the app's `StagePipeline` (`consume` for a handler of one message,
+`consume_batch` for one of a batch); processors/batches.py feeds it batches from the
+consumer group and commits each batch once its outputs are acknowledged.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
 import faust
-from faust.types import EventT, Message, TopicT
+from faust.types import Message
 
 from meterline.settings import Settings
 from processors.budgets.control import ControlReader
+from processors.decoded import forget_decoded
 from processors.dlq import DeadLetterPublisher
 from processors.errors import Rejected
 from processors.llmjacking.policy import PolicyBook, RejectedPolicy
 from processors.metrics import ProcessorMetrics
+from processors.outputs import Outputs, OutputTopic
 
-__all__ = ["Guard", "Routed", "consume", "policy_reader", "raw_topic", "send_all"]
+__all__ = [
+    "Guard",
+    "Routed",
+    "StagePipeline",
+    "consume",
+    "consume_batch",
+    "on_rebalance",
+    "pipeline",
+    "policy_reader",
+    "raw_topic",
+    "send_all",
+]
 
 T = TypeVar("T")
 
-# app -> topic name -> the handlers of its one agent (see `consume`)
-_HANDLERS: WeakKeyDictionary[faust.App, dict[str, list[_Handler]]] = WeakKeyDictionary()
+Partitions = set[tuple[str, int]]  # (full topic name, partition)
+BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
+RebalanceListener = Callable[[Partitions], Awaitable[None]]
+
+_PIPELINES: WeakKeyDictionary[faust.App, StagePipeline] = WeakKeyDictionary()
 
 
-def raw_topic(app: faust.App, settings: Settings, name: str) -> TopicT:
+def pipeline(app: faust.App, settings: Settings) -> StagePipeline:
+    """The app's pipeline (created with its producer on first use)."""
+    found = _PIPELINES.get(app)
+    if found is None:
+        found = _PIPELINES[app] = StagePipeline(Outputs(settings))
+    return found
+
+
+def raw_topic(app: faust.App, settings: Settings, name: str) -> OutputTopic:
     """Topic `name` (a base name from schemas.topics), keys and values as raw bytes."""
-    return app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
+    return pipeline(app, settings).outputs.topic(name)
 
 
 class Routed(Protocol):
@@ -48,7 +76,7 @@ class Routed(Protocol):
     def payload(self) -> bytes | None: ...
 
 
-async def send_all(outputs: Mapping[str, TopicT], items: Iterable[Routed]) -> None:
+async def send_all(outputs: Mapping[str, OutputTopic], items: Iterable[Routed]) -> None:
     """Sends each item to its topic in order (value None lifts a decision, ARCHITECTURE §3)."""
     for item in items:
         await outputs[item.topic].send(key=item.key.encode(), value=item.payload())
@@ -81,58 +109,129 @@ class Guard:
             await self.dead_letters.publish(message, exc.reason, self.stage)
             return
         except Exception as exc:  # a bug must not stop the stream; keep the evidence
-            self.log.exception("%s failed on %s@%s", self.label, message.partition, message.offset)
-            await self.dead_letters.publish(message, f"internal error: {exc!r}", self.stage)
+            await self._internal_error(message, exc)
             return
         await then(result)
 
+    async def each(
+        self, messages: Iterable[Message], work: Callable[[Message], T]
+    ) -> list[tuple[Message, T]]:
+        """`work` on each message, in order: the results of those that succeeded (the
+        others are dead letters, as in `run`)."""
+        results = []
+        for message in messages:
+            try:
+                results.append((message, work(message)))
+            except self.rejected as exc:
+                await self.dead_letters.publish(message, exc.reason, self.stage)
+            except Exception as exc:  # a bug must not stop the stream; keep the evidence
+                await self._internal_error(message, exc)
+        return results
+
+    async def _internal_error(self, message: Message, exc: Exception) -> None:
+        self.log.exception("%s failed on %s@%s", self.label, message.partition, message.offset)
+        await self.dead_letters.publish(message, f"internal error: {exc!r}", self.stage)
+
 
 @dataclass(frozen=True)
-class _Handler:
+class _Stage:
     name: str
-    handle: Callable[[Message], Awaitable[None]]
+    handle: BatchHandler
     on_exit: Callable[[], None] | None
+
+
+@dataclass
+class StagePipeline:
+    """Every stage by input topic, in registration order, and the rebalance listeners."""
+
+    outputs: Outputs
+    stages: dict[str, list[_Stage]] = field(default_factory=dict)  # full topic name -> stages
+    metrics: list[ProcessorMetrics] = field(default_factory=list)
+    on_assigned: list[RebalanceListener] = field(default_factory=list)
+    on_revoked: list[RebalanceListener] = field(default_factory=list)
+
+    def topics(self) -> list[str]:
+        return sorted(self.stages)
+
+    async def handle(self, batch: Sequence[Message]) -> None:
+        """Each topic's messages (in fetch order: partition order holds) to each of its
+        stages in turn; every message is decoded once for all of them (decoded.py)."""
+        by_topic: dict[str, list[Message]] = {}
+        for message in batch:
+            by_topic.setdefault(message.topic, []).append(message)
+        try:
+            for topic, messages in by_topic.items():
+                for stage in self.stages.get(topic, ()):
+                    await stage.handle(messages)
+                    for metrics in self.metrics:
+                        metrics.event_processed(stage.name, len(messages))
+        finally:
+            forget_decoded()
+
+    async def assigned(self, partitions: Partitions) -> None:
+        for listener in self.on_assigned:
+            await listener(partitions)
+
+    async def revoked(self, partitions: Partitions) -> None:
+        for listener in self.on_revoked:
+            await listener(partitions)
+
+    def stopped(self) -> None:
+        for stages in self.stages.values():
+            for stage in stages:
+                if stage.on_exit is not None:
+                    stage.on_exit()
+
+    @property
+    def failures(self) -> int:
+        return self.outputs.failures
+
+    def flush(self, timeout_s: float) -> bool:
+        return self.outputs.flush(timeout_s)
+
+
+def consume_batch(
+    app: faust.App,
+    source: OutputTopic,
+    name: str,
+    metrics: ProcessorMetrics,
+    handle: BatchHandler,
+    on_exit: Callable[[], None] | None = None,
+) -> None:
+    """Registers stage `name`: each batch of `source`'s messages is handled, then counted.
+
+    Stages of one topic get the batch in registration order; `on_exit` runs when the
+    worker stops consuming (a clean stop included).
+    """
+    found = _PIPELINES[app]
+    if metrics not in found.metrics:
+        found.metrics.append(metrics)
+    found.stages.setdefault(source.get_topic_name(), []).append(_Stage(name, handle, on_exit))
 
 
 def consume(
     app: faust.App,
-    source: TopicT,
+    source: OutputTopic,
     name: str,
     metrics: ProcessorMetrics,
     handle: Callable[[Message], Awaitable[None]],
     on_exit: Callable[[], None] | None = None,
 ) -> None:
-    """Registers handler `name`: each message of `source` is handled, then counted.
+    """`consume_batch` for a stage that handles one message at a time, in order."""
 
-    Every handler of one topic runs in ONE Faust agent (named after the first handler),
-    in registration order, each message handed to each handler in turn: Faust's per-
-    stream plumbing is paid once per message rather than once per handler, and the
-    handlers see the same `Message` (the same value bytes), so a decoder that memoizes
-    by payload identity decodes each message once (processors/decoded.py). Handlers stay
-    independent: each runs its work under its own `Guard`. `on_exit` runs however the
-    agent's loop ends (a clean stop included).
-    """
-    registry = _HANDLERS.setdefault(app, {})
-    handlers = registry.get(source.get_topic_name())
-    if handlers is not None:
-        handlers.append(_Handler(name, handle, on_exit))
-        return
-    handlers = registry[source.get_topic_name()] = [_Handler(name, handle, on_exit)]
+    async def each(messages: Sequence[Message]) -> None:
+        for message in messages:
+            await handle(message)
 
-    async def agent(stream: faust.StreamT[bytes]) -> None:
-        event: EventT
-        try:
-            async for event in stream.events():
-                message = event.message
-                for handler in handlers:
-                    await handler.handle(message)
-                    metrics.event_processed(handler.name)
-        finally:
-            for handler in handlers:
-                if handler.on_exit is not None:
-                    handler.on_exit()
+    consume_batch(app, source, name, metrics, each, on_exit)
 
-    app.agent(source, name=name)(agent)
+
+def on_rebalance(app: faust.App, assigned: RebalanceListener, revoked: RebalanceListener) -> None:
+    """Listeners of this worker's partitions: given (`assigned`: the whole new set) and
+    taken away (`revoked`: after the last batch of theirs was committed)."""
+    found = _PIPELINES[app]
+    found.on_assigned.append(assigned)
+    found.on_revoked.append(revoked)
 
 
 def policy_reader(

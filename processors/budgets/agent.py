@@ -34,7 +34,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import faust
-from faust.types import TP, Message
+from faust.types import Message
 
 from meterline.clients import AsyncReadClient
 from meterline.settings import Settings
@@ -52,7 +52,7 @@ from processors.budgets.logic import (
 from processors.budgets.reconcile import reconcile_from_warehouse
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
-from processors.streams import Guard, consume, raw_topic, send_all
+from processors.streams import Guard, consume, on_rebalance, raw_topic, send_all
 from schemas.budget_spend import BudgetSpend, spend_partition
 from schemas.events.v1 import BudgetRecord, BudgetState, utc_now
 from schemas.topics import BUDGET_SPEND, BUDGETS, COSTS, ENFORCEMENT
@@ -221,13 +221,13 @@ def register_budget_agent(
         if mine:
             log.info("budgets: restored spend partitions %s", sorted(mine))
 
-    async def on_revoked(sender: object, revoked: set[TP], **_: object) -> None:
+    async def on_revoked(revoked: set[tuple[str, int]]) -> None:
         await flush()  # held states go out while this worker still owns their subjects
 
-    async def on_assigned(sender: object, assigned_now: set[TP], **_: object) -> None:
+    async def on_assigned(assigned_now: set[tuple[str, int]]) -> None:
         nonlocal restores, assignments
         assignments += 1
-        now_assigned = {tp.partition for tp in assigned_now if tp.topic == spend_topic_name}
+        now_assigned = {p for topic, p in assigned_now if topic == spend_topic_name}
         lost, gained = assigned - now_assigned, now_assigned - assigned
         assigned.clear()
         assigned.update(now_assigned)
@@ -256,8 +256,7 @@ def register_budget_agent(
         await flush()  # a clean stop publishes what it holds, as a revoke does
 
     background: set[asyncio.Future[None]] = set()
-    app.on_partitions_revoked.connect(on_revoked, sender=app)
-    app.on_partitions_assigned.connect(on_assigned, sender=app)
+    on_rebalance(app, on_assigned, on_revoked)
     app.on_before_shutdown.connect(on_shutdown, sender=app)
 
     async def budget_control() -> None:
