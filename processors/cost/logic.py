@@ -39,6 +39,7 @@ from genai_prices.types import (
 from pydantic import ValidationError
 
 from meterline.settings import PriceOverride
+from processors.cost.plans import Tokens, plan_for
 from processors.decoded import decode
 from processors.errors import Rejected, describe_validation_error
 from schemas.events.v1 import CostEvent, RequestEvent
@@ -156,13 +157,11 @@ class Pricer:
             return Quote(split, f"override:{self._overrides[model].name}", True)
         if model:
             provider = tokens.provider if self._is_genai_provider(tokens.provider) else None
-            calculation = _genai_calculation(model, provider, usage, tokens.at)
-            if calculation is not None:
+            priced = _genai_price(model, provider, usage, tokens)
+            if priced is not None:
+                model_price, output_price, total_price = priced
                 split = _split_of(
-                    calculation.model_price,
-                    tokens,
-                    total_price=calculation.total_price,
-                    output_price=calculation.output_price,
+                    model_price, tokens, total_price=total_price, output_price=output_price
                 )
                 return Quote(split, GENAI_PRICES_SOURCE, True)
         return Quote(CostSplit.zero(), GENAI_PRICES_SOURCE, False)
@@ -210,7 +209,23 @@ def cost_for_payload(payload: bytes | None, pricer: Pricer) -> CostEvent:
 # --- genai-prices ---------------------------------------------------------------------
 
 
-def _usage_of(tokens: TokenUsage) -> Usage:
+def _usage_of(tokens: TokenUsage) -> Usage | None:
+    """genai-prices' Usage of `tokens`; None when a price plan can do without one."""
+    if min(_counts_of(tokens)) >= 0:
+        return None  # built only if genai-prices itself must price (`_full_usage`)
+    return _full_usage(tokens)
+
+
+def _counts_of(tokens: TokenUsage) -> Tokens:
+    return (
+        tokens.input_tokens,
+        tokens.output_tokens,
+        tokens.cache_read_tokens,
+        tokens.cache_write_tokens,
+    )
+
+
+def _full_usage(tokens: TokenUsage) -> Usage:
     try:
         return Usage(
             input_tokens=tokens.input_tokens,
@@ -220,6 +235,29 @@ def _usage_of(tokens: TokenUsage) -> Usage:
         )
     except ValueError as exc:  # negative counts
         raise PricingError(f"invalid token counts: {exc}") from exc
+
+
+def _genai_price(
+    model: str, provider: str | None, usage: Usage | None, tokens: TokenUsage
+) -> tuple[ModelPrice, Decimal, Decimal] | None:
+    """(model price, output price, total price) as genai-prices' calc_price gives them,
+    through the model price's plan when it has one; None when the model is unknown."""
+    snapshot = get_snapshot()
+    found = _find_model(snapshot, model, provider)
+    if found is not None and found[0].id != "groq":  # groq bills some audio its own way
+        try:
+            model_price = found[1].get_prices(tokens.at)
+        except LookupError:
+            pass  # calc_price below says what genai-prices makes of it
+        else:
+            plan = plan_for(model_price)
+            priced = plan.calc(_counts_of(tokens)) if plan is not None else None
+            if priced is not None:
+                return model_price, priced[1], priced[2]
+    calculation = _genai_calculation(model, provider, usage or _full_usage(tokens), tokens.at)
+    if calculation is None:
+        return None
+    return calculation.model_price, calculation.output_price, calculation.total_price
 
 
 def _genai_calculation(
@@ -309,9 +347,13 @@ def _cache_cost(price: Decimal | TieredPrices | None, tokens: int, input_tokens:
     return calc_unit_price(price, tokens, input_tokens, _PER_MTOK)
 
 
-def _override_split(model_price: ModelPrice, usage: Usage, tokens: TokenUsage) -> CostSplit:
+def _override_split(model_price: ModelPrice, usage: Usage | None, tokens: TokenUsage) -> CostSplit:
+    plan = plan_for(model_price)
+    priced = plan.calc(_counts_of(tokens)) if plan is not None else None
+    if priced is not None:
+        return _split_of(model_price, tokens, total_price=priced[2], output_price=priced[1])
     try:
-        result = model_price.calc_price(usage)
+        result = model_price.calc_price(usage or _full_usage(tokens))
     except ValueError as exc:
         raise PricingError(f"cannot price usage {usage!r}: {exc}") from exc
     return _split_of(
