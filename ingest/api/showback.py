@@ -1,8 +1,9 @@
 """Showback: spend grouped by attribution. Parameter parsing and SQL, no HTTP here.
 
-Day-aligned ranges read the spend_daily aggregate; a bound inside a day reads costs FINAL
-(exact request time). Only whitelisted column names reach the SQL text; every value is a
-query parameter.
+Spend (`cost_usd`) and what the response cache saved (`saved_usd`, `cache_hits`) come
+side by side for every grouping. Day-aligned ranges read the spend_daily aggregate; a
+bound inside a day reads costs FINAL (exact request time). Only whitelisted column names
+reach the SQL text; every value is a query parameter.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from schemas.api.read import (
     ShowbackRow,
     ShowbackTotals,
 )
+from schemas.policies import CACHE_HITS
 
 __all__ = [
     "FILTERS",
@@ -179,6 +181,8 @@ def build_showback_sql(query: ShowbackQuery, database: str) -> tuple[str, dict[s
             "sum(output_tokens)",
             "sum(requests)",
             "sum(unpriced_requests)",
+            "sum(saved_usd)",
+            "sum(cache_hits)",
             "sum(rejected_requests)",
         ]
         table = f"{database}.spend_daily"
@@ -196,6 +200,8 @@ def build_showback_sql(query: ShowbackQuery, database: str) -> tuple[str, dict[s
             "sum(output_tokens)",
             "count()",
             "countIf(NOT priced)",
+            "sum(saved_cost)",
+            f"countIf(cache IN ({', '.join(repr(s) for s in CACHE_HITS)}))",
             "countIf(rejected)",
         ]
         table = f"{database}.costs FINAL"
@@ -244,24 +250,26 @@ def aggregate(
     result = client.query_rows(sql, params)
     width = len(query.group_by)
     rows: list[ShowbackRow] = []
-    total_cost = Decimal(0)
-    totals = [0, 0, 0, 0, 0]
+    total_cost = total_saved = Decimal(0)
+    totals = [0, 0, 0, 0, 0, 0]
     for record in result:
         groups = dict(zip(query.group_by, record[:width], strict=True))
         if groups.get("hour") is not None:
             groups["hour"] = utc(groups["hour"])
-        cost, input_tokens, output_tokens, requests, unpriced, refused = record[width:]
+        cost, input_tokens, output_tokens, requests, unpriced, saved, hits, refused = record[width:]
         if not query.group_by and not requests:
             continue  # an ungrouped aggregate over nothing still returns one row
-        cost = Decimal(cost or 0)
+        cost, saved = Decimal(cost or 0), Decimal(saved or 0)
         counts = [
             int(input_tokens or 0),
             int(output_tokens or 0),
             int(requests),
             int(unpriced),
+            int(hits or 0),
             int(refused or 0),
         ]
         total_cost += cost
+        total_saved += saved
         totals = [a + b for a, b in zip(totals, counts, strict=True)]
         rows.append(
             ShowbackRow(
@@ -270,7 +278,9 @@ def aggregate(
                 output_tokens=counts[1],
                 requests=counts[2],
                 unpriced_requests=counts[3],
-                rejected_requests=counts[4],
+                saved_usd=money_text(saved),
+                cache_hits=counts[4],
+                rejected_requests=counts[5],
                 **groups,
             )
         )
@@ -280,7 +290,9 @@ def aggregate(
         output_tokens=totals[1],
         requests=totals[2],
         unpriced_requests=totals[3],
-        rejected_requests=totals[4],
+        saved_usd=money_text(total_saved),
+        cache_hits=totals[4],
+        rejected_requests=totals[5],
     )
     return rows, summary, source
 
