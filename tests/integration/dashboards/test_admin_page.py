@@ -88,6 +88,8 @@ def test_keys_budgets_and_policies_from_the_admin_page(read_api, dashboard_env, 
     assert "Revoked" in app.success[0].value
     active = [k for k in _get(gateway, "/admin/keys") if not k.get("revoked")]
     assert key["key_id"] not in {k["key_id"] for k in active}
+    listed = app.dataframe[0].value.set_index("Key")  # still listed, as revoked
+    assert listed.loc[key["key_id"], "Status"].startswith("revoked 20")
 
     # a budget, then edited from its current values; a bad amount is explained
     app.text_input(key="budget_subject").input("team:acme/search")
