@@ -61,10 +61,6 @@ class CacheLookup:
     vector: Vector | None = None
     parts: list[bytes] = field(default_factory=list)  # the answer as sent, to store
 
-    @property
-    def stores(self) -> bool:
-        return self.directive != "skip"
-
 
 class ResponseCache:
     def __init__(
@@ -212,8 +208,7 @@ class ResponseCache:
     def fill(self, lookup: CacheLookup, record: RequestRecord) -> None:
         """Store the answer the client was sent whole (status 200, no error in-band)."""
         if (
-            not lookup.stores
-            or lookup.answer is not None
+            lookup.answer is not None
             or record.status_code != 200
             or record.error_type is not None
             or record.summary is None
