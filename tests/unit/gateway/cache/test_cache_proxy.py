@@ -297,3 +297,21 @@ async def test_a_client_gone_during_a_replay_is_recorded_not_logged_as_a_bug(
     events = harness.runtime.emitter.values(harness.runtime.requests_topic)  # type: ignore[attr-defined]
     assert (events[-1]["cache"], events[-1]["error_type"]) == ("hit", "client_disconnected")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_semantic_neighbours_and_key_scope_stay_in_their_partition(harness) -> None:
+    for org in ("acme", "globex"):
+        response = await harness.policy(f"org:{org}", "cache", "semantic", similarity=0.5)
+        assert response.status_code == 201
+    acme, globex = await harness.key("acme"), await harness.key("globex")
+    await harness.post(acme, chat("What is the capital of France?"))
+    crossed = await harness.post(globex, chat("What is the capital city of France?"))
+    assert crossed.headers["x-meterline-cache"] == "MISS"
+    same_org = await harness.post(acme, chat("What is the capital city of France?"))
+    assert same_org.headers["x-meterline-cache"] == "SEMANTIC_HIT"
+    # scope: key -> another key of the same org has its own entries
+    await harness.policy("org:acme", "cache", "exact", scope="key")
+    first_key, second_key = await harness.key("acme"), await harness.key("acme")
+    await harness.post(first_key, chat("per key"))
+    assert (await harness.post(second_key, chat("per key"))).headers["x-meterline-cache"] == "MISS"
+    assert (await harness.post(first_key, chat("per key"))).headers["x-meterline-cache"] == "HIT"
