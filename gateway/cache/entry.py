@@ -26,10 +26,11 @@ class CachedAnswer:
     provider: str | None
     source_event_id: str
     expires_at: float  # wall-clock seconds (shared across replicas through Redis)
+    vector_bytes: int = 0  # its prompt's embedding in the semantic index (this process only)
 
     @property
     def size(self) -> int:
-        return len(self.body) + _OVERHEAD
+        return len(self.body) + _OVERHEAD + self.vector_bytes
 
     def encode(self) -> bytes:
         """Bytes for a shared backend: JSON metadata, NUL, the body (JSON never holds a

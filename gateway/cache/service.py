@@ -223,10 +223,13 @@ class ResponseCache:
             source_event_id=record.event_id,
             expires_at=self.clock() + lookup.policy.ttl_s,
         )
+        indexed = lookup.partition is not None and lookup.vector is not None
+        if indexed:  # the vector is held as long as the entry: it counts in the bound
+            answer.vector_bytes = lookup.vector.nbytes  # type: ignore[union-attr]
         if not self.store.put(lookup.key, answer):
             return
-        if lookup.partition is not None and lookup.vector is not None:
-            self.index.add(lookup.partition, lookup.key, lookup.vector)
+        if indexed:
+            self.index.add(lookup.partition, lookup.key, lookup.vector)  # type: ignore[arg-type]
         if self.shared is not None:
             self.shared.put(lookup.key, answer)
 

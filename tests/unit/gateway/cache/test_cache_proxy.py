@@ -200,7 +200,9 @@ async def test_semantic_hit_above_the_threshold_and_miss_below(harness) -> None:
     key = await harness.key()
     response = await harness.policy("org:acme", "cache", "semantic", similarity=0.85)
     assert response.status_code == 201
-    await harness.post(key, chat("What is the capital of France?"))
+    filled = await harness.post(key, chat("What is the capital of France?"))
+    # The entry's bytes count its prompt's vector too (256 float32 from the mock).
+    assert harness.runtime.cache.store.bytes >= len(filled.content) + 256 * 4
     near = await harness.post(key, chat("What is the capital city of France?"))
     assert near.headers["x-meterline-cache"] == "SEMANTIC_HIT"
     hit = harness.event(near)
