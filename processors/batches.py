@@ -22,6 +22,7 @@ restart does.)
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Protocol
@@ -136,7 +137,11 @@ class BatchLoop(Service):
             await consumer.start()
             while not self._stopping:
                 fetched = await consumer.getmany(timeout_ms=_POLL_MS, max_records=MAX_BATCH)
-                batch = [to_message(r) for records in fetched.values() for r in records]
+                # Partitions merged in record-time order (each partition's own order kept):
+                # stages whose state spans partitions (drift scopes, an org's keys) see the
+                # traffic interleaved as it happened, not one partition after the other.
+                merged = heapq.merge(*fetched.values(), key=_record_time)
+                batch = [to_message(r) for r in merged]
                 if batch:
                     async with self._batch:
                         await self._process(consumer, batch)
@@ -175,6 +180,10 @@ class BatchLoop(Service):
     async def assigned_now(self, partitions: set[tuple[str, int]]) -> None:
         self.assigned = set(partitions)
         await self._pipeline.assigned(set(partitions))
+
+
+def _record_time(record: ConsumerRecord[bytes, bytes]) -> int:
+    return record.timestamp
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -3,9 +3,10 @@
 Two handlers, so N processors workers in one consumer group give the same results as one:
 
 - fan-out (costs topic, keyed by key_id, any worker): each CostEvent becomes one
-  `BudgetSpend` per subject of its attribution on the internal budget-spend topic,
-  partitioned by subject (schemas.budget_spend). Every cost producer (the cost stage,
-  recost, span costs) is covered, and a cost that cannot be used is dead-lettered here.
+  `BudgetSpend` per subject of its attribution that some budget watches (every subject
+  until the control topic is loaded) on the internal budget-spend topic, partitioned by
+  subject (schemas.budget_spend). Every cost producer (the cost stage, recost, span
+  costs) is covered, and a cost that cannot be used is dead-lettered here.
 - accounting (budget-spend topic): the worker that owns a partition owns its subjects'
   budgets; it alone counts their spend and publishes their states and decisions. All
   accounting lives in `logic.BudgetBook`, in process memory.
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import faust
@@ -52,8 +53,8 @@ from processors.budgets.logic import (
 from processors.budgets.reconcile import reconcile_from_warehouse
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
-from processors.streams import Guard, consume, on_rebalance, raw_topic, send_all
-from schemas.budget_spend import BudgetSpend, spend_partition
+from processors.streams import Guard, consume, consume_batch, on_rebalance, raw_topic, send_all
+from schemas.budget_spend import spend_partition
 from schemas.events.v1 import BudgetRecord, BudgetState, utc_now
 from schemas.topics import BUDGET_SPEND, BUDGETS, COSTS, ENFORCEMENT
 
@@ -160,19 +161,18 @@ def register_budget_agent(
 
     # --- fan-out: costs -> spend per subject (stateless, any worker) -----------------
 
-    def fan_out(message: Message) -> list[BudgetSpend]:
-        return spend_records(parse_cost(message.value))
-
-    async def send_spend(shares: list[BudgetSpend]) -> None:
-        for share in shares:
-            await spend_topic.send(
-                key=share.subject.encode(),
-                value=share.to_json(),
-                partition=spend_partition(share.subject, partitions),
-            )
-
-    async def on_cost(message: Message) -> None:
-        await guard.run(message, fan_out, send_spend)
+    async def on_costs(messages: Sequence[Message]) -> None:
+        # Once every budget is known, a cost goes only to the subjects some budget watches
+        # (their owners would count nothing for the others); before, to every subject.
+        watched = book.subjects() if control.ready.is_set() else None
+        fanned = await guard.each(messages, lambda m: spend_records(parse_cost(m.value), watched))
+        for _message, shares in fanned:
+            for share in shares:
+                await spend_topic.send(
+                    key=share.subject.encode(),
+                    value=share.to_json(),
+                    partition=spend_partition(share.subject, partitions),
+                )
 
     # --- accounting: the spend of the subjects this worker owns ----------------------
 
@@ -268,7 +268,7 @@ def register_budget_agent(
     async def budget_states() -> None:
         await flush()
 
-    consume(app, raw_topic(app, settings, COSTS), AGENT_NAME, metrics, on_cost)
+    consume_batch(app, raw_topic(app, settings, COSTS), AGENT_NAME, metrics, on_costs)
     consume(app, spend_topic, SPEND_AGENT_NAME, metrics, on_spend)
     app.task(budget_control)
     app.timer(settings.processors.budget.tick_interval_s, name="budget_rollover")(budget_rollover)

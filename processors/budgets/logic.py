@@ -36,7 +36,7 @@ a budget exhausted that the books say is not, and could not be lifted exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -135,12 +135,15 @@ def parse_spend(payload: bytes | None) -> BudgetSpend:
         raise RejectedMessage(f"invalid BudgetSpend: {reason}") from exc
 
 
-def spend_records(cost: CostEvent) -> list[BudgetSpend]:
+def spend_records(cost: CostEvent, watched: Container[str] | None = None) -> list[BudgetSpend]:
     """A cost fanned out to every subject of its attribution (none for a zero cost): each
-    budget covering the cost watches one of these subjects."""
+    budget covering the cost watches one of these subjects. With `watched` (the subjects
+    some budget watches), only to those: a subject no budget watches counts nothing."""
     if not cost.total_cost:
         return []
     subjects = attribution_subjects(cost.key_id, cost.org, cost.team, cost.project, cost.user)
+    if watched is not None:
+        subjects = [subject for subject in subjects if subject in watched]
     return [
         BudgetSpend(
             event_id=cost.event_id,

@@ -8,6 +8,7 @@ whatever the logic rejects becomes a dead letter (processors/streams.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import faust
 from faust.types import Message
@@ -18,7 +19,7 @@ from processors.cost.logic import STAGE, Pricer, RejectedEvent, cost_for_payload
 from processors.cost.recost import fetch_uncosted, recost
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
-from processors.streams import Guard, consume, raw_topic
+from processors.streams import Guard, consume_batch, raw_topic
 from schemas.events.v1 import CostEvent
 from schemas.topics import COSTS, REQUESTS
 
@@ -48,13 +49,12 @@ def register_cost_agent(
     pricer = Pricer(settings.price_overrides)
     guard = Guard(dead_letters, STAGE, log, "cost agent", (RejectedEvent,))
 
-    async def handle(message: Message) -> None:
-        async def emit(cost: CostEvent) -> None:
+    async def handle(messages: Sequence[Message]) -> None:
+        priced = await guard.each(messages, lambda m: cost_for_payload(m.value, pricer))
+        for message, cost in priced:
             await send_cost(costs, metrics, cost, message.key)
 
-        await guard.run(message, lambda m: cost_for_payload(m.value, pricer), emit)
-
-    consume(app, raw_topic(app, settings, REQUESTS), AGENT_NAME, metrics, handle)
+    consume_batch(app, raw_topic(app, settings, REQUESTS), AGENT_NAME, metrics, handle)
 
     async def emit_recosted(cost: CostEvent) -> None:
         await send_cost(costs, metrics, cost, None)

@@ -33,6 +33,13 @@ def test_a_cost_fans_out_to_every_subject_of_its_attribution() -> None:
     assert spend_records(cost("c2", "0")) == []  # nothing to count
 
 
+def test_a_cost_fans_out_only_to_the_subjects_some_budget_watches() -> None:
+    book = BudgetBook()
+    shares = spend_records(cost("c1", "0.30", project="p", user="ann"), {"org:acme", "user:bob"})
+    assert [s.subject for s in shares] == ["org:acme"]
+    assert spend_records(cost("c1", "0.30"), book.subjects()) == []  # no budget at all
+
+
 def test_spend_records_round_trip_exactly() -> None:
     (share, *_) = spend_records(cost("c1", "0.000000123"))
     assert b'"amount":"0.000000123"' in share.to_json()
