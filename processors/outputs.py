@@ -1,10 +1,11 @@
 """Every record the processors send goes through one confluent-kafka producer.
 
 librdkafka batches, sends and retries on its own threads: `send` only enqueues (~2 us);
-Faust's aiokafka sends took ~17% of the worker's samples in the profile of 4589408 (their
-Python send path and a socket write per small produce request). The batch loop (processors/batches.py)
-calls `flush` after each batch and commits the batch's offsets only when every output
-sent until then was acknowledged (`failures` did not move): at-least-once.
+Faust's aiokafka sends took ~17% of the worker's samples in the profile of 4589408
+(their Python send path and a socket write per small produce request). The batch loop
+(processors/batches.py) calls `flush` after each batch and commits the batch's offsets
+only when every output sent until then was acknowledged (`failures` did not move):
+at-least-once.
 """
 
 from __future__ import annotations
