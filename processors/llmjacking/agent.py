@@ -1,7 +1,7 @@
 """The llmjacking agent: requests topic -> llmjacking Anomalies and key blocks.
 
 Thin by design: key states, peer baselines and scoring live in `logic.LlmjackingDetector`,
-in process memory and snapshotted to `<data_dir>/llmjacking/state.joblib` (store.py
+in process memory and snapshotted to `<data_dir>/llmjacking/state.pickle` (store.py
 says why not a Faust table). Policies come from the control topic through the budgets'
 `ControlReader` (every record from the beginning, no consumer group); a block found
 before it has loaded waits in the detector until the org's mode is known.
@@ -55,7 +55,7 @@ def register_llmjacking_agent(
         policies,
         ModelTiers(settings.price_overrides),
     )
-    state_path = settings.data_dir / "llmjacking" / "state.joblib"
+    state_path = settings.data_dir / "llmjacking" / "state.pickle"
     saved = load_state(state_path)
     if saved is not None:
         detector.restore(saved)

@@ -1,4 +1,4 @@
-"""The detector's memory on disk: key states and peer baselines in one joblib file.
+"""The detector's memory on disk: key states and peer baselines in one pickle file.
 
 Not a Faust table: tansu's changelog recovery is unreliable (ARCHITECTURE §7), and a
 changelog would cost a write per request. A restart loads the last snapshot (written
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import Any
-
-import joblib
 
 __all__ = ["FORMAT_VERSION", "load_state", "save_state"]
 
@@ -28,7 +27,8 @@ FORMAT_VERSION = 2  # 2: key states and peer baselines (stream-time scoring)
 def save_state(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(path.suffix + ".tmp")
-    joblib.dump({"version": FORMAT_VERSION, **state}, temporary)
+    with temporary.open("wb") as out:
+        pickle.dump({"version": FORMAT_VERSION, **state}, out, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(temporary, path)
 
 
@@ -37,7 +37,8 @@ def load_state(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        state = joblib.load(path)
+        with path.open("rb") as saved:
+            state = pickle.load(saved)
     except Exception:  # corrupt or from incompatible code: learning again beats not starting
         log.exception("llmjacking: cannot read %s; starting without learned baselines", path)
         return None

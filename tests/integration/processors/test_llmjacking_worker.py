@@ -93,4 +93,4 @@ def test_stolen_key_blocked_and_looping_session_blocked(
     session = decisions[b"agent_loop|session:agent-run-1"]
     assert session.action == "block" and session.subject == "session:agent-run-1"
     assert {k for k in decisions} == {b"llmjacking|key:victim", b"agent_loop|session:agent-run-1"}
-    assert (settings.data_dir / "llmjacking" / "state.joblib").is_file()  # saved on stop
+    assert (settings.data_dir / "llmjacking" / "state.pickle").is_file()  # saved on stop

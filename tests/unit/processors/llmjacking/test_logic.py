@@ -525,9 +525,9 @@ def test_a_restarted_detector_keeps_what_it_learned(tmp_path: Path) -> None:
     det = detector()
     history = normal_key(8, "k8")
     run(det, history)
-    save_state(tmp_path / "s.joblib", det.state())
+    save_state(tmp_path / "s.pickle", det.state())
     restarted = detector()
-    restarted.restore(load_state(tmp_path / "s.joblib"))  # type: ignore[arg-type]
+    restarted.restore(load_state(tmp_path / "s.pickle"))  # type: ignore[arg-type]
     assert restarted.keys["k8"].baseline.requests == det.keys["k8"].baseline.requests
     assert restarted.peers.keys() == det.peers.keys()
 
@@ -549,11 +549,11 @@ def test_a_restarted_detector_keeps_what_it_learned(tmp_path: Path) -> None:
 
 
 def test_unreadable_state_is_ignored(tmp_path: Path) -> None:
-    (tmp_path / "s.joblib").write_bytes(b"not a pickle")
-    assert load_state(tmp_path / "s.joblib") is None
-    assert load_state(tmp_path / "missing.joblib") is None
-    save_state(tmp_path / "v.joblib", {})
-    assert load_state(tmp_path / "v.joblib") == {"version": 2}
+    (tmp_path / "s.pickle").write_bytes(b"not a pickle")
+    assert load_state(tmp_path / "s.pickle") is None
+    assert load_state(tmp_path / "missing.pickle") is None
+    save_state(tmp_path / "v.pickle", {})
+    assert load_state(tmp_path / "v.pickle") == {"version": 2}
 
 
 def test_blocks_found_before_the_policies_loaded_wait_for_them() -> None:
