@@ -70,7 +70,7 @@ def create_app(settings: Settings, metrics: ProcessorMetrics | None = None) -> f
     register_drift_agent(app, settings, metrics, dead_letters)
     register_llmjacking_agent(app, settings, metrics, dead_letters)
     register_agentloop_agents(app, settings, metrics, dead_letters)
-    batches = BatchLoop(settings, pipeline(app, settings))
+    batches = BatchLoop(settings, pipeline(app, settings), metrics)
     app.service(batches)
     _register_views(app, settings, metrics, batches)
     return app

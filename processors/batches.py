@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import time
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Protocol
 
@@ -33,8 +34,16 @@ from faust.types import Message
 from mode import Service
 
 from meterline.settings import Settings
+from processors.metrics import ProcessorMetrics
 
-__all__ = ["BatchLoop", "Pipeline", "first_offsets", "next_offsets", "to_message"]
+__all__ = [
+    "BatchLoop",
+    "Pipeline",
+    "first_offsets",
+    "next_offsets",
+    "oldest_ages",
+    "to_message",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,7 @@ _POLL_MS = 100
 _FLUSH_TIMEOUT_S = 30.0
 _RETRY_S = 1.0
 _FETCH_BYTES = 8 * 1024 * 1024
+_LAG_EVERY_S = 1.0  # consumer lag sampled for /metrics at most this often
 
 
 class Pipeline(Protocol):
@@ -102,10 +112,18 @@ def first_offsets(batch: Iterable[Message]) -> dict[tuple[str, int], int]:
 class BatchLoop(Service):
     """Consumes while the Faust app runs; a clean stop finishes the batch in hand first."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline, **kwargs: object) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        metrics: ProcessorMetrics | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._settings = settings
         self._pipeline = pipeline
+        self._metrics = metrics
+        self._lag_sampled = 0.0
         self._stopping = False
         self._task: asyncio.Future[None] | None = None
         self._batch = asyncio.Lock()  # held while a batch is handled, sent and committed
@@ -145,6 +163,7 @@ class BatchLoop(Service):
                 if batch:
                     async with self._batch:
                         await self._process(consumer, batch)
+                await self._sample_lag(consumer)
         except Exception:  # the worker must not look alive while nothing is consumed
             log.exception("processors: the consumer failed")
             raise
@@ -166,11 +185,31 @@ class BatchLoop(Service):
                 await consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
             except KafkaError as exc:  # e.g. a rebalance: the new owner reads it again
                 log.info("processors: commit failed (%s)", exc)
+                return
+            if self._metrics is not None:
+                self._metrics.batch_committed(oldest_ages(batch, time.time()))
             return
         for (topic, partition), offset in first_offsets(batch).items():
             if (topic, partition) in self.assigned:
                 consumer.seek(TopicPartition(topic, partition), offset)
         await asyncio.sleep(_RETRY_S)
+
+    async def _sample_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Messages between this worker's position and each partition's end, per topic."""
+        now = time.monotonic()
+        if self._metrics is None or now - self._lag_sampled < _LAG_EVERY_S:
+            return
+        self._lag_sampled = now
+        lag: dict[str, int] = dict.fromkeys(self._pipeline.topics(), 0)
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)  # known once a fetch returned for the partition
+            if end is None:
+                continue
+            try:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(end - await consumer.position(tp), 0)
+            except KafkaError:  # the partition moved meanwhile: the next sample has it
+                continue
+        self._metrics.consumer_lag(lag)
 
     async def revoked(self, partitions: set[tuple[str, int]]) -> None:
         async with self._batch:  # the batch in hand is committed first
@@ -180,6 +219,16 @@ class BatchLoop(Service):
     async def assigned_now(self, partitions: set[tuple[str, int]]) -> None:
         self.assigned = set(partitions)
         await self._pipeline.assigned(set(partitions))
+
+
+def oldest_ages(batch: Iterable[Message], now_s: float) -> dict[str, float]:
+    """topic -> seconds since the oldest record of `batch` in it was written."""
+    oldest: dict[str, float] = {}
+    for message in batch:
+        written = message.timestamp
+        if written < oldest.get(message.topic, float("inf")):
+            oldest[message.topic] = written
+    return {topic: now_s - written for topic, written in oldest.items()}
 
 
 def _record_time(record: ConsumerRecord[bytes, bytes]) -> int:

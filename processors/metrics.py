@@ -14,7 +14,7 @@ import collections
 from decimal import Decimal
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 __all__ = ["PROMETHEUS_CONTENT_TYPE", "ProcessorMetrics"]
 
@@ -50,6 +50,21 @@ class ProcessorMetrics:
         self._alerts = self._counter(
             "alerts", "Alert deliveries and alerts held back.", "outcome", "category"
         )
+        # Per input topic (a bounded set: the worker's own subscriptions). Messages not
+        # handled yet on this worker's partitions, and how old the oldest record of the
+        # last committed batch was when it was committed: the stages' delay end to end.
+        self._lag = Gauge(
+            _PREFIX + "consumer_lag_messages",
+            "Messages behind the end of the worker's partitions, by input topic.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self._age = Gauge(
+            _PREFIX + "batch_age_seconds",
+            "Age of the oldest record of the last committed batch, by input topic.",
+            ["topic"],
+            registry=self.registry,
+        )
         self._unpriced_models: set[str] = set()
         self._max_model_labels = max_model_labels
 
@@ -70,6 +85,14 @@ class ProcessorMetrics:
                     label = _OTHER
                 self._unpriced_models.add(label)
             self._unpriced.labels(label).inc()
+
+    def consumer_lag(self, lag_by_topic: dict[str, int]) -> None:
+        for topic, lag in lag_by_topic.items():
+            self._lag.labels(topic).set(max(lag, 0))
+
+    def batch_committed(self, age_s_by_topic: dict[str, float]) -> None:
+        for topic, age_s in age_s_by_topic.items():
+            self._age.labels(topic).set(max(age_s, 0.0))
 
     def recosted(self, count: int) -> None:
         self._recosted.inc(max(count, 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -98,7 +99,14 @@ def test_prices_every_request_and_dead_letters_garbage(
             timeout_s=60,
             log=log_path,
         )
-        metrics = httpx.get(f"http://{settings.host}:{settings.processors_port}/metrics").text
+        metrics_url = f"http://{settings.host}:{settings.processors_port}/metrics"
+        caught_up = (
+            f'meterline_processors_consumer_lag_messages{{topic="{settings.topic(REQUESTS)}"}} 0.0'
+        )
+        deadline = time.monotonic() + 15
+        while caught_up not in (metrics := httpx.get(metrics_url).text):  # sampled each second
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.2)
         health = httpx.get(f"http://{settings.host}:{settings.processors_port}/healthz")
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=20) == 0
@@ -123,7 +131,9 @@ def test_prices_every_request_and_dead_letters_garbage(
     assert gpt.total_cost == Decimal("0.0002025") and gpt.priced
     assert by_request["req-3"][1].price_source == "override:selfhost"
     assert by_request["req-4"][1].priced is False
-    assert by_request["req-5"][1].priced is False and by_request["req-5"][1].model is None
+    rejected = by_request["req-5"][1]  # a 400 with no model never reached a provider
+    assert rejected.rejected and rejected.model is None and rejected.total_cost == 0
+    assert rejected.price_source == "rejected"
 
     letters = [
         (key, DeadLetter.model_validate_json(value))
@@ -146,6 +156,14 @@ def test_prices_every_request_and_dead_letters_garbage(
     assert 'meterline_processors_dead_letters_total{stage="processors.cost"} 4' in metrics
     assert 'meterline_processors_unpriced_total{model="unknown-model"} 2' in metrics
     assert 'meterline_processors_events_processed_total{agent="cost"} 16' in metrics
+    ages = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith(
+            f'meterline_processors_batch_age_seconds{{topic="{settings.topic(REQUESTS)}"}}'
+        )
+    ]
+    assert ages and 0 <= float(ages[0].rsplit(" ", 1)[1]) < 120, ages  # produced just before
 
 
 def test_every_request_is_priced_across_a_kill_9(

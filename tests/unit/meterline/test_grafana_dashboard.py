@@ -32,6 +32,8 @@ def _exported() -> dict[str, set[str]]:
     processors.event_processed("cost")
     processors.cost_emitted(Decimal("0.1"), False, "m")
     processors.dead_letter("processors.cost")
+    processors.consumer_lag({"requests": 3})
+    processors.batch_committed({"requests": 0.2})
     ingest = render(ingest_registry(SinkStatus(), OtlpStats())).decode()
     labels: dict[str, set[str]] = {}
     for text in (gateway.render(), processors.render(), ingest):
@@ -64,6 +66,7 @@ def test_every_query_uses_exported_series_and_labels() -> None:
         "meterline_gateway_cost_estimate_usd_total",
         "meterline_ingest_sink_rows_written_total",
         "meterline_processors_dead_letters_total",
+        "meterline_processors_consumer_lag_messages",
     ):
         assert needed in used, needed
 

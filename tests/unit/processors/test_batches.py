@@ -8,18 +8,20 @@ from collections.abc import Sequence
 
 from faust.types import Message
 
-from processors.batches import first_offsets, next_offsets
+from processors.batches import first_offsets, next_offsets, oldest_ages
 from processors.decoded import decode
 from processors.streams import StagePipeline, _Stage
 from schemas.events.v1 import Event, RequestEvent
 
 
-def _message(topic: str, partition: int, offset: int, value: bytes = b"{}") -> Message:
+def _message(
+    topic: str, partition: int, offset: int, value: bytes = b"{}", timestamp: float = 0.0
+) -> Message:
     return Message(
         topic=topic,
         partition=partition,
         offset=offset,
-        timestamp=0.0,
+        timestamp=timestamp,
         timestamp_type=0,
         headers=[],
         key=None,
@@ -31,6 +33,15 @@ def _message(topic: str, partition: int, offset: int, value: bytes = b"{}") -> M
 def test_a_batch_commits_past_its_last_offset_per_partition() -> None:
     batch = [_message("a", 0, 5), _message("a", 1, 9), _message("a", 0, 7), _message("b", 0, 0)]
     assert next_offsets(batch) == {("a", 0): 8, ("a", 1): 10, ("b", 0): 1}
+
+
+def test_a_batch_reports_its_oldest_record_age_per_topic() -> None:
+    batch = [
+        _message("a", 0, 5, timestamp=100.0),
+        _message("a", 1, 9, timestamp=97.5),
+        _message("b", 0, 0, timestamp=101.0),
+    ]
+    assert oldest_ages(batch, now_s=102.0) == {"a": 4.5, "b": 1.0}
 
 
 def test_a_failed_batch_is_read_again_from_its_first_offsets() -> None:
