@@ -42,7 +42,9 @@ __all__ = [
 
 _MAX_N = 128  # OpenAI: n is between 1 and 128
 _CALL_FIELDS = frozenset({"tool_calls", "function_call", "audio"})
-_TRUSTED_ROLES = frozenset({"system", "developer", "assistant"})
+# Tuples, not sets: `x in` a tuple compares, a set hashes, and a client's list or object
+# in a role or type field would raise TypeError there (a 502) instead of failing the check.
+_TRUSTED_ROLES = ("system", "developer", "assistant")
 
 
 def apply_openai_usage(summary: ResponseSummary, usage: Any) -> None:

@@ -43,7 +43,9 @@ _ERROR_TYPES = {
     429: "rate_limit_error",
     529: "overloaded_error",
 }
-_TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
+# Tuples, not sets: `x in` a tuple compares, a set hashes, and a client's list or object
+# in a role or type field would raise TypeError there (a 502) instead of failing the check.
+_TOOL_BLOCKS = ("tool_use", "server_tool_use")
 
 
 def anthropic_error_type(status: int) -> str:

@@ -42,10 +42,12 @@ from gateway.usage import ResponseSummary
 
 __all__ = ["RESPONSES", "ResponsesDialect", "ResponsesStreamReader"]
 
-_TRUSTED_ROLES = frozenset({"system", "developer", "assistant"})
-_MESSAGE_ROLES = frozenset({"user", "assistant", "system", "developer"})
-_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-_PART_TEXT = frozenset({"input_text", "output_text", "text", "summary_text"})
+# Tuples, not sets: `x in` a tuple compares, a set hashes, and a client's list or object
+# in a role or type field would raise TypeError there (a 502) instead of failing the check.
+_TRUSTED_ROLES = ("system", "developer", "assistant")
+_MESSAGE_ROLES = ("user", "assistant", "system", "developer")
+_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+_PART_TEXT = ("input_text", "output_text", "text", "summary_text")
 
 
 def _parts(parts: list[Any], where: str) -> None:

@@ -31,20 +31,20 @@ Directive = Literal["use", "refresh", "skip"]
 
 _SEP = b"\x1f"
 # Content a semantic neighbour must not stand in for (the answer depends on it exactly).
-_MEDIA_OR_TOOL_TYPES = frozenset(
-    {
-        "image",
-        "image_url",
-        "input_image",
-        "input_audio",
-        "input_file",
-        "file",
-        "document",
-        "tool_result",
-        "function_call_output",
-    }
+# Tuples: a client's list or object in a type or role field compares unequal, where a
+# set would raise TypeError hashing it.
+_MEDIA_OR_TOOL_TYPES = (
+    "image",
+    "image_url",
+    "input_image",
+    "input_audio",
+    "input_file",
+    "file",
+    "document",
+    "tool_result",
+    "function_call_output",
 )
-_TOOL_ROLES = frozenset({"tool", "function"})
+_TOOL_ROLES = ("tool", "function")
 
 
 def _digest(partition: str, api: str, fields: dict[str, Any]) -> bytes:

@@ -55,6 +55,8 @@ def test_parse_accepts_strings_items_and_passes_previous_response_id() -> None:
         ({**M, "input": 5}, "input"),
         ({**M, "input": [1]}, "input[0]"),
         ({**M, "input": [{"role": "boss", "content": "x"}]}, "input[0].role"),
+        ({**M, "input": [{"role": []}]}, "input[0].role"),  # unhashable: once a 502
+        ({**M, "input": [{"role": {"a": 1}, "content": "x"}]}, "input[0].role"),
         ({**M, "input": [{"role": "user"}]}, "input[0].content"),
         (
             {**M, "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
