@@ -212,11 +212,22 @@ async def send_plan(
             elapsed = loop.time() - started
             print(f"simulate: {elapsed:5.0f}s  {sender.stats.line()}", flush=True)
 
-    async def one(step: Step) -> None:
+    # A session's steps go one after the other, as an agent or a chat waits for its answer
+    # before the next turn; on a busy machine sending them on the clock alone would let
+    # them overtake each other.
+    sessions: dict[str, asyncio.Task[None]] = {}
+
+    async def one(step: Step, before: asyncio.Task[None] | None) -> None:
         try:
+            if before is not None:
+                await asyncio.wait({before})
             await sender.send(step)
         finally:
             slots.release()
+
+    def forget(session: str, task: asyncio.Task[None]) -> None:
+        if sessions.get(session) is task:
+            del sessions[session]
 
     reporter = asyncio.create_task(report())
     try:
@@ -228,9 +239,13 @@ async def send_plan(
                 await asyncio.sleep(delay)
             await slots.acquire()
             sender.stats.behind_s = max(loop.time() - started - step.at_s, 0.0)
-            task = asyncio.create_task(one(step))
+            before = sessions.get(step.session_id) if step.session_id else None
+            task = asyncio.create_task(one(step, before))
             pending.add(task)
             task.add_done_callback(pending.discard)
+            if step.session_id:
+                sessions[step.session_id] = task
+                task.add_done_callback(lambda done, sid=step.session_id: forget(sid, done))
         if pending:
             await asyncio.wait(pending, timeout=60)
     finally:

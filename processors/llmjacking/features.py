@@ -84,10 +84,12 @@ def features(
     window: KeyWindow,
     peers: Sequence[Baseline],
     key_m: float,
+    explain: bool = False,
 ) -> list[Contribution]:
     """Contributions of the window so far; `peers` from the most specific (team) to the
     population, each mature enough to stand for the key. With neither a mature peer nor
-    a history of its own, a key has no normal to exceed: usage features wait."""
+    a history of its own, a key has no normal to exceed: usage features wait. Evidence is
+    built only when `explain` (for an anomaly): scoring runs on every request."""
     out: list[Contribution] = []
     if window.network_novelty > 0:
         out.append(
@@ -96,7 +98,7 @@ def features(
                 IDENTITY,
                 1.6 * math.log2(1 + window.network_novelty),
                 {
-                    "new_networks": _first(window.new_networks),
+                    "new_networks": _first(window.new_networks) if explain else {},
                     "known_networks": len(key.baseline.networks),
                     "networks_in_window": len(window.networks),
                 },
@@ -109,20 +111,20 @@ def features(
                 IDENTITY,
                 1.5 * math.log2(1 + window.agent_novelty),
                 {
-                    "new_user_agents": _first(window.new_user_agents),
-                    "usual_user_agents": sorted(key.baseline.user_agents)[:5],
+                    "new_user_agents": _first(window.new_user_agents) if explain else {},
+                    "usual_user_agents": sorted(key.baseline.user_agents)[:5] if explain else [],
                 },
             )
         )
     if window.off_hours >= _OFF_HOURS_MIN_CALLS:
-        active = [hour for hour, count in enumerate(key.baseline.hours) if count]
+        active = [hour for hour, count in enumerate(key.baseline.hours) if count and explain]
         out.append(
             Contribution(
                 "off_hours", IDENTITY, 0.8, {"requests": window.off_hours, "usual_hours": active}
             )
         )
-    out += _usage(key, window, peers, key_m)
-    out += _tradecraft(window)
+    out += _usage(key, window, peers, key_m, explain)
+    out += _tradecraft(window, explain)
     return out
 
 
@@ -145,7 +147,7 @@ def usual_price(baseline: Baseline, peers: Sequence[Baseline], key_m: float) -> 
 
 
 def _usage(
-    key: KeyState, window: KeyWindow, peers: Sequence[Baseline], key_m: float
+    key: KeyState, window: KeyWindow, peers: Sequence[Baseline], key_m: float, explain: bool
 ) -> list[Contribution]:
     out: list[Contribution] = []
     if window.pricier:
@@ -158,7 +160,7 @@ def _usage(
                 {
                     "requests": window.pricier,
                     "price_ratio": round(window.pricier_ratio, 1),
-                    "models": dict(window.models.most_common(5)),
+                    "models": dict(window.models.most_common(5)) if explain else {},
                 },
             )
         )
@@ -203,7 +205,7 @@ def _usage(
     return out
 
 
-def _tradecraft(window: KeyWindow) -> list[Contribution]:
+def _tradecraft(window: KeyWindow, explain: bool) -> list[Contribution]:
     out: list[Contribution] = []
     probes = 2.5 * window.invalid_max_tokens
     burst = window.validation_errors >= 3 and window.validation_errors >= 0.5 * window.requests
@@ -218,7 +220,7 @@ def _tradecraft(window: KeyWindow) -> list[Contribution]:
                 {
                     "invalid_max_tokens": window.invalid_max_tokens,
                     "validation_errors": window.validation_errors,
-                    "error_types": dict(window.error_types.most_common(5)),
+                    "error_types": dict(window.error_types.most_common(5)) if explain else {},
                 },
             )
         )
@@ -231,7 +233,7 @@ def _tradecraft(window: KeyWindow) -> list[Contribution]:
                 enumeration,
                 {
                     "model_not_found": window.model_not_found,
-                    "new_models": _first(window.new_models),
+                    "new_models": _first(window.new_models) if explain else {},
                     "distinct_models": len(window.models),
                 },
             )

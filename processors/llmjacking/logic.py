@@ -148,7 +148,7 @@ class LlmjackingDetector:
             key.quiet_from = at + self._probation
         elif key.quiet_from_passed(at):
             key.probation.append(learned)
-        return self._judge(key, window, fused, key_m)
+        return self._judge(key, window, fused, key_m, mature_peers)
 
     def policies_loaded(self) -> list[Publication]:
         """The policies are known now: the blocks held back meanwhile, where enforced."""
@@ -301,7 +301,12 @@ class LlmjackingDetector:
         return Learned(at, net, agent, learned_model, at.hour)
 
     def _judge(
-        self, key: KeyState, window: KeyWindow, fused: Fused, key_m: float
+        self,
+        key: KeyState,
+        window: KeyWindow,
+        fused: Fused,
+        key_m: float,
+        peers: list[Baseline],
     ) -> list[Publication]:
         rank = fused.rank
         fresh = {c.name for c in fused.contributions if c.points >= _FRESH_POINTS}
@@ -313,7 +318,8 @@ class LlmjackingDetector:
         mode = self._mode(key) if self._policies_ready else "pending"
         if mode == "off":
             return []
-        anomaly = self._anomaly(key, window, fused, key_m, mode)
+        explained = fuse(features(key, window, peers, key_m, explain=True))
+        anomaly = self._anomaly(key, window, explained, key_m, mode)
         out = [Publication(ANOMALIES, anomaly.subject, anomaly)]
         if rank >= _BLOCKING and mode == "enforce":
             out += self._block(key, anomaly, rank)

@@ -27,7 +27,10 @@ from tests.e2e.stack_helpers import ADMIN_TOKEN
 pytestmark = pytest.mark.e2e
 
 SEED = 11
-TRAFFIC_S = 75.0  # ~6 requests/s in all: what 2 shared cores sustain beside the stack
+# Long enough for every agent session (the legit ones take ~30 s) and for the stolen key's
+# whole tradecraft; the llmjacking detector judges each request as it arrives, so nothing
+# waits for a window to close.
+TRAFFIC_S = 40.0
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,11 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvalReport]:
     try:
         stack.start()
         config = EvalConfig(
-            seed=SEED, duration_s=TRAFFIC_S, rate=5.0, labels_path=data_dir / "labels.jsonl"
+            seed=SEED,
+            duration_s=TRAFFIC_S,
+            rate=5.0,
+            settle_s=5.0,  # detections are made as requests arrive: only the pipeline drains
+            labels_path=data_dir / "labels.jsonl",
         )
         result = evaluate_detections(stack.settings, config)
         print(format_report(result.scores))
@@ -51,7 +58,7 @@ def test_the_gateway_sees_each_simulated_client(report: EvalReport) -> None:
     events = report.collected.raw["requests"]
     addresses = {e["client_ip"] for e in events}
     agents = {e["user_agent"] for e in events}
-    assert len(events) >= 300
+    assert len(events) >= 5 * TRAFFIC_S
     assert "127.0.0.1" not in addresses and len(addresses) >= 50  # X-Forwarded-For, trusted
     assert any(a and a.startswith("oai-reverse-proxy") for a in agents)
     labels = report.simulation.labels
@@ -74,11 +81,7 @@ def test_llmjacking_recall_and_false_positive_keys(report: EvalReport) -> None:
         and d.get("subject") in jacking.false_positive_subjects
     ]
     assert not blocked, json.dumps(wrongly_flagged, default=str)
-    if jacking.false_positive_rate > 0.01:
-        # Known defect, issue 14: on a loaded machine an alert-level (never blocking)
-        # anomaly is sometimes raised on one normal key of 18. Shown, not hidden: the
-        # evidence is in the xfail reason until the detector is reworked there.
-        pytest.xfail("issue 14, alert on a normal key: " + json.dumps(wrongly_flagged, default=str))
+    assert jacking.false_positive_rate <= 0.01, json.dumps(wrongly_flagged, default=str)
 
 
 def test_the_stolen_key_is_blocked_within_30s_and_told_to_rotate(report: EvalReport) -> None:

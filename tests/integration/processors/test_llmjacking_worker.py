@@ -79,7 +79,10 @@ def test_stolen_key_blocked_and_looping_session_blocked(
     reader.close()
 
     found = [Anomaly.model_validate_json(value) for _, value in anomalies]
-    subjects = {a.subject for a in found}
+    # The attack also moves its scope's traffic (longer prompts, another model): drift may
+    # report that scope, which is right and judged in the drift tests; here, per key and
+    # session, only the stolen key and the looping session are flagged.
+    subjects = {a.subject for a in found if a.kind != "drift"}
     assert subjects == {"key:victim", "session:agent-run-1"}, subjects  # normal keys quiet
     jacked = [a for a in found if a.kind == "llmjacking"]
     assert jacked and {"validation_probes", "model_enumeration"} <= set().union(
