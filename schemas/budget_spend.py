@@ -10,11 +10,10 @@ and one processors worker owns it. The budgets stage of that worker counts it on
 
 from __future__ import annotations
 
-import zlib
-
 from pydantic import BaseModel, ConfigDict
 
 from schemas.events.v1 import Money, Timestamp
+from schemas.topics import partition_for
 
 __all__ = ["BudgetSpend", "spend_partition"]
 
@@ -37,9 +36,5 @@ class BudgetSpend(BaseModel):
 
 
 def spend_partition(subject: str, partitions: int) -> int:
-    """The partition of the budget-spend topic that holds every spend of `subject`.
-
-    Chosen by the producer explicitly (CRC-32 of the subject), so the owner of a
-    partition knows which subjects it owns without depending on a client's partitioner.
-    """
-    return zlib.crc32(subject.encode()) % max(partitions, 1)
+    """The partition of the budget-spend topic that holds every spend of `subject`."""
+    return partition_for(subject, partitions)

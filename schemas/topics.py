@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Final, Literal
 
 __all__ = [
+    "AGENTLOOP_INPUT",
     "ANOMALIES",
     "BUDGETS",
     "BUDGET_SPEND",
@@ -14,6 +16,7 @@ __all__ = [
     "COSTS",
     "DLQ",
     "DRIFT",
+    "DRIFT_INPUT",
     "ENFORCEMENT",
     "ENFORCEMENT_KEY_SEPARATOR",
     "GUARDRAILS",
@@ -28,6 +31,9 @@ __all__ = [
     "enforcement_key",
     "parse_control_key",
     "parse_enforcement_key",
+    "parse_routed_key",
+    "partition_for",
+    "routed_key",
 ]
 
 REQUESTS: Final = "requests"
@@ -43,6 +49,13 @@ BUDGET_SPEND: Final = "budget-spend"
 RATE_USAGE: Final = "rate-usage"
 ANOMALIES: Final = "anomalies"
 DRIFT: Final = "drift"
+# Internal: each request again (the same bytes), keyed and partitioned by its drift scope
+# (app x model), so one processors worker holds each scope's windows.
+DRIFT_INPUT: Final = "drift-input"
+# Internal: the requests, spans and costs of agent sessions again (the same bytes), keyed
+# `<source topic>|<session subject>` (routed_key) on the session's partition, so one
+# processors worker holds each session.
+AGENTLOOP_INPUT: Final = "agentloop-input"
 ENFORCEMENT: Final = "enforcement"
 CONTROL: Final = "control"
 DLQ: Final = "dlq"
@@ -57,13 +70,41 @@ TOPICS: Final = (
     RATE_USAGE,
     ANOMALIES,
     DRIFT,
+    DRIFT_INPUT,
+    AGENTLOOP_INPUT,
     ENFORCEMENT,
     CONTROL,
     DLQ,
 )
 COMPACTED_TOPICS: Final = frozenset({ENFORCEMENT, CONTROL})
-# Topic configs beyond the defaults: rate usage matters for a minute at most.
-TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {RATE_USAGE: {"retention.ms": "300000"}}
+# Topic configs beyond the defaults: rate usage matters for a minute at most; drift's
+# and the agent-loop detector's copies for a day (a window is an hour at most, a session
+# minutes; the source topics keep the originals).
+TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
+    RATE_USAGE: {"retention.ms": "300000"},
+    DRIFT_INPUT: {"retention.ms": "86400000"},
+    AGENTLOOP_INPUT: {"retention.ms": "86400000"},
+}
+
+
+def routed_key(source: str, subject: str) -> bytes:
+    """The key of a record re-sent to an internal input topic: where it came from (a topic
+    name above, without "|"), and for whom."""
+    return f"{source}|{subject}".encode()
+
+
+def parse_routed_key(key: bytes | None) -> tuple[str, str]:
+    """(source topic, subject) of a `routed_key`; ("", "") for anything else."""
+    source, separator, subject = (key or b"").decode(errors="replace").partition("|")
+    return (source, subject) if separator else ("", "")
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition of an internal topic that holds every record of `key` (a budget
+    subject, a drift scope): CRC-32 of the key, chosen by the producer explicitly, so the
+    owner of a partition knows which keys it owns without depending on a client's
+    partitioner."""
+    return zlib.crc32(key.encode()) % max(partitions, 1)
 
 
 # Enforcement records are keyed per (source, subject): `<source>|<subject>`. Each source

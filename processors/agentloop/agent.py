@@ -3,13 +3,19 @@ throttles or blocks.
 
 Thin by design: sessions and signals live in `logic.AgentLoopDetector`, in process
 memory (a session lives minutes; losing one on a restart only delays its detection,
-and tansu's changelog recovery is unreliable anyway, ARCHITECTURE §7). Three agents
-share the detector: requests (keyed by key_id), spans (by trace id) and costs (by
-key_id); a session's steps are complete when one worker consumes every partition, as
-in the embedded setup. Policies come from the control topic through the budgets'
-`ControlReader`. Unreadable events are skipped here (the cost, span-cost and budget
-agents dead-letter them); a policy of ours that cannot be used, or an internal error,
-becomes an agent-loop dead letter.
+and tansu's changelog recovery is unreliable anyway, ARCHITECTURE §7).
+
+Requests are keyed by key_id, spans by trace id, costs by key_id, and a session's steps
+can come from several keys and from OTLP. So three routing stages re-send each event
+that belongs to a session, the same bytes, to the internal agentloop-input topic, keyed
+`<source topic>|<session subject>` on the session's partition (`partition_for`): with
+several workers one of them holds each session, and sees all of its steps in order. A
+worker that loses agentloop-input partitions drops their sessions.
+
+Policies come from the control topic through the budgets' `ControlReader`. Unreadable
+events are skipped here (the cost, span-cost and budget agents dead-letter them); a
+policy of ours that cannot be used, or an internal error, becomes an agent-loop dead
+letter.
 """
 
 from __future__ import annotations
@@ -26,13 +32,24 @@ from processors.agentloop.logic import (
     STAGE,
     AgentLoopDetector,
     parse_event,
+    session_of,
 )
 from processors.dlq import DeadLetterPublisher
 from processors.llmjacking.policy import PolicyBook, Publication
 from processors.metrics import ProcessorMetrics
-from processors.streams import Guard, consume, policy_reader, raw_topic, send_all
-from schemas.events.v1 import CostEvent, RequestEvent, SpanEvent
-from schemas.topics import ANOMALIES, COSTS, ENFORCEMENT, REQUESTS, SPANS
+from processors.streams import Guard, consume, on_rebalance, policy_reader, raw_topic, send_all
+from schemas.events.v1 import CostEvent, Event, RequestEvent, SpanEvent
+from schemas.topics import (
+    AGENTLOOP_INPUT,
+    ANOMALIES,
+    COSTS,
+    ENFORCEMENT,
+    REQUESTS,
+    SPANS,
+    parse_routed_key,
+    partition_for,
+    routed_key,
+)
 
 __all__ = ["register_agentloop_agents"]
 
@@ -68,18 +85,59 @@ def register_agentloop_agents(
         cost = parse_event(CostEvent, payload)
         return detector.observe_cost(cost) if cost is not None else []
 
-    def register(topic: str, observe: Callable[[bytes | None], list[Publication]]) -> None:
+    observers: dict[str, Callable[[bytes | None], list[Publication]]] = {
+        REQUESTS: on_request,
+        SPANS: on_span,
+        COSTS: on_cost,
+    }
+    sessions = raw_topic(app, settings, AGENTLOOP_INPUT)
+    partitions = settings.effective_topic_partitions  # every worker's settings agree
+
+    def register_route(topic: str, model: type[Event]) -> None:
         name = f"agentloop_{topic}"
         guard = Guard(dead_letters, STAGE, log, name)
 
+        def route(message: Message) -> list[tuple[str, bytes]]:
+            event = parse_event(model, message.value)
+            subject = session_of(event) if event is not None else None  # type: ignore[arg-type]
+            return [(subject, message.value)] if subject and message.value else []
+
+        async def send(routes: list[tuple[str, bytes]]) -> None:
+            for subject, value in routes:
+                key, partition = routed_key(topic, subject), partition_for(subject, partitions)
+                await sessions.send(key=key, value=value, partition=partition)
+
         async def handle(message: Message) -> None:
-            await guard.run(message, lambda m: observe(m.value), publish)
+            await guard.run(message, route, send)
 
         consume(app, raw_topic(app, settings, topic), name, metrics, handle)
 
-    register(REQUESTS, on_request)
-    register(SPANS, on_span)
-    register(COSTS, on_cost)
+    register_route(REQUESTS, RequestEvent)
+    register_route(SPANS, SpanEvent)
+    register_route(COSTS, CostEvent)
+    guard = Guard(dead_letters, STAGE, log, "agentloop")
+
+    def observe(message: Message) -> list[Publication]:
+        topic, _subject = parse_routed_key(message.key)
+        observer = observers.get(topic)
+        return observer(message.value) if observer is not None else []
+
+    async def handle(message: Message) -> None:
+        await guard.run(message, observe, publish)
+
+    sessions_name = settings.topic(AGENTLOOP_INPUT)
+
+    async def on_assigned(assigned: set[tuple[str, int]]) -> None:
+        mine = {p for topic, p in assigned if topic == sessions_name}
+        dropped = detector.forget(lambda subject: partition_for(subject, partitions) not in mine)
+        if dropped:
+            log.info("agent loops: %d session(s) moved to another worker", dropped)
+
+    async def on_revoked(revoked: set[tuple[str, int]]) -> None:
+        return None  # what was revoked is dropped once the new assignment is known
+
+    consume(app, sessions, "agentloop", metrics, handle)
+    on_rebalance(app, on_assigned, on_revoked)
 
     async def agentloop_control() -> None:
         await control.run()

@@ -61,6 +61,7 @@ __all__ = [
     "STAGE",
     "AgentLoopDetector",
     "parse_event",
+    "session_of",
 ]
 
 STAGE = "processors.agentloop"
@@ -126,6 +127,16 @@ class _Session:
             self.samples.append(step_id)
 
 
+def session_of(event: RequestEvent | SpanEvent | CostEvent) -> str | None:
+    """The subject of the session an event belongs to, as the observe_* methods see it
+    (None: no session, the detector ignores it)."""
+    if isinstance(event, CostEvent):
+        session_id = event.session_id
+    else:
+        session_id = event.session_id or event.trace_id
+    return session_subject(session_id) if session_id else None
+
+
 class AgentLoopDetector:
     """Sessions in process memory (at most `max_sessions`; idle ones forgotten after
     `session_ttl_s` of event time); each `observe_*` returns what to publish."""
@@ -147,6 +158,13 @@ class AgentLoopDetector:
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
         self.ignored_events = 0
         self._events = 0
+
+    def forget(self, gone: Callable[[str], bool]) -> int:
+        """Drops the sessions (by subject) `gone` says another worker holds now."""
+        dropped = [subject for subject in self.sessions if gone(subject)]
+        for subject in dropped:
+            del self.sessions[subject]
+        return len(dropped)
 
     # the streams
 

@@ -1,21 +1,22 @@
 """The drift agent: requests topic -> DriftReports (drift topic) and drift Anomalies.
 
-Thin by design: windows and statistics live in `logic.DriftDetector`. Its own agent (and
-consumer group member) beside the cost agent, reading raw bytes; what cannot be parsed
-is skipped here (the cost agent dead-letters it with the reason: one dead letter per bad
-message); a malformed prompt signature, which only drift reads, becomes a drift dead
-letter. The loop always goes on.
+Thin by design: windows and statistics live in `logic.DriftDetector`. Two stages:
+
+- routing (requests topic): requests are keyed by key_id, but a drift scope (app x model)
+  spans keys. Each request is sent again, the same bytes, to the internal drift-input
+  topic, keyed by its scope and on the partition `partition_for(scope)`, so with several
+  workers one of them holds each scope's windows (the same reports as one worker). What
+  cannot be parsed is skipped (the cost agent dead-letters it with the reason: one dead
+  letter per bad message); a malformed prompt signature, which only drift reads, becomes
+  a drift dead letter here.
+- windows (drift-input topic): each request into its scope's window. A worker that loses
+  drift-input partitions drops their scopes (their new owner starts them over).
 
 State is process memory, not a Faust table, and a restart starts every scope over with
 a new baseline window. That is acceptable: drift is a statistical signal, not money; a
 lost half-window delays one comparison, and the first windows after a restart still
 compare against each other. A changelog would cost a write per request for that, and
 tansu's changelog recovery is unreliable anyway (ARCHITECTURE §7).
-
-Like budgets, a scope's windows are complete only when one worker consumes every
-partition (requests are keyed by key_id, a scope spans keys), as in the embedded setup.
-Several workers would each judge a sample of the scope's traffic, which still works for
-drift, with smaller windows.
 """
 
 from __future__ import annotations
@@ -32,17 +33,20 @@ from processors.drift.logic import (
     DriftDetector,
     InvalidSignature,
     request_from_payload,
+    scope_of,
 )
+from processors.errors import parse_event
 from processors.metrics import ProcessorMetrics
-from processors.streams import Guard, consume, raw_topic
-from schemas.events.v1 import Anomaly, DriftReport, utc_now
-from schemas.topics import ANOMALIES, DRIFT, REQUESTS
+from processors.streams import Guard, consume, on_rebalance, raw_topic
+from schemas.events.v1 import Anomaly, DriftReport, RequestEvent, utc_now
+from schemas.topics import ANOMALIES, DRIFT, DRIFT_INPUT, REQUESTS, partition_for
 
-__all__ = ["AGENT_NAME", "register_drift_agent"]
+__all__ = ["AGENT_NAME", "ROUTE_NAME", "register_drift_agent"]
 
 log = logging.getLogger(__name__)
 
 AGENT_NAME = "drift"
+ROUTE_NAME = "drift_route"
 _CLOSE_DUE_EVERY_S = 5.0
 
 
@@ -63,8 +67,23 @@ def register_drift_agent(
             else:
                 await outputs[ANOMALIES].send(key=result.subject.encode(), value=result.to_json())
 
-    def observe(message: Message) -> list[DriftReport | Anomaly]:
+    drift_input = raw_topic(app, settings, DRIFT_INPUT)
+    partitions = settings.effective_topic_partitions  # every worker's settings agree
+
+    def scope_route(message: Message) -> list[tuple[str, bytes]]:
         event = request_from_payload(message.value)
+        return [(scope_of(event), message.value)] if event is not None and message.value else []
+
+    async def route(routes: list[tuple[str, bytes]]) -> None:
+        for scope, value in routes:
+            partition = partition_for(scope, partitions)
+            await drift_input.send(key=scope.encode(), value=value, partition=partition)
+
+    async def handle_request(message: Message) -> None:
+        await guard.run(message, scope_route, route)
+
+    def observe(message: Message) -> list[DriftReport | Anomaly]:
+        event = parse_event(RequestEvent, message.value)  # checked when it was routed
         return detector.observe(event) if event is not None else []
 
     async def handle(message: Message) -> None:
@@ -74,6 +93,19 @@ def register_drift_agent(
         # A scope that went quiet still gets its window closed and compared on time.
         await publish(detector.close_due(utc_now()))
 
-    consume(app, raw_topic(app, settings, REQUESTS), AGENT_NAME, metrics, handle)
+    drift_input_name = settings.topic(DRIFT_INPUT)
+
+    async def on_assigned(assigned: set[tuple[str, int]]) -> None:
+        mine = {p for topic, p in assigned if topic == drift_input_name}
+        dropped = detector.forget(lambda scope: partition_for(scope, partitions) not in mine)
+        if dropped:
+            log.info("drift: %d scope(s) moved to another worker", dropped)
+
+    async def on_revoked(revoked: set[tuple[str, int]]) -> None:
+        return None  # what was revoked is dropped once the new assignment is known
+
+    consume(app, raw_topic(app, settings, REQUESTS), ROUTE_NAME, metrics, handle_request)
+    consume(app, drift_input, AGENT_NAME, metrics, handle)
+    on_rebalance(app, on_assigned, on_revoked)
     app.timer(_CLOSE_DUE_EVERY_S, name="drift_close_due")(drift_close_due)
     return detector

@@ -262,6 +262,13 @@ class DriftDetector:
                 out += self._close(scope, state)
         return out
 
+    def forget(self, gone: Callable[[str], bool]) -> int:
+        """Drops the scopes `gone` says another worker holds now; returns how many."""
+        dropped = [scope for scope in self._scopes if gone(scope)]
+        for scope in dropped:
+            del self._scopes[scope]
+        return len(dropped)
+
     def _new_window(self) -> WindowedMetrics:
         return WindowedMetrics(self.config.window_events)
 

@@ -96,4 +96,7 @@ def test_only_the_shifted_scope_drifts_and_alerts_once(
     assert "prompt_signature" in signature_letter.error
     assert signature_letter.original_topic == settings.topic(REQUESTS)
     total = len(shop) + len(bot) + len(garbage)
-    assert f'meterline_processors_events_processed_total{{agent="drift"}} {total}' in metrics
+    # Every request is routed by its scope; what parses goes on to the scope's windows.
+    assert f'meterline_processors_events_processed_total{{agent="drift_route"}} {total}' in metrics
+    windowed = len(shop) + len(bot)
+    assert f'meterline_processors_events_processed_total{{agent="drift"}} {windowed}' in metrics

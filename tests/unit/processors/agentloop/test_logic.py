@@ -15,6 +15,7 @@ from processors.agentloop.logic import (
     KIND,
     AgentLoopDetector,
     parse_event,
+    session_of,
 )
 from processors.agentloop.patterns import cycle_of, near_duplicate
 from processors.llmjacking.policy import PolicyBook, Publication
@@ -28,7 +29,7 @@ from schemas.events.v1 import (
     ToolCall,
 )
 from schemas.signature import prompt_signature
-from schemas.topics import ENFORCEMENT
+from schemas.topics import ENFORCEMENT, parse_routed_key, routed_key
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -255,6 +256,22 @@ def test_session_id_falls_back_to_the_trace_and_spans_count_tool_calls() -> None
     [(key, decision)] = decisions(out)
     assert key == "agent_loop|session:agent-7" and decision.subject == "session:agent-7"
     assert det.ignored_events == 1
+
+
+def test_every_step_of_a_session_is_routed_by_the_session_the_detector_sees() -> None:
+    header, traced = step("agent-1", 0), step(None, 1, trace="trace-9")
+    assert session_of(header) == "session:agent-1" and session_of(traced) == "session:trace-9"
+    assert session_of(step(None, 2)) is None  # no session: the detector ignores it
+    key = routed_key("costs", "session:agent-1")
+    assert parse_routed_key(key) == ("costs", "session:agent-1")
+    assert parse_routed_key(b"key-1") == parse_routed_key(None) == ("", "")
+
+
+def test_sessions_given_to_another_worker_are_forgotten() -> None:
+    det = detector()
+    run(det, honest_session("kept", 3) + honest_session("moved", 3))
+    assert det.forget(lambda subject: subject == "session:moved") == 1
+    assert list(det.sessions) == ["session:kept"]
 
 
 def test_policies_throttle_or_block_the_session_not_the_key() -> None:

@@ -23,8 +23,10 @@ from processors.drift.logic import (
     request_from_payload,
     scope_of,
 )
+from schemas.budget_spend import spend_partition
 from schemas.events.v1 import Anomaly, DriftReport, RequestEvent
 from schemas.signature import prompt_signature
+from schemas.topics import partition_for
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WORDS = (
@@ -291,6 +293,26 @@ def test_scopes_are_separate_and_bounded() -> None:
     assert {r.scope for r in reports if r.drifted} == {"app:bot/model:gpt-4o-mini"}
     assert [a.subject for a in anomalies] == ["scope:app:bot/model:gpt-4o-mini"]
     assert detector.ignored_events == 50
+
+
+def test_a_scope_given_to_another_worker_is_forgotten_and_starts_over() -> None:
+    detector = DriftDetector(config())
+    shop, bot = traffic(1, 200, app="shop"), traffic(2, 200, app="bot")
+    run(detector, shop + bot)  # both scopes have their baseline window
+    assert detector.forget(lambda scope: scope.startswith("app:bot/")) == 1
+    # bot's next window is a new baseline (no report); shop's is compared with its own.
+    later = traffic(3, 200, app="shop", start=T0 + timedelta(1))
+    later += traffic(4, 200, app="bot", start=T0 + timedelta(1))
+    reports, _ = split(run(detector, later))
+    assert {r.scope for r in reports} == {"app:shop/model:gpt-4o-mini"}
+
+
+def test_every_record_of_a_scope_has_one_partition() -> None:
+    scopes = [f"app:a{i}/model:m" for i in range(200)]
+    assert {partition_for(scope, 6) for scope in scopes} == set(range(6))  # spread
+    assert all(partition_for(scope, 6) == partition_for(scope, 6) for scope in scopes)
+    assert {partition_for(scope, 1) for scope in scopes} == {0}
+    assert partition_for("org:acme", 6) == spend_partition("org:acme", 6)  # one rule
 
 
 def test_scope_prefers_the_model_used() -> None:
