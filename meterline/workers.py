@@ -37,11 +37,11 @@ __all__ = [
 Service = Literal["gateway", "processors"]
 
 PROCESSORS_STATE_WARNING = (
-    "processors.workers={n}: budgets are keyed by subject and exact across workers, but "
-    "drift windows, agent-loop sessions and LLMjacking profiles are still kept per worker "
-    "until those stages are keyed too (issue 13): each worker sees only its partitions' "
-    "share of that traffic, so those detectors can act late or not at all. Costs and the "
-    "sink are exact."
+    "processors.workers={n}: budgets, drift scopes and agent-loop sessions are keyed and "
+    "give the same results with any number of workers; LLMjacking learns each key on the "
+    "worker that holds the key's partition, but its peer baselines (org, team, app) from "
+    "that worker's share of the keys only, and a key whose partition moves is learned "
+    "again there (issue 13). Costs and the sink are exact."
 )
 
 
