@@ -1,18 +1,30 @@
-"""Nearest cached prompt by cosine similarity, per semantic partition (numpy, exact).
+"""Nearest cached prompt by cosine similarity, per semantic partition.
 
-Vectors are stored unit-length in one float32 matrix per partition, so a search is one
-matrix-vector product. Exact search stays well under a millisecond at the store's entry
-bound (bench/cache.py measures it); no approximate index is needed below that.
+Vectors are stored unit-length in one float32 matrix per partition, so an exact search is
+one matrix-vector product: tens of microseconds for a thousand entries, but linear in the
+partition (~1 ms at 10,000 entries on a quiet core, bench/cache.py). A partition that
+grows past `ANN_MIN_ENTRIES` gets an approximate index as well (hnswlib's HNSW, cosine
+space, one thread: it runs on the event loop), searched in logarithmic time; it is
+dropped again below half that, where exact search is cheap and exact. An approximate
+miss only costs a cache miss, never a wrong answer: the similarity returned is the
+entry's true cosine, checked against the threshold like an exact one. (usearch was tried
+first: once imported, chDB queries in the same process hung.)
 """
 
 from __future__ import annotations
 
+import hnswlib
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["VectorIndex", "unit"]
+__all__ = ["ANN_MIN_ENTRIES", "VectorIndex", "unit"]
 
 Vector = NDArray[np.float32]
+
+ANN_MIN_ENTRIES = 4_096  # about where HNSW overtakes the product (bench/cache.py)
+_ANN_M = 16  # graph degree and search breadth: hnswlib's usual values, recall ~0.99
+_ANN_EF_CONSTRUCTION = 100
+_ANN_EF = 64
 
 
 def unit(values: list[float]) -> Vector | None:
@@ -25,13 +37,88 @@ def unit(values: list[float]) -> Vector | None:
 
 
 class _Partition:
-    __slots__ = ("keys", "matrix", "rows", "size")
+    __slots__ = ("ann", "by_label", "keys", "labels", "matrix", "next_label", "rows", "size")
 
     def __init__(self, dim: int) -> None:
         self.keys: list[bytes] = []
-        self.rows: dict[bytes, int] = {}  # key -> its row: a removal never scans the keys
+        self.rows: dict[bytes, int] = {}  # key -> its row in `matrix`
         self.matrix = np.empty((8, dim), dtype=np.float32)
         self.size = 0
+        self.ann: hnswlib.Index | None = None
+        self.labels: dict[bytes, int] = {}  # key -> its label in `ann`
+        self.by_label: dict[int, bytes] = {}
+        self.next_label = 0
+
+    def add(self, key: bytes, vector: Vector) -> None:
+        if self.size == self.matrix.shape[0]:
+            self.matrix = np.concatenate([self.matrix, np.empty_like(self.matrix)])
+        self.matrix[self.size] = vector
+        self.rows[key] = self.size
+        self.keys.append(key)
+        self.size += 1
+        if self.ann is not None:
+            self._label(key, vector)
+        elif self.size >= ANN_MIN_ENTRIES:
+            self._build_ann()
+
+    def remove(self, key: bytes) -> None:
+        row = self.rows.pop(key)
+        last = self.size - 1
+        if row != last:  # swap the last row in
+            moved = self.keys[last]
+            self.matrix[row] = self.matrix[last]
+            self.keys[row] = moved
+            self.rows[moved] = row
+        self.keys.pop()
+        self.size -= 1
+        if self.ann is not None:
+            label = self.labels.pop(key)
+            del self.by_label[label]
+            self.ann.mark_deleted(label)  # its slot is reused by a later add
+            if self.size < ANN_MIN_ENTRIES // 2:
+                self.ann, self.labels, self.by_label = None, {}, {}
+
+    def nearest(self, vector: Vector) -> tuple[bytes, float] | None:
+        if not self.size:
+            return None
+        if self.ann is not None:
+            try:
+                labels, _distances = self.ann.knn_query(vector, k=1)
+            except RuntimeError:  # hnswlib found no neighbour: search exactly
+                labels = None
+            key = self.by_label.get(int(labels[0][0])) if labels is not None else None
+            if key is not None:
+                return key, float(self.matrix[self.rows[key]] @ vector)
+        scores = self.matrix[: self.size] @ vector
+        best = int(np.argmax(scores))
+        return self.keys[best], float(scores[best])
+
+    def _build_ann(self) -> None:
+        self.ann = hnswlib.Index(space="cosine", dim=self.matrix.shape[1])
+        self.ann.init_index(
+            max_elements=2 * ANN_MIN_ENTRIES,
+            ef_construction=_ANN_EF_CONSTRUCTION,
+            M=_ANN_M,
+            allow_replace_deleted=True,
+        )
+        self.ann.set_ef(_ANN_EF)
+        self.ann.set_num_threads(1)
+        self.labels, self.by_label = {}, {}
+        for key in self.keys:
+            self._label(key, self.matrix[self.rows[key]])
+
+    def _label(self, key: bytes, vector: Vector) -> None:
+        assert self.ann is not None
+        label = self.next_label
+        self.next_label += 1
+        self.labels[key] = label
+        self.by_label[label] = key
+        if self.ann.element_count >= self.ann.max_elements and not self._has_deleted():
+            self.ann.resize_index(2 * self.ann.max_elements)
+        self.ann.add_items(vector[None, :], [label], replace_deleted=True)
+
+    def _has_deleted(self) -> bool:
+        return self.ann is not None and self.ann.element_count > len(self.labels) - 1
 
 
 class VectorIndex:
@@ -50,12 +137,7 @@ class VectorIndex:
                 for old in part.keys:
                     self._where.pop(old, None)
             part = self._parts[partition] = _Partition(vector.size)
-        if part.size == part.matrix.shape[0]:
-            part.matrix = np.concatenate([part.matrix, np.empty_like(part.matrix)])
-        part.matrix[part.size] = vector
-        part.rows[key] = part.size
-        part.keys.append(key)
-        part.size += 1
+        part.add(key, vector)
         self._where[key] = partition
 
     def remove(self, key: bytes) -> None:
@@ -63,15 +145,7 @@ class VectorIndex:
         if partition is None:
             return
         part = self._parts[partition]
-        row = part.rows.pop(key)
-        last = part.size - 1
-        if row != last:  # swap the last row in
-            moved = part.keys[last]
-            part.matrix[row] = part.matrix[last]
-            part.keys[row] = moved
-            part.rows[moved] = row
-        part.keys.pop()
-        part.size -= 1
+        part.remove(key)
         if not part.size:
             del self._parts[partition]
 
@@ -80,6 +154,4 @@ class VectorIndex:
         part = self._parts.get(partition)
         if part is None or part.matrix.shape[1] != vector.size:
             return None
-        scores = part.matrix[: part.size] @ vector
-        best = int(np.argmax(scores))
-        return part.keys[best], float(scores[best])
+        return part.nearest(vector)
