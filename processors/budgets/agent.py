@@ -50,7 +50,7 @@ from processors.budgets.logic import (
     parse_spend,
     spend_records,
 )
-from processors.budgets.reconcile import reconcile_from_warehouse
+from processors.budgets.reconcile import ReconcileGaveUp, reconcile_from_warehouse
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
 from processors.streams import Guard, consume, consume_batch, on_rebalance, raw_topic, send_all
@@ -61,6 +61,8 @@ from schemas.topics import BUDGET_SPEND, BUDGETS, COSTS, ENFORCEMENT
 __all__ = ["AGENT_NAME", "SPEND_AGENT_NAME", "register_budget_agent"]
 
 log = logging.getLogger(__name__)
+
+_CATCH_UP_EVERY_S = 5.0  # a restore that could not reconcile tries again this often
 
 AGENT_NAME = "budgets"  # the fan-out of costs
 SPEND_AGENT_NAME = "budget_spend"  # the accounting of the subjects this worker owns
@@ -196,14 +198,16 @@ def register_budget_agent(
         mine = {p for p in gained if restoring.get(p) == number}
         subjects = subjects_of(mine)
         book.release(subjects)  # what this worker counted when it last owned them is stale
+        timeout_s = settings.processors.budget.reconcile_timeout_s
         try:  # nothing to publish yet: the subjects are not ours until restored
             async with AsyncReadClient.from_settings(settings, "finance") as read:
                 await reconcile_from_warehouse(
-                    book,
-                    read,
-                    settings.processors.budget.reconcile_timeout_s,
-                    subjects=subjects,
+                    book, read, timeout_s, subjects=subjects, raise_on_give_up=timeout_s > 0
                 )
+        except ReconcileGaveUp:  # counted from zero meanwhile: catch up when it answers
+            task = asyncio.ensure_future(catch_up(mine))
+            background.add(task)
+            task.add_done_callback(background.discard)
         except Exception:  # a bug must not hold the partitions' spend back forever
             log.exception("budgets: reconcile of spend partitions %s failed", sorted(mine))
         mine = {p for p in mine if restoring.get(p) == number}  # still ours?
@@ -220,6 +224,30 @@ def register_budget_agent(
                 await counted(message)
         if mine:
             log.info("budgets: restored spend partitions %s", sorted(mine))
+
+    async def catch_up(parts: set[int]) -> None:
+        """A restore that could not reach the read API counted its subjects from zero;
+        once the API answers, their spend is replaced by the warehouse's (every cost up
+        to its watermark, later ones kept on top), while the partitions are still ours."""
+        while True:
+            await asyncio.sleep(_CATCH_UP_EVERY_S)
+            still = {p for p in parts if p in owned and p not in restoring}
+            if not still:  # given up, or being restored again: that restore reconciles
+                return
+            subjects = subjects_of(still)
+            try:
+                async with AsyncReadClient.from_settings(settings, "finance") as read:
+                    updates = await reconcile_from_warehouse(
+                        book, read, _CATCH_UP_EVERY_S, subjects=subjects, raise_on_give_up=True
+                    )
+            except ReconcileGaveUp:
+                continue
+            except Exception:  # a bug: say so and stop trying
+                log.exception("budgets: catch-up reconcile of %s failed", sorted(still))
+                return
+            await publish(updates)  # the book's states of subjects it owns
+            log.info("budgets: spend partitions %s caught up from the warehouse", sorted(still))
+            return
 
     async def on_revoked(revoked: set[tuple[str, int]]) -> None:
         await flush()  # held states go out while this worker still owns their subjects

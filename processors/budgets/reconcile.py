@@ -17,9 +17,13 @@ from decimal import Decimal
 from meterline.clients import AsyncReadClient, ClientError
 from processors.budgets.logic import BudgetBook, BudgetUpdate
 
-__all__ = ["reconcile_from_warehouse"]
+__all__ = ["ReconcileGaveUp", "reconcile_from_warehouse"]
 
 log = logging.getLogger(__name__)
+
+
+class ReconcileGaveUp(Exception):
+    """The read API did not answer within the timeout (raised only when asked to)."""
 
 
 async def reconcile_from_warehouse(
@@ -28,6 +32,7 @@ async def reconcile_from_warehouse(
     timeout_s: float = 15.0,
     delay_s: float = 0.5,
     subjects: Iterable[str] | None = None,
+    raise_on_give_up: bool = False,
 ) -> list[BudgetUpdate]:
     """Reconcile the current period of every budget (of `subjects` only, if given: the
     subjects of the partitions a worker just gained); give up (loudly) after `timeout_s`.
@@ -65,4 +70,6 @@ async def reconcile_from_warehouse(
         "not counted until the read API at %s answers; check `meterline ingest`",
         read.base_url,
     )
+    if raise_on_give_up:
+        raise ReconcileGaveUp(read.base_url)
     return updates

@@ -22,7 +22,7 @@ from ingest.api import create_app
 from ingest.api.auth import ReadTokens
 from meterline.clients import AsyncReadClient
 from processors.budgets.logic import BudgetBook
-from processors.budgets.reconcile import reconcile_from_warehouse
+from processors.budgets.reconcile import ReconcileGaveUp, reconcile_from_warehouse
 from schemas.clickhouse.tables import TABLES, row_for
 from schemas.events.v1 import BudgetRecord, CostEvent
 from tests.conftest import free_port
@@ -172,3 +172,12 @@ async def test_budgets_reconcile_with_the_admin_token(harness, caplog) -> None:
             await reconcile_from_warehouse(other, no_token, timeout_s=0.3, delay_s=0.1)
         assert other.spent("b") == 0
         assert "WITHOUT reconciling" in caplog.text
+        # A worker restoring partitions asks to be told, and reconciles again later.
+        async with AsyncReadClient(base) as no_token:
+            with pytest.raises(ReconcileGaveUp):
+                await reconcile_from_warehouse(
+                    other, no_token, timeout_s=0.3, delay_s=0.1, raise_on_give_up=True
+                )
+        async with AsyncReadClient(base, TOKENS["admin"]) as read:
+            await reconcile_from_warehouse(other, read, timeout_s=5, raise_on_give_up=True)
+        assert other.spent("b") == cost.total_cost  # caught up
