@@ -28,6 +28,7 @@ from processors.errors import Rejected
 from processors.llmjacking.policy import PolicyBook, RejectedPolicy
 from processors.metrics import ProcessorMetrics
 from processors.outputs import Outputs, OutputTopic
+from schemas.topics import partition_for
 
 __all__ = [
     "Guard",
@@ -35,6 +36,7 @@ __all__ = [
     "StagePipeline",
     "consume",
     "consume_batch",
+    "drop_moved_keys",
     "on_rebalance",
     "pipeline",
     "policy_reader",
@@ -47,6 +49,8 @@ T = TypeVar("T")
 Partitions = set[tuple[str, int]]  # (full topic name, partition)
 BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 RebalanceListener = Callable[[Partitions], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 _PIPELINES: WeakKeyDictionary[faust.App, StagePipeline] = WeakKeyDictionary()
 
@@ -232,6 +236,30 @@ def on_rebalance(app: faust.App, assigned: RebalanceListener, revoked: Rebalance
     found = _PIPELINES[app]
     found.on_assigned.append(assigned)
     found.on_revoked.append(revoked)
+
+
+def drop_moved_keys(
+    app: faust.App,
+    settings: Settings,
+    topic: str,
+    forget: Callable[[Callable[[str], bool]], int],
+    what: str,
+) -> None:
+    """State keyed like an internal topic (`partition_for(key)`): when a rebalance gives
+    this worker a new assignment, `forget` drops every key whose partition of `topic` is
+    not in it (its new owner starts that key over)."""
+    name, partitions = settings.topic(topic), settings.effective_topic_partitions
+
+    async def assigned(now: Partitions) -> None:
+        mine = {partition for assigned_topic, partition in now if assigned_topic == name}
+        dropped = forget(lambda key: partition_for(key, partitions) not in mine)
+        if dropped:
+            log.info("%d %s moved to another worker", dropped, what)
+
+    async def revoked(_gone: Partitions) -> None:
+        return None  # what was revoked is dropped once the new assignment is known
+
+    on_rebalance(app, assigned, revoked)
 
 
 def policy_reader(

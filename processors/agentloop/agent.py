@@ -37,7 +37,14 @@ from processors.agentloop.logic import (
 from processors.dlq import DeadLetterPublisher
 from processors.llmjacking.policy import PolicyBook, Publication
 from processors.metrics import ProcessorMetrics
-from processors.streams import Guard, consume, on_rebalance, policy_reader, raw_topic, send_all
+from processors.streams import (
+    Guard,
+    consume,
+    drop_moved_keys,
+    policy_reader,
+    raw_topic,
+    send_all,
+)
 from schemas.events.v1 import CostEvent, Event, RequestEvent, SpanEvent
 from schemas.topics import (
     AGENTLOOP_INPUT,
@@ -125,19 +132,8 @@ def register_agentloop_agents(
     async def handle(message: Message) -> None:
         await guard.run(message, observe, publish)
 
-    sessions_name = settings.topic(AGENTLOOP_INPUT)
-
-    async def on_assigned(assigned: set[tuple[str, int]]) -> None:
-        mine = {p for topic, p in assigned if topic == sessions_name}
-        dropped = detector.forget(lambda subject: partition_for(subject, partitions) not in mine)
-        if dropped:
-            log.info("agent loops: %d session(s) moved to another worker", dropped)
-
-    async def on_revoked(revoked: set[tuple[str, int]]) -> None:
-        return None  # what was revoked is dropped once the new assignment is known
-
     consume(app, sessions, "agentloop", metrics, handle)
-    on_rebalance(app, on_assigned, on_revoked)
+    drop_moved_keys(app, settings, AGENTLOOP_INPUT, detector.forget, "agent-loop session(s)")
 
     async def agentloop_control() -> None:
         await control.run()

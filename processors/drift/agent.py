@@ -37,7 +37,7 @@ from processors.drift.logic import (
 )
 from processors.errors import parse_event
 from processors.metrics import ProcessorMetrics
-from processors.streams import Guard, consume, on_rebalance, raw_topic
+from processors.streams import Guard, consume, drop_moved_keys, raw_topic
 from schemas.events.v1 import Anomaly, DriftReport, RequestEvent, utc_now
 from schemas.topics import ANOMALIES, DRIFT, DRIFT_INPUT, REQUESTS, partition_for
 
@@ -93,19 +93,8 @@ def register_drift_agent(
         # A scope that went quiet still gets its window closed and compared on time.
         await publish(detector.close_due(utc_now()))
 
-    drift_input_name = settings.topic(DRIFT_INPUT)
-
-    async def on_assigned(assigned: set[tuple[str, int]]) -> None:
-        mine = {p for topic, p in assigned if topic == drift_input_name}
-        dropped = detector.forget(lambda scope: partition_for(scope, partitions) not in mine)
-        if dropped:
-            log.info("drift: %d scope(s) moved to another worker", dropped)
-
-    async def on_revoked(revoked: set[tuple[str, int]]) -> None:
-        return None  # what was revoked is dropped once the new assignment is known
-
     consume(app, raw_topic(app, settings, REQUESTS), ROUTE_NAME, metrics, handle_request)
     consume(app, drift_input, AGENT_NAME, metrics, handle)
-    on_rebalance(app, on_assigned, on_revoked)
+    drop_moved_keys(app, settings, DRIFT_INPUT, detector.forget, "drift scope(s)")
     app.timer(_CLOSE_DUE_EVERY_S, name="drift_close_due")(drift_close_due)
     return detector
