@@ -18,6 +18,13 @@ Point scales (fusion.py caps and adds them up):
   errors that are most of the window (+0.25 each beyond 3).
 - model enumeration: 1.5 per not-found model, 0.6 per model new to key and org beyond 2
   (weighted by how much key and org have learned: in a new org every model is new).
+- key checks: 1.5 per served call with a token-sized prompt and `max_tokens` (at most 8)
+  from a network new to the key, at most 3: how checkers test a stolen key. Less than an
+  invalid probe: a developer may ping a key from a laptop; with a new client as well, it
+  is the checker's signature.
+- network rotation: 0.5 per foreign network (new to the key and its peers) beyond 2 in
+  the window, at most 3, scaled down for a key that already lives in many networks: a
+  move or a new region is one or two networks, a proxy pool is dozens.
 - pricier calls and new models count as far as there is a usual to compare with: fully
   with a mature peer or a mature key, else by the key's maturity.
 """
@@ -28,7 +35,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from meterline.settings import LlmjackingSettings
-from processors.llmjacking.fusion import IDENTITY, TRADECRAFT, USAGE, Contribution
+from processors.llmjacking.fusion import IDENTITY, ROTATION, TRADECRAFT, USAGE, Contribution
 from processors.llmjacking.profile import Baseline, KeyState, KeyWindow
 from schemas.events.v1 import format_ts
 
@@ -43,6 +50,8 @@ _MIN_SPEND_CALLS = 3
 _RATE_FLOOR = 6.0  # requests per minute: "far above" is at least 3x this
 _SPEND_FLOOR = 0.01  # USD per minute (0.60 per hour)
 _USUAL_FACTOR = 3.0
+_ROTATION_FREE = 2  # foreign networks a window may add before rotation counts
+_CONCENTRATED = 3  # networks a key may know and still count as living in a few
 
 
 def maturity(baseline: Baseline, config: LlmjackingSettings) -> float:
@@ -104,6 +113,19 @@ def features(
                 },
             )
         )
+    rotation = _rotation(key, window)
+    if rotation > 0:
+        out.append(
+            Contribution(
+                "network_rotation",
+                ROTATION,
+                rotation,
+                {
+                    "foreign_networks": window.foreign_networks,
+                    "known_networks": len(key.baseline.networks),
+                },
+            )
+        )
     if window.agent_novelty > 0:
         out.append(
             Contribution(
@@ -126,6 +148,15 @@ def features(
     out += _usage(key, window, peers, key_m, explain)
     out += _tradecraft(window, explain)
     return out
+
+
+def _rotation(key: KeyState, window: KeyWindow) -> float:
+    extra = window.foreign_networks - _ROTATION_FREE
+    if extra <= 0:
+        return 0.0
+    known = len(key.baseline.networks)
+    spread = 1.0 if known <= _CONCENTRATED else _CONCENTRATED / known
+    return min(0.5 * extra * spread, 3.0)
 
 
 def is_off_hours(baseline: Baseline, hour: int, key_m: float) -> bool:
@@ -222,6 +253,15 @@ def _tradecraft(window: KeyWindow, explain: bool) -> list[Contribution]:
                     "validation_errors": window.validation_errors,
                     "error_types": dict(window.error_types.most_common(5)) if explain else {},
                 },
+            )
+        )
+    if window.key_checks:
+        out.append(
+            Contribution(
+                "key_checks",
+                TRADECRAFT,
+                min(1.5 * window.key_checks, 3.0),
+                {"key_checks": window.key_checks},
             )
         )
     enumeration = 1.5 * window.model_not_found + 0.6 * max(0.0, window.model_novelty - 2)

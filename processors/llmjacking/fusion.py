@@ -11,8 +11,11 @@ Features belong to groups, and a group's points are capped: identity (new networ
 new user agents, odd hours) and usage (rate, spend, pricier models) each stay below
 the block on their own, because a key that moves to a new network, a batch job spike
 or a model upgrade is a legitimate change; abuse is a new identity *and* new usage.
-Tradecraft (validation probes, model enumeration) is uncapped: legitimate clients do
-not send `max_tokens: -1` or call five model names that do not exist.
+Tradecraft (validation probes, model enumeration, key checks from a new network) is
+uncapped: legitimate clients do not send `max_tokens: -1` or call five model names that
+do not exist. Rotation (a key that lives in a few networks suddenly calling from many
+networks none of its peers know: a proxy pool) has its own cap, below the block: a
+fleet of new CI runners looks alike, a stolen key used *differently* from them does not.
 
 The weights were set from the published tradecraft before the evaluation draws
 (`meterline eval detections`) and are not tuned per seed.
@@ -33,8 +36,8 @@ __all__ = [
     "fuse",
 ]
 
-IDENTITY, USAGE, TRADECRAFT = "identity", "usage", "tradecraft"
-GROUP_CAP = {IDENTITY: 5.4, USAGE: 3.9, TRADECRAFT: math.inf}
+IDENTITY, USAGE, TRADECRAFT, ROTATION = "identity", "usage", "tradecraft", "rotation"
+GROUP_CAP = {IDENTITY: 5.4, USAGE: 3.9, TRADECRAFT: math.inf, ROTATION: 3.0}
 ALERT_POINTS = 4.0  # medium: reported, never blocks
 BLOCK_POINTS = 5.5  # high: blocks under `enforce`
 CRITICAL_POINTS = 8.0

@@ -62,6 +62,11 @@ _REPORTED = 1  # severity rank from which a window is reported (medium)
 _BLOCKING = 2  # high and critical block under `enforce`
 _FRESH_POINTS = 1.0  # a feature worth this much, not yet reported, is reported
 _PRICIER_RATIO = 2.0
+_FOREIGN_NOVELTY = 0.5  # novelty from which a new network counts as foreign (features.novelty)
+# A key check: a served call with a token-sized prompt and answer, what stolen-key
+# checkers send to learn whether a key works before they use or sell it.
+_KEY_CHECK_PROMPT_CHARS = 16
+_KEY_CHECK_MAX_TOKENS = 8
 _MAX_PENDING = 10_000
 POPULATION = "*"  # the peer scope of every key
 
@@ -259,10 +264,19 @@ class LlmjackingDetector:
                 first = key.baseline.requests == 0 and not window.new_networks
                 window.new_networks[net] = at
                 if not first:
-                    window.network_novelty += novelty(
+                    new = novelty(
                         net, key.baseline.networks, [p.networks for p in peers], key_m, org_m
                     )
+                    window.network_novelty += new
+                    window.foreign_networks += new >= _FOREIGN_NOVELTY
                     marks.append("new_networks")
+            if (
+                _is_key_check(event)
+                and net in window.new_networks
+                and net not in (key.baseline.networks)
+            ):
+                window.key_checks += 1
+                marks.append("key_checks")
         agent = event.user_agent
         if agent:
             window.user_agents[agent] += 1
@@ -402,7 +416,8 @@ def what_to_do(fused: Fused) -> list[str]:
     """Advice for the key's owner, from what moved."""
     moved = {c.name: c.evidence for c in fused.contributions}
     advice = []
-    if fused.rank >= _BLOCKING or {"validation_probes", "model_enumeration"} & moved.keys():
+    tradecraft = {"validation_probes", "model_enumeration", "key_checks", "network_rotation"}
+    if fused.rank >= _BLOCKING or tradecraft & moved.keys():
         advice.append(
             "Treat the key as leaked: create a new key, move the app to it, revoke this one; "
             "then lift the block."
@@ -425,3 +440,13 @@ def what_to_do(fused: Fused) -> list[str]:
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _is_key_check(event: RequestEvent) -> bool:
+    limit = event.max_tokens_requested
+    return (
+        event.status_code < 400
+        and event.prompt_chars <= _KEY_CHECK_PROMPT_CHARS
+        and limit is not None
+        and 0 < limit <= _KEY_CHECK_MAX_TOKENS
+    )

@@ -172,6 +172,8 @@ class KeyWindow:
     pricier_ratio: float = 0.0  # the highest price ratio seen
     off_hours: int = 0
     network_novelty: float = 0.0  # sum over the window's new networks (features.novelty)
+    foreign_networks: int = 0  # new networks that are new to the key's peers as well
+    key_checks: int = 0  # near-empty calls from a new network: "does this key work?"
     agent_novelty: float = 0.0
     model_novelty: float = 0.0  # models new to key and org, x how much they know
     networks: Counter[str] = field(default_factory=Counter)

@@ -366,6 +366,72 @@ def test_legitimate_changes_are_not_blocked() -> None:
     assert det.keys["k6"].baseline.models["gpt-4o"] >= 30  # and so was the upgrade
 
 
+def test_a_key_check_from_a_new_network_with_a_new_client_blocks_at_once() -> None:
+    """A checker asks "hi" with max_tokens 1 from elsewhere: the key is blocked before the
+    resale starts. The same ping from the key's own network, or a new network with the
+    key's own client, is at most reported."""
+
+    def outcome(ip: str, agent: str | None) -> tuple[list[Anomaly], list[object]]:
+        det = detector(default="enforce")
+        history = normal_key(8, "k8")
+        run(det, history)
+        start = after_normal(history)
+        checks = [
+            event(
+                "k8",
+                start + timedelta(seconds=2 * i),
+                request_id=f"check-{i}",
+                ip=ip,
+                agent=agent or history[-1].user_agent or "",
+                tokens=(9, 1),
+                max_tokens=1,
+            ).model_copy(update={"prompt_chars": 2})
+            for i in range(2)
+        ]
+        out = run(det, checks)
+        return anomalies(out), decisions(out)
+
+    found, blocks = outcome("203.0.113.9", "python-requests/2.31.0")
+    assert blocks and "key_checks" in found[-1].signals
+    found, blocks = outcome("203.0.113.9", None)  # a developer's laptop, the app's client
+    assert not blocks
+    home = normal_key(8, "k8")[-1].client_ip or ""
+    found, blocks = outcome(home, None)
+    assert not found and not blocks
+
+
+def test_rotation_through_a_proxy_pool_blocks_where_a_move_does_not() -> None:
+    """The victim's client from a new network each call, at its usual rate and models:
+    identity alone stays below the block; a proxy pool of many networks does not."""
+    det = detector(default="enforce")
+    history = normal_key(9, "k9")
+    run(det, history)
+    usual = history[-1]
+    start = after_normal(history)
+    pool = [
+        event(
+            "k9",
+            start + timedelta(seconds=6 * i),
+            request_id=f"pool-{i}",
+            ip=f"{45 + i}.7.8.9",
+            agent="Mozilla/5.0 (proxy)",
+            model=usual.model_requested or "",
+        )
+        for i in range(12)
+    ]
+    out = run(det, pool)
+    blocked = decisions(out)
+    assert blocked, [a.evidence["contributions"] for a in anomalies(out)]
+    assert "network_rotation" in anomalies(out)[-1].signals
+
+    det = detector(default="enforce")
+    run(det, history)
+    two = [
+        item.model_copy(update={"client_ip": f"{45 + i % 2}.7.8.9"}) for i, item in enumerate(pool)
+    ]
+    assert not decisions(run(det, two))  # two new networks: a move, not a pool
+
+
 def test_traffic_under_suspicion_is_never_learned() -> None:
     det = detector()
     history = normal_key(7, "k7")
