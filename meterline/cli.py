@@ -551,11 +551,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     detections = evaluate.add_parser(
         "detections",
-        help="score the detectors on many drawn campaigns, in process (--stack: attack a "
-        "running stack with the `mixed` scenario instead)",
+        help="score the detectors (LLMjacking, agent loops, drift) on many drawn cases, in "
+        "process (--stack: attack a running stack with the `mixed` scenario instead)",
     )
     detections.add_argument(
-        "--draws", type=int, default=20, help="campaigns per seed and detector (in process)"
+        "--draws",
+        type=int,
+        default=20,
+        help="cases per seed and detector: campaigns, runaway sessions, drift shifts",
     )
     detections.add_argument(
         "--seeds",

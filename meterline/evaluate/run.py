@@ -1,10 +1,14 @@
-"""`meterline eval detections`: attack a stack with ground truth, then score its detectors.
+"""`meterline eval detections`: score the detectors against cases with ground truth.
 
-Starts the embedded stack with the mock provider (or uses a running gateway), puts the
-detectors in `enforce` for the attacked orgs, runs the `mixed` scenario with labels,
-waits for the pipeline to settle, reads anomalies and decisions back from their topics
-and prints precision, recall, false-positive rate and time/requests/dollars to detection
-and to block, per detector.
+By default (`run_draws`), many drawn cases per detector against its pure logic, in
+process: LLMjacking campaigns (draws.py), runaway and legitimate agent sessions
+(agentloop_draws.py), drift scopes shifted or stable (drift_draws.py).
+
+With `--stack` (`run_eval`): starts the embedded stack with the mock provider (or uses a
+running gateway), puts the detectors in `enforce` for the attacked orgs, runs the `mixed`
+scenario with labels, waits for the pipeline to settle, reads anomalies and decisions
+back from their topics and prints precision, recall, false-positive rate and
+time/requests/dollars to detection and to block, per detector.
 """
 
 from __future__ import annotations
@@ -14,12 +18,19 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from meterline.clients import AdminClient, ClientError
+from meterline.evaluate.agentloop_draws import AgentDrawConfig, agentloop_draw
+from meterline.evaluate.agentloop_summary import format_agentloop, summarize_agentloop
 from meterline.evaluate.collect import Collected, collect
 from meterline.evaluate.draws import DrawConfig, llmjacking_draw
+from meterline.evaluate.drift_draws import DriftDrawConfig, draws_per_category, drift_draw
+from meterline.evaluate.drift_summary import format_drift, summarize_drift
 from meterline.evaluate.scoring import DetectorScore, score
 from meterline.evaluate.summary import format_llmjacking, summarize_llmjacking
 from meterline.settings import ProviderConfig, Settings, merged
@@ -40,6 +51,7 @@ __all__ = [
 ]
 
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -198,20 +210,44 @@ def format_report(scores: dict[str, DetectorScore]) -> str:
 
 
 def run_draws(settings: Settings, seeds: list[int], draws: int) -> int:
-    """CLI entry: `draws` campaigns per seed against the detector's pure logic, with the
-    configured detector settings (fixed before the first draw), then the distributions."""
+    """CLI entry: `draws` drawn cases per seed and detector (LLMjacking campaigns, runaway
+    agent sessions, drift shifts) against the detectors' pure logic, with the configured
+    detector settings (fixed before the first draw), then the distributions."""
     if draws < 1 or not seeds:
         print("eval: --draws must be at least 1 and --seeds name one seed", file=sys.stderr)
         return 2
+    started = time.monotonic()
     config = DrawConfig(detector=settings.processors.llmjacking)
     tiers = ModelTiers(settings.price_overrides)
-    started = time.monotonic()
-    results = [
-        llmjacking_draw(seed, index, config, tiers) for seed in seeds for index in range(draws)
+    cases = [(seed, index) for seed in seeds for index in range(draws)]
+    campaigns = _run("llmjacking", [partial(llmjacking_draw, *c, config, tiers) for c in cases])
+    print(format_llmjacking(summarize_llmjacking(campaigns)), flush=True)
+    loops_config = AgentDrawConfig(detector=settings.processors.agent_loop)
+    loops = _run("agent loops", [partial(agentloop_draw, *c, loops_config) for c in cases])
+    print(format_agentloop(summarize_agentloop(loops)), flush=True)
+    drift_config = DriftDrawConfig(detector=settings.processors.drift)
+    scopes = [
+        partial(drift_draw, seed, index, category, drift_config)
+        for seed in seeds
+        for category, count in draws_per_category(draws).items()
+        for index in range(count)
     ]
-    print(format_llmjacking(summarize_llmjacking(results)))
-    print(f"eval: {len(results)} draws in {time.monotonic() - started:.0f}s", flush=True)
+    print(format_drift(summarize_drift(_run("drift", scopes))))
+    total = len(campaigns) + len(loops) + len(scopes)
+    print(f"eval: {total} draws in {time.monotonic() - started:.0f}s", flush=True)
     return 0
+
+
+def _run(name: str, draws: list[Callable[[], _T]]) -> list[_T]:
+    """Each draw in turn; progress on stderr every 10 draws, so a long run shows it lives."""
+    started = time.monotonic()
+    results: list[_T] = []
+    for number, draw in enumerate(draws, 1):
+        results.append(draw())
+        if number % 10 == 0 or number == len(draws):
+            elapsed = time.monotonic() - started
+            print(f"eval: {name}: {number}/{len(draws)} draws, {elapsed:.0f}s", file=sys.stderr)
+    return results
 
 
 def run_eval(settings: Settings, config: EvalConfig, gateway_url: str | None = None) -> int:
