@@ -23,7 +23,6 @@ from gateway.apis.validation import (
     missing,
     model_field,
     optional_type,
-    sha256_text,
     stream_flag,
     wrong_type,
 )
@@ -31,6 +30,7 @@ from gateway.bounds import MAX_MODEL_CHARS, MAX_TEXT_CHARS, MAX_TOOL_CALLS, clip
 from gateway.errors import GatewayError
 from gateway.sse import encode_event
 from gateway.usage import ResponseSummary
+from schemas.tool_arguments import tool_arguments_hash
 
 __all__ = [
     "CHAT",
@@ -131,7 +131,7 @@ def _tool_call(function: dict[str, Any]) -> dict[str, str]:
     arguments = function.get("arguments")
     return {
         "name": clip(str(function.get("name") or "")),
-        "arguments_hash": sha256_text(arguments if isinstance(arguments, str) else ""),
+        "arguments_hash": tool_arguments_hash(arguments if isinstance(arguments, str) else ""),
     }
 
 
@@ -191,7 +191,7 @@ class ChatStreamReader(StreamReader):
 
     def finish(self) -> ResponseSummary:
         self.summary.tool_calls = [
-            {"name": name, "arguments_hash": sha256_text(arguments)}
+            {"name": name, "arguments_hash": tool_arguments_hash(arguments)}
             for _, (name, arguments) in sorted(self._tools.items())
         ]
         return self.summary

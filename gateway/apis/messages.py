@@ -24,13 +24,13 @@ from gateway.apis.validation import (
     int_field,
     load_object,
     model_field,
-    sha256_text,
     stream_flag,
 )
 from gateway.bounds import MAX_MODEL_CHARS, MAX_TEXT_CHARS, MAX_TOOL_CALLS, clip
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.sse import encode_event
 from gateway.usage import ResponseSummary
+from schemas.tool_arguments import tool_arguments_hash
 
 __all__ = ["MESSAGES", "MessagesDialect", "MessagesStreamReader", "anthropic_error_type"]
 
@@ -144,13 +144,6 @@ def _tools(tools: Any) -> None:
         _str_field(tool, "name", f"tools.{index}")
 
 
-def _input_hash(value: Any) -> str:
-    try:
-        return sha256_text(orjson.dumps(value).decode())
-    except TypeError:  # integers beyond 64 bits and similar oddities
-        return sha256_text(repr(value))
-
-
 def _apply_usage(summary: ResponseSummary, usage: Any) -> None:
     """Anthropic's usage (message, message_start or message_delta): each count present
     replaces its part; input_tokens stays the sum of the three input parts."""
@@ -224,13 +217,10 @@ class MessagesStreamReader(StreamReader):
     def finish(self) -> ResponseSummary:
         calls = []
         for _, (name, partial, start_input) in sorted(self._tools.items()):
-            if partial:
-                try:
-                    digest = _input_hash(orjson.loads(partial))
-                except orjson.JSONDecodeError:  # a stream cut mid-arguments
-                    digest = sha256_text(partial)
-            else:
-                digest = _input_hash(start_input if start_input is not None else {})
+            # A stream cut mid-arguments hashes the text it has.
+            digest = tool_arguments_hash(
+                partial or (start_input if start_input is not None else {})
+            )
             calls.append({"name": name, "arguments_hash": digest})
         self.summary.tool_calls = calls
         return self.summary
@@ -337,7 +327,7 @@ class MessagesDialect(Dialect):
                 summary.tool_calls.append(
                     {
                         "name": clip(name if isinstance(name, str) else ""),
-                        "arguments_hash": _input_hash(block.get("input")),
+                        "arguments_hash": tool_arguments_hash(block.get("input")),
                     }
                 )
         return summary

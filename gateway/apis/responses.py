@@ -31,7 +31,6 @@ from gateway.apis.validation import (
     missing,
     model_field,
     optional_type,
-    sha256_text,
     stream_flag,
     wrong_type,
 )
@@ -39,6 +38,7 @@ from gateway.bounds import MAX_MODEL_CHARS, MAX_TEXT_CHARS, MAX_TOOL_CALLS, clip
 from gateway.errors import GatewayError
 from gateway.sse import encode_event
 from gateway.usage import ResponseSummary
+from schemas.tool_arguments import tool_arguments_hash
 
 __all__ = ["RESPONSES", "ResponsesDialect", "ResponsesStreamReader"]
 
@@ -150,7 +150,7 @@ def _call(item: dict[str, Any]) -> dict[str, str]:
     name, arguments = item.get("name"), item.get("arguments")
     return {
         "name": clip(name if isinstance(name, str) else ""),
-        "arguments_hash": sha256_text(arguments if isinstance(arguments, str) else ""),
+        "arguments_hash": tool_arguments_hash(arguments if isinstance(arguments, str) else ""),
     }
 
 
@@ -213,7 +213,7 @@ class ResponsesStreamReader(StreamReader):
     def finish(self) -> ResponseSummary:
         summary, final = self.summary, self._final
         summary.tool_calls = [
-            {"name": name, "arguments_hash": sha256_text(arguments)}
+            {"name": name, "arguments_hash": tool_arguments_hash(arguments)}
             for _, (name, arguments) in sorted(self._tools.items())
         ]
         if final is not None:

@@ -10,7 +10,6 @@ carries only the message, so the same helpers serve it. Integers are bounded to 
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
@@ -27,7 +26,6 @@ __all__ = [
     "missing",
     "model_field",
     "optional_type",
-    "sha256_text",
     "stream_flag",
     "wrong_type",
 ]
@@ -155,7 +153,3 @@ def as_int(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value if 0 <= value <= MAX_INT else (MAX_INT if value > 0 else 0)
     return 0
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -5,7 +5,9 @@ kept in `attributes` as a string, size-capped. Message contents are never kept (
 are stored only on explicit opt-in, which spans cannot express): `input.value`,
 `output.value`, `llm.input_messages.*`, `llm.output_messages.*`, `gen_ai.prompt*`,
 `gen_ai.completion*` and similar are dropped and only their total length in characters
-is kept, as `<group>.chars`. Tool arguments are kept as a SHA-256 hash only.
+is kept, as `<group>.chars`. Tool arguments (a TOOL span's `input.value`, GenAI's
+`gen_ai.tool.call.arguments`, an LLM span's tool call) are kept only as their
+fingerprint (schemas/tool_arguments.py: the gateway's too, so both hash a call alike).
 
 Token convention (the same as processors/cost/logic.py): `input_tokens` is the whole
 prompt, cached tokens included. An instrumentation whose cache tokens exceed its input
@@ -14,7 +16,6 @@ tokens reported uncached input only (Anthropic style), so the cache tokens are a
 
 from __future__ import annotations
 
-import hashlib
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from ingest.otlp.spans import RawSpan
 from schemas import sources
 from schemas.events.v1 import SpanEvent
 from schemas.ids import deterministic_id
+from schemas.tool_arguments import tool_arguments_hash
 
 __all__ = [
     "MAX_ATTRIBUTES",
@@ -98,7 +100,9 @@ _TOTAL = ("llm.token_count.total", "gen_ai.usage.total_tokens")
 _SESSION = ("session.id", "gen_ai.conversation.id")
 _USER = ("user.id", "enduser.id")
 _TOOL_NAME = ("tool.name", "tool_call.function.name", "gen_ai.tool.name")
-_TOOL_ARGUMENTS = ("tool_call.function.arguments", "gen_ai.tool.call.arguments", "tool.parameters")
+# OpenInference's `tool.parameters` is the tool's declared JSON schema, the same on every
+# call: a TOOL span's arguments are its `input.value`.
+_TOOL_ARGUMENTS = ("tool_call.function.arguments", "gen_ai.tool.call.arguments", "input.value")
 _FINISH_REASONS = ("gen_ai.response.finish_reasons", "llm.finish_reason")
 _ATTRIBUTION = ("meterline.key_id", "meterline.org", "meterline.team", "meterline.project")
 _CONSUMED = frozenset(
@@ -186,7 +190,9 @@ def normalize_span(span: RawSpan) -> SpanEvent:
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
         tool_name=tool_name,
-        tool_arguments_hash=_sha256(tool_arguments) if tool_arguments is not None else None,
+        tool_arguments_hash=(
+            tool_arguments_hash(tool_arguments) if tool_arguments is not None else None
+        ),
         finish_reasons=_finish_reasons(merged),
         attributes=_capped(kept),
     )
@@ -353,11 +359,6 @@ def _capped(attributes: dict[str, str]) -> dict[str, str]:
             break
         result[_cap(key, MAX_KEY_CHARS)] = _cap(value)
     return result
-
-
-def _sha256(value: Any) -> str:
-    text = value if isinstance(value, str) else _text(value)
-    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 def _timestamp(unix_ns: int) -> datetime:

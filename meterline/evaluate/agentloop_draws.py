@@ -44,7 +44,6 @@ from typing import Any
 
 from gateway.apis.chat import ChatDialect
 from gateway.apis.prompt import prompt_stats, prompt_texts
-from gateway.apis.validation import sha256_text
 from gateway.signature import request_signature
 from ingest.otlp.normalize import normalize_span
 from ingest.otlp.spans import RawSpan
@@ -65,6 +64,7 @@ from processors.llmjacking.policy import PolicyBook, Publication
 from processors.spans.logic import cost_for_span
 from schemas.events.v1 import Anomaly, EnforcementDecision, RequestEvent, SpanEvent, ToolCall
 from schemas.subjects import session_subject
+from schemas.tool_arguments import tool_arguments_hash
 
 __all__ = [
     "AgentDrawConfig",
@@ -150,7 +150,7 @@ def session_request(
     tool_calls, output, finish = [], turn.answer_chars // 4 + 1, "stop"
     if turn.call is not None:
         name, text, _ = turn.call
-        tool_calls = [ToolCall(name=name, arguments_hash=sha256_text(text))]
+        tool_calls = [ToolCall(name=name, arguments_hash=tool_arguments_hash(text))]
         output, finish = len(text) // 3 + 15, "tool_calls"
     return RequestEvent(
         request_id=f"{session.session_id}-{number}",

@@ -3,8 +3,11 @@
 A session is RequestEvent.session_id (the gateway's `x-session-id`), SpanEvent.session_id
 (OpenInference `session.id`), or else the trace id. Each billable call is a step. Signals:
 
-- `repeated_tool_call`: the same tool call (name + normalized-argument hash) at least
-  `repeat_threshold` times within the last `history` steps;
+- `repeated_tool_call`: the same tool call (name + arguments fingerprint, which ignores
+  formatting, request ids and clocks: schemas/tool_arguments.py) `repeat_threshold`
+  times within the last `history` steps with no new call in between (edit, test, edit,
+  test is progress; test, test, test is not); a tool span without its
+  arguments (GenAI spans capture them only on opt-in) is no evidence of a repeat;
 - `oscillation`: A->B->A->B->A (or a 3-cycle) of tool calls or prompt hashes;
 - `near_duplicate_prompts`: `repeat_threshold` consecutive prompts that are the same
   (hash) or nearly (signature alike, same length; see patterns.near_duplicate);
@@ -15,13 +18,16 @@ Tool calls come from two sources, the calls a model answered with (RequestEvent.
 and the tool spans an instrumented agent exports (SpanEvent tool_name/arguments hash).
 One executed call usually shows up in both, so each source keeps its own history and
 neither double-counts the other. Spans the gateway emitted itself are skipped: their
-RequestEvent is the step.
+RequestEvent is the step; so are the app's own LLM spans once the session has gateway
+requests (the same call seen twice).
 
 Loop signals are high severity, limits medium, both together critical (signals.combine).
 A session is reported once, and again only when it escalates. Policy (PolicyRecord kind
 "agent_loop" for the session, key or org; else the default): `monitor` reports,
 `throttle` (rpm from the policy's params or the setting) and `block` also publish a
-decision on the SESSION subject, never the key, expiring after `block_s`. A session
+decision on the SESSION subject, never the key, expiring after `block_s`, once a loop
+signal is among the anomaly's; limits alone are reported, not enforced: a long session
+is not a runaway one (a hard cap on spend is a budget's job). A session
 known only by its trace id is reported, but no decision is published: the gateway
 matches `session:` subjects to `x-session-id` only.
 Until the policies have loaded (`policies_loaded()`), decisions wait.
@@ -71,17 +77,25 @@ _MAX_SEEN = 512  # recent request/span ids per session, to drop redeliveries
 _SWEEP_EVERY = 1000  # events between sweeps of idle sessions
 _LLM_KINDS = frozenset({"LLM", "EMBEDDING"})
 _MAX_PENDING = 10_000
+# What is enforced: a loop. Limits (step_limit, cost_limit) alone are reported only.
+_LOOP_SIGNALS = frozenset({"repeated_tool_call", "oscillation", "near_duplicate_prompts"})
 
 
 @dataclass
 class _History:
-    """The last `size` step tokens of one source, with their counts."""
+    """The last `size` step tokens of one source, with their counts; `repeats` counts each
+    token since the last new one (a token not in the window): an agent that makes progress
+    between two identical calls (edit, test, edit, test) is not repeating itself."""
 
     size: int
     tokens: deque[str] = field(default_factory=deque)
     counts: Counter[str] = field(default_factory=Counter)
+    repeats: Counter[str] = field(default_factory=Counter)
 
     def push(self, token: str) -> None:
+        if token not in self.counts:
+            self.repeats.clear()
+        self.repeats[token] += 1
         self.tokens.append(token)
         self.counts[token] += 1
         if len(self.tokens) > self.size:
@@ -102,6 +116,7 @@ class _Session:
     requests: _History
     spans: _History
     steps: int = 0
+    gateway_steps: int = 0  # of which RequestEvents: then the app's LLM spans are no steps
     tokens: int = 0
     cost: Decimal = Decimal(0)
     cost_ids: set[str] = field(default_factory=set)
@@ -180,6 +195,7 @@ class AgentLoopDetector:
             self.ignored_events += 1
             return []
         session.steps += 1
+        session.gateway_steps += 1
         session.tokens += event.input_tokens + event.output_tokens
         session.sample(event.request_id)
         prompt = (event.prompt_hash, event.prompt_signature, event.prompt_chars)
@@ -213,8 +229,9 @@ class AgentLoopDetector:
             return []
         session.sample(step_id)
         if is_tool:
-            session.spans.push(f"tool:{span.tool_name}:{span.tool_arguments_hash or ''}")
-        else:
+            if span.tool_arguments_hash is not None:  # without them, no call is the same
+                session.spans.push(f"tool:{span.tool_name}:{span.tool_arguments_hash}")
+        elif not session.gateway_steps:  # else the gateway's RequestEvent was the step
             session.steps += 1
             session.tokens += span.input_tokens + span.output_tokens
         return self._judge(session, step_id)
@@ -283,7 +300,7 @@ class AgentLoopDetector:
         repeats = [
             (token, count)
             for history in (session.requests, session.spans)
-            for token, count in history.counts.items()
+            for token, count in history.repeats.items()
             if token.startswith("tool:") and count >= config.repeat_threshold
         ]
         if repeats:
@@ -345,6 +362,8 @@ class AgentLoopDetector:
     ) -> list[Publication]:
         if mode not in ("throttle", "block") or session.id_source == "trace":
             return []
+        if not _LOOP_SIGNALS & set(anomaly.signals):
+            return []  # limits alone: a long session is not a runaway one
         decision = self._decision(session, anomaly, mode, params)
         if decision is None:
             return []

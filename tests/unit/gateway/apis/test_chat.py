@@ -8,6 +8,7 @@ import pytest
 from gateway.apis import CHAT, EMBEDDINGS, prompt_stats
 from gateway.apis.chat import ChatStreamReader
 from gateway.errors import InvalidRequest
+from schemas.tool_arguments import tool_arguments_hash
 
 
 def test_parse_chat_reads_the_fields_the_gateway_needs() -> None:
@@ -192,7 +193,7 @@ def test_summarize_response_reads_usage_details_and_tool_calls() -> None:
         summary.finish_reason,
     ) == ("gpt-x-2024", 10, 4, 6, 2, 5, "tool_calls")
     assert summary.tool_calls == [
-        {"name": "search", "arguments_hash": hashlib.sha256(b'{"q":1}').hexdigest()}
+        {"name": "search", "arguments_hash": tool_arguments_hash('{"q":1}')}
     ]
 
 
@@ -252,6 +253,4 @@ def test_stream_accumulator_flags_the_usage_only_chunk() -> None:
         summary.input_tokens,
         summary.output_tokens,
     ) == ("m1", 3, "stop", 3, 1)
-    assert summary.tool_calls == [
-        {"name": "f", "arguments_hash": hashlib.sha256(b'{"a":1}').hexdigest()}
-    ]
+    assert summary.tool_calls == [{"name": "f", "arguments_hash": tool_arguments_hash('{"a":1}')}]

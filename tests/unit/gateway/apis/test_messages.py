@@ -24,6 +24,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.sse import encode_event, parse_event, parse_json
+from schemas.tool_arguments import tool_arguments_hash
 
 OK = {"model": "claude-sonnet-4-5", "max_tokens": 1024}
 USER = [{"role": "user", "content": "Hello, Claude"}]
@@ -204,7 +205,7 @@ def test_summarize_a_message_with_cache_and_tool_use() -> None:
     assert summary.tool_calls == [
         {
             "name": "get_weather",
-            "arguments_hash": hashlib.sha256(b'{"location":"Paris"}').hexdigest(),
+            "arguments_hash": tool_arguments_hash('{"location":"Paris"}'),
         }
     ]
     assert [c[k] for c, k, _ in MESSAGES.output_slots(MESSAGE)] == ["Let me check."]

@@ -12,6 +12,7 @@ from openai.types.responses import Response
 from gateway.apis import RESPONSES, ParsedRequest, prompt_stats
 from gateway.errors import GuardrailBlocked, InvalidRequest, UpstreamUnavailable
 from gateway.sse import encode_event, parse_event, parse_json
+from schemas.tool_arguments import tool_arguments_hash
 
 M = {"model": "gpt-4.1"}
 
@@ -142,7 +143,7 @@ def test_summarize_a_response() -> None:
     assert summary.tool_calls == [
         {
             "name": "get_weather",
-            "arguments_hash": hashlib.sha256(b'{"location":"Paris"}').hexdigest(),
+            "arguments_hash": tool_arguments_hash('{"location":"Paris"}'),
         }
     ]
     assert [c[k] for c, k, _ in RESPONSES.output_slots(RESPONSE)] == ["In a peaceful grove."]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +10,9 @@ import pytest
 
 from ingest.otlp.normalize import MAX_ATTRIBUTES, MAX_VALUE_CHARS, normalize_span
 from ingest.otlp.spans import RawSpan
+from schemas.events.v1 import SpanEvent
 from schemas.ids import deterministic_id
+from schemas.tool_arguments import tool_arguments_hash
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 SPAN = "eee19b7ec3c1b174"
@@ -95,7 +96,7 @@ def test_openinference_llm_span() -> None:
     assert event.ts == event.end_ts and event.source == "ingest.otlp"
     # The tool the model called comes from the (dropped) output messages, arguments hashed.
     assert event.tool_name == "get_weather"
-    assert event.tool_arguments_hash == hashlib.sha256(b'{"city": "Oslo"}').hexdigest()
+    assert event.tool_arguments_hash == tool_arguments_hash('{"city": "Oslo"}')
     assert event.attributes["llm.invocation_parameters.temperature"] == "0.2"
     assert event.attributes["llm.invocation_parameters.max_tokens"] == "256"
     assert event.attributes["llm.token_count.total"] == "1280"
@@ -159,14 +160,27 @@ def test_prompt_and_completion_contents_are_dropped_keeping_lengths(
 
 
 def test_tool_span_hashes_arguments() -> None:
+    """OpenInference: `input.value` holds a TOOL span's arguments; `tool.parameters` is the
+    tool's declared schema, the same on every call, so it never stands for them."""
     arguments = '{"query": "private customer name"}'
-    event = normalize_span(
-        raw(
-            {"openinference.span.kind": "tool", "tool.name": "search", "tool.parameters": arguments}
+    schema = '{"query": {"type": "string"}}'
+
+    def tool_span(value: str) -> SpanEvent:
+        return normalize_span(
+            raw(
+                {
+                    "openinference.span.kind": "tool",
+                    "tool.name": "search",
+                    "tool.parameters": schema,
+                    "input.value": value,
+                }
+            )
         )
-    )
+
+    event = tool_span(arguments)
     assert (event.kind, event.tool_name) == ("TOOL", "search")
-    assert event.tool_arguments_hash == hashlib.sha256(arguments.encode()).hexdigest()
+    assert event.tool_arguments_hash == tool_arguments_hash(arguments)
+    assert tool_span('{"query": "another"}').tool_arguments_hash != event.tool_arguments_hash
     assert "private" not in event.to_json().decode()
 
     call = normalize_span(

@@ -26,6 +26,7 @@ from meterline.evaluate.agentloop_draws import (
 from meterline.evaluate.agentloop_summary import format_agentloop, summarize_agentloop
 from meterline.evaluate.draws import T0
 from meterline.settings import AgentLoopSettings
+from schemas.tool_arguments import tool_arguments_hash
 
 SETTINGS = AgentLoopSettings()
 
@@ -63,7 +64,7 @@ def test_spans_go_through_ingest_with_the_session_and_the_arguments() -> None:
     llm, tool = session_spans(session, turn, T0, "a" * 32, random.Random(1))
     assert llm.kind == "LLM" and llm.session_id == "s-2" and llm.input_tokens > 0
     assert tool.tool_name == turn.call[0] and tool.session_id == "s-2"
-    assert tool.tool_arguments_hash == hashlib.sha256(turn.call[1].encode()).hexdigest()
+    assert tool.tool_arguments_hash == tool_arguments_hash(turn.call[1])
     assert tool.start_ts == llm.end_ts  # the tool runs once the model has answered
 
 

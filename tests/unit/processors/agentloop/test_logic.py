@@ -29,6 +29,7 @@ from schemas.events.v1 import (
     ToolCall,
 )
 from schemas.signature import prompt_signature
+from schemas.tool_arguments import tool_arguments_hash
 from schemas.topics import ENFORCEMENT, parse_routed_key, routed_key
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -317,3 +318,74 @@ def test_decisions_found_before_the_policies_loaded_wait_for_them() -> None:
     [(key, decision)] = decisions(det.policies_loaded())
     assert key == "agent_loop|session:s-early" and decision.action == "block"
     assert not det.policies_loaded()
+
+
+def tool_span(index: int, name: str, arguments_hash: str | None, kind: str = "TOOL") -> SpanEvent:
+    return SpanEvent(
+        trace_id="t3",
+        span_id=f"sp{index}",
+        name=name,
+        kind=kind,
+        start_ts=T0 + timedelta(seconds=index),
+        end_ts=T0 + timedelta(seconds=index + 1),
+        duration_ms=5.0,
+        session_id="agent-9",
+        org="acme",
+        tool_name=name if kind == "TOOL" else None,
+        tool_arguments_hash=arguments_hash,
+        input_tokens=500,
+        output_tokens=50,
+    )
+
+
+def test_a_repeat_with_fresh_request_ids_and_clocks_is_still_a_repeat() -> None:
+    """The gateway fingerprints arguments without their noise (schemas/tool_arguments)."""
+    det = detector(default="block")
+
+    def poll(index: int) -> RequestEvent:
+        arguments = {
+            "job": 7,
+            "request_id": f"{index:08d}-0000-4000-8000-{index:012d}",
+            "since": f"2026-03-02T09:00:{index:02d}Z",
+        }
+        call = ToolCall(name="get_job_status", arguments_hash=tool_arguments_hash(arguments))
+        return step("s-noisy", index, prompt="Is it done?").model_copy(
+            update={"tool_calls": [call]}
+        )
+
+    at, found = first_detection(det, [poll(index) for index in range(6)])
+    assert at == 4 and "repeated_tool_call" in found.signals  # the 5th identical call
+
+
+def test_progress_between_identical_calls_is_not_a_loop() -> None:
+    """Edit, test, edit, test: the same test command, a new edit each time."""
+    det = detector(default="block")
+    tdd = [
+        step("s-tdd", index, tool=("run_tests", "{}"))
+        if index % 2
+        else step("s-tdd", index, tool=("edit_file", f'{{"patch": {index}}}'))
+        for index in range(40)
+    ]
+    assert not anomalies(run(det, tdd))
+    stuck = [step("s-tdd", 40 + index, tool=("run_tests", "{}")) for index in range(5)]
+    assert "repeated_tool_call" in anomalies(run(det, stuck))[0].signals
+
+
+def test_tool_spans_without_arguments_are_no_repeats_and_llm_spans_no_second_step() -> None:
+    det = detector(default="block")
+    blind = [tool_span(i, "read_file", None) for i in range(10)]  # GenAI, content not captured
+    assert not [p for span in blind for p in det.observe_span(span)]
+    det = detector(max_steps=3)
+    run(det, [step("agent-9", i) for i in range(3)])  # three calls through the gateway
+    llm = [tool_span(10 + i, "chat", None, kind="LLM") for i in range(3)]  # the same, as spans
+    assert not [p for span in llm for p in det.observe_span(span)]
+    assert det.sessions["session:agent-9"].steps == 3
+
+
+def test_limits_alone_are_reported_but_not_enforced() -> None:
+    det = detector(default="block", max_steps=20)
+    out = run(det, honest_session("s-long", 30))
+    assert [a.signals for a in anomalies(out)] == [["step_limit"]] and not decisions(out)
+    stuck = [step("s-long", 30 + index, tool=("run_tests", "{}")) for index in range(5)]
+    out = run(det, stuck)
+    assert decisions(out) and "repeated_tool_call" in anomalies(out)[-1].signals
