@@ -278,9 +278,12 @@ class DriftSettings(Section):
     window_s: float = 60.0
     min_events: int = 20
     reference: Literal["fixed", "trailing"] = "trailing"
-    psi_threshold: float = 0.25
+    reference_windows: int = 5  # trailing: the newest stable windows pooled...
+    reference_events: int = 1000  # ...no more of them than hold this many requests
+    psi_threshold: float = 0.25  # reported beside PSI (a rule of thumb), not judged by
     psi_bins: int = 10
-    ks_pvalue: float = 0.01
+    pvalue: float = 1e-5
+    hold_pvalue: float = 0.01  # a window moved by its floor at this p: held out of the reference
     min_relative_shift: float = 0.25
     min_shift: dict[str, float] = Field(
         default_factory=lambda: {
@@ -292,8 +295,8 @@ class DriftSettings(Section):
         }
     )
     min_rate_shift: float = 0.02
-    # Mean n-gram bucket mass moves far less than a per-event histogram (see drift/logic.py).
-    signature_psi_threshold: float = 0.1
+    # Content: the share of prompts unlike the reference's (see drift/logic.py).
+    min_content_shift: float = 0.2
     max_scopes: int = 1000  # scopes come from client traffic: bound the memory
 
     @model_validator(mode="after")

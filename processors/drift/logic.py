@@ -34,15 +34,23 @@ scope and window naming every drifted metric.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 
 from meterline.settings import DriftSettings
-from processors.drift.stats import KsResult, ks, psi, psi_of_fractions, rates_pvalue
+from processors.drift.stats import (
+    KsResult,
+    ks,
+    mann_whitney_pvalue,
+    psi,
+    psi_of_fractions,
+    rates_pvalue,
+)
 from processors.errors import Rejected, parse_event
 from schemas.events.v1 import Anomaly, DriftReport, RequestEvent, format_ts
 from schemas.signature import SIGNATURE_BUCKETS, signature_mass
@@ -56,8 +64,10 @@ __all__ = [
     "DriftDetector",
     "InvalidSignature",
     "MetricDrift",
+    "Sample",
     "WindowedMetrics",
     "compare_windows",
+    "judge",
     "request_from_payload",
     "scope_of",
 ]
@@ -76,6 +86,7 @@ RATE_METRICS: dict[str, Callable[[RequestEvent], bool]] = {
     "refusal_rate": lambda event: event.finish_reason in REFUSAL_FINISH_REASONS,
 }
 SIGNATURE_METRIC = "prompt_signature"
+EARLY_CHECKS = 4  # an open window is judged every window_s / EARLY_CHECKS (_check_early)
 # Anomaly severity by the largest drifted PSI.
 _SEVERITY_STEPS: tuple[tuple[float, Literal["high", "medium"]], ...] = (
     (1.0, "high"),
@@ -109,46 +120,97 @@ def request_from_payload(payload: bytes | None) -> RequestEvent | None:
 
 
 class WindowedMetrics:
-    """One window of one scope: every metric's values, preallocated (memory is bounded)."""
+    """One window of one scope being filled: every request's figures, preallocated (memory
+    is bounded); `sample()` copies out what was filled, for comparing and pooling."""
 
     def __init__(self, capacity: int) -> None:
         self.count = 0
         self.start: datetime | None = None
-        self.end: datetime | None = None
-        self.signatures = 0
+        self._times: list[datetime] = []
         self._values = np.empty((len(CONTINUOUS_METRICS), capacity), dtype=np.float64)
-        self._hits = dict.fromkeys(RATE_METRICS, 0)
-        self._signature_sum = np.zeros(SIGNATURE_BUCKETS, dtype=np.float64)
+        self._hits = np.zeros((len(RATE_METRICS), capacity), dtype=bool)
+        # Unsigned prompts keep a row of NaN, so a part of the window slices like the rest.
+        self._signatures = np.empty((capacity, SIGNATURE_BUCKETS), dtype=np.float32)
 
     def add(self, event: RequestEvent) -> None:
         at = event.ts_end
         self.start = at if self.start is None else min(self.start, at)
-        self.end = at if self.end is None else max(self.end, at)
+        self._times.append(at)
         for row, extract in enumerate(CONTINUOUS_METRICS.values()):
             self._values[row, self.count] = extract(event)
-        for name, hit in RATE_METRICS.items():
-            self._hits[name] += hit(event)
-        if event.prompt_signature is not None:
-            self._signature_sum += signature_mass(event.prompt_signature)
-            self.signatures += 1
+        for row, hit in enumerate(RATE_METRICS.values()):
+            self._hits[row, self.count] = hit(event)
+        signature = event.prompt_signature
+        self._signatures[self.count] = np.nan if signature is None else signature_mass(signature)
         self.count += 1
 
-    def values(self, metric: str) -> np.ndarray:
-        return self._values[list(CONTINUOUS_METRICS).index(metric), : self.count]
+    def sample(self) -> Sample:
+        n = self.count
+        return Sample(
+            tuple(self._times),
+            self._values[:, :n].copy(),
+            self._hits[:, :n].copy(),
+            self._signatures[:n].copy(),
+        )
 
-    def hits_and_misses(self, metric: str) -> tuple[int, int]:
-        return self._hits[metric], self.count - self._hits[metric]
 
-    def signature_mass(self) -> np.ndarray:
-        return self._signature_sum / max(self.signatures, 1)
+@dataclass(frozen=True)
+class Sample:
+    """Requests to compare: one closed window, its later half, or a pooled reference."""
+
+    times: tuple[datetime, ...]  # ts_end, in arrival order
+    values: np.ndarray  # (continuous metric, request)
+    hits: np.ndarray  # (rate metric, request), bool
+    signatures: np.ndarray  # (request, bucket) masses, NaN rows for unsigned prompts
+
+    @property
+    def count(self) -> int:
+        return len(self.times)
+
+    @property
+    def start(self) -> datetime | None:
+        return min(self.times, default=None)
+
+    @property
+    def end(self) -> datetime | None:
+        return max(self.times, default=None)
+
+    @property
+    def signed(self) -> np.ndarray:
+        return self.signatures[~np.isnan(self.signatures[:, 0])]
+
+    def metric(self, name: str) -> np.ndarray:
+        return self.values[list(CONTINUOUS_METRICS).index(name)]
+
+    def hits_and_misses(self, name: str) -> tuple[int, int]:
+        hits = int(self.hits[list(RATE_METRICS).index(name)].sum())
+        return hits, self.count - hits
+
+    def later_half(self) -> Sample:
+        # Requests arrive in about ts_end order, so the later half by count is by time too.
+        cut = self.count // 2
+        return Sample(
+            self.times[cut:], self.values[:, cut:], self.hits[:, cut:], self.signatures[cut:]
+        )
+
+    @staticmethod
+    def pooled(samples: list[Sample]) -> Sample:
+        """Several samples as one."""
+        return Sample(
+            tuple(at for sample in samples for at in sample.times),
+            np.concatenate([s.values for s in samples], axis=1),
+            np.concatenate([s.hits for s in samples], axis=1),
+            np.concatenate([s.signatures for s in samples]),
+        )
 
 
 @dataclass(frozen=True)
 class Shift:
     """How far a metric moved in its own units: the larger of its median's and its p90's
-    moves (a rate: its share), from what to what, and whether that is large enough."""
+    moves (a rate: its share; content: the share of prompts unlike the reference's), from
+    what to what, and whether that is large enough."""
 
-    statistic: str  # "median", "p90" or "rate"
+    statistic: str  # "median", "p90", "rate" or "far_share"
     reference: float
     current: float
     large: bool
@@ -161,12 +223,14 @@ class Shift:
 @dataclass(frozen=True)
 class MetricDrift:
     metric: str
-    psi: float
+    psi: float  # reported, not judged by (see the module docstring)
     psi_threshold: float
     drifted: bool
+    pvalue: float  # of the test the verdict rests on
+    shift: Shift
+    part: str = "window"  # or "later_half": the part of the window that was compared
     ks: KsResult | None = None  # continuous metrics only
     fisher_pvalue: float | None = None  # rates only
-    shift: Shift | None = None  # continuous metrics and rates
 
 
 def effect_of(
@@ -193,36 +257,95 @@ def rate_effect(ref_counts: tuple[int, int], cur_counts: tuple[int, int], floor:
     return Shift("rate", ref, cur, abs(cur - ref) >= floor)
 
 
+def content_distances(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each prompt's L1 distance from the reference prompts' mean signature; a reference
+    prompt's from the mean of the others, so both sides are measured out of sample."""
+    total = reference.sum(axis=0)
+    n = reference.shape[0]
+    leave_one_out = (total - reference) / (n - 1)
+    return (
+        np.abs(reference - leave_one_out).sum(axis=1),
+        np.abs(current - total / n).sum(axis=1),
+    )
+
+
+def compare_content(
+    reference: np.ndarray, current: np.ndarray, config: DriftSettings, alpha: float
+) -> MetricDrift:
+    """Per prompt, not averaged: new content is prompts far from the reference's mean
+    signature. Significant when current prompts rank farther than reference prompts
+    (Mann-Whitney U, one-sided); large when the share beyond the reference's own p95
+    distance grew by `min_content_shift`. (Averaged masses hid most content changes.)"""
+    ref_far, cur_far = content_distances(reference, current)
+    pvalue = mann_whitney_pvalue(ref_far, cur_far, alternative="less")
+    edge = float(np.percentile(ref_far, 95))
+    before, after = float(np.mean(ref_far > edge)), float(np.mean(cur_far > edge))
+    shift = Shift("far_share", before, after, after - before >= config.min_content_shift)
+    value = psi_of_fractions(reference.mean(axis=0), current.mean(axis=0))
+    drifted = pvalue < alpha and shift.large
+    return MetricDrift(SIGNATURE_METRIC, value, config.psi_threshold, drifted, pvalue, shift)
+
+
 def compare_windows(
-    reference: WindowedMetrics, current: WindowedMetrics, config: DriftSettings
+    reference: Sample, current: Sample, config: DriftSettings, alpha: float | None = None
 ) -> list[MetricDrift]:
+    """Every metric of `current` against `reference`: drifted when significant at `alpha`
+    (default `config.pvalue`) and large in the metric's own units."""
+    alpha = config.pvalue if alpha is None else alpha
     results = []
     for metric in CONTINUOUS_METRICS:
-        ref, cur = reference.values(metric), current.values(metric)
-        value, test = psi(ref, cur, bins=config.psi_bins), ks(ref, cur)
+        ref, cur = reference.metric(metric), current.metric(metric)
+        test = ks(ref, cur)
+        # Either test may see the move (shape or location): Bonferroni over the two.
+        pvalue = min(1.0, 2 * min(test.pvalue, mann_whitney_pvalue(ref, cur)))
         shift = effect_of(metric, ref, cur, config)
-        drifted = value >= config.psi_threshold and test.pvalue < config.ks_pvalue and shift.large
-        results.append(MetricDrift(metric, value, config.psi_threshold, drifted, test, None, shift))
+        drifted = pvalue < alpha and shift.large
+        value = psi(ref, cur, bins=config.psi_bins)
+        results.append(
+            MetricDrift(metric, value, config.psi_threshold, drifted, pvalue, shift, ks=test)
+        )
     for metric in RATE_METRICS:
         ref_counts, cur_counts = reference.hits_and_misses(metric), current.hits_and_misses(metric)
-        value = psi_of_fractions(ref_counts, cur_counts)
         pvalue = rates_pvalue(ref_counts, cur_counts)
         shift = rate_effect(ref_counts, cur_counts, config.min_rate_shift)
-        drifted = value >= config.psi_threshold and pvalue < config.ks_pvalue and shift.large
+        value = psi_of_fractions(ref_counts, cur_counts)
+        drifted = pvalue < alpha and shift.large
         results.append(
-            MetricDrift(metric, value, config.psi_threshold, drifted, None, pvalue, shift)
+            MetricDrift(
+                metric, value, config.psi_threshold, drifted, pvalue, shift, fisher_pvalue=pvalue
+            )
         )
-    if min(reference.signatures, current.signatures) >= config.min_events:
-        value = psi_of_fractions(reference.signature_mass(), current.signature_mass())
-        threshold = config.signature_psi_threshold
-        results.append(MetricDrift(SIGNATURE_METRIC, value, threshold, value >= threshold))
+    ref_signed, cur_signed = reference.signed, current.signed
+    if ref_signed.shape[0] >= config.min_events and cur_signed.shape[0] >= config.min_events // 2:
+        results.append(compare_content(ref_signed, cur_signed, config, alpha))
     return results
+
+
+def judge(reference: Sample, closed: Sample, config: DriftSettings) -> list[MetricDrift]:
+    """The closed window, and its later half, against the reference, each at half the
+    significance level (Bonferroni). The later half sees a shift that began mid-window
+    undiluted by the requests before it, so it is reported when this window closes rather
+    than one window later. A metric's row is the part that drifted, else the whole."""
+    alpha = config.pvalue / 2
+    whole = compare_windows(reference, closed, config, alpha)
+    later = {r.metric: r for r in compare_windows(reference, closed.later_half(), config, alpha)}
+    out = []
+    for result in whole:
+        half = later.get(result.metric)
+        if not result.drifted and half is not None and half.drifted:
+            result = replace(half, part="later_half")
+        out.append(result)
+    return out
 
 
 @dataclass
 class _Scope:
     current: WindowedMetrics
-    reference: WindowedMetrics | None = None
+    stable: deque[Sample] = field(default_factory=deque)  # the reference's windows, oldest first
+    reference: Sample | None = None  # `stable` pooled
+    checked_at: datetime | None = None  # the open window's last early check
+    alerted: frozenset[str] = frozenset()  # metrics alerted against `reference`
+    held: list[Sample] = field(default_factory=list)  # closed, suspect, judged again
 
 
 class DriftDetector:
@@ -252,14 +375,19 @@ class DriftDetector:
         state.current.add(event)
         if state.current.count >= self.config.window_events:
             out += self._close(scope, state)
+        else:
+            out += self._check_early(scope, state, event.ts_end)
         return out
 
     def close_due(self, now: datetime) -> list[DriftReport | Anomaly]:
-        """Close the windows whose time is up although no request came to close them."""
+        """Close the windows whose time is up although no request came to close them, and
+        check the open windows that are due for it (`_check_early`)."""
         out: list[DriftReport | Anomaly] = []
         for scope, state in self._scopes.items():
             if self._time_is_up(state.current, now):
                 out += self._close(scope, state)
+            else:
+                out += self._check_early(scope, state, now)
         return out
 
     def forget(self, gone: Callable[[str], bool]) -> int:
@@ -278,24 +406,89 @@ class DriftDetector:
         elapsed = (at - window.start).total_seconds()
         return window.count >= self.config.min_events and elapsed >= self.config.window_s
 
-    def _close(self, scope: str, state: _Scope) -> list[DriftReport | Anomaly]:
-        closed, reference = state.current, state.reference
-        state.current = self._new_window()
-        if reference is None or self.config.reference == "trailing":
-            state.reference = closed
-        if reference is None:
-            return []  # the scope's first window is its baseline
-        results = compare_windows(reference, closed, self.config)
-        out: list[DriftReport | Anomaly] = self._reports(scope, reference, closed, results)
-        if any(result.drifted for result in results):
-            out.append(self._anomaly(scope, reference, closed, results))
+    def _check_early(self, scope: str, state: _Scope, at: datetime) -> list[DriftReport | Anomaly]:
+        """Judges the open window every `window_s / EARLY_CHECKS` while it fills, once it
+        holds half of `min_events`: a shift that began late in the previous window is
+        then seen in this one before a whole window has passed, and a quiet scope whose
+        window waits for `min_events` is judged on what it has. A drifted window closes
+        at once; a stable one stays open (only closed windows are reported)."""
+        window, reference = state.current, state.reference
+        if (
+            self.config.window_s <= 0
+            or window.start is None
+            or reference is None
+            or reference.count < self.config.min_events
+            or window.count < max(2, self.config.min_events // 2)
+        ):
+            return []
+        since = state.checked_at or window.start
+        if (at - since).total_seconds() < self.config.window_s / EARLY_CHECKS:
+            return []
+        state.checked_at = at
+        results = judge(reference, Sample.pooled([*state.held, window.sample()]), self.config)
+        if not self._new_drift(state, results):
+            return []
+        return self._close(scope, state, results)
+
+    def _close(
+        self, scope: str, state: _Scope, results: list[MetricDrift] | None = None
+    ) -> list[DriftReport | Anomaly]:
+        closed, reference = state.current.sample(), state.reference
+        state.current, state.checked_at = self._new_window(), None
+        if reference is None or reference.count < self.config.min_events:
+            self._learn(state, closed)  # a baseline still being gathered: nothing to judge
+            return []
+        judged = Sample.pooled([*state.held, closed])
+        results = judge(reference, judged, self.config) if results is None else results
+        out: list[DriftReport | Anomaly] = self._reports(scope, reference, judged, results)
+        new = self._new_drift(state, results)
+        if new:
+            out.append(self._anomaly(scope, reference, judged, results, new))
+        if self.config.reference == "fixed":
+            return out
+        if state.alerted:
+            # The window after an alert is all after the change: the new normal.
+            state.stable.clear()
+            state.alerted, state.held = frozenset(), []
+            self._learn(state, closed)
+        elif new:
+            # The old reference judges one more window, so a metric that moves a little
+            # later than the first (errors after latency) is still named, once.
+            state.alerted, state.held = frozenset(new), []
+        elif self._suspect(results) and len(state.held) + 1 < self.config.reference_windows:
+            # Moved by its floor but not yet significant: kept out of the reference (which
+            # would absorb a real shift bit by bit) and judged again with the next window.
+            state.held.append(closed)
+        else:
+            for sample in [*state.held, closed]:
+                self._learn(state, sample)
+            state.held = []
         return out
+
+    def _suspect(self, results: list[MetricDrift]) -> bool:
+        return any(r.shift.large and r.pvalue < self.config.hold_pvalue for r in results)
+
+    def _new_drift(self, state: _Scope, results: list[MetricDrift]) -> set[str]:
+        """Drifted metrics not yet alerted against this reference ("fixed": every one)."""
+        drifted = {result.metric for result in results if result.drifted}
+        return drifted if self.config.reference == "fixed" else drifted - state.alerted
+
+    def _learn(self, state: _Scope, sample: Sample) -> None:
+        """Adds a window judged stable to the reference: the newest `reference_windows`,
+        fewer when the newer ones hold `reference_events` already (memory is bounded)."""
+        stable = state.stable
+        stable.append(sample)
+        while len(stable) > self.config.reference_windows or (
+            sum(s.count for s in stable) - stable[0].count >= self.config.reference_events
+        ):
+            stable.popleft()
+        state.reference = Sample.pooled(list(stable))
 
     def _reports(
         self,
         scope: str,
-        reference: WindowedMetrics,
-        current: WindowedMetrics,
+        reference: Sample,
+        current: Sample,
         results: list[MetricDrift],
     ) -> list[DriftReport | Anomaly]:
         common: dict[str, Any] = {
@@ -323,8 +516,8 @@ class DriftDetector:
                     DriftReport(
                         metric=result.metric,
                         statistic="ks",
-                        value=result.ks.pvalue,  # drifts below the threshold
-                        threshold=self.config.ks_pvalue,
+                        value=result.ks.pvalue,  # significant below the threshold
+                        threshold=self.config.pvalue,
                         drifted=result.drifted,
                         **common,
                     )
@@ -334,12 +527,13 @@ class DriftDetector:
     def _anomaly(
         self,
         scope: str,
-        reference: WindowedMetrics,
-        current: WindowedMetrics,
+        reference: Sample,
+        current: Sample,
         results: list[MetricDrift],
+        signals: set[str],
     ) -> Anomaly:
         drifted = [result for result in results if result.drifted]
-        score = max(result.psi for result in drifted)
+        score = max(result.psi for result in drifted if result.metric in signals)
         evidence = {
             "psi": {result.metric: round(result.psi, 4) for result in results},
             "ks": {
@@ -355,6 +549,9 @@ class DriftDetector:
                 for result in results
                 if result.fisher_pvalue is not None
             },
+            # The verdict's test (KS or Mann-Whitney, Fisher) and the part it compared.
+            "pvalue": {result.metric: result.pvalue for result in results},
+            "part": {result.metric: result.part for result in drifted},
             # In the metric's own units: what moved, from what to what.
             "shift": {
                 result.metric: {
@@ -364,12 +561,11 @@ class DriftDetector:
                     "large": result.shift.large,
                 }
                 for result in results
-                if result.shift is not None
             },
             "window_events": current.count,
             "reference_events": reference.count,
-            "window_signatures": current.signatures,
-            "reference_signatures": reference.signatures,
+            "window_signatures": int(current.signed.shape[0]),
+            "reference_signatures": int(reference.signed.shape[0]),
             "window": [_ts(current.start), _ts(current.end)],
             "reference_window": [_ts(reference.start), _ts(reference.end)],
             "reference": self.config.reference,
@@ -379,7 +575,7 @@ class DriftDetector:
             subject=f"scope:{scope}",
             score=round(score, 4),
             severity=_severity(score),
-            signals=sorted(result.metric for result in drifted),
+            signals=sorted(signals),
             evidence=evidence,
             recommended_action="alert",
             source=self._source,
