@@ -268,11 +268,13 @@ class AlertSettings(Section):
 class DriftSettings(Section):
     """Drift (processors/drift): a window per scope closes after `window_events` events, or
     once `window_s` has passed (0: no time limit; checked on every event and every few
-    seconds for idle scopes) with at least `min_events`; it is compared with the first
-    window ("fixed") or the previous one ("trailing"). A metric drifts when the shift is
-    significant (PSI and KS or Fisher) AND large in the metric's own units: its median or
+    seconds for idle scopes) with at least `min_events`; while open it is judged every
+    quarter window. It is compared with the first window ("fixed") or the newest stable
+    windows pooled ("trailing"). A metric drifts when the shift is significant (KS or
+    Mann-Whitney, Fisher; p < `pvalue`) AND large in the metric's own units: its median or
     p90 moved by at least `min_relative_shift` of the reference's and by `min_shift`
-    (chars, tokens, ms), or a rate by `min_rate_shift` (absolute)."""
+    (chars, tokens, ms), a rate by `min_rate_shift` (absolute), the share of prompts unlike
+    the reference's by `min_content_shift`. PSI is reported, not judged by."""
 
     window_events: int = 500
     window_s: float = 60.0
@@ -282,7 +284,7 @@ class DriftSettings(Section):
     reference_events: int = 1000  # ...no more of them than hold this many requests
     psi_threshold: float = 0.25  # reported beside PSI (a rule of thumb), not judged by
     psi_bins: int = 10
-    pvalue: float = 1e-5
+    pvalue: float = 2e-6
     hold_pvalue: float = 0.01  # a window moved by its floor at this p: held out of the reference
     min_relative_shift: float = 0.25
     min_shift: dict[str, float] = Field(
@@ -303,6 +305,8 @@ class DriftSettings(Section):
     def _window_holds_min_events(self) -> DriftSettings:
         if not 2 <= self.min_events <= self.window_events:
             raise ValueError("need 2 <= min_events <= window_events")
+        if self.reference_windows < 1:
+            raise ValueError("need reference_windows >= 1")
         return self
 
 

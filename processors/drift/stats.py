@@ -14,11 +14,13 @@ for a continuous metric, Fisher's exact test for a rate.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import fisher_exact, ks_2samp, mannwhitneyu
+from scipy.special import kolmogorov
+from scipy.stats import fisher_exact
 
 __all__ = [
     "DEFAULT_EPS",
@@ -27,6 +29,7 @@ __all__ = [
     "mann_whitney_pvalue",
     "psi",
     "psi_of_fractions",
+    "quantiles_of_sorted",
     "rates_pvalue",
 ]
 
@@ -57,12 +60,12 @@ def psi(reference: Sample, current: Sample, bins: int = 10, eps: float = DEFAULT
     When the reference piles up at its minimum, values below it get a bin of their own:
     otherwise a constant reference could not tell "lower" from "the same".
     """
-    ref = np.asarray(reference, dtype=np.float64)
+    ref = np.sort(np.asarray(reference, dtype=np.float64))
     cur = np.asarray(current, dtype=np.float64)
     if ref.size == 0 or cur.size == 0:
         raise ValueError("psi needs two non-empty samples")
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    if edges[0] == ref.min():
+    edges = np.unique(quantiles_of_sorted(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+    if edges[0] == ref[0]:
         edges = np.concatenate(([np.nextafter(edges[0], -np.inf)], edges))
     slots = edges.size + 1
     return psi_of_fractions(
@@ -72,21 +75,67 @@ def psi(reference: Sample, current: Sample, bins: int = 10, eps: float = DEFAULT
     )
 
 
+def quantiles_of_sorted(values: np.ndarray, q: np.ndarray | float) -> np.ndarray:
+    """np.quantile's default (linear) of an already sorted array, without its overhead
+    (drift takes several quantiles of the same samples at every check)."""
+    position = np.asarray(q, dtype=np.float64) * (values.size - 1)
+    low = np.floor(position).astype(np.intp)
+    high = np.minimum(low + 1, values.size - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
 def ks(reference: Sample, current: Sample) -> KsResult:
-    result = ks_2samp(np.asarray(reference), np.asarray(current))
-    return KsResult(statistic=float(result.statistic), pvalue=float(result.pvalue))
+    """Two-sample KS: the largest gap between the empirical CDFs, and its p-value from the
+    Kolmogorov distribution with Stephens' small-sample correction: within a factor 1.5 of
+    scipy's exact p-value from 5 values a side, more often above it than below. Computed
+    here because scipy's checks and exact method cost ~1 ms a call, at every check."""
+    ref = np.sort(np.asarray(reference, dtype=np.float64))
+    cur = np.sort(np.asarray(current, dtype=np.float64))
+    both = np.concatenate((ref, cur))
+    gap = np.abs(
+        np.searchsorted(ref, both, side="right") / ref.size
+        - np.searchsorted(cur, both, side="right") / cur.size
+    )
+    statistic = float(gap.max())
+    root = math.sqrt(ref.size * cur.size / (ref.size + cur.size))
+    pvalue = float(kolmogorov((root + 0.12 + 0.11 / root) * statistic))
+    return KsResult(statistic=statistic, pvalue=min(1.0, pvalue))
 
 
 def mann_whitney_pvalue(
     reference: Sample, current: Sample, alternative: str = "two-sided"
 ) -> float:
-    """Mann-Whitney U: the p-value of one sample's values ranking this far above (or below)
-    the other's if both share one distribution. Normal approximation with tie correction:
-    exact enough from ~10 values a side, and O(n log n)."""
-    result = mannwhitneyu(
-        np.asarray(reference), np.asarray(current), alternative=alternative, method="asymptotic"
-    )
-    return float(result.pvalue)
+    """Mann-Whitney U: the p-value of values ranking this far apart if both samples share
+    one distribution; `alternative` as scipy.stats.mannwhitneyu(reference, current) reads
+    it ("less": the reference ranks lower, i.e. current values are larger). The normal
+    approximation with tie and continuity corrections, as scipy's "asymptotic" method
+    (the same p-values, without its ~2 ms of checks): exact enough from ~10 values a side."""
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current, dtype=np.float64)
+    n1, n2 = ref.size, cur.size
+    both = np.concatenate((ref, cur))
+    order = np.argsort(both, kind="mergesort")
+    ordered = both[order]
+    starts = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    group = np.cumsum(starts) - 1
+    ties = np.bincount(group)
+    mean_rank = np.cumsum(ties) - (ties - 1) / 2  # 1-based ranks, ties averaged
+    ranks = np.empty(both.size)
+    ranks[order] = mean_rank[group]
+    u_ref = float(ranks[:n1].sum()) - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    variance = n1 * n2 / 12 * ((n + 1) - float((ties**3 - ties).sum()) / (n * (n - 1)))
+    if variance <= 0:
+        return 1.0  # every value the same: nothing ranks above anything
+    if alternative == "greater":
+        u = u_ref
+    elif alternative == "less":
+        u = n1 * n2 - u_ref
+    else:
+        u = max(u_ref, n1 * n2 - u_ref)
+    z = (u - n1 * n2 / 2 - 0.5) / math.sqrt(variance)
+    pvalue = 0.5 * math.erfc(z / math.sqrt(2))
+    return min(1.0, 2 * pvalue if alternative == "two-sided" else pvalue)
 
 
 def rates_pvalue(reference: tuple[int, int], current: tuple[int, int]) -> float:

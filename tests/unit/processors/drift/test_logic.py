@@ -20,6 +20,9 @@ from processors.drift.logic import (
     SIGNATURE_METRIC,
     DriftDetector,
     InvalidSignature,
+    WindowedMetrics,
+    compare_windows,
+    psi_of,
     request_from_payload,
     scope_of,
 )
@@ -344,7 +347,7 @@ def test_config_from_settings_and_validation() -> None:
     settings = Settings(processors={"drift": {"window_events": 300, "min_events": 30}})
     loaded = settings.processors.drift
     assert (loaded.window_events, loaded.min_events, loaded.reference) == (300, 30, "trailing")
-    assert loaded.pvalue == 1e-5 and loaded.min_rate_shift == 0.02
+    assert loaded.pvalue == 2e-6 and loaded.min_rate_shift == 0.02
     with pytest.raises(ValueError, match="min_events"):
         DriftSettings(window_events=10, min_events=20)
     with pytest.raises(ValueError, match="reference"):
@@ -447,3 +450,21 @@ def test_a_window_that_moved_but_is_not_yet_significant_is_judged_again() -> Non
     assert alert.signals == ["error_rate"] and alert.evidence["window_events"] == 300
     assert alert.evidence["reference_events"] == 300  # the three windows before the rise
     assert alert.evidence["window"][0] == format_ts(windows[3][0].ts_end)
+
+
+def test_a_rate_is_judged_by_its_test_and_its_points_not_psi() -> None:
+    """Refusals 1.4% -> 8%: PSI ~0.1 on the two-bin distribution, far below 0.25, but
+    Fisher's p is tiny and 6.6 points is above the 2-point floor: drift."""
+    reference, current = WindowedMetrics(1000), WindowedMetrics(500)
+    for window, share in ((reference, 0.014), (current, 0.08)):
+        size = 1000 if window is reference else 500
+        events = traffic(7, size, shift=Shift(refusal_p=0.0))
+        refused = round(share * size)
+        for index, event in enumerate(events):
+            reason = "content_filter" if index < refused else "stop"
+            window.add(event.model_copy(update={"finish_reason": reason}))
+    ref, cur = reference.sample(), current.sample()
+    [refusals] = [r for r in compare_windows(ref, cur, config()) if r.metric == "refusal_rate"]
+    assert psi_of(ref, cur, "refusal_rate", config()) < 0.15
+    assert refusals.drifted and refusals.pvalue < 1e-6
+    assert refusals.shift.reference == 0.014 and refusals.shift.current == 0.08

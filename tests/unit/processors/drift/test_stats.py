@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from processors.drift.stats import ks, psi, psi_of_fractions
+from processors.drift.stats import (
+    ks,
+    mann_whitney_pvalue,
+    psi,
+    psi_of_fractions,
+    quantiles_of_sorted,
+)
 from schemas.signature import prompt_signature, signature_mass
 
 
@@ -91,3 +97,26 @@ def test_signature_mass_separates_prose_from_code() -> None:
         return np.mean([signature_mass(prompt_signature(text) or "") for text in texts], axis=0)
 
     assert psi_of_fractions(mean_mass(prose), mean_mass(code)) > 0.1
+
+
+def test_mann_whitney_and_ks_match_scipy() -> None:
+    # Computed here for speed; scipy is the reference (MW: its "asymptotic" method).
+    from scipy.stats import ks_2samp, mannwhitneyu
+
+    rng = np.random.default_rng(11)
+    for size in (8, 40, 400):
+        a = np.round(rng.lognormal(0, 1, size), 1)  # rounded: ties
+        b = np.round(rng.lognormal(0.3, 1, size + 7), 1)
+        for alternative in ("two-sided", "less", "greater"):
+            expected = mannwhitneyu(a, b, alternative=alternative, method="asymptotic").pvalue
+            assert mann_whitney_pvalue(a, b, alternative) == pytest.approx(expected, rel=1e-9)
+        exact = ks_2samp(a, b)
+        assert ks(a, b).statistic == pytest.approx(exact.statistic)
+        assert ks(a, b).pvalue == pytest.approx(exact.pvalue, rel=0.5)  # Stephens' approximation
+    assert mann_whitney_pvalue([3.0] * 20, [3.0] * 20) == 1.0  # nothing ranks above anything
+
+
+def test_quantiles_of_sorted_are_numpys() -> None:
+    values = np.sort(np.random.default_rng(5).lognormal(0, 1, 101))
+    q = np.array([0.0, 0.1, 0.5, 0.9, 0.95, 1.0])
+    assert quantiles_of_sorted(values, q) == pytest.approx(np.quantile(values, q))
