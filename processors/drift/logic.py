@@ -15,9 +15,9 @@ p-value below `pvalue`) AND large in the metric's own units:
 - content (`prompt_signature`, see signature.py), per prompt, not averaged (averaging
   pulls the mass towards uniform and hid most of a 70% change): each prompt's L1
   distance from the reference's mean signature. Current prompts ranking farther than
-  the reference's own (Mann-Whitney, one-sided), and the share beyond the reference's
-  p95 distance grown by `min_content_shift`. Compared when the reference holds
-  `min_events` signed prompts and the window half as many.
+  the reference's own (Mann-Whitney, one-sided), and the share of prompts unlike the
+  reference's, 2 P(current farther than reference) - 1, at least `min_content_shift`.
+  Compared when the reference holds `min_events` signed prompts and the window half.
 
 PSI is still reported per metric (DriftReport rows, evidence, severity): how far a
 distribution moved, biased upwards on small windows, so not what a verdict rests on.
@@ -65,7 +65,7 @@ from meterline.settings import DriftSettings
 from processors.drift.stats import (
     KsResult,
     ks,
-    mann_whitney_pvalue,
+    mann_whitney,
     psi,
     psi_of_fractions,
     quantiles_of_sorted,
@@ -151,7 +151,8 @@ class WindowedMetrics:
         self._values = np.empty((len(CONTINUOUS_METRICS), capacity), dtype=np.float64)
         self._hits = np.zeros((len(RATE_METRICS), capacity), dtype=bool)
         # Unsigned prompts keep a row of NaN, so a part of the window slices like the rest.
-        self._signatures = np.empty((capacity, SIGNATURE_BUCKETS), dtype=np.float32)
+        # float16: the signature's shares are bytes (1/255 steps); half the memory of float32.
+        self._signatures = np.empty((capacity, SIGNATURE_BUCKETS), dtype=np.float16)
 
     def add(self, event: RequestEvent) -> None:
         at = event.ts_end
@@ -198,7 +199,7 @@ class Sample:
 
     @property
     def signed(self) -> np.ndarray:
-        return self.signatures[~np.isnan(self.signatures[:, 0])]
+        return self.signatures[~np.isnan(self.signatures[:, 0])].astype(np.float64)
 
     def metric(self, name: str) -> np.ndarray:
         return self.values[list(CONTINUOUS_METRICS).index(name)]
@@ -231,7 +232,7 @@ class Shift:
     moves (a rate: its share; content: the share of prompts unlike the reference's), from
     what to what, and whether that is large enough."""
 
-    statistic: str  # "median", "p90", "rate" or "far_share"
+    statistic: str  # "median", "p90", "rate" or "unlike_share"
     reference: float
     current: float
     large: bool
@@ -294,15 +295,16 @@ def compare_content(
     reference: np.ndarray, current: np.ndarray, config: DriftSettings, alpha: float
 ) -> MetricDrift:
     """Per prompt, not averaged: new content is prompts far from the reference's mean
-    signature. Significant when current prompts rank farther than reference prompts
-    (Mann-Whitney U, one-sided); large when the share beyond the reference's own p95
-    distance grew by `min_content_shift`. (Averaged masses hid most content changes.)"""
+    signature. Significant when current prompts rank farther than the reference's own
+    (Mann-Whitney U, one-sided). Large when the share of prompts unlike the reference's,
+    2 * P(a current prompt is farther than a reference prompt) - 1 (0 when nothing
+    changed; the new content's share when it is farther than all the old), reaches
+    `min_content_shift`. (Averaged masses hid most content changes.)"""
     ref_far, cur_far = content_distances(reference, current)
-    pvalue = mann_whitney_pvalue(ref_far, cur_far, alternative="less")
-    edge = float(quantiles_of_sorted(np.sort(ref_far), 0.95))
-    before, after = float(np.mean(ref_far > edge)), float(np.mean(cur_far > edge))
-    shift = Shift("far_share", before, after, after - before >= config.min_content_shift)
-    return MetricDrift(SIGNATURE_METRIC, pvalue < alpha and shift.large, pvalue, shift)
+    test = mann_whitney(ref_far, cur_far, alternative="less")
+    share = 2 * test.superiority - 1
+    shift = Shift("unlike_share", 0.0, share, share >= config.min_content_shift)
+    return MetricDrift(SIGNATURE_METRIC, test.pvalue < alpha and shift.large, test.pvalue, shift)
 
 
 def compare_windows(
@@ -316,7 +318,7 @@ def compare_windows(
         ref, cur = reference.metric(metric), current.metric(metric)
         test = ks(ref, cur)
         # Either test may see the move (shape or location): Bonferroni over the two.
-        pvalue = min(1.0, 2 * min(test.pvalue, mann_whitney_pvalue(ref, cur)))
+        pvalue = min(1.0, 2 * min(test.pvalue, mann_whitney(ref, cur).pvalue))
         shift = effect_of(metric, ref, cur, config)
         drifted = pvalue < alpha and shift.large
         results.append(MetricDrift(metric, drifted, pvalue, shift, ks=test))

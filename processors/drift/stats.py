@@ -25,8 +25,9 @@ from scipy.stats import fisher_exact
 __all__ = [
     "DEFAULT_EPS",
     "KsResult",
+    "MannWhitney",
     "ks",
-    "mann_whitney_pvalue",
+    "mann_whitney",
     "psi",
     "psi_of_fractions",
     "quantiles_of_sorted",
@@ -102,9 +103,13 @@ def ks(reference: Sample, current: Sample) -> KsResult:
     return KsResult(statistic=statistic, pvalue=min(1.0, pvalue))
 
 
-def mann_whitney_pvalue(
-    reference: Sample, current: Sample, alternative: str = "two-sided"
-) -> float:
+@dataclass(frozen=True)
+class MannWhitney:
+    pvalue: float
+    superiority: float  # P(a current value > a reference value), ties counting half
+
+
+def mann_whitney(reference: Sample, current: Sample, alternative: str = "two-sided") -> MannWhitney:
     """Mann-Whitney U: the p-value of values ranking this far apart if both samples share
     one distribution; `alternative` as scipy.stats.mannwhitneyu(reference, current) reads
     it ("less": the reference ranks lower, i.e. current values are larger). The normal
@@ -125,8 +130,9 @@ def mann_whitney_pvalue(
     u_ref = float(ranks[:n1].sum()) - n1 * (n1 + 1) / 2
     n = n1 + n2
     variance = n1 * n2 / 12 * ((n + 1) - float((ties**3 - ties).sum()) / (n * (n - 1)))
+    superiority = 1 - u_ref / (n1 * n2)
     if variance <= 0:
-        return 1.0  # every value the same: nothing ranks above anything
+        return MannWhitney(1.0, 0.5)  # every value the same: nothing ranks above anything
     if alternative == "greater":
         u = u_ref
     elif alternative == "less":
@@ -135,7 +141,7 @@ def mann_whitney_pvalue(
         u = max(u_ref, n1 * n2 - u_ref)
     z = (u - n1 * n2 / 2 - 0.5) / math.sqrt(variance)
     pvalue = 0.5 * math.erfc(z / math.sqrt(2))
-    return min(1.0, 2 * pvalue if alternative == "two-sided" else pvalue)
+    return MannWhitney(min(1.0, 2 * pvalue if alternative == "two-sided" else pvalue), superiority)
 
 
 def rates_pvalue(reference: tuple[int, int], current: tuple[int, int]) -> float:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from processors.drift.stats import (
+    MannWhitney,
     ks,
-    mann_whitney_pvalue,
+    mann_whitney,
     psi,
     psi_of_fractions,
     quantiles_of_sorted,
@@ -109,11 +110,14 @@ def test_mann_whitney_and_ks_match_scipy() -> None:
         b = np.round(rng.lognormal(0.3, 1, size + 7), 1)
         for alternative in ("two-sided", "less", "greater"):
             expected = mannwhitneyu(a, b, alternative=alternative, method="asymptotic").pvalue
-            assert mann_whitney_pvalue(a, b, alternative) == pytest.approx(expected, rel=1e-9)
+            assert mann_whitney(a, b, alternative).pvalue == pytest.approx(expected, rel=1e-9)
         exact = ks_2samp(a, b)
         assert ks(a, b).statistic == pytest.approx(exact.statistic)
         assert ks(a, b).pvalue == pytest.approx(exact.pvalue, rel=0.5)  # Stephens' approximation
-    assert mann_whitney_pvalue([3.0] * 20, [3.0] * 20) == 1.0  # nothing ranks above anything
+    assert mann_whitney([3.0] * 20, [3.0] * 20) == MannWhitney(1.0, 0.5)  # all ties
+    # Superiority: P(current > reference), ties half.
+    assert mann_whitney([1, 2], [3, 4]).superiority == 1.0
+    assert mann_whitney([1, 3], [2, 4]).superiority == 0.75
 
 
 def test_quantiles_of_sorted_are_numpys() -> None:
