@@ -44,6 +44,7 @@ import orjson
 from meterline.evaluate.draws import T0
 from meterline.simulate.catalog import CHEAP_MODELS
 from meterline.simulate.catalog import prompt as make_prompt
+from meterline.simulate.scenarios.agent_loop import tool_call_message
 
 __all__ = [
     "CHANNELS",
@@ -162,20 +163,7 @@ class _Agent:
         tool_s = _log_uniform(self.rng, low, high)
         self._turn((name, arguments, call_id), 0, output, tool_s, loop_step)
         if keep:
-            self._append(
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": call_id,
-                            "type": "function",
-                            "function": {"name": name, "arguments": arguments},
-                        }
-                    ],
-                },
-                len(arguments),
-            )
+            self._append(tool_call_message(call_id, name, arguments), len(arguments))
             text = result or self.result()
             self._append({"role": "tool", "tool_call_id": call_id, "content": text}, len(text))
 

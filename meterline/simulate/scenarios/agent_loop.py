@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -27,7 +28,14 @@ from meterline.simulate.catalog import host_in, network_in
 from meterline.simulate.catalog import prompt as make_prompt
 from meterline.simulate.plan import KeySpec, Message, Step
 
-__all__ = ["LOOP_PATTERNS", "AgentLoopParams", "agent_identity", "agent_keys", "agent_loop_steps"]
+__all__ = [
+    "LOOP_PATTERNS",
+    "AgentLoopParams",
+    "agent_identity",
+    "agent_keys",
+    "agent_loop_steps",
+    "tool_call_message",
+]
 
 LOOP_PATTERNS = ("repeat", "stuck", "oscillate", "rephrase", "cycle")
 _TOOLS = (
@@ -71,19 +79,7 @@ class _Session:
     def advance(self, name: str, arguments: str) -> None:
         self.calls += 1
         call_id = f"call_{self.session_id[-6:]}_{self.calls}"
-        self.messages.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": name, "arguments": arguments},
-                    }
-                ],
-            }
-        )
+        self.messages.append(tool_call_message(call_id, name, arguments))
         result = make_prompt(self.rng, 10, 40)
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
 
@@ -224,3 +220,14 @@ def _runaway(
 def agent_identity(rng: random.Random) -> tuple[str, str]:
     """(client address, user agent) of the agents' runner."""
     return host_in(rng, network_in(rng, "us-west")), "initech-coding-agent/0.9 openai-python/1.54.0"
+
+
+def tool_call_message(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """The assistant turn of a chat conversation that asks for one tool call."""
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+        ],
+    }
