@@ -263,18 +263,18 @@ class LlmjackingDetector:
                 # A new key's very first network is where it lives, not a move.
                 first = key.baseline.requests == 0 and not window.new_networks
                 window.new_networks[net] = at
-                if not first:
+                if first:
+                    window.home_network = net
+                else:
                     new = novelty(
                         net, key.baseline.networks, [p.networks for p in peers], key_m, org_m
                     )
                     window.network_novelty += new
                     window.foreign_networks += new >= _FOREIGN_NOVELTY
                     marks.append("new_networks")
-            if (
-                _is_key_check(event)
-                and net in window.new_networks
-                and net not in (key.baseline.networks)
-            ):
+            # From a network new to the key; not a new key's own first checks at home.
+            moved = net in window.new_networks and net != window.home_network
+            if moved and net not in key.baseline.networks and _is_key_check(event):
                 window.key_checks += 1
                 marks.append("key_checks")
         agent = event.user_agent

@@ -174,6 +174,7 @@ class KeyWindow:
     network_novelty: float = 0.0  # sum over the window's new networks (features.novelty)
     foreign_networks: int = 0  # new networks that are new to the key's peers as well
     key_checks: int = 0  # near-empty calls from a new network: "does this key work?"
+    home_network: str | None = None  # a brand-new key's first network: where it lives
     agent_novelty: float = 0.0
     model_novelty: float = 0.0  # models new to key and org, x how much they know
     networks: Counter[str] = field(default_factory=Counter)

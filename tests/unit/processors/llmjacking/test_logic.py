@@ -400,6 +400,28 @@ def test_a_key_check_from_a_new_network_with_a_new_client_blocks_at_once() -> No
     assert not found and not blocks
 
 
+def test_a_new_key_tried_out_at_home_is_no_key_check() -> None:
+    """A developer's first calls on a brand-new key: "hi", max_tokens 1, from where the
+    key will live. Those networks are its own, not a checker's."""
+    det = detector(default="enforce")
+    run(det, normal_key(10, "peer"))  # the org has a normal
+    tries = [
+        event(
+            "fresh",
+            NOW + timedelta(seconds=i),
+            request_id=f"try-{i}",
+            ip="10.9.8.7",
+            agent="curl/8.5.0",
+            tokens=(9, 1),
+            max_tokens=1,
+        ).model_copy(update={"prompt_chars": 2})
+        for i in range(3)
+    ]
+    run(det, tries)
+    window = det.keys["fresh"].window
+    assert window is not None and window.key_checks == 0
+
+
 def test_rotation_through_a_proxy_pool_blocks_where_a_move_does_not() -> None:
     """The victim's client from a new network each call, at its usual rate and models:
     identity alone stays below the block; a proxy pool of many networks does not."""
