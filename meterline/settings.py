@@ -336,9 +336,11 @@ class AgentLoopSettings(Section):
     repeat_threshold: int = 5  # identical steps (or cycle length) that make a loop
     history: int = 30  # recent steps a session's repeats are counted over
     prompt_similarity: float = 0.97  # signature similarity of near-duplicates
-    max_steps: int = 100  # billable calls per session
-    max_session_usd: Decimal = Decimal("5")
-    max_session_tokens: int = 2_000_000
+    # Limits, reported (never enforced) past them; off by default: a long session is no
+    # runaway one, and how long an honest agent runs is the operator's to say.
+    max_steps: int | None = None  # billable calls per session
+    max_session_usd: Decimal | None = None
+    max_session_tokens: int | None = None
     throttle_rpm: int = 6
     block_s: float = 3600.0  # expiry of a session throttle or block
     session_ttl_s: float = 3600.0  # idle sessions are forgotten (event time)

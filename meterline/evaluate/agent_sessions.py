@@ -390,7 +390,10 @@ def _ping_pong(agent: _Agent, steps: int) -> tuple[str, int, dict[str, Any]]:
     # `fixed`: the plain two-step cycle; `changing`: arguments that vary from round to round.
     changing = any(noisy) or any(len(pool) > 1 for pool in pools)
     variants = {"arguments": [len(pool) for pool in pools], "request_ids": noisy}
-    return "changing" if changing else "fixed", 2, {"tools": list(pair)} | variants
+    # Its period: no step repeats an earlier one before both pools have come round (a
+    # request id is no new call: tool_arguments masks it).
+    period = 2 * math.lcm(*(len(pool) for pool in pools))
+    return "changing" if changing else "fixed", period, {"tools": list(pair)} | variants
 
 
 _LOOPS: dict[str, Callable[[_Agent, int], tuple[str, int, dict[str, Any]]]] = {

@@ -9,17 +9,23 @@ A session is RequestEvent.session_id (the gateway's `x-session-id`), SpanEvent.s
   test is progress; test, test, test is not); a tool span without its
   arguments (GenAI spans capture them only on opt-in) is no evidence of a repeat;
 - `oscillation`: A->B->A->B->A (or a 3-cycle) of tool calls or prompt hashes;
+- `no_new_calls`: `repeat_threshold` tool calls in a row, of at least two kinds, that
+  were all made before within the last `history` steps: a cycle of any length up to
+  `history` (read A, edit A, read B, edit B, read A, ...), caught `repeat_threshold`
+  steps into its second round whatever its arguments do from one call to the next;
 - `near_duplicate_prompts`: `repeat_threshold` consecutive prompts that are the same
-  (hash) or nearly (signature alike, same length; see patterns.near_duplicate);
-- `step_limit` / `cost_limit`: more than `max_steps` calls, or more than
-  `max_session_usd` (CostEvents by session_id) or `max_session_tokens`.
+  (hash) or nearly (signature alike, same length; see patterns.near_duplicate), nearly
+  only where the step between them called no tool (a tool's result is news);
+- `step_limit` / `cost_limit` (off unless configured: a long session is no runaway one):
+  more than `max_steps` calls, or more than `max_session_usd` (CostEvents by session_id)
+  or `max_session_tokens`.
 
-Tool calls come from two sources, the calls a model answered with (RequestEvent.tool_calls)
-and the tool spans an instrumented agent exports (SpanEvent tool_name/arguments hash).
-One executed call usually shows up in both, so each source keeps its own history and
-neither double-counts the other. Spans the gateway emitted itself are skipped: their
-RequestEvent is the step; so are the app's own LLM spans once the session has gateway
-requests (the same call seen twice).
+Tool calls come from two sources, the calls a model answered with (RequestEvent.tool_calls,
+or an app's LLM span that asked for one) and the tool runs an instrumented agent exports
+(TOOL spans: SpanEvent tool_name/arguments hash). One executed call usually shows up in
+both, so each source keeps its own history and neither double-counts the other. Spans
+the gateway emitted itself are skipped: their RequestEvent is the step; so are the app's
+own LLM spans once the session has gateway requests (the same call seen twice).
 
 Loop signals are high severity, limits medium, both together critical (signals.combine).
 A session is reported once, and again only when it escalates. Policy (PolicyRecord kind
@@ -78,7 +84,9 @@ _SWEEP_EVERY = 1000  # events between sweeps of idle sessions
 _LLM_KINDS = frozenset({"LLM", "EMBEDDING"})
 _MAX_PENDING = 10_000
 # What is enforced: a loop. Limits (step_limit, cost_limit) alone are reported only.
-_LOOP_SIGNALS = frozenset({"repeated_tool_call", "oscillation", "near_duplicate_prompts"})
+_LOOP_SIGNALS = frozenset(
+    {"repeated_tool_call", "oscillation", "no_new_calls", "near_duplicate_prompts"}
+)
 
 
 @dataclass
@@ -91,6 +99,13 @@ class _History:
     tokens: deque[str] = field(default_factory=deque)
     counts: Counter[str] = field(default_factory=Counter)
     repeats: Counter[str] = field(default_factory=Counter)
+
+    def calls_since_new(self) -> int:
+        """Tool calls in a row, of at least two kinds, all seen before in the window (0
+        when a step since the last new token was no tool call, or one call repeats)."""
+        if len(self.repeats) < 2 or not all(t.startswith("tool:") for t in self.repeats):
+            return 0
+        return sum(self.repeats.values()) - 1  # the first is the last new token
 
     def push(self, token: str) -> None:
         if token not in self.counts:
@@ -122,6 +137,7 @@ class _Session:
     cost_ids: set[str] = field(default_factory=set)
     last_prompt: tuple[str | None, str | None, int] | None = None
     duplicate_run: int = 0
+    last_called: bool = False  # the last request was answered with tool calls
     seen: deque[str] = field(default_factory=deque)
     samples: list[str] = field(default_factory=list)
     evidence_ids: dict[str, list[str]] = field(default_factory=dict)
@@ -199,9 +215,17 @@ class AgentLoopDetector:
         session.tokens += event.input_tokens + event.output_tokens
         session.sample(event.request_id)
         prompt = (event.prompt_hash, event.prompt_signature, event.prompt_chars)
-        if session.last_prompt is not None and near_duplicate(
-            session.last_prompt, prompt, self.config.prompt_similarity
-        ):
+        last = session.last_prompt
+        if last is None:
+            duplicate = False
+        elif session.last_called:
+            # The conversation holds the tool's result now: a similar prompt of the same
+            # length is a long conversation trimmed to its context, not a retry.
+            duplicate = prompt[0] is not None and prompt[0] == last[0]
+        else:
+            duplicate = near_duplicate(last, prompt, self.config.prompt_similarity)
+        session.last_called = bool(event.tool_calls)
+        if duplicate:
             session.duplicate_run += 1
         else:
             session.duplicate_run = 1
@@ -217,8 +241,8 @@ class AgentLoopDetector:
     def observe_span(self, span: SpanEvent) -> list[Publication]:
         if is_gateway_span(span):
             return []  # the gateway's RequestEvent for that call is the step
-        is_tool = span.tool_name is not None
-        if not is_tool and span.kind not in _LLM_KINDS:
+        is_llm = span.kind in _LLM_KINDS
+        if not is_llm and span.tool_name is None:
             return []  # chains, agents, retrievers: structure, not steps
         session_id = span.session_id or span.trace_id
         id_source = "span" if span.session_id else "trace"
@@ -228,12 +252,17 @@ class AgentLoopDetector:
             self.ignored_events += 1
             return []
         session.sample(step_id)
-        if is_tool:
-            if span.tool_arguments_hash is not None:  # without them, no call is the same
-                session.spans.push(f"tool:{span.tool_name}:{span.tool_arguments_hash}")
+        # Without its arguments no call is the same as another: nothing to push.
+        token = f"tool:{span.tool_name}:{span.tool_arguments_hash}"
+        has_call = span.tool_name is not None and span.tool_arguments_hash is not None
+        if not is_llm:
+            if has_call:  # a tool run
+                session.spans.push(token)
         elif not session.gateway_steps:  # else the gateway's RequestEvent was the step
             session.steps += 1
             session.tokens += span.input_tokens + span.output_tokens
+            if has_call:  # what the model asked for, like a RequestEvent's tool_calls
+                session.requests.push(token)
         return self._judge(session, step_id)
 
     def observe_cost(self, cost: CostEvent) -> list[Publication]:
@@ -317,19 +346,27 @@ class AgentLoopDetector:
                     Signal("oscillation", STRONG, {"cycle": list(cycle), "source": source})
                 )
                 break
+        for source, history in (("requests", session.requests), ("spans", session.spans)):
+            stalled = history.calls_since_new()
+            if stalled >= config.repeat_threshold:
+                calls = sorted({token.split(":", 2)[1] for token in history.repeats})
+                evidence = {"calls": stalled, "tools": calls, "source": source}
+                signals.append(Signal("no_new_calls", STRONG, evidence))
+                break
         if session.duplicate_run >= config.repeat_threshold:
             last = session.last_prompt
             evidence = {"consecutive": session.duplicate_run, "prompt_chars": last and last[2]}
             signals.append(Signal("near_duplicate_prompts", STRONG, evidence))
-        if session.steps > config.max_steps:
+        if config.max_steps is not None and session.steps > config.max_steps:
             signals.append(
                 Signal("step_limit", MEDIUM, {"steps": session.steps, "limit": config.max_steps})
             )
-        over_cost = session.cost > config.max_session_usd
-        if over_cost or session.tokens > config.max_session_tokens:
+        max_usd, max_tokens = config.max_session_usd, config.max_session_tokens
+        over_cost = max_usd is not None and session.cost > max_usd
+        if over_cost or (max_tokens is not None and session.tokens > max_tokens):
             evidence = {
                 "cost_usd": format(session.cost, "f"),
-                "limit_usd": format(config.max_session_usd, "f"),
+                "limit_usd": None if max_usd is None else format(max_usd, "f"),
                 "tokens": session.tokens,
                 "limit_tokens": config.max_session_tokens,
             }

@@ -91,13 +91,13 @@ def test_a_loop_seen_only_through_spans_is_caught() -> None:
     assert session.loop_start + SETTINGS.repeat_threshold - 1 <= result.flagged_step <= started
 
 
-def test_a_long_legitimate_session_through_the_gateway_raises_no_loop_signal() -> None:
-    for kind in ("varied", "paging", "research"):
+def test_a_long_legitimate_session_through_the_gateway_is_not_flagged() -> None:
+    for kind in ("varied", "paging", "research", "coding"):
         session = replace(draw_legit_session(random.Random(kind), kind, kind), channel="gateway")
         result = _run(session, kind)
         assert len(session.turns) >= 20
-        # A session past max_steps or the token budget is flagged by design; never as a loop.
-        assert set(result.signals) <= {"step_limit", "cost_limit"}, (kind, result.signals)
+        # Limits are off by default: nothing flags a session that makes progress.
+        assert not result.flagged, (kind, result.signals)
 
 
 def test_the_summary_reads_the_draws() -> None:

@@ -205,8 +205,13 @@ def test_a_growing_conversation_is_no_near_duplicate() -> None:
     assert near_duplicate(as_tuple, same, 0.9)
 
 
+def test_limits_are_off_unless_configured() -> None:
+    det = detector()
+    assert not anomalies(run(det, honest_session("s-long", 400)))
+
+
 def test_step_and_cost_limits_are_medium_and_escalate_with_a_loop() -> None:
-    det = detector(max_steps=20)
+    det = detector(max_steps=20, max_session_usd="5")
     found = anomalies(run(det, honest_session("s-long", 22)))
     assert [(a.signals, a.severity) for a in found] == [(["step_limit"], "medium")]
     assert found[0].evidence["signals"]["step_limit"] == {"steps": 21, "limit": 20}
@@ -389,3 +394,77 @@ def test_limits_alone_are_reported_but_not_enforced() -> None:
     stuck = [step("s-long", 30 + index, tool=("run_tests", "{}")) for index in range(5)]
     out = run(det, stuck)
     assert decisions(out) and "repeated_tool_call" in anomalies(out)[-1].signals
+
+
+def test_a_cycle_of_changing_calls_is_caught_five_steps_into_its_second_round() -> None:
+    # read a, edit a (one way), read b, edit b, read c, edit c, then the same six again: no
+    # call repeats within a round, and no round is exactly the last (2- or 3-cycles).
+    files = ("a", "b", "c")
+    cycle = [(name, f'{{"path": "{f}"}}') for f in files for name in ("read_file", "edit")]
+    steps = honest_session("s-cycle", 3)
+    grown = "Make the failing test pass. " * 40
+    for index in range(3, 3 + 6 + 5):
+        grown += " tool result" * 10
+        steps.append(step("s-cycle", index, tool=cycle[(index - 3) % 6], prompt=grown))
+    found = anomalies(run(detector(), steps))
+    assert [a.signals for a in found] == [["no_new_calls"]]
+    assert found[0].evidence["signals"]["no_new_calls"]["calls"] == 5
+    assert found[0].evidence["signal_request_ids"]["no_new_calls"] == ["s-cycle-13"]  # 6 + 5
+    assert not anomalies(run(detector(), steps[:-1]))  # one step earlier: not yet
+
+
+def test_edit_test_edit_test_and_revisits_are_progress() -> None:
+    # The same test command after every edit, a file read again now and then: each edit is
+    # new, so no run of old calls grows.
+    steps, grown = [], "Fix the parser. " * 20
+    for index in range(60):
+        grown += " result" * 10
+        if index % 2:
+            call = ("run_tests", '{"command": "pytest -q"}')
+        elif index % 10 == 4:
+            call = ("read_file", '{"path": "src/parser.py"}')
+        else:
+            call = ("edit", f'{{"path": "src/parser.py", "new": "v{index}"}}')
+        steps.append(step("s-progress", index, tool=call, prompt=grown))
+    assert not anomalies(run(detector(), steps))
+
+
+def test_a_long_conversation_trimmed_to_its_context_is_no_near_duplicate() -> None:
+    # Past its context budget the agent drops the oldest result for each new one: the
+    # prompt keeps its length and its signature, but each tool call's result is news.
+    results = [f"result {i}: " + "lines of output " * 30 for i in range(40)]
+    steps = []
+    for index in range(30):
+        kept = " ".join(results[index : index + 10])
+        call = ("read_file", f'{{"path": "src/f{index}.py"}}')
+        steps.append(step("s-trimmed", index, tool=call, prompt="Refactor. " + kept))
+    assert not anomalies(run(detector(), steps))
+
+
+def test_an_app_llm_span_that_asks_for_a_tool_is_one_step_and_its_run_no_repeat() -> None:
+    det = detector()
+
+    def span(i: int, kind: str, name: str, arguments: str) -> SpanEvent:
+        return SpanEvent(
+            trace_id="t3",
+            span_id=f"{kind}{i}",
+            name=kind,
+            kind=kind,
+            start_ts=T0,
+            end_ts=T0 + timedelta(seconds=i),
+            duration_ms=5.0,
+            session_id="agent-8",
+            org="acme",
+            input_tokens=100,
+            output_tokens=10,
+            tool_name=name,
+            tool_arguments_hash=tool_arguments_hash(arguments),
+        )
+
+    out: list[Publication] = []
+    for i, path in enumerate(("a", "b", "c", "d", "e", "f")):
+        arguments = f'{{"path": "{path}"}}'
+        out += det.observe_span(span(i, "LLM", "read_file", arguments))  # the model asks
+        out += det.observe_span(span(i, "TOOL", "read_file", arguments))  # the agent runs it
+    assert not anomalies(out)
+    assert det.sessions["session:agent-8"].steps == 6
