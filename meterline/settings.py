@@ -238,6 +238,12 @@ class BudgetSettings(Section):
 
     tick_interval_s: float = 5.0  # how often budgets check for period rollover
     reconcile_timeout_s: float = 15.0  # how long to wait for the read API at start
+    # A worker that gains budget subjects waits this long for the sink to store every
+    # fanned-out cost (then restores anyway and reconciles again until it has)...
+    sink_wait_s: float = Field(default=15.0, ge=0)
+    # ...and takes the warehouse's sum of the costs older than this, the newer ones cost
+    # by cost: costs must reach the warehouse within it (recost's grace_s included).
+    reconcile_horizon_s: float = Field(default=600.0, gt=0)
     control_ready_timeout_s: float = 10.0  # longest wait for all BudgetRecords at start
 
 

@@ -141,12 +141,14 @@ def create_app(
         subject: str,
         from_: Annotated[str, Query(alias="from")],
         to: str,
+        recent_from: str | None = None,
     ) -> SpendResponse:
         start = parse_bound("from", from_, is_end=False)
         end = parse_bound("to", to, is_end=True)
         if start is None or end is None:
             raise InvalidParameter("from" if start is None else "to", "a time bound is required")
-        return spend_for_subject(shared(request), subject, start, end)
+        recent = parse_bound("recent_from", recent_from, is_end=False) if recent_from else None
+        return spend_for_subject(shared(request), subject, start, end, recent)
 
     @app.get("/api/spend/uncosted", response_model=UncostedResponse)
     def spend_uncosted(

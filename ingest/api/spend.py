@@ -12,10 +12,12 @@ from typing import Any
 
 from ingest.api.errors import InvalidParameter
 from meterline.warehouse import SharedClient
-from schemas.api.read import SpendResponse
+from schemas.api.read import SpendItem, SpendResponse
 from schemas.subjects import parse_scoped, parse_subject
 
-__all__ = ["spend_for_subject", "subject_filter"]
+__all__ = ["MAX_RECENT", "spend_for_subject", "subject_filter"]
+
+MAX_RECENT = 1_000_000  # costs listed one by one with `recent_from`
 
 
 def subject_filter(subject: str) -> tuple[str, dict[str, Any]]:
@@ -40,10 +42,16 @@ def subject_filter(subject: str) -> tuple[str, dict[str, Any]]:
 
 
 def spend_for_subject(
-    client: SharedClient, subject: str, start: datetime, end: datetime
+    client: SharedClient,
+    subject: str,
+    start: datetime,
+    end: datetime,
+    recent_from: datetime | None = None,
 ) -> SpendResponse:
     if end <= start:
         raise InvalidParameter("to", "'to' must be after 'from'")
+    if recent_from is not None:
+        return _spend_with_recent(client, subject, start, end, recent_from)
     condition, params = subject_filter(subject)
     db = client.database
     watermark = client.query_rows(f"SELECT max(request_ts), count() FROM {db}.costs", {})[0]
@@ -67,4 +75,49 @@ def spend_for_subject(
         cost_usd=format(Decimal(total), "f"),
         requests=int(requests),
         as_of=as_of,
+    )
+
+
+def _spend_with_recent(
+    client: SharedClient, subject: str, start: datetime, end: datetime, recent_from: datetime
+) -> SpendResponse:
+    """The sum before `recent_from` and every stored cost from it on, one by one: a budget
+    owner merges those by event id with what it counted, which no time watermark can do
+    when costs arrive out of request_ts order (several partitions, a worker's restart)."""
+    condition, params = subject_filter(subject)
+    db = client.database
+    cut = min(max(recent_from, start), end)
+    params.update({"start": start, "end": end, "cut": cut, "limit": MAX_RECENT + 1})
+    total, requests = client.query_rows(
+        f"SELECT sum(total_cost), count() FROM {db}.costs FINAL WHERE {condition} "
+        "AND request_ts >= {start:DateTime64(3, 'UTC')} "
+        "AND request_ts < {cut:DateTime64(3, 'UTC')}",
+        params,
+    )[0]
+    rows = client.query_rows(
+        f"SELECT event_id, request_ts, total_cost FROM {db}.costs FINAL WHERE {condition} "
+        "AND request_ts >= {cut:DateTime64(3, 'UTC')} "
+        "AND request_ts < {end:DateTime64(3, 'UTC')} LIMIT {limit:UInt32}",
+        params,
+    )
+    if len(rows) > MAX_RECENT:
+        raise InvalidParameter(
+            "recent_from", f"more than {MAX_RECENT} costs after it: ask from a later time"
+        )
+    recent = [
+        SpendItem(
+            event_id=event_id,
+            request_ts=request_ts.replace(tzinfo=UTC),
+            cost_usd=format(Decimal(cost), "f"),
+        )
+        for event_id, request_ts, cost in rows
+    ]
+    return SpendResponse(
+        subject=subject,
+        start=start,
+        end=end,
+        cost_usd=format(Decimal(total or 0), "f"),
+        requests=int(requests),
+        as_of=cut,
+        recent=recent,
     )

@@ -245,9 +245,14 @@ class AsyncReadClient:
             response = await self._http.get(path, params=params)
         return parse_body(response, model)
 
-    async def spend(self, subject: str, start: datetime, end: datetime) -> SpendResponse:
-        """What `subject` spent in [start, end), exact, up to the answer's `as_of`."""
+    async def spend(
+        self, subject: str, start: datetime, end: datetime, recent_from: datetime | None = None
+    ) -> SpendResponse:
+        """What `subject` spent in [start, end), exact, up to the answer's `as_of`; with
+        `recent_from`, the costs from then on one by one (`SpendResponse.recent`)."""
         params = {"subject": subject, "from": start.isoformat(), "to": end.isoformat()}
+        if recent_from is not None:
+            params["recent_from"] = recent_from.isoformat()
         return await self._answer("/api/spend", SpendResponse, params)
 
     async def uncosted_pages(

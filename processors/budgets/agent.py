@@ -12,7 +12,8 @@ Two handlers, so N processors workers in one consumer group give the same result
   accounting lives in `logic.BudgetBook`, in process memory.
 
 When partitions move, the new owner restores the subjects of the partitions it gained
-from the warehouse through the read API (`reconcile.py`) before it publishes anything for
+from the warehouse through the read API (`reconcile.py`), once the sink has stored every
+cost the processors fanned out (`sink_progress.py`), before it publishes anything for
 them; their spend records wait meanwhile. A partition kept across a rebalance keeps its
 book. No Faust table or changelog: tansu's changelog recovery is unreliable (ARCHITECTURE
 §7). The worker that loses a partition publishes its held states first (on revoke) and
@@ -32,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import faust
 from faust.types import Message
@@ -51,6 +52,7 @@ from processors.budgets.logic import (
     spend_records,
 )
 from processors.budgets.reconcile import ReconcileGaveUp, reconcile_from_warehouse
+from processors.budgets.sink_progress import wait_for_sink
 from processors.dlq import DeadLetterPublisher
 from processors.metrics import ProcessorMetrics
 from processors.streams import Guard, consume, consume_batch, on_rebalance, raw_topic, send_all
@@ -198,18 +200,31 @@ def register_budget_agent(
         mine = {p for p in gained if restoring.get(p) == number}
         subjects = subjects_of(mine)
         book.release(subjects)  # what this worker counted when it last owned them is stale
-        timeout_s = settings.processors.budget.reconcile_timeout_s
+        config = settings.processors.budget
+        # The sum before `until` and each cost after it, merged by event id (reconcile.py);
+        # the same `until` for every later reconcile of this restore.
+        until = now() - timedelta(seconds=config.reconcile_horizon_s)
+        # Every cost behind the spend counted before this worker's turn must be stored
+        # first, or the warehouse figure misses it (sink_progress.py).
+        exact = await wait_for_sink(settings, config.sink_wait_s)
         try:  # nothing to publish yet: the subjects are not ours until restored
             async with AsyncReadClient.from_settings(settings, "finance") as read:
                 await reconcile_from_warehouse(
-                    book, read, timeout_s, subjects=subjects, raise_on_give_up=timeout_s > 0
+                    book,
+                    read,
+                    config.reconcile_timeout_s,
+                    subjects=subjects,
+                    raise_on_give_up=config.reconcile_timeout_s > 0,
+                    until=until,
                 )
         except ReconcileGaveUp:  # counted from zero meanwhile: catch up when it answers
-            task = asyncio.ensure_future(catch_up(mine))
-            background.add(task)
-            task.add_done_callback(background.discard)
+            exact = False
         except Exception:  # a bug must not hold the partitions' spend back forever
             log.exception("budgets: reconcile of spend partitions %s failed", sorted(mine))
+        if not exact:
+            task = asyncio.ensure_future(catch_up(mine, until))
+            background.add(task)
+            task.add_done_callback(background.discard)
         mine = {p for p in mine if restoring.get(p) == number}  # still ours?
         for partition in mine:
             del restoring[partition]
@@ -225,10 +240,10 @@ def register_budget_agent(
         if mine:
             log.info("budgets: restored spend partitions %s", sorted(mine))
 
-    async def catch_up(parts: set[int]) -> None:
-        """A restore that could not reach the read API counted its subjects from zero;
-        once the API answers, their spend is replaced by the warehouse's (every cost up
-        to its watermark, later ones kept on top), while the partitions are still ours."""
+    async def catch_up(parts: set[int], until: datetime) -> None:
+        """A restore that could not reach the read API, or not wait for the sink, is
+        reconciled again (same `until`: the spend only grows) until both were fine, while
+        the partitions are still ours."""
         while True:
             await asyncio.sleep(_CATCH_UP_EVERY_S)
             still = {p for p in parts if p in owned and p not in restoring}
@@ -236,9 +251,15 @@ def register_budget_agent(
                 return
             subjects = subjects_of(still)
             try:
+                exact = await wait_for_sink(settings, 0.0)
                 async with AsyncReadClient.from_settings(settings, "finance") as read:
                     updates = await reconcile_from_warehouse(
-                        book, read, _CATCH_UP_EVERY_S, subjects=subjects, raise_on_give_up=True
+                        book,
+                        read,
+                        _CATCH_UP_EVERY_S,
+                        subjects=subjects,
+                        raise_on_give_up=True,
+                        until=until,
                     )
             except ReconcileGaveUp:
                 continue
@@ -246,8 +267,9 @@ def register_budget_agent(
                 log.exception("budgets: catch-up reconcile of %s failed", sorted(still))
                 return
             await publish(updates)  # the book's states of subjects it owns
-            log.info("budgets: spend partitions %s caught up from the warehouse", sorted(still))
-            return
+            if exact:
+                log.info("budgets: spend partitions %s caught up from the warehouse", sorted(still))
+                return
 
     async def on_revoked(revoked: set[tuple[str, int]]) -> None:
         await flush()  # held states go out while this worker still owns their subjects

@@ -7,8 +7,9 @@ timestamp the ClickHouse showback aggregates use, so `reconcile` can seed from t
 Spend is idempotent: each (budget, period) remembers the event_ids it counted, because
 CostEvents (and the BudgetSpend records fanned out of them) are delivered at least once.
 A budget has one subject, so this is a dedupe by (cost event_id, subject). That costs
-memory proportional to the priced requests in the period; `reconcile` compacts it to a
-watermark (`as_of`), and closed periods are dropped at rollover.
+memory proportional to the priced requests in the period; `reconcile` compacts it to
+the warehouse's sum of the costs before a time (`until`), the later ones kept by event
+id, and closed periods are dropped at rollover.
 
 Ownership: with several processors workers, each owns the budget subjects of its
 partitions of the budget-spend topic (schemas.budget_spend). Every worker knows every
@@ -58,6 +59,7 @@ __all__ = [
     "STAGE",
     "BudgetBook",
     "BudgetUpdate",
+    "RecentCosts",
     "RejectedMessage",
     "parse_control",
     "parse_cost",
@@ -192,6 +194,10 @@ class BudgetUpdate:
         return None if self.value is None else self.value.to_json()
 
 
+# Stored costs by event id: (request_ts, amount).
+RecentCosts = Mapping[str, tuple[datetime, Decimal]]
+
+
 @dataclass
 class _Spend:
     """Spend of one budget in one period, counted once per event_id."""
@@ -200,25 +206,38 @@ class _Spend:
     end: datetime
     spent: Decimal = _ZERO
     counted: dict[str, tuple[datetime, Decimal]] = field(default_factory=dict)
-    seeded_until: datetime | None = None  # costs up to here are in the reconciled figure
+    seeded_until: datetime | None = None  # costs before this are in the reconciled figure
     exhausted_at: datetime | None = None
     # The watermark (schemas.spend): the greatest request mark counted.
     latest: SpendMark | None = None
 
     def add(self, event_id: str, at: datetime, amount: Decimal, request_id: str) -> bool:
-        if event_id in self.counted or (self.seeded_until is not None and at <= self.seeded_until):
+        if event_id in self.counted or (self.seeded_until is not None and at < self.seeded_until):
             return False
         self.counted[event_id] = (at, amount)
         self.spent += amount
         self._advance(mark_at(at, request_id))
         return True
 
-    def seed(self, authoritative: Decimal, as_of: datetime) -> None:
-        later = {eid: item for eid, item in self.counted.items() if item[0] > as_of}
-        self.counted = later
-        self.spent = authoritative + sum((amount for _, amount in later.values()), _ZERO)
-        self.seeded_until = as_of
-        self._advance(SpendMark(epoch_ms(as_of), WHOLE_MS))  # all requests up to as_of
+    def seed(
+        self,
+        before: Decimal,
+        until: datetime,
+        recent: RecentCosts,
+    ) -> None:
+        """The warehouse's figure: `before` sums every cost with request_ts < `until`;
+        `recent` is each stored cost from `until` on, by event id. Merged by event id with
+        what was counted here from `until` on (which the warehouse may not hold yet), so
+        nothing counts twice and nothing counted is dropped: seeding again with the same
+        `until` never lowers the spend."""
+        later = {eid: item for eid, item in self.counted.items() if item[0] >= until}
+        self.counted = later | dict(recent)
+        self.spent = before + sum((amount for _, amount in self.counted.values()), _ZERO)
+        self.seeded_until = until
+        # Every request before `until` is in; later ones as far as counted.
+        self._advance(SpendMark(epoch_ms(until) - 1, WHOLE_MS))
+        for at, _ in recent.values():
+            self._advance(mark_at(at, ""))
 
     def _advance(self, mark: SpendMark) -> None:
         self.latest = mark if self.latest is None else max(mark, self.latest)
@@ -371,13 +390,15 @@ class BudgetBook:
     def reconcile(
         self,
         spend_by_budget_period: Mapping[tuple[str, datetime], Decimal],
-        as_of: datetime | None = None,
+        until: datetime | None = None,
+        recent: Mapping[tuple[str, datetime], RecentCosts] | None = None,
     ) -> list[BudgetUpdate]:
-        """Replace spend with an authoritative figure covering every cost whose request_ts
-        is <= `as_of` (default: now); costs counted here after `as_of` are kept on top,
-        and later deliveries of covered costs are ignored, so nothing counts twice."""
+        """Replace spend with an authoritative figure: the sum of every cost whose
+        request_ts is before `until` (default: now), plus the stored costs from `until`
+        on (`recent`, by event id) merged with those counted here; later deliveries of a
+        cost before `until` or of one already counted are ignored (_Spend.seed)."""
         now = self._now()
-        as_of = _utc(as_of or now)
+        until = _utc(until or now)
         updates = self._roll(now)
         touched: set[str] = set()
         for (budget_id, period_start), amount in sorted(spend_by_budget_period.items()):
@@ -386,7 +407,7 @@ class BudgetBook:
             spend = self._spend_for(budget_id, _utc(period_start), allow_past=True)
             if spend is None:
                 continue
-            spend.seed(amount, as_of)
+            spend.seed(amount, until, (recent or {}).get((budget_id, period_start), {}))
             subject = self._budgets[budget_id].subject
             if spend is self._current[budget_id] and self._owns(subject):
                 updates.append(self._state(budget_id, now))

@@ -3,8 +3,12 @@ and whenever partitions move), so a restart or a rebalance forgets no spend.
 
 ClickHouse is the source of truth for money (ARCHITECTURE §7). The processors never
 open it themselves — in embedded mode ingest owns the engine — so they ask ingest's
-read API (`GET /api/spend`). Each answer covers every cost up to its `as_of` watermark;
-the book ignores later deliveries of those costs, so nothing counts twice.
+read API (`GET /api/spend?recent_from=`): the sum of the costs before `until`, and each
+cost from then on by event id, which the book merges with what it counted (BudgetBook.
+reconcile). No time watermark: costs reach the warehouse out of request_ts order (six
+partitions, a worker restarted mid-load), and a watermark of the newest stored cost
+would pass over every late one. The costs before `until` are all stored by then, as
+long as the pipeline delivers within `reconcile_horizon_s` (ProcessorsSettings.budget).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 
 from meterline.clients import AsyncReadClient, ClientError
@@ -33,9 +38,12 @@ async def reconcile_from_warehouse(
     delay_s: float = 0.5,
     subjects: Iterable[str] | None = None,
     raise_on_give_up: bool = False,
+    until: datetime | None = None,
 ) -> list[BudgetUpdate]:
     """Reconcile the current period of every budget (of `subjects` only, if given: the
-    subjects of the partitions a worker just gained); give up (loudly) after `timeout_s`.
+    subjects of the partitions a worker just gained) with the warehouse's sum before
+    `until` (default: the period's start) and its costs from then on; give up (loudly)
+    after `timeout_s`. Reconciling again with the same `until` never lowers a spend.
 
     `read` carries a read API token allowed to read spend (finance or admin), when one is
     configured."""
@@ -49,10 +57,17 @@ async def reconcile_from_warehouse(
         attempt += 1
         try:
             for budget_id, subject, start, end in periods:
-                spend = await read.spend(subject, start, end)
-                if spend.as_of is not None:
-                    amount = Decimal(spend.cost_usd)
-                    updates += book.reconcile({(budget_id, start): amount}, as_of=spend.as_of)
+                spend = await read.spend(subject, start, end, recent_from=until or start)
+                cut = spend.as_of or start
+                recent = {
+                    item.event_id: (item.request_ts, Decimal(item.cost_usd))
+                    for item in spend.recent or ()
+                }
+                updates += book.reconcile(
+                    {(budget_id, start): Decimal(spend.cost_usd)},
+                    until=cut,
+                    recent={(budget_id, start): recent},
+                )
             log.info("reconciled %d budget(s) from the warehouse", len(periods))
             return updates
         except (ClientError, KeyError, ValueError, ArithmeticError) as exc:

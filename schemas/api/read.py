@@ -369,16 +369,30 @@ class HealthResponse(BaseModel):
     otlp: dict[str, Any] | None = None  # OTLP receiver counters (ingest.otlp.OtlpStats)
 
 
+class SpendItem(BaseModel):
+    """One stored cost of a subject, for merging with costs counted elsewhere by event id."""
+
+    event_id: str
+    request_ts: datetime
+    cost_usd: str  # exact decimal
+
+
 class SpendResponse(BaseModel):
-    """What one subject spent in [start, end), as the warehouse knows it (`GET /api/spend`)."""
+    """What one subject spent in [start, end), as the warehouse knows it (`GET /api/spend`).
+
+    With `recent_from`: `cost_usd` and `requests` cover [start, recent_from) and `recent`
+    lists each stored cost of [recent_from, end), so a reader can merge it by event id
+    with the costs it counted itself."""
 
     subject: str
     start: datetime
     end: datetime  # exclusive
     cost_usd: str  # exact decimal
     requests: int
-    # Every cost with request_ts <= as_of is included (None: no cost stored yet).
+    # Every cost with request_ts <= as_of is included (None: no cost stored yet); with
+    # `recent_from`, as_of is recent_from (the sum covers the costs before it).
     as_of: datetime | None
+    recent: list[SpendItem] | None = None
 
 
 class UncostedResponse(BaseModel):

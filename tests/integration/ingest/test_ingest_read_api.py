@@ -169,6 +169,35 @@ def test_showback_and_requests_over_http(harness, service) -> None:
             Decimal(0),
         )
         assert spend["as_of"] is not None
+        # With recent_from: the sum before it, and each cost from then on by event id.
+        key_costs = [c for c in costs if c.key_id == "key-1" and c.request_ts >= day_start]
+        cut = sorted(c.request_ts for c in key_costs)[len(key_costs) // 2]
+        split = http.get(
+            "/api/spend",
+            params={
+                "subject": "key:key-1",
+                "from": day_start.isoformat(),
+                "to": (day_start + timedelta(days=1)).isoformat(),
+                "recent_from": cut.isoformat(),
+            },
+        ).json()
+        assert split["as_of"] is not None and split["recent"]
+        assert Decimal(split["cost_usd"]) == sum(
+            (c.total_cost for c in key_costs if c.request_ts < cut), Decimal(0)
+        )
+        assert {item["event_id"]: Decimal(item["cost_usd"]) for item in split["recent"]} == {
+            c.event_id: c.total_cost for c in key_costs if c.request_ts >= cut
+        }
+        bad = http.get(
+            "/api/spend",
+            params={
+                "subject": "org:x",
+                "from": "2000-01-01",
+                "to": "2100-01-01",
+                "recent_from": "x",
+            },
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "recent_from"
         team = http.get(
             "/api/spend",
             params={"subject": "team:org-2/t", "from": "2000-01-01", "to": "2100-01-01"},

@@ -288,19 +288,47 @@ def test_reconcile_seeds_spend_without_counting_twice() -> None:
     clock = Clock()
     book = BudgetBook(clock)
     book.apply(budget(limit="10"))
-    book.record(cost("e-old", "1", at=utc(2024, 5, 15, 4)))  # also in the seed
-    book.record(cost("e-new", "2", at=utc(2024, 5, 15, 5, 30)))  # after the seed
+    book.record(cost("e-old", "1", at=utc(2024, 5, 15, 4)))  # also in the seed's sum
+    book.record(cost("e-new", "2", at=utc(2024, 5, 15, 5, 30)))  # after it, not stored yet
+    stored = {"e-stored": (utc(2024, 5, 15, 5, 10), Decimal("0.5"))}  # stored, not seen here
 
-    seeded = book.reconcile({("b1", DAY_START): Decimal("4")}, as_of=utc(2024, 5, 15, 5))
+    until = utc(2024, 5, 15, 5)
+    seeded = book.reconcile(
+        {("b1", DAY_START): Decimal("4")}, until=until, recent={("b1", DAY_START): stored}
+    )
 
-    assert states(seeded)["b1"].spent_usd == Decimal(6)
+    assert states(seeded)["b1"].spent_usd == Decimal("6.5")
     assert book.record(cost("e-old", "1", at=utc(2024, 5, 15, 4))) == []
-    assert book.record(cost("e-other", "1", at=utc(2024, 5, 15, 4, 30))) == []  # covered
+    assert book.record(cost("e-other", "1", at=utc(2024, 5, 15, 4, 30))) == []  # in the sum
     assert book.record(cost("e-new", "2", at=utc(2024, 5, 15, 5, 30))) == []
+    assert book.record(cost("e-stored", "0.5", at=utc(2024, 5, 15, 5, 10))) == []
     assert book.reconcile({("nope", DAY_START): Decimal(1)}) == []
-    hard = book.reconcile({("b1", DAY_START): Decimal("12")})  # as_of now: all covered
+    hard = book.reconcile({("b1", DAY_START): Decimal("12")})  # until now: all in the sum
     assert states(hard)["b1"].spent_usd == Decimal(12)
     assert [subject for subject, _ in decisions(hard)] == ["key:k1"]
+
+
+def test_reconcile_counts_costs_that_arrive_out_of_request_order() -> None:
+    """A worker killed mid-load: its requests are priced after the rebalance, so their
+    costs reach the new owner (and the warehouse) after newer ones. Merged by event id,
+    each counts once, whichever comes first, and reconciling again never lowers spend."""
+    clock = Clock()
+    book = BudgetBook(clock)
+    book.apply(budget(limit="100"))
+    until = utc(2024, 5, 15, 5)
+    newest = {"e-3": (utc(2024, 5, 15, 5, 50), Decimal(3))}  # stored; e-2 (5:40) is late
+    first = book.reconcile(
+        {("b1", DAY_START): Decimal(10)}, until=until, recent={("b1", DAY_START): newest}
+    )
+    assert states(first)["b1"].spent_usd == Decimal(13)
+    late = book.record(cost("e-2", "2", at=utc(2024, 5, 15, 5, 40)))  # older than e-3
+    assert states(late)["b1"].spent_usd == Decimal(15)
+    assert book.record(cost("e-3", "3", at=utc(2024, 5, 15, 5, 50))) == []  # stored already
+    both = {**newest, "e-2": (utc(2024, 5, 15, 5, 40), Decimal(2))}
+    again = book.reconcile(
+        {("b1", DAY_START): Decimal(10)}, until=until, recent={("b1", DAY_START): both}
+    )
+    assert states(again)["b1"].spent_usd == Decimal(15)
 
 
 def test_budgets_in_a_local_time_zone_use_local_days() -> None:
@@ -364,7 +392,8 @@ def test_the_watermark_is_the_greatest_request_mark_counted() -> None:
     earlier = states(book.record(cost("e3", "1", at - timedelta(seconds=1))))["b1"]
     assert (earlier.counted_through, earlier.counted_through_request_id) == (at, "req-b")
     assert earlier.spent_usd == Decimal(3)
-    # A reconcile covers whole milliseconds up to its as_of: no id.
-    as_of = at + timedelta(seconds=1)
-    seeded = states(book.reconcile({("b1", DAY_START): Decimal("3")}, as_of=as_of))["b1"]
-    assert (seeded.counted_through, seeded.counted_through_request_id) == (as_of, None)
+    # A reconcile covers whole milliseconds before its `until`: no id.
+    until = at + timedelta(seconds=1)
+    seeded = states(book.reconcile({("b1", DAY_START): Decimal("3")}, until=until))["b1"]
+    last_ms = until - timedelta(milliseconds=1)
+    assert (seeded.counted_through, seeded.counted_through_request_id) == (last_ms, None)

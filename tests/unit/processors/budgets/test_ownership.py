@@ -107,7 +107,7 @@ def test_release_then_take_over_restates_without_lifting() -> None:
 
     # Gained again: restored from the warehouse while not published yet, then taken over.
     assert book.current_periods({"org:acme"})[0][:3] == ("b-org", "org:acme", DAY_START)
-    assert book.reconcile({("b-org", DAY_START): Decimal("0.75")}, as_of=DAY_START) == []
+    assert book.reconcile({("b-org", DAY_START): Decimal("0.75")}, until=DAY_START) == []
     mine.add("org:acme")
     updates = book.take_over({"org:acme", "team:acme/search"})
     assert states(updates)["b-org"].spent_usd == Decimal("0.75")
