@@ -4,9 +4,9 @@ one consumer group, 2 gateway processes on one port, 2 sink consumers, 6 partiti
 An org budget spread over 6 keys is enforced at the right spend; one processors worker
 is SIGKILLed and restarted mid-load: showback equals genai-prices over the usage the
 clients were served, to the digit, the budget's states never go backwards, and a block
-holds. A stolen key and a looping session are still blocked, and a key's RPM holds
-across both gateway processes. (One worker gives the same exact figures: every e2e test
-of the one-worker stack checks them against the same genai-prices sums.)
+holds. A looping session is still blocked, and a key's RPM holds across both gateway
+processes. (One worker gives the same exact figures: the e2e tests of the one-worker
+stack check them against the same genai-prices sums.)
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ from genai_prices import Usage, calc_price
 from openai import OpenAI
 
 from meterline.runtime import ServiceProcess, Stack
-from schemas.topics import REQUESTS
 from tests.e2e.stack_helpers import Admin, eventually, stack_settings
-from tests.integration.processors.worker_helpers import produce
-from tests.unit.processors.llmjacking.test_logic import after_normal, attack, normal_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -45,11 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         topic_partitions=PARTITIONS,
         gateway={"workers": GATEWAYS},
         ingest={"sink": {"workers": SINKS}},
-        processors={
-            "workers": WORKERS,
-            # A key's compressed history (tests/unit/processors/llmjacking) makes it known.
-            "llmjacking": {"learning_requests": 60, "learning_s": 6 * 3600},
-        },
+        processors={"workers": WORKERS},
     )
     instance = Stack(settings, mock_provider=True)
     try:
@@ -229,30 +222,18 @@ def test_a_worker_killed_mid_load_loses_no_dollar_and_no_block(stack: Stack) -> 
     print(f"\nworker killed mid-load: {len(load.served)} served, ${load.dollars} exact")
 
 
-def test_a_stolen_key_and_a_looping_session_are_blocked(stack: Stack) -> None:
+def test_a_looping_session_is_blocked_as_a_session(stack: Stack) -> None:
     admin = Admin(stack)
-    org = "scale-detect"
-    for kind, mode in (("llmjacking", "enforce"), ("agent_loop", "block")):
-        admin.post("/admin/policies", {"subject": f"org:{org}", "kind": kind, "mode": mode})
-    victim = admin.create_key(org, "apps")
-    client = _client(stack, victim["key"])
-    assert _ask(client)[0] == 200
-    # The victim's weeks of normal use and then a campaign on it, as the gateway would have
-    # emitted them (event time compressed into the past), beside 4 other keys of the org.
-    peers = [normal_key(10 + i, f"scale-peer-{i}", org=org) for i in range(4)]
-    history = normal_key(20, victim["key_id"], org=org)
-    stolen = attack(victim["key_id"], after_normal(history), org=org)
-    events = sorted((e for k in [*peers, history] for e in k), key=lambda e: e.ts_start) + stolen
-    produce(stack.settings, REQUESTS, [((e.key_id or "").encode(), e.to_json()) for e in events])
-    eventually(lambda: _ask(client)[0] == 403, timeout_s=60, what="the stolen key blocked")
-
-    # A runaway agent: the same ask again and again in one session, through the gateway.
-    other = admin.create_key(org, "agents")
-    agent = _client(stack, other["key"], **{"x-session-id": "scale-run-1"})
+    org = "scale-agents"
+    admin.post("/admin/policies", {"subject": f"org:{org}", "kind": "agent_loop", "mode": "block"})
+    key = admin.create_key(org, "agents")
+    # A runaway agent: the same ask again and again in one session. Its requests go to
+    # whichever gateway process; the session's steps reach the one worker that owns it.
+    agent = _client(stack, key["key"], **{"x-session-id": "scale-run-1"})
     statuses = [_ask(agent, "Fix the failing build. Same error as before.")[0] for _ in range(5)]
     assert statuses == [200] * 5
     eventually(lambda: _ask(agent)[0] == 403, timeout_s=30, what="the looping session blocked")
-    assert _ask(_client(stack, other["key"]))[0] == 200  # the session, not the key
+    assert _ask(_client(stack, key["key"]))[0] == 200  # the session, not the key
 
 
 def test_a_key_rpm_holds_across_both_gateway_processes(stack: Stack) -> None:
