@@ -4,8 +4,8 @@ one consumer group, 2 gateway processes on one port, 2 sink consumers, 6 partiti
 An org budget spread over 6 keys is enforced at the right spend; one processors worker
 is SIGKILLed and restarted mid-load: showback equals genai-prices over the usage the
 clients were served, to the digit, the budget's states never go backwards, and a block
-holds. A looping session is still blocked, and a key's RPM holds across both gateway
-processes. (One worker gives the same exact figures: the e2e tests of the one-worker
+holds. A stolen key and a looping session are still blocked, and a key's RPM holds
+across both gateway processes. (One worker gives the same exact figures: the e2e tests of the one-worker
 stack check them against the same genai-prices sums.)
 """
 
@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +27,10 @@ from genai_prices import Usage, calc_price
 from openai import OpenAI
 
 from meterline.runtime import ServiceProcess, Stack
+from schemas.topics import REQUESTS
 from tests.e2e.stack_helpers import Admin, eventually, stack_settings
+from tests.integration.processors.worker_helpers import produce
+from tests.unit.processors.llmjacking.test_logic import after_normal, attack, normal_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -42,7 +46,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         topic_partitions=PARTITIONS,
         gateway={"workers": GATEWAYS},
         ingest={"sink": {"workers": SINKS}},
-        processors={"workers": WORKERS},
+        processors={
+            "workers": WORKERS,
+            # The victim's history below is a few hundred requests over weeks.
+            "llmjacking": {"learning_requests": 60, "learning_s": 6 * 3600},
+        },
     )
     instance = Stack(settings, mock_provider=True)
     try:
@@ -220,6 +228,31 @@ def test_a_worker_killed_mid_load_loses_no_dollar_and_no_block(stack: Stack) -> 
     assert spent == sorted(spent), "a budget state went backwards"
     assert _ask(_client(stack, blocked["key"]))[0] == 403  # the block held through it all
     print(f"\nworker killed mid-load: {len(load.served)} served, ${load.dollars} exact")
+
+
+def test_a_stolen_key_is_blocked_on_every_gateway_process(stack: Stack) -> None:
+    admin = Admin(stack)
+    org = "scale-jacked"
+    admin.post(
+        "/admin/policies", {"subject": f"org:{org}", "kind": "llmjacking", "mode": "enforce"}
+    )
+    victim = admin.create_key(org, "apps")
+    # The victim's weeks of normal use beside 4 other keys of the org, then a campaign on
+    # it, as the gateway emits them, moved in time to end just now (event time).
+    peers = [normal_key(10 + i, f"scale-peer-{i}", org=org) for i in range(4)]
+    history = normal_key(20, victim["key_id"], org=org)
+    stolen = attack(victim["key_id"], after_normal(history), org=org)
+    shift = datetime.now(UTC) - timedelta(seconds=5) - stolen[-1].ts_end
+    events = [
+        e.model_copy(update={"ts_start": e.ts_start + shift, "ts_end": e.ts_end + shift})
+        for e in sorted((e for k in [*peers, history] for e in k), key=lambda e: e.ts_start)
+        + stolen
+    ]
+    produce(stack.settings, REQUESTS, [((e.key_id or "").encode(), e.to_json()) for e in events])
+    client = _client(stack, victim["key"])
+    eventually(lambda: _ask(client)[0] == 403, timeout_s=60, what="the stolen key blocked")
+    for _ in range(6):  # whichever process a new connection lands on
+        assert _ask(_client(stack, victim["key"]))[0] == 403
 
 
 def test_a_looping_session_is_blocked_as_a_session(stack: Stack) -> None:
