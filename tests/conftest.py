@@ -49,8 +49,9 @@ def make_settings(tmp_path: Path):
             "admin_token": "test-admin-token",
             "processors": {
                 "app_id": unique("procs-"),
-                # Component tests run no ingest: budgets must not wait for its read API.
-                "budget": {"reconcile_timeout_s": 0.0},
+                # Component tests run no ingest: budgets must not wait for its read API
+                # or its sink.
+                "budget": {"reconcile_timeout_s": 0.0, "sink_wait_s": 0.0},
             },
             "ingest": {"sink": {"group_id": unique("sink-")}},
         }

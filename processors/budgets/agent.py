@@ -221,7 +221,7 @@ def register_budget_agent(
             exact = False
         except Exception:  # a bug must not hold the partitions' spend back forever
             log.exception("budgets: reconcile of spend partitions %s failed", sorted(mine))
-        if not exact:
+        if not exact and config.reconcile_timeout_s > 0:  # 0: no read API to wait for
             task = asyncio.ensure_future(catch_up(mine, until))
             background.add(task)
             task.add_done_callback(background.discard)
@@ -250,6 +250,7 @@ def register_budget_agent(
             if not still:  # given up, or being restored again: that restore reconciles
                 return
             subjects = subjects_of(still)
+            before = {b: book.spent(b) for b, subject, _, _ in book.current_periods(subjects)}
             try:
                 exact = await wait_for_sink(settings, 0.0)
                 async with AsyncReadClient.from_settings(settings, "finance") as read:
@@ -266,7 +267,15 @@ def register_budget_agent(
             except Exception:  # a bug: say so and stop trying
                 log.exception("budgets: catch-up reconcile of %s failed", sorted(still))
                 return
-            await publish(updates)  # the book's states of subjects it owns
+            # What moved: a state whose spend is unchanged would only repeat itself.
+            await publish(
+                [
+                    u
+                    for u in updates
+                    if not isinstance(u.value, BudgetState)
+                    or u.value.spent_usd != before.get(u.value.budget_id)
+                ]
+            )
             if exact:
                 log.info("budgets: spend partitions %s caught up from the warehouse", sorted(still))
                 return

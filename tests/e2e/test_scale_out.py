@@ -5,8 +5,8 @@ An org budget spread over 6 keys is enforced at the right spend; one processors 
 is SIGKILLed and restarted mid-load: showback equals genai-prices over the usage the
 clients were served, to the digit, the budget's states never go backwards, and a block
 holds. A stolen key and a looping session are still blocked, and a key's RPM holds
-across both gateway processes. (One worker gives the same exact figures: the e2e tests of the one-worker
-stack check them against the same genai-prices sums.)
+across both gateway processes. (One worker gives the same exact figures: the e2e tests
+of the one-worker stack check them against the same genai-prices sums.)
 """
 
 from __future__ import annotations

@@ -47,8 +47,8 @@ ORG_LIMIT = Decimal("1")
 
 
 class Warehouse:
-    """The costs stored so far, answering `/api/spend` (sum of a subject's costs in
-    [from, to) up to `as_of`, the latest stored request_ts)."""
+    """The costs stored so far, answering `/api/spend` as ingest does: with `recent_from`,
+    the sum of a subject's costs in [from, recent_from) and each one in [recent_from, to)."""
 
     def __init__(self) -> None:
         self._costs: list[CostEvent] = []
@@ -58,23 +58,35 @@ class Warehouse:
         with self._lock:
             self._costs.extend(costs)
 
-    def spend(self, subject: str, start: datetime, end: datetime) -> dict[str, Any]:
+    def spend(
+        self, subject: str, start: datetime, end: datetime, recent_from: datetime
+    ) -> dict[str, Any]:
         with self._lock:
             costs = list(self._costs)
-        as_of = max((c.request_ts for c in costs), default=None)
+        cut = min(max(recent_from, start), end)
         mine = [
             c
             for c in costs
             if start <= c.request_ts < end
             and subject in attribution_subjects(c.key_id, c.org, c.team, c.project, c.user)
         ]
+        before = [c for c in mine if c.request_ts < cut]
         return {
             "subject": subject,
             "start": start.isoformat(),
             "end": end.isoformat(),
-            "cost_usd": format(sum((c.total_cost for c in mine), Decimal(0)), "f"),
-            "requests": len(mine),
-            "as_of": as_of.isoformat() if as_of else None,
+            "cost_usd": format(sum((c.total_cost for c in before), Decimal(0)), "f"),
+            "requests": len(before),
+            "as_of": cut.isoformat(),
+            "recent": [
+                {
+                    "event_id": c.event_id,
+                    "request_ts": c.request_ts.isoformat(),
+                    "cost_usd": format(c.total_cost, "f"),
+                }
+                for c in mine
+                if c.request_ts >= cut
+            ],
         }
 
 
@@ -91,6 +103,7 @@ def read_api(warehouse: Warehouse) -> Iterator[str]:
                 query["subject"],
                 datetime.fromisoformat(query["from"]),
                 datetime.fromisoformat(query["to"]),
+                datetime.fromisoformat(query["recent_from"]),
             )
             data = json.dumps(body).encode()
             self.send_response(200)
@@ -179,7 +192,10 @@ def test_two_workers_count_each_budget_exactly_and_survive_a_stop(
             topic_partitions=PARTITIONS,
             processors_port=free_port(),
             read_api_url=url,
-            processors={"budget": {"reconcile_timeout_s": 10.0, "tick_interval_s": 1.0}},
+            # No sink runs here: the stand-in warehouse holds each cost before it is sent.
+            processors={
+                "budget": {"reconcile_timeout_s": 10.0, "tick_interval_s": 1.0, "sink_wait_s": 0}
+            },
         )
         second = first.model_copy(
             update={"processors_port": free_port(), "data_dir": tmp_path / "data-second"}
