@@ -33,8 +33,8 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	@echo "== [1/4] unit tests (stop at the first failure) =="
 	$(PYTEST) -x -m "not slow" tests/unit
-	@echo "== [2/4] integration tests (real broker, chDB, HTTP) =="
-	$(PYTEST) tests/integration
+	@echo "== [2/4] integration tests (real broker, chDB, HTTP; two at a time, a file each) =="
+	$(PYTEST) -n 2 --dist loadfile tests/integration
 	@echo "== [3/4] end-to-end and browser tests (the whole embedded stack) =="
 	$(PYTEST) tests/e2e
 	@echo "== [4/4] slow statistical simulations =="
