@@ -242,15 +242,18 @@ def register_budget_agent(
 
     async def catch_up(parts: set[int], until: datetime) -> None:
         """A restore that could not reach the read API, or not wait for the sink, is
-        reconciled again (same `until`: the spend only grows) until both were fine, while
-        the partitions are still ours."""
+        reconciled again (same `until`: the spend only grows) until both were fine, or
+        `reconcile_horizon_s` has passed (every cost is stored by then, or the horizon
+        assumption fails anyway), while the partitions are still ours."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.processors.budget.reconcile_horizon_s
         while True:
             await asyncio.sleep(_CATCH_UP_EVERY_S)
             still = {p for p in parts if p in owned and p not in restoring}
             if not still:  # given up, or being restored again: that restore reconciles
                 return
             subjects = subjects_of(still)
-            before = {b: book.spent(b) for b, subject, _, _ in book.current_periods(subjects)}
+            before = {b: book.spent(b) for b, _, _, _ in book.current_periods(subjects)}
             try:
                 exact = await wait_for_sink(settings, 0.0)
                 async with AsyncReadClient.from_settings(settings, "finance") as read:
@@ -276,7 +279,7 @@ def register_budget_agent(
                     or u.value.spent_usd != before.get(u.value.budget_id)
                 ]
             )
-            if exact:
+            if exact or loop.time() >= deadline:
                 log.info("budgets: spend partitions %s caught up from the warehouse", sorted(still))
                 return
 

@@ -48,20 +48,22 @@ def sink_caught_up(settings: Settings) -> bool:
 
 
 async def wait_for_sink(settings: Settings, timeout_s: float, every_s: float = 0.25) -> bool:
-    """Until the sink has caught up (True) or `timeout_s` passed (False, logged)."""
+    """Until the sink has caught up (True) or `timeout_s` passed (False; logged unless
+    `timeout_s` is 0, a single look)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while True:
         try:
             if await asyncio.to_thread(sink_caught_up, settings):
                 return True
-        except KafkaException as exc:
-            log.warning("budgets: cannot read the sink's progress (%s)", exc)
+        except (KafkaException, KeyError) as exc:  # KeyError: no costs topic (yet)
+            log.warning("budgets: cannot read the sink's progress (%r)", exc)
         if loop.time() + every_s > deadline:
-            log.warning(
-                "budgets: the sink has not stored every fanned-out cost after %.0fs; "
-                "restoring anyway and reconciling again until it has",
-                timeout_s,
-            )
+            if timeout_s > 0:
+                log.warning(
+                    "budgets: the sink has not stored every fanned-out cost after %.0fs; "
+                    "restoring anyway and reconciling again until it has",
+                    timeout_s,
+                )
             return False
         await asyncio.sleep(every_s)
