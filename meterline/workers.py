@@ -39,9 +39,9 @@ Service = Literal["gateway", "processors"]
 PROCESSORS_STATE_WARNING = (
     "processors.workers={n}: budgets, drift scopes and agent-loop sessions are keyed and "
     "give the same results with any number of workers; LLMjacking learns each key on the "
-    "worker that holds the key's partition, but its peer baselines (org, team, app) from "
-    "that worker's share of the keys only, and a key whose partition moves is learned "
-    "again there (issue 13). Costs and the sink are exact."
+    "worker that holds the key's partition, and its peer baselines (org, team, app) from "
+    "every worker through the llmjacking-peers topic, about a second late; a key whose "
+    "partition moves is learned again there (issue 13). Costs and the sink are exact."
 )
 
 

@@ -65,6 +65,10 @@ class ProcessorMetrics:
             ["topic"],
             registry=self.registry,
         )
+        self._peer_items = self._counter(
+            "llmjacking_peer_items",
+            "Learned peer items taken from other processors workers (llmjacking-peers).",
+        )
         self._unpriced_models: set[str] = set()
         self._max_model_labels = max_model_labels
 
@@ -96,6 +100,9 @@ class ProcessorMetrics:
 
     def recosted(self, count: int) -> None:
         self._recosted.inc(max(count, 0))
+
+    def peer_items(self, count: int) -> None:
+        self._peer_items.inc(max(count, 0))
 
     def dead_letter(self, stage: str) -> None:
         self._dead_letters.labels(stage).inc()

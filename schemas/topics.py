@@ -20,6 +20,7 @@ __all__ = [
     "ENFORCEMENT",
     "ENFORCEMENT_KEY_SEPARATOR",
     "GUARDRAILS",
+    "LLMJACKING_PEERS",
     "RATE_USAGE",
     "REQUESTS",
     "SPANS",
@@ -56,6 +57,9 @@ DRIFT_INPUT: Final = "drift-input"
 # `<source topic>|<session subject>` (routed_key) on the session's partition, so one
 # processors worker holds each session.
 AGENTLOOP_INPUT: Final = "agentloop-input"
+# Internal: what each processors worker's keys taught their LLMjacking peer baselines,
+# read by every other worker (schemas.peer_learning); no consumer group.
+LLMJACKING_PEERS: Final = "llmjacking-peers"
 ENFORCEMENT: Final = "enforcement"
 CONTROL: Final = "control"
 DLQ: Final = "dlq"
@@ -72,6 +76,7 @@ TOPICS: Final = (
     DRIFT,
     DRIFT_INPUT,
     AGENTLOOP_INPUT,
+    LLMJACKING_PEERS,
     ENFORCEMENT,
     CONTROL,
     DLQ,
@@ -79,11 +84,13 @@ TOPICS: Final = (
 COMPACTED_TOPICS: Final = frozenset({ENFORCEMENT, CONTROL})
 # Topic configs beyond the defaults: rate usage matters for a minute at most; drift's
 # and the agent-loop detector's copies for a day (a window is an hour at most, a session
-# minutes; the source topics keep the originals).
+# minutes; the source topics keep the originals); peer learning for an hour (a reader
+# starts at the end).
 TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
     RATE_USAGE: {"retention.ms": "300000"},
     DRIFT_INPUT: {"retention.ms": "86400000"},
     AGENTLOOP_INPUT: {"retention.ms": "86400000"},
+    LLMJACKING_PEERS: {"retention.ms": "3600000"},
 }
 
 

@@ -7,8 +7,9 @@ says why not a Faust table). Policies come from the control topic through the bu
 before it has loaded waits in the detector until the org's mode is known.
 
 Requests are keyed by key_id, so one key's requests reach one worker in order and the
-key states need no repartition; the peer baselines (team, app, org, population) are
-learned from the keys this worker sees. Unreadable requests are skipped (the cost agent
+key states need no repartition; the peer baselines (team, app, org, population) learn
+from the keys this worker sees and, through the internal `llmjacking-peers` topic, from
+every other worker's (peers.py). Unreadable requests are skipped (the cost agent
 dead-letters them); a policy of ours that cannot be used, or an internal error, becomes
 an llmjacking dead letter.
 """
@@ -28,18 +29,20 @@ from processors.llmjacking.logic import (
     LlmjackingDetector,
     request_from_payload,
 )
+from processors.llmjacking.peers import PeerSharing
 from processors.llmjacking.policy import PolicyBook, Publication
 from processors.llmjacking.store import load_state, save_state
 from processors.llmjacking.tiers import ModelTiers
 from processors.metrics import ProcessorMetrics
 from processors.streams import Guard, consume, policy_reader, raw_topic, send_all
-from schemas.topics import ANOMALIES, ENFORCEMENT, REQUESTS
+from schemas.topics import ANOMALIES, ENFORCEMENT, LLMJACKING_PEERS, REQUESTS
 
 __all__ = ["AGENT_NAME", "register_llmjacking_agent"]
 
 log = logging.getLogger(__name__)
 
 AGENT_NAME = "llmjacking"
+_SHARE_EVERY_S = 1.0
 
 
 def register_llmjacking_agent(
@@ -91,6 +94,17 @@ def register_llmjacking_agent(
     async def llmjacking_persist() -> None:
         persist()
 
+    # Peer baselines across workers: what this worker's keys taught them, once a second,
+    # and what the other workers' keys did (peers.py).
+    output = raw_topic(app, settings, LLMJACKING_PEERS)
+    sharing = PeerSharing(settings, output, detector.learn_from_peers, metrics.peer_items)
+
+    async def llmjacking_share_peers() -> None:
+        await sharing.publish(detector.take_learned())
+
+    async def llmjacking_peer_reader() -> None:
+        await sharing.run()
+
     # No waiting for the policies in the agent: an agent that stalls while the worker joins
     # its group stops receiving (and the worker hangs on stop). Blocks found before the
     # policies loaded wait in the detector instead (`policies_loaded`). On exit, persist:
@@ -98,6 +112,8 @@ def register_llmjacking_agent(
     consume(app, raw_topic(app, settings, REQUESTS), AGENT_NAME, metrics, handle, persist)
     app.task(llmjacking_control)
     app.task(llmjacking_policies_loaded)
+    app.task(llmjacking_peer_reader)
+    app.timer(_SHARE_EVERY_S, name="llmjacking_share_peers")(llmjacking_share_peers)
     app.timer(settings.processors.llmjacking.persist_interval_s, name="llmjacking_persist")(
         llmjacking_persist
     )

@@ -12,7 +12,9 @@ against the key's learned normal, or its peers' while the key is young, fused in
 log-odds (fusion.py). A window is reported with the first request that makes it medium
 or worse, and again whenever it escalates (a higher severity, or a feature worth a point
 that it has not reported yet). Learning is continuous: a request judged normal is learned
-`probation_s` later unless the key raised suspicion meanwhile (profile.py).
+`probation_s` later unless the key raised suspicion meanwhile (profile.py). What the
+peer baselines learn is also handed out (`take_learned`) for the other processors workers,
+which hold other keys, and theirs taken in (`learn_from_peers`): schemas/peer_learning.py.
 
 Policy per org (PolicyRecord kind "llmjacking", else the default mode): `monitor` only
 reports; `enforce` also blocks the key (source "llmjacking", expiring after `block_s`)
@@ -24,8 +26,8 @@ an attacker knocking on a blocked key must not look like new activity.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,6 +47,7 @@ from processors.llmjacking.profile import Baseline, KeyState, KeyWindow, Learned
 from processors.llmjacking.tiers import ModelTiers
 from schemas.error_types import ENFORCED_ERRORS, MODEL_NOT_FOUND
 from schemas.events.v1 import Anomaly, EnforcementDecision, RequestEvent, format_ts, utc_now
+from schemas.peer_learning import PeerItem
 from schemas.severity import SEVERITIES
 from schemas.subjects import key_subject, org_subject, team_subject
 from schemas.topics import ANOMALIES, ENFORCEMENT, enforcement_key
@@ -68,6 +71,7 @@ _FOREIGN_NOVELTY = 0.5  # novelty from which a new network counts as foreign (fe
 _KEY_CHECK_PROMPT_CHARS = 16
 _KEY_CHECK_MAX_TOKENS = 8
 _MAX_PENDING = 10_000
+_MAX_SHARED = 200_000  # learned items waiting to be published to the other workers
 POPULATION = "*"  # the peer scope of every key
 
 
@@ -113,6 +117,9 @@ class LlmjackingDetector:
         self.keys: OrderedDict[str, KeyState] = OrderedDict()
         self.peers: OrderedDict[str, Baseline] = OrderedDict()
         self.ignored_events = 0  # late or repeated deliveries
+        # What the peer baselines learned here, for the other workers (take_learned);
+        # bounded: the oldest go when nobody takes them.
+        self._learned: deque[PeerItem] = deque(maxlen=_MAX_SHARED)
 
     # persistence (store.py writes what `state()` returns)
 
@@ -206,6 +213,7 @@ class LlmjackingDetector:
         scopes = [self._peer(scope) for scope in peer_scopes(key.org, key.team, key.app)]
         while key.probation and key.probation[0].at <= due:
             item = key.probation.popleft()
+            self._learned.append(_shared(key, item))
             if item.hour < 0:  # a closed minute: its volume
                 key.baseline.learn_minute(item.requests, item.spend)
                 for peer in scopes:
@@ -216,6 +224,29 @@ class LlmjackingDetector:
                 peer.learn(item)
         for baseline in (key.baseline, *scopes):
             baseline.refresh_price(self._tiers.price)
+
+    # peers across workers (schemas/peer_learning.py)
+
+    def take_learned(self) -> list[PeerItem]:
+        """What the peer baselines learned here since the last call, to publish."""
+        items = list(self._learned)
+        self._learned.clear()
+        return items
+
+    def learn_from_peers(self, items: Iterable[PeerItem]) -> None:
+        """What another worker's keys taught their peer baselines (not the keys': those
+        live on the worker that holds them)."""
+        touched: dict[int, Baseline] = {}
+        for item in items:
+            learned = _learned(item)
+            for scope in peer_scopes(item.org, item.team, item.app):
+                peer = touched[id(peer)] = self._peer(scope)
+                if learned.hour < 0:
+                    peer.learn_minute(learned.requests, learned.spend)
+                else:
+                    peer.learn(learned)
+        for peer in touched.values():
+            peer.refresh_price(self._tiers.price)
 
     def _count_minute(self, key: KeyState, at: datetime, cost: float) -> None:
         minute = int(at.timestamp() // 60)
@@ -449,4 +480,26 @@ def _is_key_check(event: RequestEvent) -> bool:
         and event.prompt_chars <= _KEY_CHECK_PROMPT_CHARS
         and limit is not None
         and 0 < limit <= _KEY_CHECK_MAX_TOKENS
+    )
+
+
+def _shared(key: KeyState, item: Learned) -> PeerItem:
+    return PeerItem(
+        key.org,
+        key.team,
+        key.app,
+        item.at.timestamp(),
+        item.network,
+        item.user_agent,
+        item.model,
+        item.hour,
+        item.requests,
+        item.spend,
+    )
+
+
+def _learned(item: PeerItem) -> Learned:
+    at = datetime.fromtimestamp(item.ts, UTC)
+    return Learned(
+        at, item.network, item.user_agent, item.model, item.hour, item.requests, item.spend
     )

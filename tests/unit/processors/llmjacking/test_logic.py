@@ -658,3 +658,22 @@ def test_blocks_found_before_the_policies_loaded_wait_for_them() -> None:
     critical = [a for a in anomalies(early) if a.subject == "key:k-a"][-1]
     assert key == "llmjacking|key:k-a" and decision.anomaly_id == critical.anomaly_id
     assert not det.policies_loaded()  # released once
+
+
+def test_peer_baselines_learned_on_one_worker_are_applied_on_another() -> None:
+    """Keys are split across workers by partition: what one worker's keys teach their
+    peers (team, app, org, everyone) is handed out and taken in by the others, so their
+    peer baselines are the same as if they had seen those keys themselves."""
+    here, there = detector(), detector()
+    run(here, normal_key(1, "k-here", org="acme"))
+    items = here.take_learned()
+    assert items and here.take_learned() == []  # taken once
+    assert {item.org for item in items} == {"acme"}
+    there.learn_from_peers(items)
+    for scope in ("org:acme", "*"):
+        mine, theirs = here.peers[scope], there.peers[scope]
+        assert theirs.requests == mine.requests > 0
+        assert theirs.networks == mine.networks and theirs.user_agents == mine.user_agents
+        assert theirs.models == mine.models and theirs.hours == mine.hours
+        assert theirs.rate == mine.rate and theirs.usual_price == mine.usual_price
+    assert "k-here" not in there.keys  # the key itself lives on its own worker
