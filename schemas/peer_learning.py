@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from schemas.report_json import load_report
+
 __all__ = ["PeerItem", "PeerLearning", "decode_peer_learning", "encode_peer_learning"]
 
 MAX_ITEMS = 20_000  # per batch: a sender splits a bigger one
@@ -108,15 +110,8 @@ def _item(entry: Any) -> PeerItem:
 
 def decode_peer_learning(value: bytes) -> PeerLearning:
     """The batch, or ValueError naming what is wrong with it."""
-    try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("worker"), str):
-        raise ValueError("expected an object with a worker id")
-    at, items = data.get("at"), data.get("items")
-    if type(at) not in (int, float):
-        raise ValueError("expected `at`, the unix time it was sent")
+    data, sender, at = load_report(value, "worker")
+    items = data.get("items")
     if not isinstance(items, list) or len(items) > MAX_ITEMS:
         raise ValueError(f"items must be a list of at most {MAX_ITEMS}")
-    return PeerLearning(data["worker"][:128], float(at), [_item(entry) for entry in items])
+    return PeerLearning(sender, at, [_item(entry) for entry in items])

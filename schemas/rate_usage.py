@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from schemas.report_json import load_report
+
 __all__ = ["KeyUsage", "RateUsage", "decode_rate_usage", "encode_rate_usage"]
 
 _MAX_KEYS = 10_000  # per report
@@ -62,15 +64,7 @@ def _count(value: Any, *, signed: bool = False) -> int | None:
 
 def decode_rate_usage(value: bytes) -> RateUsage:
     """The report, or ValueError naming what is wrong with it."""
-    try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("gateway"), str):
-        raise ValueError("expected an object with a gateway id")
-    at = data.get("at")
-    if type(at) not in (int, float):
-        raise ValueError("expected `at`, the unix time it was sent")
+    data, sender, at = load_report(value, "gateway")
     keys = data.get("keys")
     if not isinstance(keys, dict) or len(keys) > _MAX_KEYS:
         raise ValueError(f"keys must be an object of at most {_MAX_KEYS} entries")
@@ -83,4 +77,4 @@ def decode_rate_usage(value: bytes) -> RateUsage:
         if requests is None or tokens is None or rpm is None or tpm is None:
             raise ValueError(f"bad counts for key {key_id!r}")
         usage[key_id] = KeyUsage(requests, tokens, rpm or None, tpm or None)
-    return RateUsage(data["gateway"][:128], float(at), usage)
+    return RateUsage(sender, at, usage)
