@@ -35,7 +35,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from meterline.embedded.broker import EmbeddedBroker  # noqa: E402
 from meterline.kafka import create_topics  # noqa: E402
+from meterline.ports import free_port  # noqa: E402
 from meterline.settings import ProviderConfig, Settings  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Say hello."}]
@@ -101,12 +101,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", "rb") as stat:
         fields = stat.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pinned(cpus: str | None, argv: list[str]) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import socket
 import sys
 import tempfile
 import threading
@@ -28,17 +27,12 @@ from ingest.sink.clickhouse import ClickHouseSink
 from ingest.sink.consumer import SinkConsumer
 from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics, producer_config
+from meterline.ports import free_port
 from meterline.settings import Settings
 from meterline.warehouse import SharedClient, connect, migrate
 from schemas.events.v1 import CostEvent, RequestEvent
 
 TARGET_ROWS_PER_S = 150_000  # one sink consumer, mixed events (issue 13)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def request_event(i: int, now: datetime) -> RequestEvent:

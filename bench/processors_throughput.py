@@ -34,7 +34,6 @@ import collections
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, Topic
 
 from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import consumer_config, create_topics, producer_config
+from meterline.ports import free_port
 from meterline.settings import Settings
 from schemas.events.v1 import BudgetRecord, RequestEvent
 from schemas.topics import ANOMALIES, BUDGETS, CONTROL, COSTS, DLQ, DRIFT, ENFORCEMENT, REQUESTS
@@ -68,12 +68,6 @@ MODELS = [
 ORGS = 5
 KEYS = 200
 STAGES = ("cost", "budgets", "llmjacking", "agentloop", "drift", "spans", "alerts")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def request_event(i: int, now: datetime, rng: random.Random) -> RequestEvent:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from meterline.kafka import consumer_config  # noqa: E402
+from meterline.ports import free_port  # noqa: E402
 from meterline.runtime import Stack  # noqa: E402
 from meterline.settings import Settings  # noqa: E402
 from meterline.workers import gateway_worker_port  # noqa: E402
@@ -48,34 +48,17 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
 
 
-def _free_port(span: int = 1) -> int:
-    """A port with `span` free ports from it (gateway workers use the next ones)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port + span > 65000:
-            continue
-        try:
-            for offset in range(1, span):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port + offset))
-            return port
-        except OSError:
-            continue
-
-
 def _settings(data_dir: Path, options: argparse.Namespace) -> Settings:
     run = uuid.uuid4().hex[:8]
     return Settings(
         data_dir=data_dir,
         topic_prefix=f"bench-{run}.",
-        gateway_port=_free_port(options.gateways + 1),
-        ingest_port=_free_port(),
-        processors_port=_free_port(options.processors),
-        broker_port=_free_port(),
-        mock_provider_port=_free_port(),
-        dashboard_port=_free_port(),
+        gateway_port=free_port(options.gateways + 1),
+        ingest_port=free_port(),
+        processors_port=free_port(options.processors),
+        broker_port=free_port(),
+        mock_provider_port=free_port(),
+        dashboard_port=free_port(),
         admin_token=ADMIN_TOKEN,
         gateway={"workers": options.gateways},
         processors={"workers": options.processors, "app_id": f"bench-procs-{run}"},

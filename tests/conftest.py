@@ -3,22 +3,30 @@ and the one in-process ClickHouse engine this test process may open (ARCHITECTUR
 
 from __future__ import annotations
 
-import socket
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from meterline import ports
 from meterline.embedded.broker import EmbeddedBroker
 from meterline.kafka import create_topics
 from meterline.settings import Settings, merged
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _xdist_lane() -> tuple[int, int]:
+    """This test process's slice of the port range when pytest-xdist runs several."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return int(worker.removeprefix("gw") or 0), max(count, 1)
+
+
+def free_port(span: int = 1) -> int:
+    """A free port (and the `span - 1` after it) for a service this test starts."""
+    lane, lanes = _xdist_lane()
+    return ports.free_port(span, lane=lane, lanes=lanes)
 
 
 def unique(prefix: str) -> str:

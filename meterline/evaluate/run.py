@@ -13,7 +13,6 @@ time/requests/dollars to detection and to block, per detector.
 
 from __future__ import annotations
 
-import socket
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from meterline.evaluate.drift_draws import DriftDrawConfig, draws_per_category, 
 from meterline.evaluate.drift_summary import format_drift, summarize_drift
 from meterline.evaluate.scoring import DetectorScore, score
 from meterline.evaluate.summary import format_llmjacking, summarize_llmjacking
+from meterline.ports import free_port
 from meterline.settings import ProviderConfig, Settings, merged
 from meterline.simulate import SimulationConfig, SimulationResult, build_plan, simulate
 from meterline.simulate.catalog import SERVED_MODELS
@@ -74,17 +74,11 @@ class EvalReport:
     labels_path: Path | None = None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def eval_stack_settings(settings: Settings, data_dir: Path, **overrides: object) -> Settings:
     """The embedded stack an evaluation runs against: its own ports, topics and data, the
     mock provider serving only the simulated catalogue (anything else is a 404), and the
     simulator's loopback hop trusted to name the clients it plays."""
-    mock_port = _free_port()
+    mock_port = free_port()
     values: dict[str, object] = {
         "data_dir": data_dir,
         "kafka_bootstrap": None,
@@ -92,10 +86,10 @@ def eval_stack_settings(settings: Settings, data_dir: Path, **overrides: object)
         "gateway_url": None,
         "read_api_url": None,
         "topic_prefix": f"eval{uuid.uuid4().hex[:8]}.",
-        "gateway_port": _free_port(),
-        "ingest_port": _free_port(),
-        "processors_port": _free_port(),
-        "broker_port": _free_port(),
+        "gateway_port": free_port(span=8),
+        "ingest_port": free_port(),
+        "processors_port": free_port(span=8),
+        "broker_port": free_port(),
         "mock_provider_port": mock_port,
         "gateway": {"trusted_proxies": LOOPBACK},
         "processors": {

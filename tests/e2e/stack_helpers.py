@@ -22,9 +22,10 @@ def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
         "data_dir": data_dir,
         "topic_prefix": unique("e2e") + ".",
         "topic_partitions": 2,
-        "gateway_port": free_port(),
+        # Workers bind the ports after these (meterline/workers.py): room for up to 7.
+        "gateway_port": free_port(span=8),
         "ingest_port": free_port(),
-        "processors_port": free_port(),
+        "processors_port": free_port(span=8),
         "broker_port": free_port(),
         "mock_provider_port": free_port(),
         "dashboard_port": free_port(),

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from genai_prices import Usage, calc_price
@@ -85,6 +86,32 @@ def _ask(client: OpenAI, prompt: str = PROMPT) -> tuple[int, Usage | None]:
 
 def _price(usage: Usage) -> Decimal:
     return calc_price(usage, model_ref=MODEL, provider_id="openai").total_price
+
+
+def _assignment(stack: Stack) -> tuple[int, ...]:
+    """How many partitions each processors worker holds now (0 for one not answering)."""
+    s = stack.settings
+    counts = []
+    for index in range(WORKERS):
+        try:
+            health = httpx.get(f"http://{s.host}:{s.processors_port + index}/healthz", timeout=2)
+            counts.append(int(health.json().get("assigned_partitions", 0)))
+        except (httpx.HTTPError, ValueError):
+            counts.append(0)
+    return tuple(counts)
+
+
+def _wait_for_a_settled_group(stack: Stack, steady_s: float = 3.0) -> None:
+    """Every worker holds partitions and the assignment has not moved for `steady_s`, so a
+    test's keys stay with one owner (a key's LLMjacking profile lives in its owner's memory)."""
+    last, since = _assignment(stack), time.monotonic()
+    deadline = since + 60
+    while not (all(last) and time.monotonic() - since >= steady_s):
+        assert time.monotonic() < deadline, f"the consumer group did not settle: {last}"
+        time.sleep(0.25)
+        now = _assignment(stack)
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 def _worker(stack: Stack, name: str) -> ServiceProcess:
@@ -242,6 +269,7 @@ def test_a_stolen_key_is_blocked_on_every_gateway_process(stack: Stack) -> None:
         "/admin/policies", {"subject": f"org:{org}", "kind": "llmjacking", "mode": "enforce"}
     )
     victim = admin.create_key(org, "apps")
+    _wait_for_a_settled_group(stack)  # the worker killed above rejoined: no move mid-test
     # The victim's weeks of normal use beside 4 other keys of the org, then a campaign on
     # it, as the gateway emits them, moved in time to end just now (event time).
     peers = [normal_key(10 + i, f"scale-peer-{i}", org=org) for i in range(4)]

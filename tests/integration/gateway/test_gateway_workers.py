@@ -4,7 +4,6 @@ the shared port with SO_REUSEPORT and its own port; each process keeps its own v
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,34 +15,12 @@ from meterline.clients import AdminClient
 from meterline.runtime import ServiceProcess, worker_processes
 from meterline.settings import ProviderConfig, Settings
 from meterline.workers import gateway_worker_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
 CHAT_BODY = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
 WORKERS = 2
-
-
-def _free_run(length: int) -> int:
-    """A port p with p .. p+length-1 all free (the shared port and each worker's own)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + length > 65535:
-            continue
-        try:
-            held = []
-            for port in range(base, base + length):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return base
-    raise AssertionError("no run of free ports")
 
 
 def _chat(url: str, secret: str) -> int:
@@ -69,7 +46,7 @@ def gateways(
 ) -> Iterator[tuple[Settings, list[ServiceProcess]]]:
     settings: Settings = make_settings(
         broker,
-        gateway_port=_free_run(WORKERS + 1),
+        gateway_port=free_port(WORKERS + 1),
         gateway={"workers": WORKERS, "upstream_timeout_s": 5.0},
         providers=[
             ProviderConfig(

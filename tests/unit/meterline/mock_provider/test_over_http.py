@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,16 +12,14 @@ import pytest
 import uvicorn
 
 from meterline.mock_provider import create_app, plan_for, usage_for
+from meterline.ports import free_port
 
 MESSAGES = [{"role": "user", "content": "hello mock!"}]
 
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     config = uvicorn.Config(
         create_app(), host="127.0.0.1", port=port, http="httptools", log_level="warning"
     )
