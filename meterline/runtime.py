@@ -39,7 +39,6 @@ from meterline.kafka import create_topics, wait_for_broker
 from meterline.settings import PriceOverride, ProviderConfig, Settings
 from meterline.supervisor import Supervisor
 from meterline.workers import (
-    PROCESSORS_STATE_WARNING,
     Service,
     gateway_worker_port,
     worker_count,
@@ -324,8 +323,6 @@ class Stack:
         sinks = s.ingest.sink.workers
         processors = s.processors.workers
         gateways = s.gateway.workers
-        if processors > 1:
-            self.progress("      warning: " + PROCESSORS_STATE_WARNING.format(n=processors))
         plan += [
             (
                 "ingest (ClickHouse sink + read API)"
@@ -467,8 +464,6 @@ def run_workers(settings: Settings, service: Service, *, log: Progress = print) 
     children = worker_processes(settings, service)
     env = {**os.environ, **{k: str(v) for k, v in settings.child_env().items()}}
     install_stop_signals(log)
-    if service == "processors":
-        log("warning: " + PROCESSORS_STATE_WARNING.format(n=len(children)))
     started: list[ServiceProcess] = []
     try:
         started += children

@@ -331,6 +331,11 @@ class LlmjackingSettings(Section):
     probation_s: float = 60.0  # normal traffic is learned this long after, if still normal
     block_s: float = 86400.0
     persist_interval_s: float = 60.0  # key states + peer baselines to <data_dir>/llmjacking
+    # Keys that learned something go to the llmjacking-keys topic this often, for the
+    # worker that takes their partition over (processors/llmjacking/handoff.py); that
+    # worker reads them for at most `handoff_read_timeout_s` before it goes on without.
+    handoff_interval_s: float = Field(default=5.0, gt=0)
+    handoff_read_timeout_s: float = Field(default=15.0, gt=0)
     max_keys: int = 100_000  # key ids come from traffic: bound the memory
 
 

@@ -27,7 +27,6 @@ from typing import Literal
 from meterline.settings import Settings
 
 __all__ = [
-    "PROCESSORS_STATE_WARNING",
     "Service",
     "gateway_worker_port",
     "worker_count",
@@ -35,14 +34,6 @@ __all__ = [
 ]
 
 Service = Literal["gateway", "processors"]
-
-PROCESSORS_STATE_WARNING = (
-    "processors.workers={n}: budgets, drift scopes and agent-loop sessions are keyed and "
-    "give the same results with any number of workers; LLMjacking learns each key on the "
-    "worker that holds the key's partition, and its peer baselines (org, team, app) from "
-    "every worker through the llmjacking-peers topic, about a second late; a key whose "
-    "partition moves is learned again there (issue 13). Costs and the sink are exact."
-)
 
 
 def worker_count(settings: Settings, service: Service) -> int:

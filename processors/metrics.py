@@ -69,6 +69,11 @@ class ProcessorMetrics:
             "llmjacking_peer_items",
             "Learned peer items taken from other processors workers (llmjacking-peers).",
         )
+        self._keys_taken_over = self._counter(
+            "llmjacking_keys_taken_over",
+            "LLMjacking keys whose learned normal came with a partition this worker gained "
+            "(llmjacking-keys).",
+        )
         self._unpriced_models: set[str] = set()
         self._max_model_labels = max_model_labels
 
@@ -103,6 +108,9 @@ class ProcessorMetrics:
 
     def peer_items(self, count: int) -> None:
         self._peer_items.inc(max(count, 0))
+
+    def keys_taken_over(self, count: int) -> None:
+        self._keys_taken_over.inc(max(count, 0))
 
     def dead_letter(self, stage: str) -> None:
         self._dead_letters.labels(stage).inc()

@@ -20,6 +20,7 @@ __all__ = [
     "ENFORCEMENT",
     "ENFORCEMENT_KEY_SEPARATOR",
     "GUARDRAILS",
+    "LLMJACKING_KEYS",
     "LLMJACKING_PEERS",
     "RATE_USAGE",
     "REQUESTS",
@@ -60,6 +61,10 @@ AGENTLOOP_INPUT: Final = "agentloop-input"
 # Internal: what each processors worker's keys taught their LLMjacking peer baselines,
 # read by every other worker (schemas.peer_learning); no consumer group.
 LLMJACKING_PEERS: Final = "llmjacking-peers"
+# Internal: each key's learned normal (schemas.llmjacking_keys), keyed by key_id on the
+# partition of the key's requests, so the worker that takes a partition over takes its
+# keys' history too; compacted: the last snapshot of each key is what counts.
+LLMJACKING_KEYS: Final = "llmjacking-keys"
 ENFORCEMENT: Final = "enforcement"
 CONTROL: Final = "control"
 DLQ: Final = "dlq"
@@ -77,11 +82,12 @@ TOPICS: Final = (
     DRIFT_INPUT,
     AGENTLOOP_INPUT,
     LLMJACKING_PEERS,
+    LLMJACKING_KEYS,
     ENFORCEMENT,
     CONTROL,
     DLQ,
 )
-COMPACTED_TOPICS: Final = frozenset({ENFORCEMENT, CONTROL})
+COMPACTED_TOPICS: Final = frozenset({ENFORCEMENT, CONTROL, LLMJACKING_KEYS})
 # Topic configs beyond the defaults: rate usage matters for a minute at most; drift's
 # and the agent-loop detector's copies for a day (a window is an hour at most, a session
 # minutes; the source topics keep the originals); peer learning for an hour (a reader

@@ -7,15 +7,17 @@ says why not a Faust table). Policies come from the control topic through the bu
 before it has loaded waits in the detector until the org's mode is known.
 
 Requests are keyed by key_id, so one key's requests reach one worker in order and the
-key states need no repartition; the peer baselines (team, app, org, population) learn
-from the keys this worker sees and, through the internal `llmjacking-peers` topic, from
-every other worker's (peers.py). Unreadable requests are skipped (the cost agent
-dead-letters them); a policy of ours that cannot be used, or an internal error, becomes
-an llmjacking dead letter.
+key states need no repartition; when a rebalance moves a key's partition, its learned
+normal goes along over the internal `llmjacking-keys` topic (handoff.py). The peer
+baselines (team, app, org, population) learn from the keys this worker sees and, through
+the internal `llmjacking-peers` topic, from every other worker's (peers.py). Unreadable
+requests are skipped (the cost agent dead-letters them); a policy of ours that cannot be
+used, or an internal error, becomes an llmjacking dead letter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import faust
@@ -23,6 +25,7 @@ from faust.types import Message
 
 from meterline.settings import Settings
 from processors.dlq import DeadLetterPublisher
+from processors.llmjacking.handoff import KeyHandoff
 from processors.llmjacking.logic import (
     KIND,
     STAGE,
@@ -34,8 +37,16 @@ from processors.llmjacking.policy import PolicyBook, Publication
 from processors.llmjacking.store import load_state, save_state
 from processors.llmjacking.tiers import ModelTiers
 from processors.metrics import ProcessorMetrics
-from processors.streams import Guard, consume, policy_reader, raw_topic, send_all
-from schemas.topics import ANOMALIES, ENFORCEMENT, LLMJACKING_PEERS, REQUESTS
+from processors.streams import (
+    Guard,
+    consume,
+    on_rebalance,
+    pipeline,
+    policy_reader,
+    raw_topic,
+    send_all,
+)
+from schemas.topics import ANOMALIES, ENFORCEMENT, LLMJACKING_KEYS, LLMJACKING_PEERS, REQUESTS
 
 __all__ = ["AGENT_NAME", "register_llmjacking_agent"]
 
@@ -71,9 +82,17 @@ def register_llmjacking_agent(
 
     control = policy_reader(settings, policies, dead_letters, STAGE)
 
+    output = raw_topic(app, settings, LLMJACKING_KEYS)
+    handoff = KeyHandoff(settings, output, detector, metrics.keys_taken_over)
+    requests_topic = settings.topic(REQUESTS)
+
     def observe(message: Message) -> list[Publication]:
         event = request_from_payload(message.value)
-        return detector.observe(event) if event is not None else []
+        if event is None:
+            return []
+        if event.key_id is not None:
+            handoff.note(event.key_id, message.partition)
+        return detector.observe(event)
 
     async def handle(message: Message) -> None:
         await guard.run(message, observe, publish)
@@ -94,10 +113,23 @@ def register_llmjacking_agent(
     async def llmjacking_persist() -> None:
         persist()
 
+    async def llmjacking_handoff() -> None:
+        await handoff.publish()
+
+    async def on_assigned(now: set[tuple[str, int]]) -> None:
+        await handoff.assigned({p for topic, p in now if topic == requests_topic})
+
+    async def on_revoked(gone: set[tuple[str, int]]) -> None:
+        # Hand the partitions' keys over complete, and acknowledged before the new owner
+        # (assigned once every member has revoked) reads them.
+        if await handoff.publish({p for topic, p in gone if topic == requests_topic}):
+            outputs = pipeline(app, settings).outputs
+            await asyncio.get_running_loop().run_in_executor(None, outputs.flush, 10.0)
+
     # Peer baselines across workers: what this worker's keys taught them, once a second,
     # and what the other workers' keys did (peers.py).
-    output = raw_topic(app, settings, LLMJACKING_PEERS)
-    sharing = PeerSharing(settings, output, detector.learn_from_peers, metrics.peer_items)
+    peers_output = raw_topic(app, settings, LLMJACKING_PEERS)
+    sharing = PeerSharing(settings, peers_output, detector.learn_from_peers, metrics.peer_items)
 
     async def llmjacking_share_peers() -> None:
         await sharing.publish(detector.take_learned())
@@ -117,4 +149,8 @@ def register_llmjacking_agent(
     app.timer(settings.processors.llmjacking.persist_interval_s, name="llmjacking_persist")(
         llmjacking_persist
     )
+    app.timer(settings.processors.llmjacking.handoff_interval_s, name="llmjacking_handoff")(
+        llmjacking_handoff
+    )
+    on_rebalance(app, on_assigned, on_revoked)
     return detector
