@@ -107,7 +107,11 @@ def test_prices_every_request_and_dead_letters_garbage(
         while caught_up not in (metrics := httpx.get(metrics_url).text):  # sampled each second
             assert time.monotonic() < deadline, metrics
             time.sleep(0.2)
-        health = httpx.get(f"http://{settings.host}:{settings.processors_port}/healthz")
+        # Healthy once its broker probe (every few seconds, in a thread) has answered.
+        health_url = f"http://{settings.host}:{settings.processors_port}/healthz"
+        while (health := httpx.get(health_url)).status_code != 200:
+            assert time.monotonic() < deadline + 15, health.text
+            time.sleep(0.2)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=20) == 0
     reader.close()
