@@ -7,8 +7,10 @@ call without changing what is asked are masked:
 
 - date-times (ISO 8601 with a time of day), inside any string too;
 - UUIDs, inside any string too (request ids, idempotency keys);
-- the value of a key that names a nonce or a clock (`request_id`, `idempotency_key`,
-  `nonce`, `trace_id`, `timestamp`, `since`, `created_at`, ...).
+- a key that names a nonce or a clock (`request_id`, `idempotency_key`, `nonce`,
+  `trace_id`, `timestamp`, `since`, `created_at`, ...) with a plain value: left out, so
+  a call is the same call whether its clock is called `since` or `timestamp`, or it
+  sends none this time (a structure under such a key is looked into instead).
 
 Kept on purpose: plain dates (a report per day is a new question), hex ids (a commit SHA
 is an argument), page numbers, offsets and opaque cursors (a new cursor is usually a new
@@ -49,10 +51,9 @@ def normalized_arguments(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, dict):
         return {
-            str(key): _masked_by_key(str(key), item)
-            if _is_volatile_key(str(key))
-            else normalized_arguments(item, depth + 1)
+            str(key): normalized_arguments(item, depth + 1)
             for key, item in value.items()
+            if not (_is_volatile_key(str(key)) and not isinstance(item, (dict, list)))
         }
     if isinstance(value, list):
         return [normalized_arguments(item, depth + 1) for item in value]
@@ -83,12 +84,6 @@ def tool_arguments_hash(arguments: Any) -> str:
 
 def _is_volatile_key(key: str) -> bool:
     return bool(_NONCE_KEY.search(key) or _CLOCK_KEY.search(key))
-
-
-def _masked_by_key(key: str, value: Any) -> Any:
-    if isinstance(value, (dict, list)):  # a structure under a clock-like name: look inside
-        return normalized_arguments(value)
-    return MASKED_ID if _NONCE_KEY.search(key) else MASKED_TIME
 
 
 def _sha256(data: bytes) -> str:

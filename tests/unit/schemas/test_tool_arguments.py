@@ -34,6 +34,9 @@ BASE = '{"repo": "acme/api", "state": "open"}'
             '{"url": "https://x.io/s?t=2026-01-05 10:09:59"}',
         ),
         ('{"job": 7, "created_at": 1767607200}', '{"job": 7, "created_at": 1767607299}'),
+        # the clock under another name this time, or none at all
+        ('{"job": 7, "since": "2026-01-05T10:00:00Z"}', '{"job": 7, "timestamp": 1767607207456}'),
+        ('{"q": "x", "request_id": "r-1"}', '{"q": "x"}'),
         # not JSON (a cut stream): whitespace and date-times
         ("run  tests at 2026-01-05T10:00:00Z", "run tests at 2026-01-05T11:00:00Z"),
     ],
@@ -53,6 +56,7 @@ def test_noise_does_not_change_the_fingerprint(first: object, second: object) ->
         ('{"sha": "1f3a9c0d2b7e4f56"}', '{"sha": "9e8d7c6b5a4f3e21"}'),  # commits
         ('{"user_id": 1767607200}', '{"user_id": 1767607201}'),  # ids, not clocks
         ('{"a": 1}', '{"a": "1"}'),
+        ('{"since": {"day": "2026-01-05"}}', '{"since": {"day": "2026-01-06"}}'),  # looked into
     ],
 )
 def test_a_new_question_changes_the_fingerprint(first: object, second: object) -> None:
