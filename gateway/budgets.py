@@ -26,6 +26,13 @@ refusing gateway and a `hard` state agree. (Only the estimate differs: the gatew
 with input/output rates, the processors exactly; an over-estimate can refuse early until
 the next snapshot replaces it.)
 
+Across gateways: with Kafka, each gateway also reports the spend it adds to a ledger every
+0.2 s on the internal `rate-usage` topic (gateway/rate_share.py, schemas/rate_usage.py),
+and adds every other gateway's to its own ledgers by the same marks. So every gateway
+counts the fleet's spend that no snapshot covers yet, and a budget overspends by what is
+in flight plus one report interval, even while the processors lag or are down (their
+snapshots then stop coming, and the ledgers keep counting).
+
 Choices, kept cheap on purpose: money here is a float estimate (the processors hold the
 exact Decimal books); a snapshot whose period has ended is ignored; a budget with no
 snapshot yet is not enforced locally (the processors' decisions still are).
@@ -43,6 +50,7 @@ import orjson
 
 from gateway.enforcement import parse_ts
 from meterline.money import usd
+from schemas.rate_usage import SharedSpend
 from schemas.spend import SpendMark, parse_watermark
 
 __all__ = ["BudgetGuard", "BudgetHit"]
@@ -78,11 +86,15 @@ class _Ledger:
     # A min-heap by mark: requests finish out of start order, and a snapshot must drop
     # every covered entry, not just a covered prefix of the arrival order.
     entries: list[tuple[SpendMark, float]] = field(default_factory=list)  # (mark, usd)
+    marks: set[SpendMark] = field(default_factory=set)  # a report read twice counts once
     total: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, mark: SpendMark, usd: float) -> None:
         with self.lock:
+            if mark in self.marks:
+                return
+            self.marks.add(mark)
             heapq.heappush(self.entries, (mark, usd))
             self.total += usd
 
@@ -90,7 +102,9 @@ class _Ledger:
         """Forget every entry a snapshot covers (mark <= its watermark)."""
         with self.lock:
             while self.entries and self.entries[0][0] <= watermark:
-                self.total -= heapq.heappop(self.entries)[1]
+                mark, usd = heapq.heappop(self.entries)
+                self.marks.discard(mark)
+                self.total -= usd
             if not self.entries:
                 self.total = 0.0  # no float drift left behind
 
@@ -125,6 +139,9 @@ def _money(value: Any) -> float:
     return float(value) if value is not None else 0.0
 
 
+_MAX_UNREPORTED = 20_000  # spend entries waiting for the next report (one report's worth)
+
+
 class BudgetGuard:
     def __init__(self) -> None:
         self._budgets: dict[str, _Budget] = {}
@@ -132,6 +149,9 @@ class BudgetGuard:
         self._ledgers: dict[str, _Ledger] = {}
         self._by_subject: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()  # writers only
+        # Our spend for the other gateways (rate_share.py turns it on; off, nobody drains).
+        self.share_spend = False
+        self._unreported: list[SharedSpend] = []
 
     def __len__(self) -> int:
         return len(self._budgets)
@@ -263,10 +283,36 @@ class BudgetGuard:
         for budget_id in budget_ids:
             if budget_id not in self._budgets:
                 continue
-            ledger = self._ledgers.get(budget_id)
-            if ledger is None:
-                ledger = self._ledgers.setdefault(budget_id, _Ledger())
-            ledger.add(mark, usd)
+            self._ledger(budget_id).add(mark, usd)
+            if self.share_spend and len(self._unreported) < _MAX_UNREPORTED:
+                self._unreported.append(SharedSpend(budget_id, mark.ts_ms, mark.request_id, usd))
+
+    def _ledger(self, budget_id: str) -> _Ledger:
+        ledger = self._ledgers.get(budget_id)
+        if ledger is None:
+            ledger = self._ledgers.setdefault(budget_id, _Ledger())
+        return ledger
+
+    def drain_spend(self) -> tuple[SharedSpend, ...]:
+        """Our spend since the last call, for the other gateways."""
+        taken, self._unreported = self._unreported, []
+        return tuple(taken)
+
+    def add_reported(self, entries: tuple[SharedSpend, ...]) -> int:
+        """Count another gateway's spend until a snapshot covers it; returns how many
+        entries counted (a budget unknown here, or a mark already covered, does not)."""
+        counted = 0
+        for entry in entries:
+            if entry.usd <= 0 or entry.budget_id not in self._budgets:
+                continue
+            mark = SpendMark(entry.ts_ms, entry.request_id)
+            state = self._states.get(entry.budget_id)
+            covered = state.counted_through if state is not None else None
+            if covered is not None and mark <= covered:
+                continue
+            self._ledger(entry.budget_id).add(mark, entry.usd)
+            counted += 1
+        return counted
 
     # --- queries ----------------------------------------------------------------------
 

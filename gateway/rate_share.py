@@ -9,6 +9,10 @@ between a report and its arrival: about (interval_s + delivery) x the key's flee
 rate, one `interval_s` of traffic at 0.2 s (tests/integration/gateway/
 test_gateway_fleet_limits.py holds it to that on two gateways).
 
+The same reports carry the estimated spend each gateway added to its hard budgets'
+ledgers, by spend mark, so every gateway's budget guard counts the fleet's spend that no
+BudgetState covers yet (gateway/budgets.py).
+
 Reports are read from the end of the topic (old usage matters no more than a minute,
 and a bucket starts full anyway) by a consumer thread with no group; they are applied
 on the event loop (`call_soon_threadsafe`), where the buckets live.
@@ -28,6 +32,7 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
+from gateway.budgets import BudgetGuard
 from gateway.ratelimit import KeyLimiter
 from meterline.kafka import consumer_config
 from meterline.settings import Settings
@@ -43,13 +48,15 @@ _STALE_AFTER_S = 10.0
 
 
 class RateShare:
-    """**Parameters:** `limiter` (this gateway's buckets), `emit` (the event emitter's),
-    `clock` (the limiter's monotonic clock), `interval_s` (report period)."""
+    """**Parameters:** `limiter` (this gateway's buckets), `budgets` (its budget guard),
+    `emit` (the event emitter's), `clock` (the limiter's monotonic clock), `interval_s`
+    (report period)."""
 
     def __init__(
         self,
         settings: Settings,
         limiter: KeyLimiter,
+        budgets: BudgetGuard,
         emit: Emit,
         clock: Callable[[], float],
         *,
@@ -57,6 +64,8 @@ class RateShare:
     ) -> None:
         self._settings = settings
         self._limiter = limiter
+        self._budgets = budgets
+        budgets.share_spend = True
         self._emit = emit
         self._clock = clock
         self._interval_s = interval_s
@@ -85,9 +94,9 @@ class RateShare:
             await asyncio.to_thread(self._thread.join, 5)
 
     def report(self) -> None:
-        taken = self._limiter.drain()
-        if taken:
-            value = encode_rate_usage(RateUsage(self.instance, time.time(), taken))
+        taken, spend = self._limiter.drain(), self._budgets.drain_spend()
+        if taken or spend:
+            value = encode_rate_usage(RateUsage(self.instance, time.time(), taken, spend))
             self._emit(self._topic, self.instance.encode(), value)
 
     async def _report_every_interval(self) -> None:
@@ -100,6 +109,7 @@ class RateShare:
 
     def _apply(self, usage: RateUsage) -> None:
         self._limiter.take_reported(usage.keys, self._clock())
+        self._budgets.add_reported(usage.spend)
         self.reports_applied += 1
 
     def _read(self) -> None:

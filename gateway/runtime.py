@@ -159,7 +159,7 @@ class GatewayRuntime:
             metrics=metrics,
         )
         runtime.rate_share = RateShare(
-            settings, runtime.limiter, runtime.emitter.emit, runtime.clock
+            settings, runtime.limiter, runtime.budgets, runtime.emitter.emit, runtime.clock
         )
         return runtime
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -134,3 +135,50 @@ def _cost(request_id: str, started: float, usd: int) -> CostEvent:
         price_source="override:test",
         priced=True,
     )
+
+
+def _fleet_guard() -> BudgetGuard:
+    guard = BudgetGuard()
+    guard.apply_record({"budget_id": "b", "subject": "key:k1", "limit_usd": "3"})
+    guard.apply_state(b"b", orjson.dumps(_state(spent="0", through=None)))
+    return guard
+
+
+def _state(spent: str, through: SpendMark | None) -> dict[str, object]:
+    return {
+        "budget_id": "b",
+        "subject": "key:k1",
+        "spent_usd": spent,
+        "limit_usd": "3",
+        "status": "ok",
+        "period_end": "2099-01-01T00:00:00.000Z",
+        "counted_through": None if through is None else iso_ms(through.ts_ms / 1000),
+        "counted_through_request_id": None if through is None else through.request_id,
+    }
+
+
+def test_each_gateway_counts_the_others_spend_until_a_state_covers_it() -> None:
+    first, second = _fleet_guard(), _fleet_guard()
+    first.share_spend = True
+    marks = [SpendMark(wire_ms(BASE_S + i), f"r{i}") for i in range(3)]
+    for mark in marks[:2]:
+        first.add_spend(("b",), 1.0, mark)
+    report = first.drain_spend()
+    assert first.drain_spend() == ()  # each entry is reported once
+    assert second.add_reported(report) == 2
+    assert second.add_reported(report) == 2  # read twice (at-least-once) ...
+    assert second.spent_estimate("b") == 2.0  # ... counted once
+    second.add_spend(("b",), 1.0, marks[2])  # its own request reaches the limit
+    assert second.check(("b",), BASE_S) is not None
+    # The processors' state covers the first two: they leave both ledgers, nothing twice.
+    covered = orjson.dumps(_state(spent="2", through=marks[1]))
+    for guard in (first, second):
+        guard.apply_state(b"b", covered)
+    assert first.spent_estimate("b") == 2.0 and second.spent_estimate("b") == 3.0
+    assert second.add_reported(report) == 0  # a late copy of a covered report: nothing
+
+
+def test_spend_is_kept_for_the_others_only_when_someone_reports_it() -> None:
+    guard = _fleet_guard()  # no rate sharing (no Kafka): nothing piles up
+    guard.add_spend(("b",), 1.0, SpendMark(wire_ms(BASE_S), "r"))
+    assert guard.drain_spend() == ()
