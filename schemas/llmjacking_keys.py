@@ -8,12 +8,13 @@ judges the key's next request, so the key keeps its history instead of being you
 again. The owner publishes a key's snapshot every few seconds when it learned something,
 and at once when the partition is revoked.
 
-Wire form (orjson), keyed by key_id, on the partition of the key's requests:
-`{"key_id", "org", "team", "app", "first_seen", "last_seen", "quiet_from", "blocked_until",
-"blocked_rank", "learned": {"requests", "first", "last", "networks": {network: ts},
-"user_agents": {agent: ts}, "models": {model: count}, "hours": [24 counts],
-"rate": [alpha, mean, var, n], "spend": [alpha, mean, var, n]}}`; times in unix seconds
-(null where unknown). Decoding bounds every value.
+Wire form (orjson), keyed by key_id, on the partition of the key's requests (modulo this
+topic's partition count: a compacted topic is never grown, the requests topic may be):
+`{"partition": <the key's requests partition>, "key_id", "org", "team", "app",
+"first_seen", "last_seen", "quiet_from", "blocked_until", "blocked_rank", "learned":
+{"requests", "first", "last", "networks": {network: ts}, "user_agents": {agent: ts},
+"models": {model: count}, "hours": [24 counts], "rate": [alpha, mean, var, n], "spend":
+[alpha, mean, var, n]}}`; times in unix seconds (null where unknown). Decoding bounds every value.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class LearnedNormal:
 
 @dataclass(frozen=True, slots=True)
 class KeySnapshot:
+    partition: int  # of the requests topic: the new owner takes the keys of its partitions
     key_id: str
     org: str
     team: str
@@ -68,6 +70,7 @@ def encode_key_snapshot(snapshot: KeySnapshot) -> bytes:
     learned = snapshot.learned
     return orjson.dumps(
         {
+            "partition": snapshot.partition,
             "key_id": snapshot.key_id,
             "org": snapshot.org,
             "team": snapshot.team,
@@ -161,7 +164,11 @@ def decode_key_snapshot(value: bytes) -> KeySnapshot:
     if not isinstance(data, dict):
         raise ValueError("expected an object")
     first_seen = _time(data.get("first_seen"), "first_seen", nullable=False) or 0.0
+    partition = data.get("partition")
+    if type(partition) is not int or not 0 <= partition < 100_000:
+        raise ValueError("partition must be a partition number")
     return KeySnapshot(
+        partition=partition,
         key_id=_text(data.get("key_id"), "key_id") or "",
         org=_text(data.get("org"), "org") or "",
         team=_text(data.get("team"), "team") or "",

@@ -3,8 +3,9 @@ internal compacted `llmjacking-keys` topic (schemas/llmjacking_keys.py).
 
 - The owner notes each key's requests partition, and every `handoff_interval_s` sends a
   snapshot of each key that learned something since its last one, on that partition
-  number of `llmjacking-keys`; when a rebalance revokes the partition it sends all of
-  that partition's keys at once and waits for the broker to have them.
+  number of `llmjacking-keys` (modulo its partition count: a compacted topic is never
+  grown, the requests topic may be); when a rebalance revokes the partition it sends all
+  of that partition's keys at once and waits for the broker to have them.
 - A worker given a requests partition it did not hold reads that partition of
   `llmjacking-keys` to its end before the batch loop hands it a request of it (the
   rebalance listener is awaited), and takes each key whose snapshot learned more than
@@ -54,9 +55,11 @@ def _at(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
-def snapshot_of(key: KeyState) -> KeySnapshot:
+def snapshot_of(key: KeyState, partition: int) -> KeySnapshot:
+    """`key`'s snapshot; `partition`: its requests partition."""
     b = key.baseline
     return KeySnapshot(
+        partition=partition,
         key_id=key.key_id,
         org=key.org,
         team=key.team,
@@ -135,6 +138,8 @@ class KeyHandoff:
         self._partition: dict[str, int] = {}  # key_id -> its requests partition
         self._sent: dict[str, tuple[int, int, float | None, float | None]] = {}
         self.owned: set[int] = set()  # requests partitions this worker holds
+        # Partitions of llmjacking-keys (read from the broker; at least topic_partitions).
+        self._partitions = max(settings.topic_partitions, 1) if settings is not None else 1
 
     def note(self, key_id: str, partition: int) -> None:
         """`key_id`'s requests arrive on `partition` (called per request)."""
@@ -158,8 +163,8 @@ class KeyHandoff:
                 continue
             await self._output.send(
                 key=key_id.encode(),
-                value=encode_key_snapshot(snapshot_of(key)),
-                partition=partition,
+                value=encode_key_snapshot(snapshot_of(key, partition)),
+                partition=partition % self._partitions,
             )
             self._sent[key_id] = progress
             sent += 1
@@ -182,25 +187,26 @@ class KeyHandoff:
             if taken:
                 log.info("llmjacking: %d keys taken over on partitions %s", taken, sorted(gained))
 
-    def take_over(self, snapshots: Iterable[tuple[int, KeySnapshot]]) -> int:
-        """Install each (partition, snapshot) whose key learned more there than here."""
+    def take_over(self, snapshots: Iterable[KeySnapshot]) -> int:
+        """Install each snapshot whose key learned more there than here."""
         taken = 0
         keys = self._detector.keys
-        for partition, snapshot in snapshots:
+        for snapshot in snapshots:
             mine = keys.get(snapshot.key_id)
             if mine is not None and mine.baseline.requests >= snapshot.learned.requests:
                 continue
             keys[snapshot.key_id] = state = key_state(snapshot)
-            self._partition[snapshot.key_id] = partition
+            self._partition[snapshot.key_id] = snapshot.partition
             self._sent[snapshot.key_id] = _progress(state)
             taken += 1
         while len(keys) > self._detector.config.max_keys:
             keys.popitem(last=False)
         return taken
 
-    async def _read(self, partitions: set[int]) -> list[tuple[int, KeySnapshot]]:
-        """Every snapshot on `partitions`, oldest first; what arrives after we looked at the
-        end is a later owner's business. Gives up after `handoff_read_timeout_s`."""
+    async def _read(self, partitions: set[int]) -> list[KeySnapshot]:
+        """Every snapshot of the keys of requests `partitions`, oldest first; what arrives
+        after we looked at the end is a later owner's business. Gives up after
+        `handoff_read_timeout_s`."""
         timeout_s = self._settings.processors.llmjacking.handoff_read_timeout_s
         try:
             return await asyncio.wait_for(self._read_to_end(partitions), timeout_s)
@@ -215,29 +221,40 @@ class KeyHandoff:
             )
             return []
 
-    async def _read_to_end(self, partitions: set[int]) -> list[tuple[int, KeySnapshot]]:
+    async def _read_to_end(self, partitions: set[int]) -> list[KeySnapshot]:
         topic = self._settings.topic(LLMJACKING_KEYS)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap, group_id=None, enable_auto_commit=False
         )
         await consumer.start()
-        out: list[tuple[int, KeySnapshot]] = []
+        out: list[KeySnapshot] = []
         try:
-            assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+            found = consumer.partitions_for_topic(topic)
+            if not found:
+                await consumer.force_metadata_update()
+                found = consumer.partitions_for_topic(topic)
+            if not found:
+                raise LookupError(f"no topic {topic}")
+            self._partitions = len(found)
+            wanted = {p % self._partitions for p in partitions}
+            assigned = [TopicPartition(topic, p) for p in sorted(wanted)]
             consumer.assign(assigned)
             await consumer.seek_to_beginning(*assigned)
             ends = await consumer.end_offsets(assigned)
             left = {tp for tp in assigned if ends[tp] > 0}
             while left:
                 batches = await consumer.getmany(*left, timeout_ms=_POLL_MS)
-                for tp, records in batches.items():
+                for records in batches.values():
                     for record in records:
                         if record.value is None:
                             continue
                         try:
-                            out.append((tp.partition, decode_key_snapshot(record.value)))
+                            snapshot = decode_key_snapshot(record.value)
                         except ValueError as exc:
                             log.warning("llmjacking: skipped a key snapshot: %s", exc)
+                            continue
+                        if snapshot.partition in partitions:
+                            out.append(snapshot)
                 for tp in list(left):
                     if await consumer.position(tp) >= ends[tp]:
                         left.discard(tp)

@@ -14,6 +14,7 @@ from schemas.llmjacking_keys import (
 )
 
 SNAPSHOT = KeySnapshot(
+    partition=3,
     key_id="key_1",
     org="acme",
     team="ml",
@@ -65,6 +66,7 @@ def _with(**changes: object) -> bytes:
         (_with(learned__networks={f"n{i}": 1.0 for i in range(2_000)}), "at most 1024"),
         (_with(learned__models={"m": 1.5}), "learned.models must be a count"),
         (_with(blocked_rank="high"), "blocked_rank must be a count"),
+        (_with(partition=-1), "partition must be a partition number"),
     ],
 )
 def test_what_cannot_be_read_is_named(value: bytes, message: str) -> None:
