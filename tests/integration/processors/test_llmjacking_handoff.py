@@ -4,12 +4,10 @@ key as a known key, not as a new one."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
@@ -20,22 +18,16 @@ from schemas.llmjacking_keys import decode_key_snapshot
 from schemas.topics import ANOMALIES, LLMJACKING_KEYS, REQUESTS
 from tests.conftest import free_port
 from tests.integration.processors.test_budget_workers import assigned_partitions, wait_for
-from tests.integration.processors.worker_helpers import TopicReader, worker_process
+from tests.integration.processors.worker_helpers import TopicReader, metric_total, worker_process
 from tests.unit.processors.llmjacking.test_logic import after_normal, attack, normal_key
 
 pytestmark = pytest.mark.integration
 
-_TAKEN = re.compile(r"^meterline_processors_llmjacking_keys_taken_over_total (\S+)$", re.M)
 VICTIM, PARTITION = "k-victim", 1
 
 
 def keys_taken_over(settings: Settings) -> float:
-    try:
-        text = httpx.get(f"http://{settings.host}:{settings.processors_port}/metrics").text
-    except httpx.HTTPError:
-        return 0.0
-    found = _TAKEN.search(text)
-    return float(found.group(1)) if found else 0.0
+    return metric_total(settings, "meterline_processors_llmjacking_keys_taken_over_total")
 
 
 def _produce(settings: Settings, events: list[Any]) -> None:

@@ -3,13 +3,11 @@ also learn the other worker's key, through the internal llmjacking-peers topic."
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from confluent_kafka import Producer
 
@@ -18,21 +16,14 @@ from meterline.settings import Settings
 from schemas.topics import REQUESTS
 from tests.conftest import free_port
 from tests.integration.processors.test_budget_workers import assigned_partitions, wait_for
-from tests.integration.processors.worker_helpers import worker_process
+from tests.integration.processors.worker_helpers import metric_total, worker_process
 from tests.unit.processors.llmjacking.test_logic import normal_key
 
 pytestmark = pytest.mark.integration
 
-_TAKEN = re.compile(r"^meterline_processors_llmjacking_peer_items_total (\S+)$", re.M)
-
 
 def peer_items_taken(settings: Settings) -> float:
-    try:
-        text = httpx.get(f"http://{settings.host}:{settings.processors_port}/metrics").text
-    except httpx.HTTPError:
-        return 0.0
-    found = _TAKEN.search(text)
-    return float(found.group(1)) if found else 0.0
+    return metric_total(settings, "meterline_processors_llmjacking_peer_items_total")
 
 
 def test_each_worker_learns_the_peers_of_the_keys_the_other_holds(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -38,6 +40,16 @@ def worker_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Po
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+
+
+def metric_total(settings: Settings, name: str) -> float:
+    """The value of an unlabelled counter on the worker's /metrics, 0 while it is not up."""
+    try:
+        text = httpx.get(f"http://{settings.host}:{settings.processors_port}/metrics").text
+    except httpx.HTTPError:
+        return 0.0
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 class TopicReader:
