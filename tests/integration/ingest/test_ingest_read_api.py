@@ -154,6 +154,25 @@ def test_showback_and_requests_over_http(harness, service) -> None:
             else:
                 assert row["cost_usd"] is None
 
+        # Stored twice (a redelivery two sink consumers both took): listed once, and the
+        # cost is the copy ingested last, counted once.
+        listed = [row["request_id"] for row in recent["requests"]]
+        priced = next(r for r in listed if r in cost_of and cost_of[r] > 0)
+        db = harness.db
+        for request_id in listed:
+            harness.client.command(
+                f"INSERT INTO {db}.requests SELECT * FROM {db}.requests "
+                f"WHERE request_id = '{request_id}'"
+            )
+        harness.client.command(
+            f"INSERT INTO {db}.costs SELECT * REPLACE (total_cost * 2 AS total_cost, "
+            f"ingested_at + 1 AS ingested_at) FROM {db}.costs WHERE request_id = '{priced}'"
+        )
+        again = http.get("/api/requests", params={"limit": 5, "key": "key-3"}).json()
+        assert [row["request_id"] for row in again["requests"]] == listed  # no duplicate
+        cost = {row["request_id"]: row["cost_usd"] for row in again["requests"]}
+        assert Decimal(cost[priced]) == 2 * cost_of[priced]
+
         # Spend of one subject over a period: what budgets reconcile from on start.
         day_start = TODAY.replace(hour=0, minute=0)
         spend = http.get(
