@@ -74,15 +74,20 @@ class Bridge:
         return self.client.stream_reader(parsed)
 
     async def stream(
-        self, parsed: ParsedRequest, events: AsyncIterator[bytes], reader: StreamReader
-    ) -> AsyncGenerator[bytes, None]:
-        """The client's events, each upstream event fed to `reader` first."""
-        async for event in events:
-            name, data = parse_event(event)
-            payload = parse_json(data)
-            if payload is not None and reader.feed(name, payload):
-                continue  # chat's usage chunk the client did not ask for
-            yield event
+        self, parsed: ParsedRequest, batches: AsyncIterator[list[bytes]], reader: StreamReader
+    ) -> AsyncGenerator[list[bytes], None]:
+        """The client's events, a list per upstream read (never empty), each upstream event
+        fed to `reader` first."""
+        async for batch in batches:
+            out = []
+            for event in batch:
+                name, data = parse_event(event)
+                payload = parse_json(data)
+                if payload is not None and reader.feed(name, payload):
+                    continue  # chat's usage chunk the client did not ask for
+                out.append(event)
+            if out:
+                yield out
 
 
 class ChatViaMessages(Bridge):
@@ -104,22 +109,25 @@ class ChatViaMessages(Bridge):
         return MESSAGES.stream_reader(parsed)
 
     async def stream(
-        self, parsed: ParsedRequest, events: AsyncIterator[bytes], reader: StreamReader
-    ) -> AsyncGenerator[bytes, None]:
+        self, parsed: ParsedRequest, batches: AsyncIterator[list[bytes]], reader: StreamReader
+    ) -> AsyncGenerator[list[bytes], None]:
         chunks = ChatChunksFromMessagesStream(
             created=int(time.time()), include_usage=parsed.client_wants_usage
         )
-        async for event in events:
-            name, data = parse_event(event)
-            payload = parse_json(data)
-            if not isinstance(payload, dict):
-                continue
-            reader.feed(name, payload)
-            for chunk in chunks.feed(name, payload):
-                yield encode_event(chunk)
+        async for batch in batches:
+            out = []
+            for event in batch:
+                name, data = parse_event(event)
+                payload = parse_json(data)
+                if not isinstance(payload, dict):
+                    continue
+                reader.feed(name, payload)
+                out += [encode_event(chunk) for chunk in chunks.feed(name, payload)]
+            if out:
+                yield out
         if not chunks.done:
             raise UpstreamUnavailable("the upstream stream ended before message_stop")
-        yield encode_done()
+        yield [encode_done()]
 
 
 class MessagesViaChat(Bridge):
@@ -141,21 +149,29 @@ class MessagesViaChat(Bridge):
         return ChatStreamReader()
 
     async def stream(
-        self, parsed: ParsedRequest, events: AsyncIterator[bytes], reader: StreamReader
-    ) -> AsyncGenerator[bytes, None]:
+        self, parsed: ParsedRequest, batches: AsyncIterator[list[bytes]], reader: StreamReader
+    ) -> AsyncGenerator[list[bytes], None]:
         translated = MessagesEventsFromChatStream()
-        async for event in events:
-            name, data = parse_event(event)
-            if data == DONE:
+        done = False
+        async for batch in batches:
+            out = []
+            for event in batch:
+                name, data = parse_event(event)
+                if data == DONE:
+                    done = True
+                    break
+                payload = parse_json(data)
+                if not isinstance(payload, dict):
+                    continue
+                reader.feed(name, payload)
+                out += [encode_event(e, kind) for kind, e in translated.feed(payload)]
+            if out:
+                yield out
+            if done:
                 break
-            payload = parse_json(data)
-            if not isinstance(payload, dict):
-                continue
-            reader.feed(name, payload)
-            for out_name, out in translated.feed(payload):
-                yield encode_event(out, out_name)
-        for out_name, out in translated.finish():
-            yield encode_event(out, out_name)
+        tail = [encode_event(e, kind) for kind, e in translated.finish()]
+        if tail:
+            yield tail
 
 
 _PASS_THROUGH = {dialect.name: Bridge(dialect, dialect) for dialect in DIALECTS.values()}

@@ -17,7 +17,7 @@ RequestEvents, and a GuardrailSummary in the RequestEvent.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import orjson
@@ -126,77 +126,55 @@ class Guardrails:
         return orjson.dumps(response) if changed else data
 
     def guard_stream(
-        self, record: RequestRecord, dialect: Dialect, events: AsyncGenerator[bytes, None]
-    ) -> AsyncGenerator[bytes, None]:
-        """`events` itself when no output guardrail is on; else a generator that holds
-        back, masks or (raising GuardrailBlocked) stops the streamed text."""
+        self,
+        record: RequestRecord,
+        dialect: Dialect,
+        batches: AsyncGenerator[list[bytes], None],
+    ) -> AsyncGenerator[list[bytes], None]:
+        """`batches` itself when no output guardrail is on; else a generator that holds
+        back, masks or (raising GuardrailBlocked) stops the streamed text. Batches are the
+        events one upstream read brought; each comes out as one (possibly empty: all
+        held back) batch."""
         modes = {g: m for g, m in self.modes(record).items() if m != "off" and g not in INPUT_ONLY}
         if not modes:
-            return events
+            return batches
         rewrite = any(m in ("redact", "block") for m in modes.values())
-        return self._guarded(record, dialect, events, modes, rewrite)
+        return self._guarded(record, dialect, batches, modes, rewrite)
 
     async def _guarded(
         self,
         record: RequestRecord,
         dialect: Dialect,
-        events: AsyncGenerator[bytes, None],
+        batches: AsyncGenerator[list[bytes], None],
         modes: dict[str, GuardrailMode],
         rewrite: bool,
-    ) -> AsyncIterator[bytes]:
-        guards: dict[int, StreamGuard] = {}
-        template: Any = {}
-        # With rewriting on, the text each output's client was sent; outputs a guard
-        # changed are `rewritten`, and events repeating their whole text (Responses'
-        # recaps) are made to repeat what was sent instead.
-        sent: dict[int, list[str]] = {}
-        rewritten: set[int] = set()
+    ) -> AsyncGenerator[list[bytes], None]:
+        stream = _GuardedStream(self, record, dialect, modes, rewrite)
         try:
-            async for event in events:
-                name, data = parse_event(event)
-                if data == DONE:
-                    yield self._flush(record, dialect, guards, template, rewrite) + event
-                    continue
-                payload = parse_json(data)
-                pieces = dialect.stream_texts(name, payload) if payload is not None else []
-                if not pieces and not (rewritten and dialect.recap_texts(name, payload)):
-                    yield event  # usage, comments, other events: no text to judge
-                    continue
-                before = b""
-                changed = False
-                for piece in pieces:
-                    if piece.container is not None:
-                        template = payload
-                    released, replaced = self._guard_piece(record, piece, guards, modes)
-                    if not rewrite:
-                        continue
-                    sent.setdefault(piece.index, []).append(released)
-                    if replaced:
-                        rewritten.add(piece.index)
-                        if piece.container is None:
-                            before += dialect.text_event(piece.index, released, template)
-                        else:
-                            piece.container[piece.key] = released
-                            changed = True
-                recaps = dialect.recap_texts(name, payload) if rewritten else []
-                for index, container, key in recaps:
-                    if index in rewritten:
-                        container[key] = "".join(sent[index])
-                        changed = True
-                yield before + (encode_event(payload, name) if changed else event)
+            async for batch in batches:
+                out: list[bytes] = []
+                try:
+                    for event in batch:
+                        stream.event(event, out)
+                except GuardrailBlocked:
+                    if out:  # what was judged before the finding still goes out first
+                        yield out
+                    raise
+                if out:
+                    yield out
         except UpstreamError:
             # The upstream broke off: what the guards hold was judged as far as it goes
             # and is sent before the in-band error, as the text's end.
-            tail = self._flush(record, dialect, guards, template, rewrite)
+            tail = stream.flush()
             if tail:
-                yield tail
+                yield [tail]
             raise
         else:
-            tail = self._flush(record, dialect, guards, template, rewrite)
+            tail = stream.flush()
             if tail:
-                yield tail
+                yield [tail]
         finally:
-            await events.aclose()
+            await batches.aclose()
 
     def _guard_piece(
         self,
@@ -318,3 +296,72 @@ class Guardrails:
             "excerpt": snippet,
         }
         self._emit(self._topic, key.key_id.encode() if key else b"", orjson.dumps(event))
+
+
+class _GuardedStream:
+    """One stream's output guards, fed event by event (Guardrails.guard_stream).
+
+    With rewriting on it remembers the text each output's client was sent; outputs a
+    guard changed are `rewritten`, and events repeating their whole text (Responses'
+    recaps) are made to repeat what was sent instead."""
+
+    def __init__(
+        self,
+        guardrails: Guardrails,
+        record: RequestRecord,
+        dialect: Dialect,
+        modes: dict[str, GuardrailMode],
+        rewrite: bool,
+    ) -> None:
+        self._guardrails = guardrails
+        self._record = record
+        self._dialect = dialect
+        self._modes = modes
+        self._rewrite = rewrite
+        self._guards: dict[int, StreamGuard] = {}
+        self._template: Any = {}
+        self._sent: dict[int, list[str]] = {}
+        self._rewritten: set[int] = set()
+
+    def event(self, event: bytes, out: list[bytes]) -> None:
+        """Judge one upstream event; append what the client gets instead (if anything)."""
+        dialect = self._dialect
+        name, data = parse_event(event)
+        if data == DONE:
+            out.append(self.flush() + event)
+            return
+        payload = parse_json(data)
+        pieces = dialect.stream_texts(name, payload) if payload is not None else []
+        if not pieces and not (self._rewritten and dialect.recap_texts(name, payload)):
+            out.append(event)  # usage, comments, other events: no text to judge
+            return
+        before = b""
+        changed = False
+        for piece in pieces:
+            if piece.container is not None:
+                self._template = payload
+            released, replaced = self._guardrails._guard_piece(
+                self._record, piece, self._guards, self._modes
+            )
+            if not self._rewrite:
+                continue
+            self._sent.setdefault(piece.index, []).append(released)
+            if replaced:
+                self._rewritten.add(piece.index)
+                if piece.container is None:
+                    before += dialect.text_event(piece.index, released, self._template)
+                else:
+                    piece.container[piece.key] = released
+                    changed = True
+        recaps = dialect.recap_texts(name, payload) if self._rewritten else []
+        for index, container, key in recaps:
+            if index in self._rewritten:
+                container[key] = "".join(self._sent[index])
+                changed = True
+        out.append(before + (encode_event(payload, name) if changed else event))
+
+    def flush(self) -> bytes:
+        """What the guards still hold, as text events shaped like the stream's last one."""
+        return self._guardrails._flush(
+            self._record, self._dialect, self._guards, self._template, self._rewrite
+        )

@@ -135,7 +135,7 @@ class ASGIProvider(Provider):
 
     async def stream(
         self, path: str, body: bytes, *, model: str, timeouts: Timeouts
-    ) -> AsyncGenerator[bytes, None]:
+    ) -> AsyncGenerator[list[bytes], None]:
         messages, task = self._call("POST", self._wire.url(path, model), body)
         wait = timeouts.first_byte_s
         try:
@@ -151,10 +151,10 @@ class ASGIProvider(Provider):
             while (item := await self._next(messages, wait)) is not _END:
                 buffer += item.get("body", b"")
                 events, buffer = split_events(buffer)
-                for event in events:
-                    yield event
+                if events:
+                    yield events
             if buffer.strip():
-                yield buffer + _SSE_SEPARATOR
+                yield [buffer + _SSE_SEPARATOR]
         finally:
             await _cancel(task)
 

@@ -54,9 +54,10 @@ class Provider(ABC):
     @abstractmethod
     def stream(
         self, path: str, body: bytes, *, model: str, timeouts: Timeouts
-    ) -> AsyncGenerator[bytes, None]:
-        """POST a streaming request; yield each SSE event. Raises before the first event
-        when the upstream refuses the request."""
+    ) -> AsyncGenerator[list[bytes], None]:
+        """POST a streaming request; yield its SSE events as they arrive, a list of the
+        complete events each read brought (so the gateway forwards them in one write).
+        Raises before the first event when the upstream refuses the request."""
 
     @abstractmethod
     async def list_models(self) -> list[str]:

@@ -135,7 +135,7 @@ class HttpProvider(Provider):
 
     async def stream(
         self, path: str, body: bytes, *, model: str, timeouts: Timeouts
-    ) -> AsyncGenerator[bytes, None]:
+    ) -> AsyncGenerator[list[bytes], None]:
         # No total: a stream lasts as long as the answer; `first_byte_s` bounds each silence.
         with map_upstream_errors(self.name):
             async with await self._post(path, body, model, timeouts) as response:
@@ -148,10 +148,10 @@ class HttpProvider(Provider):
                 async for piece in response.chunks(timeouts.first_byte_s):
                     buffer += piece
                     events, buffer = split_events(buffer)
-                    for event in events:
-                        yield event
+                    if events:
+                        yield events
                 if buffer.strip():
-                    yield buffer + _SSE_SEPARATOR
+                    yield [buffer + _SSE_SEPARATOR]
 
     async def list_models(self) -> list[str]:
         with map_upstream_errors(self.name):

@@ -168,14 +168,23 @@ def _chunk(content: str | None, finish: str | None = None) -> bytes:
     return b"data: " + orjson.dumps({"id": "c", "model": "m", "choices": [choice]}) + b"\n\n"
 
 
-async def _upstream(text: str, size: int, finish: bool = True) -> AsyncGenerator[bytes, None]:
-    yield _chunk("")
-    for i in range(0, len(text), size):
-        yield _chunk(text[i : i + size])
+def _chat_events(text: str, size: int, finish: bool = True) -> list[bytes]:
+    events = [_chunk("")]
+    events += [_chunk(text[i : i + size]) for i in range(0, len(text), size)]
     if finish:
-        yield _chunk(None, "stop")
-    yield b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":1}}\n\n'
-    yield b"data: [DONE]\n\n"
+        events.append(_chunk(None, "stop"))
+    events.append(b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":1}}\n\n')
+    return [*events, b"data: [DONE]\n\n"]
+
+
+async def _upstream(text: str, size: int, finish: bool = True) -> AsyncGenerator[list[bytes], None]:
+    """One event per upstream read, as a slow upstream sends them."""
+    for event in _chat_events(text, size, finish):
+        yield [event]
+
+
+async def _flat(batches: AsyncGenerator[list[bytes], None]) -> list[bytes]:
+    return [event async for batch in batches for event in batch]
 
 
 def _content(events: list[bytes]) -> str:
@@ -194,7 +203,7 @@ async def test_streams_are_redacted_across_chunks(tmp_path: Path, finish: bool) 
     guardrails, topic = _guardrails(tmp_path, secrets="redact", pii="monitor")
     record = _record()
     text = f"The key is {OPENAI_KEY}, mail a@b.io. Bye."
-    events = [e async for e in guardrails.guard_stream(record, CHAT, _upstream(text, 5, finish))]
+    events = await _flat(guardrails.guard_stream(record, CHAT, _upstream(text, 5, finish)))
     assert _content(events) == "The key is [REDACTED:openai_key], mail a@b.io. Bye."
     assert not any(b"Ab3Xy9" in e for e in events)
     # what the guards still held goes out before [DONE], even without a finish_reason
@@ -211,8 +220,8 @@ async def test_a_stream_block_raises_before_the_secret_is_sent(tmp_path: Path) -
     sent: list[bytes] = []
     upstream = _upstream(f"ok then {OPENAI_KEY} more", 3)
     with pytest.raises(GuardrailBlocked):
-        async for event in guardrails.guard_stream(record, CHAT, upstream):
-            sent.append(event)
+        async for batch in guardrails.guard_stream(record, CHAT, upstream):
+            sent.extend(batch)
     assert "sk-p" not in _content(sent)
     assert upstream.ag_running is False and upstream.ag_frame is None  # upstream closed
     assert [e.action for e in _valid_events(topic, record)] == ["block"]
@@ -221,8 +230,8 @@ async def test_a_stream_block_raises_before_the_secret_is_sent(tmp_path: Path) -
 async def test_monitor_only_streams_pass_events_through_untouched(tmp_path: Path) -> None:
     guardrails, topic = _guardrails(tmp_path, pii="monitor")
     record = _record()
-    expected = [e async for e in _upstream("mail a@b.io now", 4)]
-    got = [e async for e in guardrails.guard_stream(record, CHAT, _upstream("mail a@b.io now", 4))]
+    expected = await _flat(_upstream("mail a@b.io now", 4))
+    got = await _flat(guardrails.guard_stream(record, CHAT, _upstream("mail a@b.io now", 4)))
     assert got == expected and len(topic.sent) == 1
     off, _ = _guardrails(tmp_path)
     stream = _upstream("x", 1)
@@ -276,9 +285,9 @@ def _responses_stream(text: str, size: int) -> list[bytes]:
     return [encode_event(payload, payload["type"]) for payload in events]
 
 
-async def _replay(events: list[bytes]) -> AsyncGenerator[bytes, None]:
+async def _replay(events: list[bytes]) -> AsyncGenerator[list[bytes], None]:
     for event in events:
-        yield event
+        yield [event]
 
 
 def _payloads(events: list[bytes]) -> list[dict[str, Any]]:
@@ -295,10 +304,7 @@ async def test_messages_streams_are_redacted_in_their_text_deltas(tmp_path: Path
     guardrails, topic = _guardrails(tmp_path, secrets="redact")
     record = _record()
     text = f"The key is {OPENAI_KEY}. Bye."
-    got = [
-        e
-        async for e in guardrails.guard_stream(record, MESSAGES, _replay(_messages_stream(text, 6)))
-    ]
+    got = await _flat(guardrails.guard_stream(record, MESSAGES, _replay(_messages_stream(text, 6))))
     payloads = _payloads(got)
     streamed = "".join(p["delta"]["text"] for p in payloads if p["type"] == "content_block_delta")
     assert streamed == "The key is [REDACTED:openai_key]. Bye."
@@ -316,12 +322,9 @@ async def test_responses_recaps_repeat_what_the_client_was_sent(tmp_path: Path) 
     guardrails, _ = _guardrails(tmp_path, secrets="redact")
     record = _record()
     text = f"The key is {OPENAI_KEY}. Bye."
-    got = [
-        e
-        async for e in guardrails.guard_stream(
-            record, RESPONSES, _replay(_responses_stream(text, 7))
-        )
-    ]
+    got = await _flat(
+        guardrails.guard_stream(record, RESPONSES, _replay(_responses_stream(text, 7)))
+    )
     assert not any(b"Ab3Xy9" in e for e in got)
     payloads = _payloads(got)
     redacted = "The key is [REDACTED:openai_key]. Bye."
@@ -341,8 +344,8 @@ async def test_a_blocked_responses_stream_never_sends_its_recaps(tmp_path: Path)
     sent: list[bytes] = []
     with pytest.raises(GuardrailBlocked):
         stream = _replay(_responses_stream(f"ok {OPENAI_KEY} more", 5))
-        async for event in guardrails.guard_stream(record, RESPONSES, stream):
-            sent.append(event)
+        async for batch in guardrails.guard_stream(record, RESPONSES, stream):
+            sent.extend(batch)
     assert not any(b"Ab3Xy9" in e for e in sent)
 
 
@@ -350,13 +353,45 @@ async def test_text_held_back_is_sent_before_an_upstream_failure(tmp_path: Path)
     guardrails, _ = _guardrails(tmp_path, secrets="redact")
     record = _record()
 
-    async def breaking() -> AsyncGenerator[bytes, None]:
-        yield _chunk("")
-        yield _chunk("all fine so far")
+    async def breaking() -> AsyncGenerator[list[bytes], None]:
+        yield [_chunk("")]
+        yield [_chunk("all fine so far")]
         raise UpstreamUnavailable("upstream dropped the stream")
 
     sent: list[bytes] = []
     with pytest.raises(UpstreamUnavailable):
-        async for event in guardrails.guard_stream(record, CHAT, breaking()):
-            sent.append(event)
+        async for batch in guardrails.guard_stream(record, CHAT, breaking()):
+            sent.extend(batch)
     assert _content(sent) == "all fine so far"
+
+
+async def test_events_that_arrive_together_go_out_together(tmp_path: Path) -> None:
+    guardrails, _ = _guardrails(tmp_path, secrets="redact")
+    record = _record()
+    events = _chat_events(f"The key is {OPENAI_KEY}, bye now.", 9)
+
+    async def one_read() -> AsyncGenerator[list[bytes], None]:
+        yield events
+
+    batches = [batch async for batch in guardrails.guard_stream(record, CHAT, one_read())]
+    assert len(batches) == 1  # one upstream read, one write to the client
+    assert _content(batches[0]) == "The key is [REDACTED:openai_key], bye now."
+
+
+async def test_a_block_in_the_middle_of_a_read_sends_what_was_judged_before_it(
+    tmp_path: Path,
+) -> None:
+    guardrails, _ = _guardrails(tmp_path, secrets="block")
+    record = _record()
+    harmless = "A long and harmless opening sentence, then "
+    events = _chat_events(harmless + OPENAI_KEY, 8)
+
+    async def one_read() -> AsyncGenerator[list[bytes], None]:
+        yield events
+
+    sent: list[bytes] = []
+    with pytest.raises(GuardrailBlocked):
+        async for batch in guardrails.guard_stream(record, CHAT, one_read()):
+            sent.extend(batch)
+    released = _content(sent)  # what the guard had released (it holds back the rest)
+    assert released and harmless.startswith(released)
