@@ -132,9 +132,9 @@ class Guardrails:
         batches: AsyncGenerator[list[bytes], None],
     ) -> AsyncGenerator[list[bytes], None]:
         """`batches` itself when no output guardrail is on; else a generator that holds
-        back, masks or (raising GuardrailBlocked) stops the streamed text. Batches are the
-        events one upstream read brought; each comes out as one (possibly empty: all
-        held back) batch."""
+        back, masks or (raising GuardrailBlocked) stops the streamed text. A batch is the
+        events one upstream read brought, and comes out as one batch (a held-back text
+        event goes out with the text it may release yet)."""
         modes = {g: m for g, m in self.modes(record).items() if m != "off" and g not in INPUT_ONLY}
         if not modes:
             return batches
