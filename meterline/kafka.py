@@ -22,6 +22,7 @@ from meterline.settings import Settings
 from schemas.topics import COMPACTED_TOPICS, TOPIC_CONFIGS, TOPICS
 
 __all__ = [
+    "METADATA_REFRESH_MS",
     "RECORD_ERRORS",
     "REPEAT_WINDOW_S",
     "RepeatFilter",
@@ -148,12 +149,20 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return config
 
 
+# A subscribed topic that is missing when a consumer (re)joins its group is only looked for
+# again at the next metadata refresh: 5 minutes by default. After a broker restart
+# (the embedded broker keeps nothing) the topics are created again moments after the
+# consumers rejoin, so a consumer could miss one (spans, budget-spend) for minutes.
+METADATA_REFRESH_MS = 5_000
+
+
 def consumer_config(settings: Settings, group_id: str | None, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": settings.kafka_session_timeout_ms,
+        "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
         "reconnect.backoff.max.ms": 1000,
         "allow.auto.create.topics": False,
         "logger": librdkafka_logger(),

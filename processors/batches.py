@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 from faust.types import Message
 from mode import Service
 
+from meterline.kafka import METADATA_REFRESH_MS
 from meterline.settings import Settings
 from processors.metrics import ProcessorMetrics
 
@@ -149,6 +150,7 @@ class BatchLoop(Service):
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(session_ms // 3, 100),
             max_partition_fetch_bytes=_FETCH_BYTES,
+            metadata_max_age_ms=METADATA_REFRESH_MS,  # a topic created again is seen soon
         )
         consumer.subscribe(self._pipeline.topics(), listener=_Listener(self))
         try:
