@@ -27,7 +27,7 @@ from ingest.sink.consumer import SinkConsumer
 from ingest.sink.status import SinkStatus, SinkStatusGroup
 from meterline.kafka import create_topics, wait_for_broker
 from meterline.settings import Settings
-from meterline.warehouse import SharedClient, connect, migrate
+from meterline.warehouse import SharedClient, connect, migrate, repair_recent_rollups
 
 __all__ = ["IngestService", "build_app", "serve"]
 
@@ -46,6 +46,9 @@ class IngestService:
         applied = migrate(client, settings.clickhouse_database)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
+        repaired = repair_recent_rollups(client, settings.clickhouse_database)
+        if repaired:
+            log.warning("refilled the last 2 days of %s: a crash had cut them short", repaired)
         self.client = SharedClient(client, settings.clickhouse_database)
         self.consumers: list[SinkConsumer] = []
         for _ in range(settings.ingest.sink.workers):

@@ -33,6 +33,7 @@ __all__ = [
     "migrate",
     "rebuild_aggregates",
     "refill_sqls",
+    "repair_recent_rollups",
     "spend_daily_refill_sql",
     "validate_identifier",
 ]
@@ -184,6 +185,31 @@ def rebuild_aggregates(client: Client, database: str) -> int:
         client.command(sql)
         client.command(f"OPTIMIZE TABLE {db}.{table} FINAL")
     return int(client.query(f"SELECT count() FROM {db}.spend_daily").result_rows[0][0])
+
+
+def repair_recent_rollups(client: Client, database: str, days: int = 2) -> list[str]:
+    """Refill the last `days` days of every rollup whose requests differ from its raw rows';
+    return the rollups repaired. Run it before the sink starts.
+
+    A materialized view is filled by the insert into its raw table, but not atomically
+    with it: an embedded engine killed between the two (SIGKILL of ingest) keeps the raw
+    rows and loses the view's. The sink's stored-event-id check then skips those events
+    on redelivery, so without this the rollup stays short (the chaos test saw showback
+    27 requests under the exact costs). The crash can only hit recent inserts, so only
+    recent days are compared: cheap at any size (the day is the tables' first key)."""
+    db = validate_identifier(database)
+    repaired = []
+    for table, sql in refill_sqls(db).items():
+        select = sql.split("\n", 1)[1]  # the view's SELECT over the raw table FINAL
+        recent = f"day >= today() - {int(days) - 1}"
+        raw = f"SELECT sum(requests) FROM ({select}) WHERE {recent}"
+        rolled = f"SELECT sum(requests) FROM {db}.{table} WHERE {recent}"
+        if client.query(raw).result_rows[0][0] == client.query(rolled).result_rows[0][0]:
+            continue
+        client.command(f"DELETE FROM {db}.{table} WHERE {recent}")
+        client.command(f"INSERT INTO {db}.{table} SELECT * FROM ({select}) WHERE {recent}")
+        repaired.append(table)
+    return repaired
 
 
 class SharedClient:
