@@ -34,6 +34,7 @@ __all__ = [
     "rebuild_aggregates",
     "refill_sqls",
     "repair_recent_rollups",
+    "rollup_selects",
     "spend_daily_refill_sql",
     "validate_identifier",
 ]
@@ -145,25 +146,31 @@ _MV_SELECT = re.compile(
 )
 
 
-def refill_sqls(database: str) -> dict[str, str]:
-    """Per rollup table, the INSERT that refills it: its view's own SELECT over the raw
-    table FINAL (spend_daily from costs, requests_daily from requests).
+def rollup_selects(database: str) -> dict[str, str]:
+    """Per rollup table, its view's own SELECT over the raw table FINAL (spend_daily from
+    costs, requests_daily from requests).
 
     Read from the latest migration that creates each view (spend_daily_mv: 0004, recreated
     by 0008, 0009 and 0013) rather than copied, so a rebuild cannot drift from the view
     that fills the table in normal operation.
     """
     db = validate_identifier(database)
-    refills: dict[str, str] = {}
+    selects: dict[str, str] = {}
     for migration in load_migrations():  # a later definition replaces an earlier one
         for statement in migration.statements(db):
             match = _MV_SELECT.fullmatch(statement)
             if match is not None:
-                target = match["target"]
-                refills[target] = (
-                    f"INSERT INTO {db}.{target}\n{match['select']} FINAL{match['rest']}"
-                )
-    return refills
+                selects[match["target"]] = f"{match['select']} FINAL{match['rest']}"
+    return selects
+
+
+def refill_sqls(database: str) -> dict[str, str]:
+    """Per rollup table, the INSERT that refills it from its raw rows (`rollup_selects`)."""
+    db = validate_identifier(database)
+    return {
+        target: f"INSERT INTO {db}.{target}\n{select}"
+        for target, select in rollup_selects(db).items()
+    }
 
 
 def spend_daily_refill_sql(database: str) -> str:
@@ -199,8 +206,7 @@ def repair_recent_rollups(client: Client, database: str, days: int = 2) -> list[
     recent days are compared: cheap at any size (the day is the tables' first key)."""
     db = validate_identifier(database)
     repaired = []
-    for table, sql in refill_sqls(db).items():
-        select = sql.split("\n", 1)[1]  # the view's SELECT over the raw table FINAL
+    for table, select in rollup_selects(db).items():
         recent = f"day >= today() - {int(days) - 1}"
         raw = f"SELECT sum(requests) FROM ({select}) WHERE {recent}"
         rolled = f"SELECT sum(requests) FROM {db}.{table} WHERE {recent}"

@@ -143,8 +143,7 @@ class KeyHandoff:
 
     def note(self, key_id: str, partition: int) -> None:
         """`key_id`'s requests arrive on `partition` (called per request)."""
-        if self._partition.get(key_id) != partition:
-            self._partition[key_id] = partition
+        self._partition[key_id] = partition
 
     async def publish(self, partitions: set[int] | None = None) -> int:
         """Snapshots of the keys that learned something since their last one (every key of
